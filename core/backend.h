@@ -1,0 +1,83 @@
+/* core/backend.h: the one interface every allocator backend implements.
+ *
+ * Modelled on SQLite's sqlite3_mem_methods: a struct of function pointers,
+ * one const instance per backend, chosen once at start-up.  The preload shim
+ * (preload/shim.c) sits in front and hands every slot clean arguments, so
+ * backends never see NULL, a zero size, an overflowed product or a bad
+ * alignment.  A tracing decorator (report/trace.c) may wrap any instance by
+ * exposing a struct of the same type whose slots call the inner ones.
+ */
+#ifndef ML_CORE_BACKEND_H
+#define ML_CORE_BACKEND_H
+
+#include <stddef.h>
+
+struct ml_options;
+
+/* Phases passed to atfork, in the order pthread_atfork runs them. */
+enum ml_fork_phase { ML_FORK_PREPARE, ML_FORK_PARENT, ML_FORK_CHILD };
+
+struct ml_backend {
+    const char *name; /* the MALLARD_BACKEND value */
+
+    /* Called once, single-threaded, before any other slot.  It may not call
+     * the host's malloc.  Returns 0, or an errno value: the shim then falls
+     * back to the system backend and says so on stderr. */
+    int (*init)(const struct ml_options *opt);
+
+    /* size > 0.  Returns a block of at least size bytes aligned to 16, or
+     * NULL on exhaustion (the shim sets errno). */
+    void *(*malloc)(size_t size);
+
+    /* Like malloc, but the block reads as zero.  May be NULL: the shim then
+     * calls malloc and clears the block itself.  A backend provides it when
+     * it can skip the clearing for memory fresh from the kernel. */
+    void *(*zalloc)(size_t size);
+
+    /* align is a power of two >= 16, size > 0.  Same contract as malloc,
+     * with the block aligned to align. */
+    void *(*memalign)(size_t align, size_t size);
+
+    /* p is non-NULL.  p is normally a live block of this backend; a pointer
+     * the backend does not own must be ignored, never dereferenced blindly. */
+    void (*free)(void *p);
+
+    /* p is a live block of this backend, size > 0.  On failure returns NULL
+     * and p stays intact.  The first min(old, size) bytes are preserved. */
+    void *(*realloc)(void *p, size_t size);
+
+    /* p is a live block of this backend.  Returns the number of bytes that
+     * may be used, >= the requested size; all of them are writable. */
+    size_t (*usable_size)(const void *p);
+
+    /* Called on the exiting thread after its last ordinary allocation; the
+     * thread may still allocate afterwards, so this must leave it usable.
+     * May be NULL. */
+    void (*thread_exit)(void);
+
+    /* Called in each pthread_atfork phase.  PREPARE takes every backend lock
+     * so the child inherits none held; PARENT and CHILD release them.
+     * May be NULL. */
+    void (*atfork)(int phase);
+};
+
+/* Provided by the host of the backends (preload/boot.c): a backend calls it
+ * when it first creates state for the calling thread, so that thread_exit
+ * runs when the thread ends.  Never allocates.  A weak no-op stands in when
+ * the backends are linked without the preload layer (unit tests). */
+void ml_thread_attach(void);
+
+/* The registry, in the order MALLARD_BACKEND documents them. */
+extern const struct ml_backend ml_backend_freelist;
+extern const struct ml_backend ml_backend_bump;
+extern const struct ml_backend ml_backend_arena;
+extern const struct ml_backend ml_backend_page;
+extern const struct ml_backend ml_backend_system;
+
+/* Returns the backend named name, or NULL. */
+const struct ml_backend *ml_backend_find(const char *name);
+
+/* NULL-terminated list of every backend, for the conformance suite. */
+extern const struct ml_backend *const ml_backends[];
+
+#endif

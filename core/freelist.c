@@ -1,0 +1,797 @@
+/* core/freelist.c: the general-purpose backend (MALLARD_BACKEND=freelist).
+ *
+ * Algorithm: thread-cached size classes over central span lists, in the
+ * manner of tcmalloc.
+ *   - 52 size classes from 16 bytes to 256 KiB: multiples of 16 up to 128,
+ *     then four steps per power of two.  Every power of two is a class, so
+ *     an aligned request is served by the first class that is a multiple of
+ *     the alignment.
+ *   - Memory comes in 4 MiB segments aligned to their size, cut into 64 KiB
+ *     pages.  Page 0 holds the segment header; a span is a run of pages
+ *     holding objects of one class.  The header maps each page to its class
+ *     and to its span's first page, so free finds everything from the
+ *     address: segment = p & ~(4 MiB - 1).
+ *   - Each thread keeps a LIFO list per class (the hot path: a pop or a
+ *     push, no lock, no atomic).  An empty list refills a batch from the
+ *     class's central list; an overlong one returns a batch.  Frees from
+ *     other threads simply land in the freeing thread's cache; the central
+ *     list returns each object to its own span.
+ *   - A span whose objects are all back goes to the page heap.  Free pages
+ *     stay committed until more than ML_FL_PURGE bytes of them accumulate,
+ *     then they are decommitted (madvise) and empty segments unmapped, so a
+ *     long-running program's RSS stays bounded.
+ *   - Blocks above 256 KiB get their own mapping, found through a hash
+ *     table.  A few freed ones are kept for reuse, since programs that
+ *     allocate and free megabyte buffers in a loop would otherwise pay for
+ *     mmap, page faults and munmap every time; realloc grows them with
+ *     mremap instead of copying.
+ * Invariants: every object pointer is 16-byte aligned; a page's class byte
+ * is non-zero exactly while it belongs to a live span; the owner map marks
+ * segments ML_OWNER_FREELIST and large mappings ML_OWNER_FREELIST_LARGE,
+ * so pointers of anyone else are recognised and ignored.
+ * Trade-off: thread caches cost up to a few MiB per busy thread and objects
+ * freed by one thread for another migrate through the central lists, which
+ * take a per-class lock (never on the hot path).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "backend.h"
+#include "os.h"
+
+#define SEG_SHIFT 22
+#define SEG_SIZE ((size_t)1 << SEG_SHIFT)
+#define PAGE_SHIFT 16
+#define PAGE_SIZE_FL ((size_t)1 << PAGE_SHIFT)
+#define PAGES_PER_SEG (SEG_SIZE / PAGE_SIZE_FL)
+#define SMALL_MAX ((size_t)256 << 10)
+#define NCLASS 52
+#define MAX_SPAN_PAGES 16
+#define SEG_MAGIC 0x6d6c666c73656721ull
+#define ML_FL_PURGE ((size_t)16 << 20)
+#define LARGE_CACHE_SLOTS 8
+#define LARGE_CACHE_BYTES ((size_t)64 << 20)
+
+struct fl_span {
+    struct fl_span *next, *prev; /* central list of spans with free objects */
+    void *free;                  /* objects returned to this span */
+    char *bump;                  /* next object never handed out */
+    char *end;                   /* end of the object area */
+    uint32_t used;               /* objects out in caches or with the user */
+    uint16_t npages;
+    uint8_t cls;
+    uint8_t listed;
+};
+
+struct fl_seg {
+    uint64_t magic;
+    struct fl_seg *next;  /* all segments */
+    uint64_t free_mask;   /* bit i: page i belongs to no span */
+    uint64_t dirty_mask;  /* bit i: free page still committed */
+    uint8_t page_cls[PAGES_PER_SEG];   /* class + 1, or 0 */
+    uint8_t page_first[PAGES_PER_SEG]; /* first page of the span */
+    struct fl_span spans[PAGES_PER_SEG];
+};
+
+struct fl_central {
+    ml_spin lock;
+    struct fl_span *head;
+    char pad[64 - sizeof(ml_spin) - sizeof(void *)];
+};
+
+struct fl_large {
+    void *p;      /* block == mapping base; NULL: empty slot, (void*)1: tombstone */
+    size_t total; /* mapping size */
+    size_t size;  /* usable bytes */
+};
+
+struct fl_bin {
+    void *head;
+    uint32_t count;
+    uint32_t max;
+};
+
+struct fl_tcache {
+    struct fl_bin bins[NCLASS];
+    int live; /* maxes set, thread registered */
+    int dead; /* thread_exit ran: bypass the cache */
+};
+
+static struct {
+    uint32_t class_size[NCLASS];
+    uint32_t class_batch[NCLASS];
+    uint8_t class_pages[NCLASS];
+    struct fl_central central[NCLASS];
+
+    ml_spin heap_lock;
+    struct fl_seg *segs;
+    size_t dirty_bytes;
+
+    ml_spin large_lock;
+    struct fl_large *large; /* open addressing, power-of-two capacity */
+    size_t large_cap, large_count, large_tomb;
+    struct { void *p; size_t total; } cache[LARGE_CACHE_SLOTS];
+    size_t cache_bytes;
+} fl;
+
+static ML_TLS struct fl_tcache tc;
+
+/* ---- size classes ----------------------------------------------------- */
+
+static inline unsigned size_class(size_t n)
+{
+    if (n <= 128)
+        return (unsigned)((n + 15) >> 4) - (n != 0);
+    unsigned k = 63u - (unsigned)__builtin_clzl(n - 1);
+    size_t step = (size_t)1 << (k - 2);
+    unsigned idx = (unsigned)((n - ((size_t)1 << k) + step - 1) >> (k - 2)) - 1;
+    return 8 + (k - 7) * 4 + idx;
+}
+
+static void classes_init(void)
+{
+    for (unsigned c = 0; c < 8; c++)
+        fl.class_size[c] = 16 * (c + 1);
+    for (unsigned k = 7, c = 8; c < NCLASS; k++)
+        for (unsigned i = 1; i <= 4; i++, c++)
+            fl.class_size[c] = (uint32_t)(((size_t)1 << k) + i * ((size_t)1 << (k - 2)));
+    for (unsigned c = 0; c < NCLASS; c++) {
+        size_t s = fl.class_size[c];
+        unsigned p = 1;
+        for (; p < MAX_SPAN_PAGES; p++) {
+            size_t bytes = p * PAGE_SIZE_FL;
+            if (bytes >= s && (bytes % s) * 8 <= bytes)
+                break;
+        }
+        while (p * PAGE_SIZE_FL < s)
+            p++;
+        fl.class_pages[c] = (uint8_t)p;
+        size_t batch = 16384 / s;
+        fl.class_batch[c] = (uint32_t)(batch < 2 ? 2 : batch > 64 ? 64 : batch);
+    }
+}
+
+/* ---- the page heap ---------------------------------------------------- */
+
+static inline struct fl_seg *seg_of(const void *p) { return (struct fl_seg *)((uintptr_t)p & ~(SEG_SIZE - 1)); }
+
+static inline unsigned page_of(const void *p) { return (unsigned)(((uintptr_t)p >> PAGE_SHIFT) & (PAGES_PER_SEG - 1)); }
+
+static uint64_t run_mask(unsigned first, unsigned n) { return (n == 64 ? ~0ull : ((1ull << n) - 1)) << first; }
+
+/* First fit of n free pages in s; returns the first page or -1. */
+static int seg_find(const struct fl_seg *s, unsigned n)
+{
+    for (unsigned i = 1; i + n <= PAGES_PER_SEG; i++) {
+        uint64_t m = run_mask(i, n);
+        if ((s->free_mask & m) == m)
+            return (int)i;
+    }
+    return -1;
+}
+
+static struct fl_seg *seg_new(void)
+{
+    struct fl_seg *s = ml_os_map_user(SEG_SIZE, SEG_SIZE, ML_OWNER_FREELIST, 0);
+    if (!s)
+        return NULL;
+    s->magic = SEG_MAGIC;
+    s->free_mask = ~1ull;
+    s->dirty_mask = 0;
+    s->next = fl.segs;
+    fl.segs = s;
+    return s;
+}
+
+/* Decommits every dirty free page and unmaps empty segments but one.
+ * Caller holds heap_lock. */
+static void heap_purge(void)
+{
+    int kept_empty = 0;
+    for (struct fl_seg **link = &fl.segs; *link;) {
+        struct fl_seg *s = *link;
+        if (s->free_mask == ~1ull && kept_empty++) {
+            *link = s->next;
+            ml_os_unmap_user(s, SEG_SIZE);
+            continue;
+        }
+        uint64_t d = s->dirty_mask;
+        while (d) {
+            unsigned i = (unsigned)__builtin_ctzll(d);
+            unsigned j = i;
+            while (j < PAGES_PER_SEG && (d >> j) & 1)
+                j++;
+            ml_os_decommit((char *)s + (size_t)i * PAGE_SIZE_FL, (size_t)(j - i) * PAGE_SIZE_FL);
+            d &= ~run_mask(i, j - i);
+        }
+        s->dirty_mask = 0;
+        link = &s->next;
+    }
+    fl.dirty_bytes = 0;
+}
+
+/* A new span of class c, or NULL when the kernel refuses memory. */
+static struct fl_span *span_new(unsigned c)
+{
+    unsigned n = fl.class_pages[c];
+    ml_spin_lock(&fl.heap_lock);
+    struct fl_seg *s = fl.segs;
+    int first = -1;
+    for (; s; s = s->next)
+        if ((first = seg_find(s, n)) >= 0)
+            break;
+    if (!s) {
+        s = seg_new();
+        if (!s) {
+            ml_spin_unlock(&fl.heap_lock);
+            return NULL;
+        }
+        first = 1;
+    }
+    uint64_t m = run_mask((unsigned)first, n);
+    size_t was_dirty = (size_t)__builtin_popcountll(s->dirty_mask & m);
+    fl.dirty_bytes -= was_dirty * PAGE_SIZE_FL;
+    s->free_mask &= ~m;
+    s->dirty_mask &= ~m;
+    for (unsigned i = (unsigned)first; i < (unsigned)first + n; i++) {
+        s->page_cls[i] = (uint8_t)(c + 1);
+        s->page_first[i] = (uint8_t)first;
+    }
+    ml_spin_unlock(&fl.heap_lock);
+
+    struct fl_span *sp = &s->spans[first];
+    char *start = (char *)s + (size_t)first * PAGE_SIZE_FL;
+    size_t size = fl.class_size[c];
+    sp->next = sp->prev = NULL;
+    sp->free = NULL;
+    sp->bump = start;
+    sp->end = start + (n * PAGE_SIZE_FL / size) * size;
+    sp->used = 0;
+    sp->npages = (uint16_t)n;
+    sp->cls = (uint8_t)c;
+    sp->listed = 0;
+    return sp;
+}
+
+static void span_release(struct fl_span *sp)
+{
+    struct fl_seg *s = seg_of(sp);
+    unsigned first = (unsigned)(sp - s->spans);
+    uint64_t m = run_mask(first, sp->npages);
+    ml_spin_lock(&fl.heap_lock);
+    for (unsigned i = first; i < first + sp->npages; i++)
+        s->page_cls[i] = 0;
+    s->free_mask |= m;
+    s->dirty_mask |= m;
+    fl.dirty_bytes += (size_t)sp->npages * PAGE_SIZE_FL;
+    if (fl.dirty_bytes > ML_FL_PURGE)
+        heap_purge();
+    ml_spin_unlock(&fl.heap_lock);
+}
+
+/* ---- central lists ---------------------------------------------------- */
+
+static void central_link(struct fl_central *ce, struct fl_span *sp)
+{
+    sp->prev = NULL;
+    sp->next = ce->head;
+    if (ce->head)
+        ce->head->prev = sp;
+    ce->head = sp;
+    sp->listed = 1;
+}
+
+static void central_unlink(struct fl_central *ce, struct fl_span *sp)
+{
+    if (sp->prev)
+        sp->prev->next = sp->next;
+    else
+        ce->head = sp->next;
+    if (sp->next)
+        sp->next->prev = sp->prev;
+    sp->next = sp->prev = NULL;
+    sp->listed = 0;
+}
+
+/* Takes up to want objects of class c as a linked list; returns the count. */
+static uint32_t central_fetch(unsigned c, uint32_t want, void **out)
+{
+    struct fl_central *ce = &fl.central[c];
+    size_t size = fl.class_size[c];
+    void *list = NULL;
+    uint32_t got = 0;
+    ml_spin_lock(&ce->lock);
+    while (got < want) {
+        struct fl_span *sp = ce->head;
+        if (!sp) {
+            ml_spin_unlock(&ce->lock);
+            sp = span_new(c);
+            ml_spin_lock(&ce->lock);
+            if (!sp)
+                break;
+            central_link(ce, sp);
+        }
+        while (got < want && sp->free) {
+            void *o = sp->free;
+            sp->free = *(void **)o;
+            *(void **)o = list;
+            list = o;
+            got++;
+            sp->used++;
+        }
+        while (got < want && sp->bump < sp->end) {
+            void *o = sp->bump;
+            sp->bump += size;
+            *(void **)o = list;
+            list = o;
+            got++;
+            sp->used++;
+        }
+        if (!sp->free && sp->bump >= sp->end)
+            central_unlink(ce, sp);
+    }
+    ml_spin_unlock(&ce->lock);
+    *out = list;
+    return got;
+}
+
+/* Returns a linked list of objects of class c to their spans. */
+static void central_return(unsigned c, void *list)
+{
+    struct fl_central *ce = &fl.central[c];
+    ml_spin_lock(&ce->lock);
+    while (list) {
+        void *o = list;
+        list = *(void **)o;
+        struct fl_seg *s = seg_of(o);
+        struct fl_span *sp = &s->spans[s->page_first[page_of(o)]];
+        *(void **)o = sp->free;
+        sp->free = o;
+        if (--sp->used == 0) {
+            if (sp->listed)
+                central_unlink(ce, sp);
+            ml_spin_unlock(&ce->lock);
+            span_release(sp);
+            ml_spin_lock(&ce->lock);
+        } else if (!sp->listed) {
+            central_link(ce, sp);
+        }
+    }
+    ml_spin_unlock(&ce->lock);
+}
+
+/* ---- the thread cache ------------------------------------------------- */
+
+static void tcache_start(void)
+{
+    for (unsigned c = 0; c < NCLASS; c++)
+        tc.bins[c].max = 2 * fl.class_batch[c];
+    tc.live = 1;
+    ml_thread_attach();
+}
+
+static __attribute__((noinline)) void *small_refill(unsigned c)
+{
+    if (ML_UNLIKELY(tc.dead)) {
+        void *o;
+        return central_fetch(c, 1, &o) ? o : NULL;
+    }
+    if (ML_UNLIKELY(!tc.live))
+        tcache_start();
+    struct fl_bin *b = &tc.bins[c];
+    void *list;
+    uint32_t got = central_fetch(c, fl.class_batch[c], &list);
+    if (!got)
+        return NULL;
+    b->head = *(void **)list;
+    b->count = got - 1;
+    return list;
+}
+
+/* The bin is over its limit (or the cache is not started or is dead). */
+static __attribute__((noinline)) void small_overflow(unsigned c)
+{
+    struct fl_bin *b = &tc.bins[c];
+    if (!tc.live && !tc.dead) {
+        tcache_start();
+        if (b->count <= b->max)
+            return;
+    }
+    uint32_t n = tc.dead ? b->count : fl.class_batch[c];
+    void *list = b->head, *tail = list;
+    for (uint32_t i = 1; i < n; i++)
+        tail = *(void **)tail;
+    b->head = *(void **)tail;
+    *(void **)tail = NULL;
+    b->count -= n;
+    central_return(c, list);
+}
+
+static inline void *small_alloc(unsigned c)
+{
+    struct fl_bin *b = &tc.bins[c];
+    void *p = b->head;
+    if (ML_LIKELY(p)) {
+        b->head = *(void **)p;
+        b->count--;
+        return p;
+    }
+    return small_refill(c);
+}
+
+static inline void small_free(void *p, unsigned c)
+{
+    struct fl_bin *b = &tc.bins[c];
+    *(void **)p = b->head;
+    b->head = p;
+    if (ML_UNLIKELY(++b->count > b->max))
+        small_overflow(c);
+}
+
+/* ---- large blocks ----------------------------------------------------- */
+
+#define TOMB ((void *)1)
+
+static size_t large_hash(const void *p, size_t cap) { return (size_t)(((uintptr_t)p >> 16) * 0x9e3779b97f4a7c15ull) & (cap - 1); }
+
+/* Caller holds large_lock. */
+static struct fl_large *large_find(const void *p)
+{
+    if (!fl.large)
+        return NULL;
+    for (size_t i = large_hash(p, fl.large_cap);; i = (i + 1) & (fl.large_cap - 1)) {
+        struct fl_large *e = &fl.large[i];
+        if (e->p == p)
+            return e;
+        if (!e->p)
+            return NULL;
+    }
+}
+
+/* Caller holds large_lock.  Returns 0, or ENOMEM. */
+static int large_insert(void *p, size_t total, size_t size)
+{
+    if ((fl.large_count + fl.large_tomb + 1) * 2 > fl.large_cap) {
+        size_t cap = fl.large_cap ? fl.large_cap : 256;
+        while ((fl.large_count + 1) * 4 > cap)
+            cap *= 2;
+        struct fl_large *t = ml_meta_alloc(cap * sizeof *t);
+        if (!t)
+            return ENOMEM;
+        struct fl_large *old = fl.large;
+        size_t old_cap = fl.large_cap;
+        fl.large = t;
+        fl.large_cap = cap;
+        fl.large_tomb = 0;
+        for (size_t i = 0; i < old_cap; i++)
+            if (old[i].p && old[i].p != TOMB) {
+                size_t j = large_hash(old[i].p, cap);
+                while (t[j].p)
+                    j = (j + 1) & (cap - 1);
+                t[j] = old[i];
+            }
+        ml_meta_free(old);
+    }
+    size_t j = large_hash(p, fl.large_cap);
+    while (fl.large[j].p && fl.large[j].p != TOMB)
+        j = (j + 1) & (fl.large_cap - 1);
+    if (fl.large[j].p == TOMB)
+        fl.large_tomb--;
+    fl.large[j] = (struct fl_large){p, total, size};
+    fl.large_count++;
+    return 0;
+}
+
+static void large_erase(struct fl_large *e)
+{
+    e->p = TOMB;
+    fl.large_count--;
+    fl.large_tomb++;
+}
+
+static size_t large_total(size_t n)
+{
+    return (n + ML_OS_GRANULE - 1) & ~(ML_OS_GRANULE - 1);
+}
+
+/* *fresh says whether the memory is straight from the kernel (zero). */
+static void *large_alloc(size_t align, size_t n, int *fresh)
+{
+    if (n > ((size_t)1 << 46))
+        return NULL;
+    size_t total = large_total(n);
+    void *p = NULL;
+    ml_spin_lock(&fl.large_lock);
+    if (align <= ML_OS_GRANULE) {
+        /* best fit among the cached mappings, wasting at most a quarter */
+        int best = -1;
+        for (int i = 0; i < LARGE_CACHE_SLOTS; i++)
+            if (fl.cache[i].p && fl.cache[i].total >= total && fl.cache[i].total - total <= total / 4 &&
+                (best < 0 || fl.cache[i].total < fl.cache[best].total))
+                best = i;
+        if (best >= 0) {
+            p = fl.cache[best].p;
+            total = fl.cache[best].total;
+            fl.cache_bytes -= total;
+            fl.cache[best].p = NULL;
+            *fresh = 0;
+        }
+    }
+    ml_spin_unlock(&fl.large_lock);
+    if (!p) {
+        p = ml_os_map_user(total, align, ML_OWNER_FREELIST_LARGE, 0);
+        if (!p)
+            return NULL;
+        *fresh = 1;
+    }
+    ml_spin_lock(&fl.large_lock);
+    int rc = large_insert(p, total, total);
+    ml_spin_unlock(&fl.large_lock);
+    if (rc) {
+        ml_os_unmap_user(p, total);
+        return NULL;
+    }
+    return p;
+}
+
+static void large_free(void *p)
+{
+    ml_spin_lock(&fl.large_lock);
+    struct fl_large *e = large_find(p);
+    if (!e) {
+        ml_spin_unlock(&fl.large_lock);
+        return; /* not a block of ours */
+    }
+    size_t total = e->total;
+    large_erase(e);
+    void *evict = NULL;
+    size_t evict_total = 0;
+    if (total <= LARGE_CACHE_BYTES / 4) {
+        int slot = -1;
+        for (int i = 0; i < LARGE_CACHE_SLOTS; i++)
+            if (!fl.cache[i].p) {
+                slot = i;
+                break;
+            }
+        if (slot < 0) {
+            slot = 0; /* evict the oldest-looking: slot 0, then shift */
+            evict = fl.cache[0].p;
+            evict_total = fl.cache[0].total;
+            fl.cache_bytes -= evict_total;
+            memmove(&fl.cache[0], &fl.cache[1], sizeof fl.cache[0] * (LARGE_CACHE_SLOTS - 1));
+            slot = LARGE_CACHE_SLOTS - 1;
+        }
+        fl.cache[slot].p = p;
+        fl.cache[slot].total = total;
+        fl.cache_bytes += total;
+        p = NULL;
+        /* keep the cache within its byte budget */
+        while (fl.cache_bytes > LARGE_CACHE_BYTES && !evict) {
+            for (int i = 0; i < LARGE_CACHE_SLOTS; i++)
+                if (fl.cache[i].p && i != slot) {
+                    evict = fl.cache[i].p;
+                    evict_total = fl.cache[i].total;
+                    fl.cache[i].p = NULL;
+                    fl.cache_bytes -= evict_total;
+                    break;
+                }
+            if (!evict)
+                break;
+        }
+    }
+    ml_spin_unlock(&fl.large_lock);
+    if (p)
+        ml_os_unmap_user(p, total);
+    if (evict)
+        ml_os_unmap_user(evict, evict_total);
+}
+
+static size_t large_usable(const void *p)
+{
+    ml_spin_lock(&fl.large_lock);
+    struct fl_large *e = large_find(p);
+    size_t n = e ? e->size : 0;
+    ml_spin_unlock(&fl.large_lock);
+    return n;
+}
+
+/* Grows or shrinks a large block; NULL when p is not ours or memory ran out. */
+static void *large_realloc(void *p, size_t n)
+{
+    ml_spin_lock(&fl.large_lock);
+    struct fl_large *e = large_find(p);
+    if (!e) {
+        ml_spin_unlock(&fl.large_lock);
+        return NULL;
+    }
+    size_t total = e->total;
+    ml_spin_unlock(&fl.large_lock);
+    if (n <= total && n > SMALL_MAX && n >= total / 2)
+        return p;
+    if (n <= SMALL_MAX || n > ((size_t)1 << 46)) {
+        void *q = n <= SMALL_MAX ? small_alloc(size_class(n)) : NULL;
+        if (!q)
+            return NULL;
+        memcpy(q, p, n);
+        large_free(p);
+        return q;
+    }
+    /* Grow with some slack, so a buffer grown by small steps is not
+     * remapped every time; untouched slack costs no memory. */
+    size_t want = large_total(n > total ? n + n / 8 : n);
+    void *q = mremap(p, total, want, 0);
+    if (q == MAP_FAILED) {
+        /* Move the pages to a new granule-aligned place, without copying. */
+        void *dst = ml_os_map_user(want, 0, ML_OWNER_FREELIST_LARGE, 1);
+        if (!dst)
+            return NULL;
+        q = mremap(p, total, want, MREMAP_MAYMOVE | MREMAP_FIXED, dst);
+        if (q == MAP_FAILED) {
+            ml_os_unmap_user(dst, want);
+            return NULL;
+        }
+        ml_os_set_owner(p, total, ML_OWNER_NONE);
+    } else if (want > total) {
+        ml_os_set_owner((char *)p + total, want - total, ML_OWNER_FREELIST_LARGE);
+    } else {
+        ml_os_set_owner((char *)p + want, total - want, ML_OWNER_NONE);
+    }
+    ml_spin_lock(&fl.large_lock);
+    e = large_find(p);
+    if (e)
+        large_erase(e);
+    int rc = large_insert(q, want, want);
+    ml_spin_unlock(&fl.large_lock);
+    if (rc) { /* cannot track it: give it back rather than lose it */
+        errno = ENOMEM;
+        return NULL;
+    }
+    return q;
+}
+
+/* ---- the interface ---------------------------------------------------- */
+
+static int fl_init(const struct ml_options *opt)
+{
+    (void)opt;
+    if (fl.class_size[0])
+        return 0;
+    classes_init();
+    for (size_t n = 1; n <= SMALL_MAX; n += (n < 4096 ? 1 : 61)) {
+        unsigned c = size_class(n);
+        if (c >= NCLASS || fl.class_size[c] < n || (c && fl.class_size[c - 1] >= n))
+            return EINVAL; /* the class arithmetic and the table disagree */
+    }
+    return 0;
+}
+
+static void *fl_malloc(size_t n)
+{
+    if (ML_LIKELY(n <= SMALL_MAX))
+        return small_alloc(size_class(n));
+    int fresh;
+    return large_alloc(0, n, &fresh);
+}
+
+static void *fl_zalloc(size_t n)
+{
+    if (ML_LIKELY(n <= SMALL_MAX)) {
+        unsigned c = size_class(n);
+        void *p = small_alloc(c);
+        if (p)
+            memset(p, 0, n);
+        return p;
+    }
+    int fresh;
+    void *p = large_alloc(0, n, &fresh);
+    if (p && !fresh)
+        memset(p, 0, n);
+    return p;
+}
+
+static void *fl_memalign(size_t align, size_t n)
+{
+    if (align <= PAGE_SIZE_FL && n <= SMALL_MAX) {
+        for (unsigned c = size_class(n < align ? align : n); c < NCLASS; c++)
+            if (fl.class_size[c] % align == 0)
+                return small_alloc(c);
+    }
+    int fresh;
+    return large_alloc(align, n, &fresh);
+}
+
+static void fl_free(void *p)
+{
+    enum ml_owner o = ml_os_owner(p);
+    if (ML_LIKELY(o == ML_OWNER_FREELIST)) {
+        struct fl_seg *s = seg_of(p);
+        unsigned c = s->page_cls[page_of(p)];
+        if (ML_LIKELY(c))
+            small_free(p, c - 1);
+        return;
+    }
+    if (o == ML_OWNER_FREELIST_LARGE)
+        large_free(p);
+}
+
+static size_t fl_usable_size(const void *p)
+{
+    enum ml_owner o = ml_os_owner(p);
+    if (o == ML_OWNER_FREELIST) {
+        struct fl_seg *s = seg_of(p);
+        unsigned c = s->page_cls[page_of(p)];
+        return c ? fl.class_size[c - 1] : 0;
+    }
+    if (o == ML_OWNER_FREELIST_LARGE)
+        return large_usable(p);
+    return 0;
+}
+
+static void *fl_realloc(void *p, size_t n)
+{
+    enum ml_owner o = ml_os_owner(p);
+    if (o == ML_OWNER_FREELIST_LARGE)
+        return large_realloc(p, n);
+    if (o != ML_OWNER_FREELIST)
+        return NULL;
+    struct fl_seg *s = seg_of(p);
+    unsigned c = s->page_cls[page_of(p)];
+    if (!c)
+        return NULL;
+    size_t have = fl.class_size[c - 1];
+    if (n <= have && (n > have / 2 || size_class(n) == c - 1))
+        return p;
+    void *q = fl_malloc(n);
+    if (!q)
+        return NULL;
+    memcpy(q, p, n < have ? n : have);
+    small_free(p, c - 1);
+    return q;
+}
+
+static void fl_thread_exit(void)
+{
+    tc.dead = 1;
+    for (unsigned c = 0; c < NCLASS; c++) {
+        struct fl_bin *b = &tc.bins[c];
+        b->max = 0;
+        if (b->count) {
+            void *list = b->head;
+            b->head = NULL;
+            b->count = 0;
+            central_return(c, list);
+        }
+    }
+}
+
+static void fl_atfork(int phase)
+{
+    if (phase == ML_FORK_PREPARE) {
+        for (unsigned c = 0; c < NCLASS; c++)
+            ml_spin_lock(&fl.central[c].lock);
+        ml_spin_lock(&fl.heap_lock);
+        ml_spin_lock(&fl.large_lock);
+        return;
+    }
+    void (*release)(ml_spin *) = phase == ML_FORK_CHILD ? ml_spin_reset : ml_spin_unlock;
+    release(&fl.large_lock);
+    release(&fl.heap_lock);
+    for (unsigned c = 0; c < NCLASS; c++)
+        release(&fl.central[c].lock);
+}
+
+const struct ml_backend ml_backend_freelist = {
+    .name = "freelist",
+    .init = fl_init,
+    .malloc = fl_malloc,
+    .zalloc = fl_zalloc,
+    .memalign = fl_memalign,
+    .free = fl_free,
+    .realloc = fl_realloc,
+    .usable_size = fl_usable_size,
+    .thread_exit = fl_thread_exit,
+    .atfork = fl_atfork,
+};

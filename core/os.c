@@ -1,0 +1,290 @@
+/* core/os.c: mmap, mprotect and madvise, the owner map, and the meta heap.
+ *
+ * Owner map: two levels keyed by address.  Level 1 is a static array of
+ * 2^15 pointers, one per 4 GiB of the 47-bit user address space; level 2 is
+ * a 64 KiB byte array, one byte per 64 KiB granule, mapped on first use and
+ * installed with a CAS.  Lookups take two loads and never fault.
+ *
+ * Meta heap: power-of-two classes from 16 bytes to 64 KiB on per-class free
+ * lists under one lock, carved from 1 MiB chunks; larger requests get their
+ * own mapping.  Each block carries a 16-byte header with its class.  It is
+ * slow and simple on purpose: it serves mallard's tables and whatever
+ * libunwind or libdw allocate while mallard is inside itself.
+ */
+#define _GNU_SOURCE
+#include "os.h"
+
+#include <errno.h>
+#include <linux/futex.h>
+#include <string.h>
+#include <sys/auxv.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+uint8_t *ml_os_owner_l1[ML_OS_L1_SIZE];
+
+static size_t os_page_size;
+
+size_t ml_os_page_size(void)
+{
+    size_t ps = __atomic_load_n(&os_page_size, __ATOMIC_RELAXED);
+    if (ML_UNLIKELY(!ps)) {
+        ps = (size_t)getauxval(AT_PAGESZ);
+        if (!ps)
+            ps = 4096;
+        __atomic_store_n(&os_page_size, ps, __ATOMIC_RELAXED);
+    }
+    return ps;
+}
+
+static size_t round_up(size_t n, size_t a) { return (n + a - 1) & ~(a - 1); }
+
+void *ml_os_map(size_t size)
+{
+    size = round_up(size, ml_os_page_size());
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return p;
+}
+
+void ml_os_unmap(void *p, size_t size)
+{
+    if (p)
+        munmap(p, round_up(size, ml_os_page_size()));
+}
+
+/* Returns the level-2 table for address a, creating it if create. */
+static uint8_t *owner_l2(uintptr_t a, int create)
+{
+    uint8_t **slot = &ml_os_owner_l1[a >> ML_OS_L1_SHIFT];
+    uint8_t *l2 = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+    if (l2 || !create)
+        return l2;
+    uint8_t *fresh = ml_os_map(ML_OS_L2_SIZE);
+    if (!fresh)
+        return NULL;
+    uint8_t *expected = NULL;
+    if (!__atomic_compare_exchange_n(slot, &expected, fresh, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+        ml_os_unmap(fresh, ML_OS_L2_SIZE);
+        return expected;
+    }
+    return fresh;
+}
+
+void ml_os_set_owner(const void *p, size_t size, enum ml_owner owner)
+{
+    uintptr_t a = (uintptr_t)p & ~(ML_OS_GRANULE - 1);
+    uintptr_t end = (uintptr_t)p + size;
+    for (; a < end; a += ML_OS_GRANULE) {
+        uint8_t *l2 = owner_l2(a, owner != ML_OWNER_NONE);
+        if (l2)
+            __atomic_store_n(&l2[(a >> ML_OS_GRANULE_SHIFT) & (ML_OS_L2_SIZE - 1)], (uint8_t)owner,
+                             __ATOMIC_RELEASE);
+    }
+}
+
+void *ml_os_map_user(size_t size, size_t align, enum ml_owner owner, int prot_none)
+{
+    if (align < ML_OS_GRANULE)
+        align = ML_OS_GRANULE;
+    if (size > ((size_t)1 << 46) || align > ((size_t)1 << 40)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    size = round_up(size, ML_OS_GRANULE);
+    size_t span = size + align - ml_os_page_size();
+    int prot = prot_none ? PROT_NONE : PROT_READ | PROT_WRITE;
+    int flags = MAP_PRIVATE | MAP_ANONYMOUS | (prot_none ? MAP_NORESERVE : 0);
+    char *raw = mmap(NULL, span, prot, flags, -1, 0);
+    if (raw == MAP_FAILED) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    char *base = (char *)round_up((uintptr_t)raw, align);
+    if (base > raw)
+        munmap(raw, (size_t)(base - raw));
+    char *end = base + size;
+    if (raw + span > end)
+        munmap(end, (size_t)(raw + span - end));
+    ml_os_set_owner(base, size, owner);
+    return base;
+}
+
+void ml_os_unmap_user(void *p, size_t size)
+{
+    size = round_up(size, ML_OS_GRANULE);
+    ml_os_set_owner(p, size, ML_OWNER_NONE);
+    munmap(p, size);
+}
+
+int ml_os_protect(void *p, size_t size, int rw)
+{
+    size_t ps = ml_os_page_size();
+    uintptr_t a = (uintptr_t)p & ~(ps - 1);
+    size_t len = round_up((uintptr_t)p + size - a, ps);
+    if (mprotect((void *)a, len, rw ? PROT_READ | PROT_WRITE : PROT_NONE) != 0)
+        return errno;
+    return 0;
+}
+
+void ml_os_decommit(void *p, size_t size)
+{
+    size_t ps = ml_os_page_size();
+    uintptr_t a = round_up((uintptr_t)p, ps);
+    uintptr_t end = ((uintptr_t)p + size) & ~(ps - 1);
+    if (end > a)
+        madvise((void *)a, end - a, MADV_DONTNEED);
+}
+
+/* A futex mutex (Drepper, "Futexes are tricky", mutex 2): 0 free, 1 held,
+ * 2 held with waiters.  No pthreads, no allocation. */
+void ml_spin_lock_slow(ml_spin *l)
+{
+    for (int i = 0; i < 64; i++) {
+        __builtin_ia32_pause();
+        if (!__atomic_load_n(&l->v, __ATOMIC_RELAXED) && !__atomic_exchange_n(&l->v, 1, __ATOMIC_ACQUIRE))
+            return;
+    }
+    while (__atomic_exchange_n(&l->v, 2, __ATOMIC_ACQUIRE) != 0)
+        syscall(SYS_futex, &l->v, FUTEX_WAIT_PRIVATE, 2, NULL, NULL, 0);
+}
+
+void ml_spin_unlock_slow(ml_spin *l) { syscall(SYS_futex, &l->v, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0); }
+
+/* ---- the meta heap ---------------------------------------------------- */
+
+#define META_MIN_SHIFT 4
+#define META_MAX_SHIFT 16
+#define META_CLASSES (META_MAX_SHIFT - META_MIN_SHIFT + 1)
+#define META_CHUNK ((size_t)1 << 20)
+#define META_HDR 16
+#define META_BIG 0xffffffffu
+
+struct meta_hdr {
+    uint32_t cls;  /* class index, or META_BIG */
+    uint32_t magic;
+    uint64_t size; /* mapping size for META_BIG */
+};
+#define META_MAGIC 0x6d6c6d74u
+
+static struct {
+    ml_spin lock;
+    void *free[META_CLASSES];
+    char *cur, *end;
+} meta;
+
+static unsigned meta_class(size_t n)
+{
+    size_t need = n + META_HDR;
+    unsigned c = 0;
+    while (((size_t)1 << (c + META_MIN_SHIFT)) < need)
+        c++;
+    return c;
+}
+
+void *ml_meta_alloc(size_t size)
+{
+    if (size > ((size_t)1 << META_MAX_SHIFT) - META_HDR) {
+        if (size > ((size_t)1 << 46)) {
+            errno = ENOMEM;
+            return NULL;
+        }
+        size_t total = round_up(size + META_HDR, ML_OS_GRANULE);
+        struct meta_hdr *h = ml_os_map_user(total, 0, ML_OWNER_META, 0);
+        if (!h)
+            return NULL;
+        h->cls = META_BIG;
+        h->magic = META_MAGIC;
+        h->size = total;
+        return (char *)h + META_HDR;
+    }
+    unsigned c = meta_class(size);
+    size_t bsize = (size_t)1 << (c + META_MIN_SHIFT);
+    ml_spin_lock(&meta.lock);
+    struct meta_hdr *h = meta.free[c];
+    if (h) {
+        meta.free[c] = *(void **)((char *)h + META_HDR);
+    } else {
+        if ((size_t)(meta.end - meta.cur) < bsize) {
+            char *chunk = ml_os_map_user(META_CHUNK, 0, ML_OWNER_META, 0);
+            if (!chunk) {
+                ml_spin_unlock(&meta.lock);
+                return NULL;
+            }
+            meta.cur = chunk;
+            meta.end = chunk + META_CHUNK;
+        }
+        h = (struct meta_hdr *)meta.cur;
+        meta.cur += bsize;
+    }
+    ml_spin_unlock(&meta.lock);
+    h->cls = c;
+    h->magic = META_MAGIC;
+    void *p = (char *)h + META_HDR;
+    memset(p, 0, bsize - META_HDR);
+    return p;
+}
+
+static struct meta_hdr *meta_header(const void *p)
+{
+    if (!p || ((uintptr_t)p & 15) || ml_os_owner(p) != ML_OWNER_META)
+        return NULL;
+    struct meta_hdr *h = (struct meta_hdr *)((char *)p - META_HDR);
+    return h->magic == META_MAGIC ? h : NULL;
+}
+
+size_t ml_meta_usable_size(const void *p)
+{
+    struct meta_hdr *h = meta_header(p);
+    if (!h)
+        return 0;
+    if (h->cls == META_BIG)
+        return h->size - META_HDR;
+    return ((size_t)1 << (h->cls + META_MIN_SHIFT)) - META_HDR;
+}
+
+void ml_meta_free(void *p)
+{
+    struct meta_hdr *h = meta_header(p);
+    if (!h)
+        return;
+    if (h->cls == META_BIG) {
+        h->magic = 0;
+        ml_os_unmap_user(h, h->size);
+        return;
+    }
+    unsigned c = h->cls;
+    ml_spin_lock(&meta.lock);
+    *(void **)p = meta.free[c];
+    meta.free[c] = h;
+    ml_spin_unlock(&meta.lock);
+}
+
+void *ml_meta_realloc(void *p, size_t size)
+{
+    if (!p)
+        return ml_meta_alloc(size);
+    size_t old = ml_meta_usable_size(p);
+    if (size <= old)
+        return p;
+    void *q = ml_meta_alloc(size);
+    if (!q)
+        return NULL;
+    memcpy(q, p, old);
+    ml_meta_free(p);
+    return q;
+}
+
+void ml_meta_atfork(int phase)
+{
+    if (phase == 0)
+        ml_spin_lock(&meta.lock);
+    else if (phase == 2)
+        ml_spin_reset(&meta.lock);
+    else
+        ml_spin_unlock(&meta.lock);
+}

@@ -1,0 +1,44 @@
+/* preload/boot.h: the bootstrap state machine shared by the shim.
+ *
+ * UNINIT -> BOOTING -> READY.  The first allocation (or mallard's
+ * constructor, whichever comes first) parses the options, initialises the
+ * chosen backend and registers the fork and thread-exit hooks.  Requests
+ * that arrive while BOOTING on the booting thread (dlsym, pthread_atfork and
+ * friends allocate) or before the environment exists are served from a
+ * static bootstrap arena; its blocks can be freed (a no-op) and reallocated
+ * like any other.
+ */
+#ifndef ML_PRELOAD_BOOT_H
+#define ML_PRELOAD_BOOT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../core/backend.h"
+#include "options.h"
+
+enum ml_state { ML_UNINIT, ML_BOOTING, ML_READY };
+
+extern int ml_state;
+/* The one pointer every call goes through: the backend, or a decorator
+ * wrapping it.  Set once while BOOTING. */
+extern const struct ml_backend *ml_active;
+extern const struct ml_backend *ml_backend;
+extern struct ml_options ml_opts;
+
+#define ML_BOOT_ARENA_SIZE ((size_t)4 << 20)
+extern char ml_boot_arena[ML_BOOT_ARENA_SIZE];
+
+static inline int ml_boot_owns(const void *p)
+{
+    return (uintptr_t)p - (uintptr_t)ml_boot_arena < ML_BOOT_ARENA_SIZE;
+}
+
+/* Called by the shim while not READY: initialises if it can, then serves
+ * the request from the backend or from the bootstrap arena.  align >= 16. */
+void *ml_boot_alloc(size_t align, size_t size);
+void *ml_boot_realloc(void *p, size_t size);
+size_t ml_boot_usable_size(const void *p);
+
+
+#endif

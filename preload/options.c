@@ -1,0 +1,135 @@
+/* preload/options.c: the option table and its parser.  See options.h. */
+#include "options.h"
+
+#include <stdint.h>
+#include <string.h>
+
+#include "../core/fmt.h"
+
+const char *const ml_backend_names[] = {"freelist", "bump", "arena", "page", "system", NULL};
+
+#define OFF(f) offsetof(struct ml_options, f)
+
+const struct ml_option ml_option_table[] = {
+    {"MALLARD_BACKEND", ML_OPT_ENUM, "freelist", "freelist|bump|arena|page|system",
+     "allocator backend: size classes, bump pointer, arena, guard pages, or glibc", OFF(backend)},
+    {"MALLARD_ARENA_LIMIT", ML_OPT_SIZE, "0", "SIZE (bytes, K/M/G suffix; 0 = none)",
+     "arena backend budget; allocation past it fails with ENOMEM", OFF(arena_limit)},
+    {"MALLARD_PAGE_GUARD", ML_OPT_ENUM, "after", "after|before",
+     "page backend: guard page after the block (overflow) or before it (underflow)", OFF(page_guard)},
+    {"MALLARD_PAGE_ALIGN", ML_OPT_BOOL, "0", "0|1",
+     "page backend: 1 places blocks byte-exact against the guard (alignment 1)", OFF(page_align)},
+    {"MALLARD_PAGE_QUARANTINE", ML_OPT_SIZE, "64M", "SIZE (bytes, K/M/G suffix)",
+     "page backend: bytes of freed blocks kept inaccessible before reuse", OFF(page_quarantine)},
+};
+const size_t ml_option_count = sizeof ml_option_table / sizeof ml_option_table[0];
+
+int ml_parse_size(const char *s, size_t *out)
+{
+    if (!s || !*s)
+        return -1;
+    uint64_t v = 0;
+    const char *p = s;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        if (v > (UINT64_MAX - 9) / 10)
+            return -1;
+        v = v * 10 + (uint64_t)(*p - '0');
+    }
+    if (p == s)
+        return -1;
+    unsigned shift = 0;
+    switch (*p) {
+    case 'k': case 'K': shift = 10; p++; break;
+    case 'm': case 'M': shift = 20; p++; break;
+    case 'g': case 'G': shift = 30; p++; break;
+    case 't': case 'T': shift = 40; p++; break;
+    default: break;
+    }
+    if (shift && (*p == 'b' || *p == 'B'))
+        p++;
+    if (*p)
+        return -1;
+    if (shift && v > (UINT64_MAX >> shift))
+        return -1;
+    *out = (size_t)(v << shift);
+    return 0;
+}
+
+/* Index of value among the '|'-separated words of list, or -1. */
+static int enum_index(const char *list, const char *value)
+{
+    size_t vl = strlen(value);
+    int i = 0;
+    for (const char *w = list; *w; i++) {
+        const char *bar = strchr(w, '|');
+        size_t wl = bar ? (size_t)(bar - w) : strlen(w);
+        if (wl == vl && memcmp(w, value, wl) == 0)
+            return i;
+        if (!bar)
+            break;
+        w = bar + 1;
+    }
+    return -1;
+}
+
+static int apply(struct ml_options *o, const struct ml_option *row, const char *value)
+{
+    char *field = (char *)o + row->offset;
+    switch (row->type) {
+    case ML_OPT_ENUM: {
+        int i = enum_index(row->accepted, value);
+        if (i < 0)
+            return -1;
+        *(int *)field = i;
+        return 0;
+    }
+    case ML_OPT_BOOL:
+        if (!strcmp(value, "1") || !strcmp(value, "yes") || !strcmp(value, "true"))
+            *(int *)field = 1;
+        else if (!strcmp(value, "0") || !strcmp(value, "no") || !strcmp(value, "false"))
+            *(int *)field = 0;
+        else
+            return -1;
+        return 0;
+    case ML_OPT_SIZE:
+        return ml_parse_size(value, (size_t *)field);
+    }
+    return -1;
+}
+
+void ml_options_parse(struct ml_options *o, char *const *envp, int warn)
+{
+    memset(o, 0, sizeof *o);
+    for (size_t i = 0; i < ml_option_count; i++)
+        apply(o, &ml_option_table[i], ml_option_table[i].def);
+    if (!envp)
+        return;
+    for (char *const *e = envp; *e; e++) {
+        if (strncmp(*e, "MALLARD_", 8) != 0)
+            continue;
+        const char *eq = strchr(*e, '=');
+        if (!eq)
+            continue;
+        size_t nl = (size_t)(eq - *e);
+        int known = 0;
+        for (size_t i = 0; i < ml_option_count; i++) {
+            const struct ml_option *row = &ml_option_table[i];
+            if (strlen(row->name) != nl || memcmp(row->name, *e, nl) != 0)
+                continue;
+            known = 1;
+            if (apply(o, row, eq + 1) != 0) {
+                apply(o, row, row->def);
+                if (warn)
+                    ml_say("%s=%s is not valid; accepted: %s; using the default %s", row->name, eq + 1,
+                           row->accepted, row->def);
+            }
+        }
+        if (!known && warn) {
+            char name[64];
+            size_t n = nl < sizeof name - 1 ? nl : sizeof name - 1;
+            memcpy(name, *e, n);
+            name[n] = '\0';
+            ml_say("%s is not a mallard option and is ignored; `mallard --help` lists them", name);
+        }
+    }
+}

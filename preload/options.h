@@ -1,0 +1,48 @@
+/* preload/options.h: the MALLARD_* option table.
+ *
+ * One row per variable: name, type, default, accepted values and a one-line
+ * doc.  ml_options_parse reads the table once, straight from an environment
+ * array, without allocating.  The same rows feed `mallard --help`, the
+ * README table and the man page (see preload/cli.c).
+ */
+#ifndef ML_PRELOAD_OPTIONS_H
+#define ML_PRELOAD_OPTIONS_H
+
+#include <stddef.h>
+
+#define ML_PATH_MAX 4096
+
+enum ml_page_guard { ML_GUARD_AFTER, ML_GUARD_BEFORE };
+
+struct ml_options {
+    int backend;            /* index into ml_backend_names */
+    size_t arena_limit;     /* bytes; 0 means no limit */
+    int page_guard;         /* enum ml_page_guard */
+    int page_align;         /* 1: byte-exact placement (no 16-byte rounding) */
+    size_t page_quarantine; /* bytes of freed blocks kept PROT_NONE */
+};
+
+enum ml_opt_type { ML_OPT_ENUM, ML_OPT_BOOL, ML_OPT_SIZE };
+
+struct ml_option {
+    const char *name;     /* the environment variable */
+    enum ml_opt_type type;
+    const char *def;      /* default, as a user would write it */
+    const char *accepted; /* accepted values, '|'-separated for ML_OPT_ENUM */
+    const char *doc;      /* one line */
+    size_t offset;        /* field in struct ml_options */
+};
+
+extern const struct ml_option ml_option_table[];
+extern const size_t ml_option_count;
+extern const char *const ml_backend_names[]; /* NULL-terminated */
+
+/* Fills *o with the defaults, then applies every MALLARD_* entry of envp.
+ * A bad value gets one stderr line naming the variable and the accepted
+ * values (when warn), and the default stays.  Allocates nothing. */
+void ml_options_parse(struct ml_options *o, char *const *envp, int warn);
+
+/* Parses "123", "64K", "10M", "2G" into bytes; returns 0 on success. */
+int ml_parse_size(const char *s, size_t *out);
+
+#endif

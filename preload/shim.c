@@ -1,0 +1,193 @@
+/* preload/shim.c: the exported malloc family.
+ *
+ * Each function checks its arguments once, the way glibc 2.36 does, and
+ * makes one indirect call through ml_active.  Backends therefore never see
+ * NULL, size 0, an overflowed product or a bad alignment.  Until the state
+ * is READY every request detours through preload/boot.c.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <malloc.h>
+#include <stdlib.h>
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../core/os.h"
+#include "boot.h"
+
+#define ML_EXPORT __attribute__((visibility("default")))
+#define ML_READY_NOW() ML_LIKELY(__atomic_load_n(&ml_state, __ATOMIC_RELAXED) == ML_READY)
+
+static inline void *alloc_aligned(size_t align, size_t size)
+{
+    if (size == 0)
+        size = 1;
+    if (!ML_READY_NOW())
+        return ml_boot_alloc(align, size);
+    void *p = align <= 16 ? ml_active->malloc(size) : ml_active->memalign(align, size);
+    if (ML_UNLIKELY(!p))
+        errno = ENOMEM;
+    return p;
+}
+
+ML_EXPORT void *malloc(size_t size)
+{
+    if (ML_LIKELY(size) && ML_READY_NOW()) {
+        void *p = ml_active->malloc(size);
+        if (ML_UNLIKELY(!p))
+            errno = ENOMEM;
+        return p;
+    }
+    return alloc_aligned(16, size);
+}
+
+ML_EXPORT void free(void *p)
+{
+    if (ML_UNLIKELY(!p || ml_boot_owns(p)))
+        return;
+    if (ML_UNLIKELY(!ML_READY_NOW()))
+        return; /* not ours: nothing was handed out but bootstrap blocks */
+    ml_active->free(p);
+}
+
+ML_EXPORT void *calloc(size_t n, size_t size)
+{
+    size_t total;
+    if (ML_UNLIKELY(__builtin_mul_overflow(n, size, &total))) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (ML_LIKELY(total) && ML_READY_NOW() && ml_active->zalloc) {
+        void *p = ml_active->zalloc(total);
+        if (ML_UNLIKELY(!p))
+            errno = ENOMEM;
+        return p;
+    }
+    void *p = alloc_aligned(16, total);
+    if (p && !ml_boot_owns(p)) /* bootstrap memory is static, hence zero */
+        memset(p, 0, total ? total : 1);
+    return p;
+}
+
+static void *realloc_bootstrap(void *p, size_t size)
+{
+    void *q = alloc_aligned(16, size);
+    if (q) {
+        size_t old = ml_boot_usable_size(p);
+        memcpy(q, p, old < size ? old : size);
+    }
+    return q;
+}
+
+ML_EXPORT void *realloc(void *p, size_t size)
+{
+    if (!p)
+        return alloc_aligned(16, size);
+    if (size == 0) {
+        free(p);
+        return NULL;
+    }
+    if (ML_UNLIKELY(ml_boot_owns(p)))
+        return realloc_bootstrap(p, size);
+    if (ML_UNLIKELY(!ML_READY_NOW())) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    void *q = ml_active->realloc(p, size);
+    if (ML_UNLIKELY(!q))
+        errno = ENOMEM;
+    return q;
+}
+
+ML_EXPORT void *reallocarray(void *p, size_t n, size_t size)
+{
+    size_t total;
+    if (__builtin_mul_overflow(n, size, &total)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return realloc(p, total);
+}
+
+static int is_pow2(size_t a) { return a && !(a & (a - 1)); }
+
+/* glibc 2.36 memalign: alignments below 16 act as 16, others are rounded up
+ * to a power of two, absurd ones fail with EINVAL. */
+static void *memalign_glibc(size_t align, size_t size)
+{
+    if (align <= 16)
+        return alloc_aligned(16, size);
+    if (align > SIZE_MAX / 2 + 1) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (!is_pow2(align))
+        align = (size_t)1 << (64 - __builtin_clzl(align));
+    if (size > SIZE_MAX - align - ml_os_page_size()) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return alloc_aligned(align, size);
+}
+
+ML_EXPORT void *memalign(size_t align, size_t size) { return memalign_glibc(align, size); }
+
+ML_EXPORT void *aligned_alloc(size_t align, size_t size) { return memalign_glibc(align, size); }
+
+ML_EXPORT int posix_memalign(void **out, size_t align, size_t size)
+{
+    if (align % sizeof(void *) != 0 || !is_pow2(align))
+        return EINVAL;
+    int saved = errno;
+    void *p = memalign_glibc(align, size);
+    if (!p) {
+        int rc = errno;
+        errno = saved;
+        return rc;
+    }
+    *out = p;
+    return 0;
+}
+
+ML_EXPORT void *valloc(size_t size) { return memalign_glibc(ml_os_page_size(), size); }
+
+ML_EXPORT void *pvalloc(size_t size)
+{
+    size_t ps = ml_os_page_size();
+    if (size > SIZE_MAX - 2 * ps) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    size_t rounded = (size + ps - 1) & ~(ps - 1);
+    return memalign_glibc(ps, rounded ? rounded : ps);
+}
+
+ML_EXPORT size_t malloc_usable_size(void *p)
+{
+    if (!p)
+        return 0;
+    if (ml_boot_owns(p))
+        return ml_boot_usable_size(p);
+    if (!ML_READY_NOW())
+        return 0;
+    return ml_active->usable_size(p);
+}
+
+/* Old names that glibc and some programs still reach. */
+void cfree(void *p);
+void *__libc_malloc(size_t size);
+void __libc_free(void *p);
+void *__libc_calloc(size_t n, size_t size);
+void *__libc_realloc(void *p, size_t size);
+void *__libc_memalign(size_t align, size_t size);
+void *__libc_valloc(size_t size);
+void *__libc_pvalloc(size_t size);
+ML_EXPORT void cfree(void *p) { free(p); }
+ML_EXPORT void *__libc_malloc(size_t size) { return malloc(size); }
+ML_EXPORT void __libc_free(void *p) { free(p); }
+ML_EXPORT void *__libc_calloc(size_t n, size_t size) { return calloc(n, size); }
+ML_EXPORT void *__libc_realloc(void *p, size_t size) { return realloc(p, size); }
+ML_EXPORT void *__libc_memalign(size_t align, size_t size) { return memalign(align, size); }
+ML_EXPORT void *__libc_valloc(size_t size) { return valloc(size); }
+ML_EXPORT void *__libc_pvalloc(size_t size) { return pvalloc(size); }
