@@ -121,7 +121,9 @@ static ML_TLS struct fl_tcache tc;
 
 /* ---- size classes ----------------------------------------------------- */
 
-static inline unsigned size_class(size_t n)
+static uint8_t class_of_small[1024 / 16 + 1]; /* (n + 15) / 16 -> class, n <= 1 KiB */
+
+static inline unsigned size_class_calc(size_t n)
 {
     if (n <= 128)
         return (unsigned)((n + 15) >> 4) - (n != 0);
@@ -129,6 +131,13 @@ static inline unsigned size_class(size_t n)
     size_t step = (size_t)1 << (k - 2);
     unsigned idx = (unsigned)((n - ((size_t)1 << k) + step - 1) >> (k - 2)) - 1;
     return 8 + (k - 7) * 4 + idx;
+}
+
+static inline unsigned size_class(size_t n)
+{
+    if (ML_LIKELY(n <= 1024))
+        return class_of_small[(n + 15) >> 4];
+    return size_class_calc(n);
 }
 
 static void classes_init(void)
@@ -152,6 +161,8 @@ static void classes_init(void)
         size_t batch = 16384 / s;
         fl.class_batch[c] = (uint32_t)(batch < 2 ? 2 : batch > 64 ? 64 : batch);
     }
+    for (size_t i = 0; i <= 1024 / 16; i++)
+        class_of_small[i] = (uint8_t)size_class_calc(i ? i * 16 : 1);
 }
 
 /* ---- the page heap ---------------------------------------------------- */

@@ -12,6 +12,7 @@
 
 #include "../core/fmt.h"
 #include "../core/os.h"
+#include "../report/trace.h"
 
 int ml_state = ML_UNINIT;
 const struct ml_backend *ml_active;
@@ -164,7 +165,7 @@ static void boot_init(void)
         }
     }
     ml_backend = b;
-    ml_active = b;
+    ml_active = ml_opts.trace ? ml_trace_wrap(b, &ml_opts) : b;
 
     if (pthread_key_create(&thread_key, thread_dtor) == 0)
         __atomic_store_n(&thread_key_ok, 1, __ATOMIC_RELEASE);
@@ -189,8 +190,13 @@ void *ml_boot_alloc(size_t align, size_t size)
     return boot_carve(align, size);
 }
 
+void ml_hooks_start(void);
+
 __attribute__((constructor(101))) static void ml_boot_ctor(void)
 {
     if (__atomic_load_n(&ml_state, __ATOMIC_ACQUIRE) == ML_UNINIT)
         boot_init();
+    while (__atomic_load_n(&ml_state, __ATOMIC_ACQUIRE) != ML_READY)
+        sched_yield();
+    ml_hooks_start();
 }

@@ -12,15 +12,29 @@ const char *const ml_backend_names[] = {"freelist", "bump", "arena", "page", "sy
 
 const struct ml_option ml_option_table[] = {
     {"MALLARD_BACKEND", ML_OPT_ENUM, "freelist", "freelist|bump|arena|page|system",
-     "allocator backend: size classes, bump pointer, arena, guard pages, or glibc", OFF(backend)},
+     "allocator backend: size classes, bump pointer, arena, guard pages, or glibc", OFF(backend), 0, 0},
     {"MALLARD_ARENA_LIMIT", ML_OPT_SIZE, "0", "SIZE (bytes, K/M/G suffix; 0 = none)",
-     "arena backend budget; allocation past it fails with ENOMEM", OFF(arena_limit)},
+     "arena backend budget; allocation past it fails with ENOMEM", OFF(arena_limit), 0, 0},
     {"MALLARD_PAGE_GUARD", ML_OPT_ENUM, "after", "after|before",
-     "page backend: guard page after the block (overflow) or before it (underflow)", OFF(page_guard)},
+     "page backend: guard page after the block (overflow) or before it (underflow)", OFF(page_guard), 0, 0},
     {"MALLARD_PAGE_ALIGN", ML_OPT_BOOL, "0", "0|1",
-     "page backend: 1 places blocks byte-exact against the guard (alignment 1)", OFF(page_align)},
+     "page backend: 1 places blocks byte-exact against the guard (alignment 1)", OFF(page_align), 0, 0},
     {"MALLARD_PAGE_QUARANTINE", ML_OPT_SIZE, "64M", "SIZE (bytes, K/M/G suffix)",
-     "page backend: bytes of freed blocks kept inaccessible before reuse", OFF(page_quarantine)},
+     "page backend: bytes of freed blocks kept inaccessible before reuse", OFF(page_quarantine), 0, 0},
+    {"MALLARD_TRACE", ML_OPT_BOOL, "1", "0|1",
+     "1 records every block and writes the leak report at exit; 0 runs the bare allocator", OFF(trace), 0, 0},
+    {"MALLARD_DEPTH", ML_OPT_INT, "32", "1..256", "frames recorded per allocation stack", OFF(depth), 1, 256},
+    {"MALLARD_ON_ERROR", ML_OPT_ENUM, "continue", "continue|abort",
+     "after a double or invalid free: keep running, or write the report and abort", OFF(on_error), 0, 0},
+    {"MALLARD_REPORT", ML_OPT_PATH, "", "PATH (%p becomes the pid; empty = stderr)",
+     "where the report goes", OFF(report), 0, 0},
+    {"MALLARD_FORMAT", ML_OPT_ENUM, "text", "text|json", "report format", OFF(format), 0, 0},
+    {"MALLARD_SHOW", ML_OPT_ENUM, "leaks", "leaks|all",
+     "text report: list leak groups only, or reachable groups too", OFF(show), 0, 0},
+    {"MALLARD_EXITCODE", ML_OPT_INT, "0", "0..255 (0 = leave the status alone)",
+     "exit status to use when definite leaks or errors were found", OFF(exitcode), 0, 255},
+    {"MALLARD_SUPPRESSIONS", ML_OPT_PATH, "", "PATH of a file of leak:PATTERN lines",
+     "leaks whose stack matches a pattern (function or object, * wildcard) are suppressed", OFF(suppressions), 0, 0},
 };
 const size_t ml_option_count = sizeof ml_option_table / sizeof ml_option_table[0];
 
@@ -93,6 +107,20 @@ static int apply(struct ml_options *o, const struct ml_option *row, const char *
         return 0;
     case ML_OPT_SIZE:
         return ml_parse_size(value, (size_t *)field);
+    case ML_OPT_INT: {
+        size_t v;
+        if (ml_parse_size(value, &v) != 0 || (long)v < row->min || (long)v > row->max)
+            return -1;
+        *(int *)field = (int)v;
+        return 0;
+    }
+    case ML_OPT_PATH: {
+        size_t n = strlen(value);
+        if (n >= ML_PATH_MAX)
+            return -1;
+        memcpy(field, value, n + 1);
+        return 0;
+    }
     }
     return -1;
 }

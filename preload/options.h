@@ -20,9 +20,21 @@ struct ml_options {
     int page_guard;         /* enum ml_page_guard */
     int page_align;         /* 1: byte-exact placement (no 16-byte rounding) */
     size_t page_quarantine; /* bytes of freed blocks kept PROT_NONE */
+    int trace;              /* 1: the trace layer wraps the backend */
+    int depth;              /* frames per allocation stack */
+    int on_error;           /* enum ml_on_error */
+    int format;             /* enum ml_format */
+    int show;               /* enum ml_show */
+    int exitcode;           /* 0: leave the exit status alone */
+    char report[ML_PATH_MAX];       /* "" : stderr; %p becomes the pid */
+    char suppressions[ML_PATH_MAX]; /* "" : built-in list only */
 };
 
-enum ml_opt_type { ML_OPT_ENUM, ML_OPT_BOOL, ML_OPT_SIZE };
+enum ml_on_error { ML_ON_ERROR_CONTINUE, ML_ON_ERROR_ABORT };
+enum ml_format { ML_FORMAT_TEXT, ML_FORMAT_JSON };
+enum ml_show { ML_SHOW_LEAKS, ML_SHOW_ALL };
+
+enum ml_opt_type { ML_OPT_ENUM, ML_OPT_BOOL, ML_OPT_SIZE, ML_OPT_INT, ML_OPT_PATH };
 
 struct ml_option {
     const char *name;     /* the environment variable */
@@ -31,6 +43,7 @@ struct ml_option {
     const char *accepted; /* accepted values, '|'-separated for ML_OPT_ENUM */
     const char *doc;      /* one line */
     size_t offset;        /* field in struct ml_options */
+    long min, max;        /* ML_OPT_INT bounds */
 };
 
 extern const struct ml_option ml_option_table[];

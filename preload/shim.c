@@ -14,7 +14,9 @@
 #include <unistd.h>
 
 #include "../core/os.h"
+#include "../report/trace.h"
 #include "boot.h"
+#include "mallard.h"
 
 #define ML_EXPORT __attribute__((visibility("default")))
 #define ML_READY_NOW() ML_LIKELY(__atomic_load_n(&ml_state, __ATOMIC_RELAXED) == ML_READY)
@@ -191,3 +193,12 @@ ML_EXPORT void *__libc_realloc(void *p, size_t size) { return realloc(p, size); 
 ML_EXPORT void *__libc_memalign(size_t align, size_t size) { return memalign(align, size); }
 ML_EXPORT void *__libc_valloc(size_t size) { return valloc(size); }
 ML_EXPORT void *__libc_pvalloc(size_t size) { return pvalloc(size); }
+
+/* ---- the public API (mallard.h) ----------------------------------------- */
+
+ML_EXPORT const char *mallard_tag(const char *name)
+{
+    if (!ML_READY_NOW() || ml_active == ml_backend)
+        return NULL;
+    return ml_trace_set_tag(name);
+}

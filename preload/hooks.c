@@ -1,0 +1,192 @@
+/* preload/hooks.c: the ways a process ends, for the exit report.
+ *
+ * - exit(): an on_exit handler registered from mallard's constructor.  The
+ *   constructor runs inside ld.so's _dl_init, before __libc_start_main
+ *   registers _dl_fini, so the handler runs after every atexit handler,
+ *   every C++ static destructor and every library destructor: a block freed
+ *   in any of them is not a leak.  It also learns the exit status.
+ * - _exit/_Exit and the exec family are interposed here (the only names
+ *   besides the malloc family that libmallard.so exports): the report is
+ *   written, then the real call proceeds.  libc's own internal calls to
+ *   _exit (from exit()) use a hidden alias and never reach these.
+ * - Fatal signals (SEGV, BUS, FPE, ILL, ABRT, TRAP, SYS) whose disposition
+ *   is still the default get a one-shot handler that writes the report and
+ *   re-raises the signal, so the process dies exactly as it would have.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "../report/finish.h"
+#include "../report/trace.h"
+#include "boot.h"
+
+#define ML_EXPORT __attribute__((visibility("default")))
+
+static int tracing(void) { return ml_active && ml_active != ml_backend; }
+
+static void on_exit_handler(int status, void *unused)
+{
+    (void)unused;
+    int code = ml_trace_finish(ML_EXIT_EXIT, status);
+    if (code != status) {
+        fflush(NULL);
+        syscall(SYS_exit_group, code);
+    }
+}
+
+static const int fatal_signals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGTRAP, SIGSYS};
+
+static void on_fatal_signal(int sig)
+{
+    /* SA_RESETHAND already restored the default action. */
+    if (!ml_trace_guard_enter()) /* not crashed inside mallard itself */
+        ml_trace_finish(ML_EXIT_SIGNAL, sig);
+    raise(sig);
+}
+
+void ml_hooks_start(void);
+void ml_hooks_start(void)
+{
+    if (!tracing())
+        return;
+    ml_stack_init(ml_opts.depth);
+    on_exit(on_exit_handler, NULL);
+    for (size_t i = 0; i < sizeof fatal_signals / sizeof fatal_signals[0]; i++) {
+        struct sigaction old;
+        if (sigaction(fatal_signals[i], NULL, &old) != 0 || old.sa_handler != SIG_DFL ||
+            (old.sa_flags & SA_SIGINFO))
+            continue;
+        struct sigaction sa = {0};
+        sa.sa_handler = on_fatal_signal;
+        sa.sa_flags = SA_RESETHAND | SA_NODEFER | SA_ONSTACK;
+        sigemptyset(&sa.sa_mask);
+        sigaction(fatal_signals[i], &sa, NULL);
+    }
+}
+
+ML_EXPORT __attribute__((noreturn)) void _exit(int status)
+{
+    if (tracing())
+        status = ml_trace_finish(ML_EXIT__EXIT, status);
+    for (;;)
+        syscall(SYS_exit_group, status);
+}
+
+ML_EXPORT __attribute__((noreturn)) void _Exit(int status) { _exit(status); }
+
+/* ---- exec ------------------------------------------------------------- */
+
+static void *next_symbol(const char *name)
+{
+    void *f = dlsym(RTLD_NEXT, name);
+    if (!f)
+        abort(); /* libc without exec: nothing sensible left to do */
+    return f;
+}
+
+static void before_exec(void)
+{
+    if (tracing())
+        ml_trace_finish(ML_EXIT_EXEC, 0);
+}
+
+/* The exec failed and the process goes on: let its real end report. */
+static void after_failed_exec(void)
+{
+    __atomic_store_n(&ml_tr.finished, 0, __ATOMIC_RELEASE);
+}
+
+ML_EXPORT int execve(const char *path, char *const argv[], char *const envp[])
+{
+    int (*real)(const char *, char *const[], char *const[]) = next_symbol("execve");
+    before_exec();
+    int rc = real(path, argv, envp);
+    after_failed_exec();
+    return rc;
+}
+
+ML_EXPORT int execv(const char *path, char *const argv[])
+{
+    int (*real)(const char *, char *const[]) = next_symbol("execv");
+    before_exec();
+    int rc = real(path, argv);
+    after_failed_exec();
+    return rc;
+}
+
+ML_EXPORT int execvp(const char *file, char *const argv[])
+{
+    int (*real)(const char *, char *const[]) = next_symbol("execvp");
+    before_exec();
+    int rc = real(file, argv);
+    after_failed_exec();
+    return rc;
+}
+
+ML_EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
+{
+    int (*real)(const char *, char *const[], char *const[]) = next_symbol("execvpe");
+    before_exec();
+    int rc = real(file, argv, envp);
+    after_failed_exec();
+    return rc;
+}
+
+ML_EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
+{
+    int (*real)(int, char *const[], char *const[]) = next_symbol("fexecve");
+    before_exec();
+    int rc = real(fd, argv, envp);
+    after_failed_exec();
+    return rc;
+}
+
+/* execl, execlp, execle: collect the variadic list, then the v forms. */
+#define ML_EXEC_ARGS_MAX 4096
+#define COLLECT_ARGS(arg0, ap, argv, n)                                                                         \
+    do {                                                                                                      \
+        argv[0] = (char *)(arg0);                                                                             \
+        for (n = 1; n < ML_EXEC_ARGS_MAX - 1 && (argv[n] = va_arg(ap, char *)); n++)                          \
+            ;                                                                                                 \
+        argv[n] = NULL;                                                                                       \
+    } while (0)
+
+ML_EXPORT int execl(const char *path, const char *arg, ...)
+{
+    char *argv[ML_EXEC_ARGS_MAX];
+    size_t n;
+    va_list ap;
+    va_start(ap, arg);
+    COLLECT_ARGS(arg, ap, argv, n);
+    va_end(ap);
+    return execv(path, argv);
+}
+
+ML_EXPORT int execlp(const char *file, const char *arg, ...)
+{
+    char *argv[ML_EXEC_ARGS_MAX];
+    size_t n;
+    va_list ap;
+    va_start(ap, arg);
+    COLLECT_ARGS(arg, ap, argv, n);
+    va_end(ap);
+    return execvp(file, argv);
+}
+
+ML_EXPORT int execle(const char *path, const char *arg, ...)
+{
+    char *argv[ML_EXEC_ARGS_MAX];
+    size_t n;
+    va_list ap;
+    va_start(ap, arg);
+    COLLECT_ARGS(arg, ap, argv, n);
+    char *const *envp = va_arg(ap, char *const *);
+    va_end(ap);
+    return execve(path, argv, envp);
+}

@@ -1,0 +1,41 @@
+/* report/blocks.h: the live-block table (blocks.c). */
+#ifndef ML_REPORT_BLOCKS_H
+#define ML_REPORT_BLOCKS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum ml_block_state {
+    ML_BLOCK_LIVE = 1,      /* handed to the program */
+    ML_BLOCK_FREED = 2,     /* freed, waiting in the quarantine */
+    ML_BLOCK_INHERITED = 3, /* live, allocated before this process forked */
+};
+
+struct ml_block_rec {
+    uintptr_t addr;
+    uint64_t size; /* requested size (saturates at 2^40 - 1) */
+    uint32_t stack, free_stack;
+    uint16_t tag;
+    uint8_t state;
+};
+
+/* Records a live block; replaces any record at addr.  0, or -1 when the
+ * table cannot grow (the block is then simply not traced). */
+int ml_blocks_insert(uintptr_t addr, uint64_t size, uint32_t stack, uint16_t tag);
+/* Marks addr freed.  1: it was live (*out holds it as it was); 0: it was
+ * already freed (*out holds the freed record); -1: unknown address. */
+int ml_blocks_free(uintptr_t addr, uint32_t free_stack, struct ml_block_rec *out);
+/* Drops the record at addr (*out gets it when out is non-NULL); 0 or -1. */
+int ml_blocks_remove(uintptr_t addr, struct ml_block_rec *out);
+/* Copies the record at addr; 0 or -1. */
+int ml_blocks_lookup(uintptr_t addr, struct ml_block_rec *out);
+/* In a fork child: every live block now belongs to the parent's report. */
+void ml_blocks_mark_inherited(void);
+/* Records in the table (live, inherited and freed). */
+size_t ml_blocks_live_count(void);
+/* Copies up to cap live and inherited records; locked = 0 only when no
+ * other thread can run (a fatal signal). */
+size_t ml_blocks_snapshot(struct ml_block_rec *out, size_t cap, int locked);
+void ml_blocks_atfork(int phase);
+
+#endif

@@ -1,0 +1,531 @@
+/* report/finish.c: the exit report.
+ *
+ * Record now, interpret at exit: snapshot the live blocks, sort them by
+ * address, classify them by reachability (reach.c), drop what the
+ * suppressions match, group the rest by (kind, stack, tag), sort the groups
+ * by bytes and hand the model to the text or JSON writer (write.c).  Runs
+ * once per process, with the recursion guard set so that whatever libdw or
+ * the unwinder allocate comes from the meta heap.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <link.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../core/fmt.h"
+#include "../core/os.h"
+#include "../preload/boot.h"
+#include "../preload/options.h"
+#include "blocks.h"
+#include "finish.h"
+#include "trace.h"
+
+/* ---- sorting ---------------------------------------------------------- */
+
+/* LSD radix sort by address: 6 passes of 8 bits cover the 47-bit user
+ * address space (the low 4 bits are always zero), linear in n. */
+static int sort_live(struct ml_live *a, size_t n)
+{
+    if (n < 2)
+        return 0;
+    struct ml_live *tmp = ml_meta_alloc(n * sizeof *tmp);
+    if (!tmp)
+        return -1;
+    struct ml_live *src = a, *dst = tmp;
+    for (unsigned shift = 4; shift < 52; shift += 8) {
+        size_t count[257] = {0};
+        for (size_t i = 0; i < n; i++)
+            count[((src[i].addr >> shift) & 0xff) + 1]++;
+        if (count[1] == n)
+            continue; /* every key has the same digit */
+        for (unsigned d = 0; d < 256; d++)
+            count[d + 1] += count[d];
+        for (size_t i = 0; i < n; i++)
+            dst[count[(src[i].addr >> shift) & 0xff]++] = src[i];
+        struct ml_live *swap = src;
+        src = dst;
+        dst = swap;
+    }
+    if (src != a)
+        memcpy(a, src, n * sizeof *a);
+    ml_meta_free(tmp);
+    return 0;
+}
+
+/* ---- mallard's own data: not a root ----------------------------------- */
+
+struct skip_ctx {
+    struct ml_range r[8];
+    size_t n;
+};
+
+static int find_own_data(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    struct skip_ctx *c = data;
+    uintptr_t me = (uintptr_t)&ml_tr;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_W))
+            continue;
+        uintptr_t lo = info->dlpi_addr + ph->p_vaddr, hi = lo + ph->p_memsz;
+        if (me < lo || me >= hi)
+            continue;
+        /* the bootstrap arena holds program data: keep scanning it */
+        uintptr_t blo = (uintptr_t)ml_boot_arena, bhi = blo + ML_BOOT_ARENA_SIZE;
+        if (blo >= lo && bhi <= hi) {
+            c->r[c->n++] = (struct ml_range){lo, blo};
+            c->r[c->n++] = (struct ml_range){bhi, hi};
+        } else {
+            c->r[c->n++] = (struct ml_range){lo, hi};
+        }
+        return 1;
+    }
+    return 0;
+}
+
+/* ---- suppressions ----------------------------------------------------- */
+
+struct supp {
+    char **pat;
+    size_t n, cap;
+};
+
+static struct supp supps;
+
+/* Built in: the one-time allocations of ld.so, libc and libstdc++ that no
+ * program can free.  Matched like user patterns. */
+static const char *const default_supps[] = {
+    "_dl_allocate_tls",     /* ld.so: TLS blocks of threads */
+    "_dl_map_object",       /* ld.so: link maps */
+    "_dl_new_object",       /* ld.so */
+    "_dl_check_map_versions",
+    "__libc_dlerror_result", /* dlerror's per-thread buffer */
+    "_dlerror_run",
+    "__gconv_open",          /* iconv/locale tables */
+    "__gconv_read_conf",
+    "_nl_load_locale",
+    "_nl_find_locale",
+    "_nl_intern_locale_data",
+    "__nss_",                /* name-service modules */
+    "__cxa_get_globals",     /* libstdc++: per-thread EH globals */
+    "__gnu_cxx::__freeres",
+};
+
+static void supp_add(const char *p, size_t len)
+{
+    if (supps.n == supps.cap) {
+        size_t cap = supps.cap ? supps.cap * 2 : 32;
+        char **grown = ml_meta_realloc(supps.pat, cap * sizeof *grown);
+        if (!grown)
+            return;
+        supps.pat = grown;
+        supps.cap = cap;
+    }
+    char *copy = ml_meta_alloc(len + 1);
+    if (!copy)
+        return;
+    memcpy(copy, p, len);
+    copy[len] = '\0';
+    supps.pat[supps.n++] = copy;
+}
+
+static char *read_small_file(const char *path, size_t *len);
+
+static void supp_load(const char *path)
+{
+    for (size_t i = 0; i < sizeof default_supps / sizeof default_supps[0]; i++)
+        supp_add(default_supps[i], strlen(default_supps[i]));
+    if (!path || !*path)
+        return;
+    size_t len;
+    char *text = read_small_file(path, &len);
+    if (!text) {
+        ml_say("MALLARD_SUPPRESSIONS=%s cannot be read (errno %d); using the built-in list only", path, errno);
+        return;
+    }
+    unsigned lineno = 0;
+    for (char *line = text; line < text + len;) {
+        char *nl = memchr(line, '\n', (size_t)(text + len - line));
+        char *end = nl ? nl : text + len;
+        lineno++;
+        while (line < end && (*line == ' ' || *line == '\t'))
+            line++;
+        while (end > line && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r'))
+            end--;
+        size_t sl = (size_t)(end - line);
+        if (sl && *line != '#') {
+            if (sl > 5 && !strncmp(line, "leak:", 5)) {
+                supp_add(line + 5, sl - 5);
+            } else {
+                char shown[128];
+                size_t k = sl < sizeof shown - 1 ? sl : sizeof shown - 1;
+                memcpy(shown, line, k);
+                shown[k] = '\0';
+                ml_say("%s:%u: not a suppression (expected leak:PATTERN): %s", path, lineno, shown);
+            }
+        }
+        line = nl ? nl + 1 : text + len;
+    }
+    ml_meta_free(text);
+}
+
+/* LSan's rule: '*' matches any run of characters, a leading '^' or trailing
+ * '$' anchors the pattern, otherwise it may match anywhere in s. */
+static int glob_at(const char *p, const char *s, int anchored_end)
+{
+    for (; *p; p++, s++) {
+        if (*p == '*') {
+            while (*p == '*')
+                p++;
+            if (!*p && !anchored_end)
+                return 1;
+            for (; *s; s++)
+                if (glob_at(p, s, anchored_end))
+                    return 1;
+            return !*p;
+        }
+        if (*p == '$' && !p[1])
+            return !*s;
+        if (*s != *p)
+            return 0;
+    }
+    return !anchored_end || !*s;
+}
+
+static int supp_match(const char *pat, const char *s)
+{
+    if (!s)
+        return 0;
+    size_t pl = strlen(pat);
+    int end = pl && pat[pl - 1] == '$';
+    if (*pat == '^')
+        return glob_at(pat + 1, s, end);
+    for (; *s; s++)
+        if (glob_at(pat, s, end))
+            return 1;
+    return 0;
+}
+
+static int stack_suppressed(ml_stack_id id)
+{
+    if (!id)
+        return 1; /* allocated before tracing could capture: ld.so/libc start-up */
+    unsigned n;
+    const uintptr_t *f = ml_stack_frames(id, &n);
+    for (unsigned i = 0; i < n; i++) {
+        struct ml_frame fr;
+        ml_symbolize(f[i], &fr);
+        for (size_t k = 0; k < supps.n; k++)
+            if (supp_match(supps.pat[k], fr.function) || supp_match(supps.pat[k], fr.object))
+                return 1;
+    }
+    return 0;
+}
+
+/* ---- grouping --------------------------------------------------------- */
+
+struct group_map {
+    struct ml_leak_group *g;
+    size_t cap, n;
+};
+
+static uint64_t group_hash(unsigned kind, ml_stack_id s, uint16_t tag)
+{
+    uint64_t h = ((uint64_t)s << 20) ^ ((uint64_t)tag << 4) ^ kind;
+    h *= 0x9e3779b97f4a7c15ull;
+    return h ^ (h >> 31);
+}
+
+static struct ml_leak_group *group_get(struct group_map *m, unsigned kind, ml_stack_id s, uint16_t tag)
+{
+    if ((m->n + 1) * 2 > m->cap) {
+        size_t cap = m->cap ? m->cap * 2 : 256;
+        struct ml_leak_group *g = ml_meta_alloc(cap * sizeof *g);
+        if (!g)
+            return NULL;
+        for (size_t i = 0; i < m->cap; i++) {
+            if (!m->g[i].blocks)
+                continue;
+            size_t j = group_hash(m->g[i].kind, m->g[i].stack, (uint16_t)(uintptr_t)m->g[i].tag) & (cap - 1);
+            while (g[j].blocks)
+                j = (j + 1) & (cap - 1);
+            g[j] = m->g[i];
+        }
+        ml_meta_free(m->g);
+        m->g = g;
+        m->cap = cap;
+    }
+    size_t j = group_hash(kind, s, tag) & (m->cap - 1);
+    while (m->g[j].blocks) {
+        struct ml_leak_group *e = &m->g[j];
+        if (e->kind == kind && e->stack == s && (uint16_t)(uintptr_t)e->tag == tag)
+            return e;
+        j = (j + 1) & (m->cap - 1);
+    }
+    m->n++;
+    /* tag holds the id until the groups are finished */
+    m->g[j] = (struct ml_leak_group){(enum ml_kind)kind, 0, 0, (const char *)(uintptr_t)tag, s};
+    return &m->g[j];
+}
+
+static void sort_groups(struct ml_leak_group *g, size_t n)
+{
+    /* shell sort: bytes descending, then kind, then stack id for stability */
+    static const size_t gaps[] = {701, 301, 132, 57, 23, 10, 4, 1};
+    for (size_t gi = 0; gi < sizeof gaps / sizeof gaps[0]; gi++) {
+        size_t gap = gaps[gi];
+        for (size_t i = gap; i < n; i++) {
+            struct ml_leak_group v = g[i];
+            size_t j = i;
+            while (j >= gap &&
+                   (g[j - gap].bytes < v.bytes ||
+                    (g[j - gap].bytes == v.bytes &&
+                     (g[j - gap].kind > v.kind || (g[j - gap].kind == v.kind && g[j - gap].stack > v.stack))))) {
+                g[j] = g[j - gap];
+                j -= gap;
+            }
+            g[j] = v;
+        }
+    }
+}
+
+/* ---- process facts ---------------------------------------------------- */
+
+static char *read_small_file(const char *path, size_t *len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    size_t cap = 4096, n = 0;
+    char *buf = ml_meta_alloc(cap + 1);
+    while (buf) {
+        ssize_t r = read(fd, buf + n, cap - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+        if (n == cap) {
+            if (cap >= ((size_t)1 << 20))
+                break;
+            cap *= 2;
+            char *g = ml_meta_realloc(buf, cap + 1);
+            if (!g)
+                break;
+            buf = g;
+        }
+    }
+    close(fd);
+    if (buf)
+        buf[n] = '\0';
+    *len = n;
+    return buf;
+}
+
+static const char *const *read_argv(void)
+{
+    size_t len = 0;
+    char *raw = read_small_file("/proc/self/cmdline", &len);
+    size_t count = 0;
+    for (size_t i = 0; raw && i < len; i++)
+        count += raw[i] == '\0';
+    const char **argv = ml_meta_alloc((count + 1) * sizeof *argv);
+    if (!argv)
+        return NULL;
+    size_t k = 0;
+    for (size_t i = 0; raw && i < len && k < count; k++) {
+        argv[k] = raw + i;
+        i += strlen(raw + i) + 1;
+    }
+    argv[k] = NULL;
+    return argv;
+}
+
+static const char *read_exe(void)
+{
+    char *buf = ml_meta_alloc(ML_PATH_MAX);
+    if (!buf)
+        return NULL;
+    ssize_t n = readlink("/proc/self/exe", buf, ML_PATH_MAX - 1);
+    if (n < 0)
+        return NULL;
+    buf[n] = '\0';
+    return buf;
+}
+
+/* ---- output ----------------------------------------------------------- */
+
+static int open_report(const struct ml_options *o, int *owned)
+{
+    *owned = 0;
+    if (!o->report[0])
+        return 2;
+    char path[ML_PATH_MAX];
+    size_t n = 0;
+    for (const char *s = o->report; *s && n < sizeof path - 24; s++) {
+        if (s[0] == '%' && s[1] == 'p') {
+            n += ml_fmt(path + n, sizeof path - n, "%d", (int)getpid());
+            s++;
+        } else {
+            path[n++] = *s;
+        }
+    }
+    path[n] = '\0';
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        ml_say("MALLARD_REPORT=%s: cannot open %s (errno %d); writing the report to stderr", o->report, path, errno);
+        return 2;
+    }
+    *owned = 1;
+    return fd;
+}
+
+/* ---- the report ------------------------------------------------------- */
+
+int ml_trace_finish(enum ml_exit_how how, int status)
+{
+    if (getpid() != ml_tr.pid)
+        return status; /* a vfork child, or a clone mallard never saw */
+    if (__atomic_exchange_n(&ml_tr.finished, 1, __ATOMIC_ACQ_REL))
+        return status;
+    int was = ml_trace_guard_enter();
+    const struct ml_options *o = ml_tr.opt;
+
+    size_t cap = ml_blocks_live_count() + 64;
+    struct ml_block_rec *recs = ml_meta_alloc(cap * sizeof *recs);
+    struct ml_live *live = ml_meta_alloc(cap * sizeof *live);
+    size_t n = 0;
+    if (recs && live) {
+        n = ml_blocks_snapshot(recs, cap, how != ML_EXIT_SIGNAL);
+        for (size_t i = 0; i < n; i++)
+            live[i] = (struct ml_live){recs[i].addr, recs[i].size, recs[i].stack, recs[i].tag, 0,
+                                       (uint8_t)(recs[i].state == ML_BLOCK_INHERITED)};
+        ml_meta_free(recs);
+        if (sort_live(live, n) != 0)
+            n = 0;
+    } else {
+        ml_say("not enough memory to build the report");
+    }
+    /* reach.c uses flags as scratch: keep "inherited" aside */
+    uint8_t *inherited = ml_meta_alloc(n + 1);
+    for (size_t i = 0; inherited && i < n; i++)
+        inherited[i] = live[i].flags;
+
+    struct skip_ctx skip = {.n = 0};
+    dl_iterate_phdr(find_own_data, &skip);
+    ml_reach_classify(live, n, skip.r, skip.n);
+
+    supp_load(o->suppressions);
+    struct ml_report r;
+    memset(&r, 0, sizeof r);
+    struct group_map gm = {0};
+    struct {
+        ml_stack_id id;
+        int suppressed;
+    } *memo = NULL;
+    size_t memo_cap = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (inherited && inherited[i])
+            continue; /* the parent's block: its report covers it */
+        struct ml_live *b = &live[i];
+        /* the suppression verdict is per stack: remember it */
+        int sup = 0;
+        if (b->kind != ML_KIND_REACHABLE) {
+            if (!memo_cap) {
+                memo_cap = 64;
+                while (memo_cap < 2 * n)
+                    memo_cap *= 2;
+                memo = ml_meta_alloc(memo_cap * sizeof *memo);
+            }
+            size_t j = memo ? (b->stack * 2654435761u) & (memo_cap - 1) : 0;
+            while (memo && memo[j].id && memo[j].id != b->stack)
+                j = (j + 1) & (memo_cap - 1);
+            if (memo && memo[j].id == b->stack && b->stack) {
+                sup = memo[j].suppressed;
+            } else {
+                sup = stack_suppressed(b->stack);
+                if (memo && b->stack && j < memo_cap) {
+                    memo[j].id = b->stack;
+                    memo[j].suppressed = sup;
+                }
+            }
+        }
+        if (sup) {
+            r.suppressed.bytes += b->size;
+            r.suppressed.blocks++;
+            continue;
+        }
+        struct ml_count *c = b->kind == ML_KIND_DEFINITE   ? &r.definite
+                             : b->kind == ML_KIND_INDIRECT ? &r.indirect
+                                                           : &r.reachable;
+        c->bytes += b->size;
+        c->blocks++;
+        struct ml_leak_group *g = group_get(&gm, b->kind, b->stack, b->tag);
+        if (g) {
+            g->bytes += b->size;
+            g->blocks++;
+        }
+    }
+    /* compact the groups and resolve tag names */
+    size_t ng = 0;
+    for (size_t i = 0; i < gm.cap; i++) {
+        if (!gm.g[i].blocks)
+            continue;
+        struct ml_leak_group g = gm.g[i];
+        uint16_t tag = (uint16_t)(uintptr_t)g.tag;
+        g.tag = tag ? ml_tr.tags[tag].name : NULL;
+        gm.g[ng++] = g;
+    }
+    sort_groups(gm.g, ng);
+
+    size_t ntags = ml_tr.ntags;
+    struct ml_tag_stats *tags = ml_meta_alloc((ntags + 1) * sizeof *tags);
+    for (size_t i = 0; tags && i < ntags; i++)
+        tags[i] = (struct ml_tag_stats){ml_tr.tags[i + 1].name, ml_tr.tags[i + 1].allocs,
+                                        ml_tr.tags[i + 1].current, ml_tr.tags[i + 1].peak};
+
+    r.pid = getpid();
+    r.ppid = getppid();
+    r.exe = read_exe();
+    r.argv = read_argv();
+    r.backend = ml_tr.backend_name;
+    r.exit_how = how;
+    r.exit_status = status;
+    size_t first_error = ml_tr.forked_child ? ml_tr.nerrors_inherited : 0;
+    size_t listed = ml_tr.nerrors < ml_tr.errors_cap ? ml_tr.nerrors : ml_tr.errors_cap;
+    r.nerrors = ml_tr.nerrors - first_error;
+    r.errors = ml_tr.errors ? ml_tr.errors + first_error : NULL;
+    r.nerrors_listed = listed > first_error ? listed - first_error : 0;
+    r.groups = gm.g;
+    r.ngroups = ng;
+    r.tags = tags;
+    r.ntags = tags ? ntags : 0;
+    r.allocs = ml_tr.allocs;
+    r.frees = ml_tr.frees;
+    r.bytes_allocated = ml_tr.bytes_allocated;
+    r.peak_bytes = ml_tr.peak_bytes;
+    r.current_bytes = ml_tr.current_bytes;
+    r.show_reachable = o->show == ML_SHOW_ALL;
+
+    int found = r.definite.blocks || r.indirect.blocks || r.nerrors;
+    /* A fork child (or one about to exec) with nothing of its own to say
+     * stays quiet: the parent's report covers the heap it inherited. */
+    if (ml_tr.forked_child && !found && (how != ML_EXIT_EXIT || !o->report[0] || !strstr(o->report, "%p"))) {
+        ml_trace_guard_leave(was);
+        return status;
+    }
+    int owned;
+    int fd = open_report(o, &owned);
+    int rc = o->format == ML_FORMAT_JSON ? ml_write_json(fd, &r) : ml_write_text(fd, &r);
+    if (rc != 0)
+        ml_say("the report could not be written (errno %d)", rc);
+    if (owned)
+        close(fd);
+    ml_trace_guard_leave(was);
+    if (o->exitcode && (r.definite.blocks || r.nerrors))
+        return o->exitcode;
+    return status;
+}

@@ -1,0 +1,42 @@
+/* report/finish.h: state shared by the decorator (trace.c) and the exit
+ * report (finish.c). */
+#ifndef ML_REPORT_FINISH_H
+#define ML_REPORT_FINISH_H
+
+#include <stdint.h>
+
+#include "../core/os.h"
+#include "report.h"
+
+struct ml_options;
+
+struct ml_tag_slot {
+    const char *name;
+    uint64_t allocs, current, peak;
+};
+
+struct ml_trace_state {
+    const char *backend_name;
+    const struct ml_options *opt;
+    int on_error, depth;
+    int pid;          /* this process, as mallard last saw it (fork updates it) */
+    int forked_child; /* a fork child: blocks from before the fork are the parent's */
+    int finished;     /* the report was written */
+    uint64_t allocs, frees, bytes_allocated, current_bytes, peak_bytes;
+    ml_spin tag_lock;
+    uint16_t ntags;
+    struct ml_tag_slot tags[1024];
+    ml_spin error_lock;
+    struct ml_error *errors;
+    size_t nerrors, errors_cap, nerrors_inherited;
+};
+
+extern struct ml_trace_state ml_tr;
+
+/* Sets the calling thread's recursion guard; returns its previous value. */
+int ml_trace_guard_enter(void);
+void ml_trace_guard_leave(int was);
+
+void ml_stack_atfork(int phase);
+
+#endif

@@ -1,0 +1,832 @@
+/* report/reach.c: leak classification by a conservative reachability scan,
+ * in process, at exit.
+ *
+ * Algorithm (LSan's marking, valgrind's cliques):
+ *   1. Snapshot /proc/self/maps (raw read into the meta heap) so that only
+ *      readable memory is ever touched.
+ *   2. Mark from the roots: the writable PT_LOAD segments of every loaded
+ *      object (GNU_RELRO included: it lies inside them), each attached
+ *      thread's stack block (for glibc threads it also holds the static TLS
+ *      and the descriptor), the mapping that holds a thread pointer outside
+ *      its stack block (the main thread's TLS, made by ld.so), the TLS and
+ *      descriptor of exited threads whose blocks glibc keeps cached, the
+ *      calling thread's spilled registers and its stack from the current
+ *      stack pointer up, and every other private anonymous writable mapping
+ *      that holds no live block (memory a program manages itself, like
+ *      Python's object arenas, as valgrind scans it).  Every root loses the
+ *      skip ranges and any 64 KiB granule mallard owns (meta heap, backend
+ *      heaps).  A word marks the block whose [addr, addr + max(size,1))
+ *      holds it, found by binary search; marked blocks go on an explicit
+ *      work stack and are scanned in turn, so chains of any length are fine.
+ *   3. Cliques: walk the unmarked blocks in address order; each one not yet
+ *      classified becomes DEFINITE and every unmarked block reachable from
+ *      it becomes INDIRECT, including an earlier leader it reaches.
+ *
+ * Invariants: blocks[] is sorted by addr and its blocks do not overlap;
+ * each block enters the work stack once per phase, so the stack holds at
+ * most n entries; nothing here allocates from the host's malloc.
+ *
+ * Safety: other threads keep running while this scans, and may unmap or
+ * protect memory (the page backend makes a freed block PROT_NONE).  A
+ * SIGSEGV/SIGBUS on the scanning thread while it reads is caught and the
+ * page (or block) is skipped; any other fault goes to the handler the
+ * program had.
+ *
+ * Trade-off: the stacks of other threads are scanned whole, below their
+ * stack pointers too, and their registers are not seen (no ptrace, no
+ * stop-the-world); large anonymous ranges skip pages that /proc/self/pagemap
+ * says were never touched, which read as zero.
+ */
+#define _GNU_SOURCE
+#include "report.h"
+
+#include "../core/os.h"
+
+#include <elf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <link.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+/* Belongs in report.h (asked of the lead); defined in threads.c. */
+struct ml_thread_root {
+    uintptr_t tp;
+    uintptr_t lo, hi;
+    int is_main;
+    int gone;
+};
+size_t ml_threads_list(struct ml_thread_root *out, size_t cap);
+
+/* flags, scratch per block */
+#define F_MARK 1u    /* reached from a root */
+#define F_DONE 2u    /* classified by a clique walk */
+#define F_SCANNED 4u /* its words were (or are being) read */
+#define F_NOREAD 8u  /* not inside readable memory: never read */
+
+/* map flags */
+#define M_READ 1u
+#define M_WRITE 2u
+#define M_PRIVATE 4u
+#define M_ANON 8u    /* private memory no file backs: untouched pages read as 0 */
+#define M_SPECIAL 16u /* [vvar], [vdso], [vsyscall]: never read */
+
+/* Blocks per entry of the sampled index. */
+#define REACH_STRIDE 32
+
+/* Ranges at least this long consult pagemap to skip untouched pages. */
+#define REACH_PAGEMAP_MIN ((uintptr_t)256 << 10)
+
+struct reach_map {
+    uintptr_t lo, hi;
+    unsigned flags;
+};
+
+struct reach {
+    struct ml_live *b;
+    size_t n;
+    uintptr_t min, span; /* every block lies in [min, min + span) */
+    uintptr_t *index;    /* b[k * REACH_STRIDE].addr: the search's first level */
+    size_t nindex;
+    size_t *work;
+    size_t top;
+    size_t leader; /* phase 2: the clique's leader; SIZE_MAX in phase 1 */
+    struct reach_map *maps;
+    size_t nmaps;
+    char *maps_text; /* kept to the end: unmapping it would stale the snapshot */
+    struct ml_range *skip; /* sorted, merged */
+    size_t nskip;
+    struct ml_range *excl; /* skip plus thread stacks: taken out of anonymous roots */
+    size_t nexcl;
+    uintptr_t tls_span; /* bound on static TLS below a thread pointer */
+    size_t page;
+    int pagemap;
+    int lost; /* a fault may have dropped pushes: rebuild the work stack */
+    struct reach_guard *g;
+};
+
+/* The fault guard: one scan at a time (exit), on one thread.  It lives in
+ * the meta heap: a jmp_buf in .data would be a root full of stale
+ * registers. */
+struct reach_guard {
+    volatile sig_atomic_t armed;
+    volatile pid_t tid;
+    sigjmp_buf jb;
+    struct sigaction old_segv, old_bus;
+};
+static struct reach_guard *volatile guard;
+
+static void reach_fault(int sig, siginfo_t *si, void *uc)
+{
+    (void)uc;
+    struct reach_guard *g = guard;
+    if (g && g->armed && (pid_t)syscall(SYS_gettid) == g->tid) {
+        g->armed = 0;
+        siglongjmp(g->jb, 1);
+    }
+    /* Not ours: hand the fault back to the program's own disposition.  A
+     * synchronous fault repeats on return; a sent one is sent again. */
+    if (g)
+        sigaction(sig, sig == SIGBUS ? &g->old_bus : &g->old_segv, NULL);
+    else
+        signal(sig, SIG_DFL);
+    if (si->si_code <= 0)
+        raise(sig);
+}
+
+static void guard_install(struct reach_guard *g)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = reach_fault;
+    /* NODEFER: siglongjmp(jb, 0-mask) leaves the handler without restoring
+     * the mask, so the signal must not be blocked inside it. */
+    sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+    sigemptyset(&sa.sa_mask);
+    g->tid = (pid_t)syscall(SYS_gettid);
+    sigaction(SIGSEGV, &sa, &g->old_segv);
+    sigaction(SIGBUS, &sa, &g->old_bus);
+    guard = g;
+}
+
+static void guard_remove(struct reach_guard *g)
+{
+    g->armed = 0;
+    sigaction(SIGSEGV, &g->old_segv, NULL);
+    sigaction(SIGBUS, &g->old_bus, NULL);
+    guard = NULL;
+}
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static void range_sort(struct ml_range *r, size_t n)
+{
+    /* Shell sort: no recursion, no allocation, and n is small (threads). */
+    static const size_t gaps[] = {701, 301, 132, 57, 23, 10, 4, 1};
+    for (size_t g = 0; g < sizeof gaps / sizeof gaps[0]; g++) {
+        size_t gap = gaps[g];
+        for (size_t i = gap; i < n; i++) {
+            struct ml_range t = r[i];
+            size_t j = i;
+            for (; j >= gap && r[j - gap].lo > t.lo; j -= gap)
+                r[j] = r[j - gap];
+            r[j] = t;
+        }
+    }
+}
+
+/* Sorts and merges overlapping or touching ranges, drops empty ones. */
+static size_t range_normalize(struct ml_range *r, size_t n)
+{
+    range_sort(r, n);
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (r[i].hi <= r[i].lo)
+            continue;
+        if (m && r[i].lo <= r[m - 1].hi) {
+            if (r[i].hi > r[m - 1].hi)
+                r[m - 1].hi = r[i].hi;
+        } else {
+            r[m++] = r[i];
+        }
+    }
+    return m;
+}
+
+static uintptr_t parse_hex(const char **s)
+{
+    uintptr_t v = 0;
+    for (;; (*s)++) {
+        char c = **s;
+        unsigned d;
+        if (c >= '0' && c <= '9')
+            d = (unsigned)(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            d = (unsigned)(c - 'a' + 10);
+        else
+            return v;
+        v = v << 4 | d;
+    }
+}
+
+/* One line of /proc/self/maps: "lo-hi rwxp offset dev inode   path". */
+static int maps_parse_line(const char *s, const char *end, struct reach_map *m)
+{
+    m->lo = parse_hex(&s);
+    if (*s++ != '-')
+        return -1;
+    m->hi = parse_hex(&s);
+    if (*s++ != ' ' || end - s < 4)
+        return -1;
+    m->flags = 0;
+    if (s[0] == 'r')
+        m->flags |= M_READ;
+    if (s[1] == 'w')
+        m->flags |= M_WRITE;
+    if (s[3] == 'p')
+        m->flags |= M_PRIVATE;
+    s += 4;
+    /* offset, dev, inode */
+    uintptr_t inode = 0;
+    for (int field = 0; field < 3; field++) {
+        while (s < end && *s == ' ')
+            s++;
+        const char *f = s;
+        while (s < end && *s != ' ')
+            s++;
+        if (field == 2)
+            for (; f < s; f++)
+                inode = inode * 10 + (uintptr_t)(*f - '0');
+    }
+    while (s < end && *s == ' ')
+        s++;
+    size_t plen = (size_t)(end - s);
+    int named = plen > 0;
+    int bracket = named && s[0] == '[';
+    if (bracket && (plen < 6 || memcmp(s, "[heap]", 6) != 0) &&
+        (plen < 7 || memcmp(s, "[stack]", 7) != 0) && (plen < 6 || memcmp(s, "[anon:", 6) != 0))
+        m->flags |= M_SPECIAL;
+    if (inode == 0 && (m->flags & M_PRIVATE) && (!named || bracket) && !(m->flags & M_SPECIAL))
+        m->flags |= M_ANON;
+    return m->hi > m->lo ? 0 : -1;
+}
+
+/* Reads /proc/self/maps whole, with open/read only (no stdio, no malloc). */
+static int maps_snapshot(struct reach *st)
+{
+    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    size_t cap = 64 << 10, len = 0;
+    char *buf = ml_meta_alloc(cap);
+    while (buf) {
+        if (len == cap) {
+            char *nb = ml_meta_realloc(buf, cap * 2);
+            if (!nb) {
+                ml_meta_free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+        ssize_t r = read(fd, buf + len, cap - len);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        len += (size_t)r;
+    }
+    close(fd);
+    if (!buf)
+        return -1;
+    size_t lines = 0;
+    for (size_t i = 0; i < len; i++)
+        lines += buf[i] == '\n';
+    st->maps = ml_meta_alloc((lines + 1) * sizeof *st->maps);
+    if (!st->maps) {
+        ml_meta_free(buf);
+        return -1;
+    }
+    const char *s = buf, *end = buf + len;
+    while (s < end) {
+        const char *nl = memchr(s, '\n', (size_t)(end - s));
+        if (!nl)
+            nl = end;
+        if (maps_parse_line(s, nl, &st->maps[st->nmaps]) == 0)
+            st->nmaps++;
+        s = nl + 1;
+    }
+    st->maps_text = buf;
+    return 0;
+}
+
+/* The first map whose hi is above a, or nmaps. */
+static size_t map_lower(const struct reach *st, uintptr_t a)
+{
+    size_t lo = 0, hi = st->nmaps;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (st->maps[mid].hi <= a)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static const struct reach_map *map_find(const struct reach *st, uintptr_t a)
+{
+    size_t i = map_lower(st, a);
+    return i < st->nmaps && st->maps[i].lo <= a ? &st->maps[i] : NULL;
+}
+
+/* Index of the first block with addr >= a. */
+static size_t block_lower(const struct reach *st, uintptr_t a)
+{
+    size_t lo = 0, hi = st->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (st->b[mid].addr < a)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* Does any block overlap [lo, hi)? */
+static int blocks_within(const struct reach *st, uintptr_t lo, uintptr_t hi)
+{
+    size_t i = block_lower(st, lo);
+    if (i < st->n && st->b[i].addr < hi)
+        return 1;
+    return i > 0 && st->b[i - 1].addr + (st->b[i - 1].size ? st->b[i - 1].size : 1) > lo;
+}
+
+/* ---- marking ---------------------------------------------------------- */
+
+static inline void reach_hit(struct reach *st, uintptr_t w)
+{
+    /* The last block whose addr <= w: first in the sampled index, which
+     * stays in cache, then among the REACH_STRIDE blocks it leads to;
+     * branch-free halving both times. */
+    const uintptr_t *ix = st->index;
+    size_t len = st->nindex;
+    while (len > 1) {
+        size_t half = len >> 1;
+        ix = ix[half] <= w ? ix + half : ix;
+        len -= half;
+    }
+    size_t first = (size_t)(ix - st->index) * REACH_STRIDE;
+    const struct ml_live *base = st->b + first;
+    len = st->n - first < REACH_STRIDE ? st->n - first : REACH_STRIDE;
+    while (len > 1) {
+        size_t half = len >> 1;
+        base = base[half].addr <= w ? base + half : base;
+        len -= half;
+    }
+    uint64_t size = base->size ? base->size : 1;
+    if (w - base->addr >= size)
+        return;
+    struct ml_live *blk = (struct ml_live *)base;
+    size_t j = (size_t)(blk - st->b);
+    if (st->leader == SIZE_MAX) {
+        if (blk->flags & F_MARK)
+            return;
+        blk->flags |= F_MARK;
+        blk->kind = ML_KIND_REACHABLE;
+    } else {
+        if ((blk->flags & F_MARK) || j == st->leader)
+            return;
+        if (blk->flags & F_DONE) {
+            /* an earlier leader: reached from this clique, so not its head */
+            blk->kind = ML_KIND_INDIRECT;
+            return;
+        }
+        blk->flags |= F_DONE;
+        blk->kind = ML_KIND_INDIRECT;
+    }
+    st->work[st->top++] = j;
+}
+
+static void scan_words(struct reach *st, uintptr_t lo, uintptr_t hi)
+{
+    lo = (lo + 7) & ~(uintptr_t)7;
+    hi &= ~(uintptr_t)7;
+    const uintptr_t min = st->min, span = st->span;
+    for (const uintptr_t *p = (const uintptr_t *)lo; p < (const uintptr_t *)hi; p++) {
+        uintptr_t w = *p;
+        if (ML_LIKELY(w - min >= span))
+            continue;
+        reach_hit(st, w);
+    }
+}
+
+/* After a fault the work stack may have lost the pushes of the interrupted
+ * scan (its top may have lived in a register): rebuild it from the flags.
+ * Pending blocks are marked or classified but not yet scanned. */
+static void work_rebuild(struct reach *st)
+{
+    st->top = 0;
+    for (size_t i = 0; i < st->n; i++) {
+        unsigned f = st->b[i].flags;
+        if ((f & (F_MARK | F_DONE)) && !(f & (F_SCANNED | F_NOREAD)))
+            st->work[st->top++] = i;
+    }
+}
+
+/* Scans [lo, hi), readable as far as the snapshot knows, a page at a time
+ * so that a fault (memory unmapped or protected since) loses one page. */
+static void scan_guarded(struct reach *st, uintptr_t lo, uintptr_t hi)
+{
+    volatile uintptr_t cursor = lo;
+    struct reach_guard *g = st->g;
+    if (sigsetjmp(g->jb, 0) != 0) {
+        cursor = (cursor & ~(uintptr_t)(st->page - 1)) + st->page;
+        st->lost = 1;
+    }
+    while (cursor < hi) {
+        uintptr_t end = (cursor & ~(uintptr_t)(st->page - 1)) + st->page;
+        if (end > hi)
+            end = hi;
+        g->armed = 1;
+        scan_words(st, cursor, end);
+        g->armed = 0;
+        cursor = end;
+    }
+}
+
+/* Pages of [lo, hi) that were ever touched (present or swapped), per
+ * /proc/self/pagemap; untouched private anonymous pages read as zero. */
+static void scan_touched(struct reach *st, uintptr_t lo, uintptr_t hi)
+{
+    uint64_t ent[512];
+    uintptr_t page = st->page;
+    uintptr_t a = lo & ~(page - 1);
+    while (a < hi) {
+        size_t want = (size_t)((hi - a + page - 1) / page);
+        if (want > sizeof ent / sizeof ent[0])
+            want = sizeof ent / sizeof ent[0];
+        ssize_t r = pread(st->pagemap, ent, want * sizeof ent[0], (off_t)(a / page * sizeof ent[0]));
+        if (r <= 0) {
+            scan_guarded(st, a > lo ? a : lo, hi);
+            return;
+        }
+        size_t got = (size_t)r / sizeof ent[0];
+        for (size_t i = 0; i < got; i++, a += page) {
+            if (!(ent[i] >> 62)) /* bit 63 present, bit 62 swapped */
+                continue;
+            uintptr_t plo = a > lo ? a : lo, phi = a + page < hi ? a + page : hi;
+            scan_guarded(st, plo, phi);
+        }
+    }
+}
+
+/* [lo, hi) lies in one readable map: drop granules mallard owns. */
+static void root_piece(struct reach *st, uintptr_t lo, uintptr_t hi, unsigned mflags)
+{
+    while (lo < hi) {
+        uintptr_t g = (lo & ~(uintptr_t)(ML_OS_GRANULE - 1)) + ML_OS_GRANULE;
+        uintptr_t end = g < hi ? g : hi;
+        if (ml_os_owner((const void *)lo) == ML_OWNER_NONE) {
+            /* extend over following unowned granules, then scan once */
+            while (end < hi && ml_os_owner((const void *)end) == ML_OWNER_NONE)
+                end = end + ML_OS_GRANULE < hi ? end + ML_OS_GRANULE : hi;
+            if ((mflags & M_ANON) && st->pagemap >= 0 && end - lo >= REACH_PAGEMAP_MIN)
+                scan_touched(st, lo, end);
+            else
+                scan_guarded(st, lo, end);
+        }
+        lo = end;
+    }
+}
+
+/* Scans [lo, hi) minus the sorted ranges ex, within one map. */
+static void root_minus(struct reach *st, uintptr_t lo, uintptr_t hi, const struct ml_range *ex,
+                       size_t nex, unsigned mflags)
+{
+    /* first exclusion that ends above lo */
+    size_t a = 0, b = nex;
+    while (a < b) {
+        size_t mid = a + (b - a) / 2;
+        if (ex[mid].hi <= lo)
+            a = mid + 1;
+        else
+            b = mid;
+    }
+    for (size_t i = a; lo < hi; i++) {
+        uintptr_t cut = i < nex && ex[i].lo < hi ? ex[i].lo : hi;
+        if (cut > lo)
+            root_piece(st, lo, cut, mflags);
+        if (i >= nex || ex[i].lo >= hi)
+            break;
+        lo = ex[i].hi;
+    }
+}
+
+/* A root: [lo, hi) clipped to readable maps, minus the skip ranges and
+ * mallard's granules. */
+static void root_add(struct reach *st, uintptr_t lo, uintptr_t hi)
+{
+    for (size_t i = map_lower(st, lo); i < st->nmaps && st->maps[i].lo < hi; i++) {
+        const struct reach_map *m = &st->maps[i];
+        if (!(m->flags & M_READ) || (m->flags & M_SPECIAL))
+            continue;
+        uintptr_t plo = m->lo > lo ? m->lo : lo, phi = m->hi < hi ? m->hi : hi;
+        root_minus(st, plo, phi, st->skip, st->nskip, m->flags);
+    }
+}
+
+static void drain(struct reach *st)
+{
+    for (;;) {
+        while (st->top) {
+            size_t j = st->work[--st->top];
+            struct ml_live *blk = &st->b[j];
+            if (blk->flags & (F_SCANNED | F_NOREAD))
+                continue;
+            blk->flags |= F_SCANNED;
+            uintptr_t lo = blk->addr, hi = blk->addr + blk->size;
+            if (hi - lo >= REACH_PAGEMAP_MIN && st->pagemap >= 0) {
+                const struct reach_map *m = map_find(st, lo);
+                if (m && (m->flags & M_ANON) && hi <= m->hi) {
+                    scan_touched(st, lo, hi); /* a big block, barely written */
+                    continue;
+                }
+            }
+            scan_guarded(st, lo, hi);
+        }
+        if (!st->lost)
+            return;
+        st->lost = 0;
+        work_rebuild(st);
+    }
+}
+
+/* ---- roots ------------------------------------------------------------ */
+
+struct phdr_ctx {
+    struct ml_range *r;
+    size_t n, cap;
+    uintptr_t tp;  /* the calling thread's */
+    uintptr_t tls; /* deepest static TLS block below it */
+};
+
+/* Static TLS lies below the thread pointer at the same offsets in every
+ * thread; more than this below it is not static TLS. */
+#define REACH_TLS_MAX ((uintptr_t)1 << 24)
+
+static int phdr_collect(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    struct phdr_ctx *c = data;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        /* dlpi_tls_data is this thread's copy: for a module in static
+         * TLS it sits below the thread pointer */
+        uintptr_t td = (uintptr_t)info->dlpi_tls_data;
+        if (ph->p_type == PT_TLS && td && td < c->tp && c->tp - td < REACH_TLS_MAX && c->tp - td > c->tls)
+            c->tls = c->tp - td;
+        if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_W) || !ph->p_memsz)
+            continue;
+        if (c->n == c->cap) {
+            size_t cap = c->cap ? c->cap * 2 : 64;
+            struct ml_range *r = ml_meta_realloc(c->r, cap * sizeof *r);
+            if (!r)
+                return 1;
+            c->r = r;
+            c->cap = cap;
+        }
+        uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+        c->r[c->n++] = (struct ml_range){lo, lo + ph->p_memsz};
+    }
+    return 0;
+}
+
+/* The current extent of a thread's stack as the snapshot sees it. */
+static void thread_extent(const struct reach *st, const struct ml_thread_root *t, uintptr_t *lo,
+                          uintptr_t *hi)
+{
+    *lo = t->lo;
+    *hi = t->hi;
+    if (t->is_main) {
+        /* [stack] grows: take the whole mapping around the anchor */
+        const struct reach_map *m = map_find(st, t->hi - 1);
+        if (!m)
+            m = map_find(st, t->lo);
+        if (m) {
+            *lo = m->lo;
+            *hi = m->hi;
+        }
+    }
+}
+
+/* Everything after the register spill; `sp` is below the spill's frame. */
+static __attribute__((noinline)) void reach_run(struct reach *st)
+{
+    /* Below the caller's frame, which holds the spilled registers. */
+    uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
+    /* threads */
+    struct ml_thread_root *th = NULL;
+    size_t nth = ml_threads_list(NULL, 0);
+    while (nth) {
+        th = ml_meta_alloc((nth + 8) * sizeof *th);
+        if (!th) {
+            nth = 0;
+            break;
+        }
+        size_t now = ml_threads_list(th, nth + 8);
+        if (now <= nth + 8) {
+            nth = now;
+            break;
+        }
+        ml_meta_free(th);
+        nth = now;
+    }
+    uintptr_t self = (uintptr_t)pthread_self();
+
+    /* the calling thread: from sp to the top of its stack block */
+    uintptr_t self_lo = sp, self_hi = 0;
+    for (size_t i = 0; i < nth; i++) {
+        if (th[i].tp != self || th[i].gone)
+            continue;
+        uintptr_t lo, hi;
+        thread_extent(st, &th[i], &lo, &hi);
+        if (sp >= lo && sp < hi) {
+            self_lo = lo;
+            self_hi = hi;
+        }
+    }
+    if (!self_hi) {
+        const struct reach_map *m = map_find(st, sp);
+        self_lo = m ? m->lo : sp;
+        self_hi = m ? m->hi : sp;
+    }
+
+    /* exclusions for anonymous roots: skip, and every stack handled below */
+    size_t nex = st->nskip + nth + 1;
+    st->excl = ml_meta_alloc(nex * sizeof *st->excl);
+    if (st->excl) {
+        size_t k = 0;
+        for (size_t i = 0; i < st->nskip; i++)
+            st->excl[k++] = st->skip[i];
+        for (size_t i = 0; i < nth; i++) {
+            thread_extent(st, &th[i], &st->excl[k].lo, &st->excl[k].hi);
+            k++;
+        }
+        st->excl[k++] = (struct ml_range){self_lo, self_hi};
+        st->nexcl = range_normalize(st->excl, k);
+    }
+
+    /* loaded objects */
+    struct phdr_ctx pc = {.tp = self};
+    dl_iterate_phdr(phdr_collect, &pc);
+    st->tls_span = pc.tls ? (pc.tls + 63) & ~(uintptr_t)63 : 4096;
+    for (size_t i = 0; i < pc.n; i++)
+        root_add(st, pc.r[i].lo, pc.r[i].hi);
+    ml_meta_free(pc.r);
+
+    /* the calling thread: spilled registers and live frames */
+    root_add(st, sp, self_hi);
+
+    for (size_t i = 0; i < nth; i++) {
+        const struct ml_thread_root *t = &th[i];
+        uintptr_t lo, hi;
+        thread_extent(st, t, &lo, &hi);
+        int self_entry = t->tp == self && !t->gone;
+        if (!t->gone && !self_entry)
+            root_add(st, lo, hi);
+        if (t->tp >= lo && t->tp < hi) {
+            /* TLS and descriptor sit at the top of the block; once the
+             * thread is gone they are all that is left of its roots */
+            uintptr_t tlo = t->tp - st->tls_span;
+            if (tlo < lo || tlo > t->tp)
+                tlo = lo;
+            if (t->gone && !blocks_within(st, tlo, hi))
+                root_add(st, tlo, hi);
+        } else {
+            /* the main thread: ld.so put its TLS in a mapping of its own */
+            const struct reach_map *m = map_find(st, t->tp);
+            if (m)
+                root_add(st, m->lo, m->hi);
+        }
+    }
+
+    /* every other private anonymous writable mapping with no live block */
+    for (size_t i = 0; i < st->nmaps; i++) {
+        const struct reach_map *m = &st->maps[i];
+        unsigned need = M_READ | M_WRITE | M_ANON;
+        if ((m->flags & need) != need || blocks_within(st, m->lo, m->hi))
+            continue;
+        if (st->excl)
+            root_minus(st, m->lo, m->hi, st->excl, st->nexcl, m->flags);
+    }
+    ml_meta_free(th);
+}
+
+/* ---- entry ------------------------------------------------------------ */
+
+/* Blocks outside readable memory are marked F_NOREAD: a merge walk of the
+ * sorted blocks against the sorted maps. */
+static void blocks_check_readable(struct reach *st)
+{
+    size_t m = 0;
+    for (size_t i = 0; i < st->n; i++) {
+        struct ml_live *blk = &st->b[i];
+        uintptr_t lo = blk->addr, hi = blk->addr + blk->size;
+        while (m < st->nmaps && st->maps[m].hi <= lo)
+            m++;
+        size_t k = m;
+        uintptr_t at = lo;
+        while (at < hi && k < st->nmaps && st->maps[k].lo <= at && (st->maps[k].flags & M_READ) &&
+               !(st->maps[k].flags & M_SPECIAL)) {
+            at = st->maps[k].hi;
+            k++;
+        }
+        if (at < hi)
+            blk->flags |= F_NOREAD;
+    }
+}
+
+/* Spills every caller's callee-saved registers into this frame, so that
+ * reach_run, one frame below, sees them in the stack it scans. */
+static __attribute__((noinline)) void classify(struct reach *st)
+{
+    __builtin_unwind_init();
+    st->leader = SIZE_MAX;
+    reach_run(st);
+    drain(st);
+
+    for (size_t i = 0; i < st->n; i++) {
+        struct ml_live *blk = &st->b[i];
+        if (blk->flags & (F_MARK | F_DONE))
+            continue;
+        blk->flags |= F_DONE;
+        blk->kind = ML_KIND_DEFINITE;
+        st->leader = i;
+        st->work[st->top++] = i;
+        drain(st);
+    }
+}
+
+/* Everything that reads block addresses before the scan happens here, in
+ * a frame of its own: a block address left in a callee-saved register of
+ * ml_reach_classify would be spilled by classify and found on the stack. */
+static __attribute__((noinline)) void reach_prepare(struct reach *st)
+{
+    const struct ml_live *last = &st->b[st->n - 1];
+    st->min = st->b[0].addr;
+    st->span = last->addr + (last->size ? last->size : 1) - st->min;
+    for (size_t k = 0; k < st->nindex; k++)
+        st->index[k] = st->b[k * REACH_STRIDE].addr;
+    blocks_check_readable(st);
+}
+
+void ml_reach_classify(struct ml_live *blocks, size_t n, const struct ml_range *skip, size_t nskip)
+{
+    if (!n)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        blocks[i].flags = 0;
+        blocks[i].kind = ML_KIND_REACHABLE;
+    }
+    /* All state in the meta heap: min alone, on the stack, would be a
+     * pointer to the first block. */
+    struct reach *st = ml_meta_alloc(sizeof *st);
+    struct reach_guard *g = ml_meta_alloc(sizeof *g);
+    size_t *work = ml_meta_alloc((n + 1) * sizeof *work);
+    struct ml_range *sk = ml_meta_alloc((nskip + 1) * sizeof *sk);
+    size_t nindex = (n + REACH_STRIDE - 1) / REACH_STRIDE;
+    uintptr_t *index = ml_meta_alloc(nindex * sizeof *index);
+    if (!st || !g || !work || !sk || !index) {
+        /* Without work space nothing is proven lost: everything stays
+         * reachable rather than a false leak. */
+        ml_meta_free(st);
+        ml_meta_free(g);
+        ml_meta_free(work);
+        ml_meta_free(sk);
+        ml_meta_free(index);
+        return;
+    }
+    st->index = index;
+    st->nindex = nindex;
+    st->b = blocks;
+    st->n = n;
+    st->work = work;
+    st->g = g;
+    st->page = ml_os_page_size();
+    if (nskip)
+        memcpy(sk, skip, nskip * sizeof *sk);
+    st->skip = sk;
+    st->nskip = range_normalize(sk, nskip);
+    if (maps_snapshot(st) != 0) {
+        /* No /proc: trust every range, the fault guard catches the rest. */
+        ml_meta_free(st->maps);
+        st->maps = ml_meta_alloc(sizeof *st->maps);
+        st->nmaps = st->maps ? 1 : 0;
+        if (st->maps)
+            st->maps[0] = (struct reach_map){0, UINTPTR_MAX, M_READ | M_WRITE};
+    }
+    st->pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+    reach_prepare(st);
+
+    guard_install(g);
+    classify(st);
+    guard_remove(g);
+
+    if (st->pagemap >= 0)
+        close(st->pagemap);
+    ml_meta_free(st->maps);
+    ml_meta_free(st->maps_text);
+    ml_meta_free(st->excl);
+    ml_meta_free(sk);
+    ml_meta_free(index);
+    ml_meta_free(work);
+    ml_meta_free(g);
+    ml_meta_free(st);
+}

@@ -1,0 +1,162 @@
+/* report/report.h: the trace layer's data model, shared by capture, the
+ * block table, the reachability scan, symbolization and the writers.
+ *
+ * Data flows one way: the hot path records (stack id, size, tag) per block;
+ * at exit the blocks are classified (reach.c), grouped by (kind, stack,
+ * tag) into a struct ml_report, symbolized (symbolize.c) and written as text
+ * or JSON (write.c).  Everything here lives in the meta heap.
+ */
+#ifndef ML_REPORT_REPORT_H
+#define ML_REPORT_REPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- stacks (stack.c) ------------------------------------------------- */
+
+#define ML_DEPTH_MAX 256
+typedef uint32_t ml_stack_id; /* 0: no stack */
+
+/* Once, at start-up: depth frames at most per stack. */
+int ml_stack_init(int depth);
+/* Captures the caller's stack, minus mallard's own frames, and interns it.
+ * Frame 0 is the function that called the malloc-family function. */
+ml_stack_id ml_stack_capture(void);
+/* The frames (return addresses; frame 0 is the call site) of an id. */
+const uintptr_t *ml_stack_frames(ml_stack_id id, unsigned *n);
+
+/* ---- loaded objects (modules.c) --------------------------------------- */
+
+struct ml_module {
+    uintptr_t base;   /* load bias (l_addr) */
+    uintptr_t lo, hi; /* extent of its executable PT_LOAD segments */
+    const char *path; /* absolute path, or the main program's /proc/self/exe target */
+    uint8_t build_id[40];
+    unsigned build_id_len;
+    int unloaded; /* dlclose'd since it was seen */
+};
+
+/* Re-reads the loaded objects (dl_iterate_phdr); objects that went away are
+ * kept, marked unloaded, so their frames still symbolize at exit.  Cheap
+ * when nothing changed.  Call it when a new stack holds an address that no
+ * known module covers. */
+void ml_modules_refresh(void);
+/* The module whose executable range holds addr, or NULL.  Prefers a loaded
+ * module over an unloaded one at the same address. */
+const struct ml_module *ml_modules_find(uintptr_t addr);
+
+/* ---- symbolization (symbolize.c) -------------------------------------- */
+
+struct ml_frame {
+    uintptr_t addr;       /* return address as captured */
+    const char *function; /* NULL when no symbol is known */
+    const char *file;     /* NULL without debug info; basename-free path as DWARF has it */
+    int line;             /* 0 when unknown */
+    const char *object;   /* path of the module, NULL when none */
+    uintptr_t offset;     /* addr - module base */
+};
+
+/* Resolves one frame with elfutils libdw (function, file:line) and the
+ * .symtab/.dynsym as a fallback; results are cached and live until exit. */
+void ml_symbolize(uintptr_t addr, struct ml_frame *out);
+
+/* ---- threads (threads.c) -------------------------------------------- */
+
+/* Records the calling thread: its pthread_self (the thread pointer), the
+ * extent of its stack mapping (which, for threads glibc created, also holds
+ * the static TLS and the thread descriptor).  Called by the trace layer on
+ * a thread's first traced allocation; allocations made inside it go to the
+ * meta heap (the trace layer's recursion guard is set). */
+void ml_threads_attach(void);
+/* The calling thread is exiting: its stack stops being a root. */
+void ml_threads_detach(void);
+/* Forget every thread but the caller (in a fork child). */
+void ml_threads_after_fork(void);
+
+/* ---- reachability (reach.c) ------------------------------------------- */
+
+struct ml_range {
+    uintptr_t lo, hi; /* [lo, hi) */
+};
+
+struct ml_live {
+    uintptr_t addr;
+    uint64_t size;     /* requested size; a pointer into [addr, addr+max(size,1)) keeps it alive */
+    ml_stack_id stack;
+    uint16_t tag;
+    uint8_t kind;      /* out: enum ml_kind */
+    uint8_t flags;     /* scratch for reach.c */
+};
+
+/* Classifies n live blocks, sorted by addr, by a conservative scan done in
+ * process.  Roots: the writable PT_LOAD segments of every loaded object
+ * minus the skip ranges (mallard's own tables); the stack mapping of every
+ * attached thread; the mapping that holds each thread's thread pointer
+ * (TLS); the calling thread's registers and its stack from the current
+ * stack pointer up.  A block reachable from a root is REACHABLE; the first
+ * unreached block of each unreached clique is DEFINITE and the blocks
+ * reachable only from it are INDIRECT (valgrind's rule, so a dropped list
+ * is 1 definite + n-1 indirect).  An interior pointer keeps a block alive.
+ * Allocates its work space from the meta heap. */
+void ml_reach_classify(struct ml_live *blocks, size_t n, const struct ml_range *skip, size_t nskip);
+
+/* ---- the report model (built by trace.c, written by write.c) ---------- */
+
+enum ml_kind { ML_KIND_DEFINITE, ML_KIND_INDIRECT, ML_KIND_REACHABLE };
+enum ml_error_kind {
+    ML_ERR_DOUBLE_FREE,
+    ML_ERR_INVALID_FREE,
+    ML_ERR_INVALID_REALLOC,
+    ML_ERR_OVERFLOW,
+    ML_ERR_USE_AFTER_FREE,
+};
+enum ml_exit_how { ML_EXIT_EXIT, ML_EXIT__EXIT, ML_EXIT_EXEC, ML_EXIT_SIGNAL };
+
+struct ml_count {
+    uint64_t bytes, blocks;
+};
+
+struct ml_leak_group {
+    enum ml_kind kind;
+    uint64_t bytes, blocks;
+    const char *tag; /* NULL: untagged */
+    ml_stack_id stack;
+};
+
+struct ml_error {
+    enum ml_error_kind kind;
+    uintptr_t address;
+    uint64_t bytes; /* size of the block concerned, 0 when unknown */
+    ml_stack_id stack, alloc_stack, free_stack; /* 0 when unknown */
+};
+
+struct ml_tag_stats {
+    const char *tag;
+    uint64_t allocs, current_bytes, peak_bytes;
+};
+
+struct ml_report {
+    int pid, ppid;
+    const char *exe;
+    const char *const *argv; /* NULL-terminated */
+    const char *backend;
+    enum ml_exit_how exit_how;
+    int exit_status; /* exit code, or the signal number for ML_EXIT_SIGNAL */
+    struct ml_count definite, indirect, reachable, suppressed;
+    uint64_t nerrors;
+    struct ml_leak_group *groups; /* sorted by bytes, descending */
+    size_t ngroups;
+    struct ml_error *errors;
+    size_t nerrors_listed;
+    struct ml_tag_stats *tags;
+    size_t ntags;
+    uint64_t allocs, frees, bytes_allocated, peak_bytes, current_bytes;
+    int show_reachable; /* text: list reachable groups too (MALLARD_SHOW=all) */
+};
+
+/* Writes the report to fd through a fixed buffer over write(2).  Returns 0
+ * or an errno value. */
+int ml_write_text(int fd, const struct ml_report *r);
+int ml_write_json(int fd, const struct ml_report *r);
+
+#endif

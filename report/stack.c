@@ -1,0 +1,254 @@
+/* report/stack.c: stack capture with libunwind, and the stack depot.
+ *
+ * Capture: unw_backtrace with libunwind's per-thread cache.  libunwind.so.8
+ * exports _Unwind_* and a weak backtrace, so linking it into a preloaded
+ * library would hand those names to the host (C++ exceptions could end up
+ * in the wrong unwinder).  It is therefore dlopen'ed RTLD_LOCAL from
+ * mallard's constructor, never from inside malloc; allocations made before
+ * that carry no stack.  Frames inside libmallard.so are dropped, so frame 0
+ * is the return address into the caller of the malloc-family function.
+ *
+ * Depot: stacks are deduplicated into 32-bit ids.  A 64-way sharded hash
+ * (each shard its own lock, so threads rarely meet) maps a stack to its id;
+ * the frames live in the meta heap, and ids index a two-level array that
+ * only grows, so ml_stack_frames needs no lock.  Each thread also remembers
+ * its recent stacks in a small direct-mapped cache, so a loop that
+ * allocates and frees from a few call sites skips the shared table.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <link.h>
+#include <string.h>
+
+#include "../core/fmt.h"
+#include "../core/os.h"
+#include "report.h"
+
+#define SHARDS 64
+#define IDS_PER_CHUNK 65536
+#define ID_CHUNKS 4096 /* 2^28 ids */
+
+struct depot_entry {
+    uint64_t hash;
+    uint32_t id;
+    uint32_t n;
+    uintptr_t frames[];
+};
+
+struct depot_shard {
+    ml_spin lock;
+    struct depot_entry **slots; /* open addressing */
+    size_t cap, count;
+    char pad[64 - sizeof(ml_spin) - 2 * sizeof(size_t) - sizeof(void *)];
+};
+
+static struct {
+    int depth;
+    int (*backtrace)(void **, int);
+    uintptr_t self_lo, self_hi; /* libmallard.so's text */
+    struct depot_shard shards[SHARDS];
+    struct depot_entry **ids[ID_CHUNKS];
+    uint32_t next_id;
+} st;
+
+#define RECENT 64 /* per-thread direct-mapped cache of stack hash -> id */
+static ML_TLS struct {
+    uint64_t hash;
+    ml_stack_id id;
+} recent[RECENT];
+
+static int find_self(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    uintptr_t me = (uintptr_t)data;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X))
+            continue;
+        uintptr_t lo = info->dlpi_addr + ph->p_vaddr, hi = lo + ph->p_memsz;
+        if (me >= lo && me < hi) {
+            st.self_lo = lo;
+            st.self_hi = hi;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+int ml_stack_init(int depth)
+{
+    st.depth = depth < 1 ? 1 : depth > ML_DEPTH_MAX ? ML_DEPTH_MAX : depth;
+    dl_iterate_phdr(find_self, (void *)(uintptr_t)&ml_stack_init);
+    void *h = dlopen("libunwind.so.8", RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+        ml_say("libunwind.so.8 could not be loaded; allocation stacks are not recorded");
+        return -1;
+    }
+    int (*policy)(void *, int) = (int (*)(void *, int))dlsym(h, "_ULx86_64_set_caching_policy");
+    void **space = dlsym(h, "_ULx86_64_local_addr_space");
+    if (policy && space)
+        policy(*space, 2 /* UNW_CACHE_PER_THREAD */);
+    int (*bt)(void **, int) = (int (*)(void **, int))dlsym(h, "unw_backtrace");
+    if (!bt) {
+        ml_say("libunwind.so.8 has no unw_backtrace; allocation stacks are not recorded");
+        return -1;
+    }
+    void *warm[4];
+    bt(warm, 4); /* libunwind's one-time set-up happens here, not in malloc */
+    __atomic_store_n(&st.backtrace, bt, __ATOMIC_RELEASE);
+    return 0;
+}
+
+static uint64_t hash_frames(const uintptr_t *f, unsigned n)
+{
+    uint64_t h = 0x9e3779b97f4a7c15ull ^ n;
+    for (unsigned i = 0; i < n; i++) {
+        h ^= f[i];
+        h *= 0xff51afd7ed558ccdull;
+        h ^= h >> 32;
+    }
+    return h ? h : 1;
+}
+
+static struct depot_entry *entry_of(ml_stack_id id)
+{
+    struct depot_entry **chunk = __atomic_load_n(&st.ids[id / IDS_PER_CHUNK], __ATOMIC_ACQUIRE);
+    return chunk ? __atomic_load_n(&chunk[id % IDS_PER_CHUNK], __ATOMIC_ACQUIRE) : NULL;
+}
+
+/* Gives e a new id; 0 when the id space or memory is exhausted. */
+static ml_stack_id publish(struct depot_entry *e)
+{
+    uint32_t id = __atomic_add_fetch(&st.next_id, 1, __ATOMIC_RELAXED);
+    if (id / IDS_PER_CHUNK >= ID_CHUNKS)
+        return 0;
+    struct depot_entry ***slot = &st.ids[id / IDS_PER_CHUNK];
+    struct depot_entry **chunk = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+    if (!chunk) {
+        struct depot_entry **fresh = ml_meta_alloc(IDS_PER_CHUNK * sizeof *fresh);
+        if (!fresh)
+            return 0;
+        if (!__atomic_compare_exchange_n(slot, &chunk, fresh, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+            ml_meta_free(fresh);
+        else
+            chunk = fresh;
+    }
+    e->id = id;
+    __atomic_store_n(&chunk[id % IDS_PER_CHUNK], e, __ATOMIC_RELEASE);
+    return id;
+}
+
+static int shard_grow(struct depot_shard *s)
+{
+    size_t cap = s->cap ? s->cap * 2 : 1024;
+    struct depot_entry **slots = ml_meta_alloc(cap * sizeof *slots);
+    if (!slots)
+        return -1;
+    for (size_t i = 0; i < s->cap; i++) {
+        struct depot_entry *e = s->slots[i];
+        if (!e)
+            continue;
+        size_t j = (e->hash >> 6) & (cap - 1);
+        while (slots[j])
+            j = (j + 1) & (cap - 1);
+        slots[j] = e;
+    }
+    ml_meta_free(s->slots);
+    s->slots = slots;
+    s->cap = cap;
+    return 0;
+}
+
+/* Returns the id of frames[0..n), adding it when new; *fresh says so. */
+static ml_stack_id intern(const uintptr_t *frames, unsigned n, uint64_t h, int *fresh)
+{
+    struct depot_shard *s = &st.shards[h & (SHARDS - 1)];
+    ml_stack_id id = 0;
+    *fresh = 0;
+    ml_spin_lock(&s->lock);
+    if ((s->count + 1) * 2 > s->cap && shard_grow(s) != 0)
+        goto out;
+    size_t j = (h >> 6) & (s->cap - 1);
+    for (;; j = (j + 1) & (s->cap - 1)) {
+        struct depot_entry *e = s->slots[j];
+        if (!e)
+            break;
+        if (e->hash == h && e->n == n && !memcmp(e->frames, frames, n * sizeof *frames)) {
+            id = e->id;
+            goto out;
+        }
+    }
+    struct depot_entry *e = ml_meta_alloc(sizeof *e + n * sizeof *frames);
+    if (!e)
+        goto out;
+    e->hash = h;
+    e->n = n;
+    memcpy(e->frames, frames, n * sizeof *frames);
+    id = publish(e);
+    if (!id) {
+        ml_meta_free(e);
+        goto out;
+    }
+    s->slots[j] = e;
+    s->count++;
+    *fresh = 1;
+out:
+    ml_spin_unlock(&s->lock);
+    return id;
+}
+
+ml_stack_id ml_stack_capture(void)
+{
+    int (*bt)(void **, int) = __atomic_load_n(&st.backtrace, __ATOMIC_ACQUIRE);
+    if (!bt)
+        return 0;
+    void *raw[ML_DEPTH_MAX + 16];
+    int got = bt(raw, st.depth + 8);
+    int first = 0;
+    while (first < got && (uintptr_t)raw[first] >= st.self_lo && (uintptr_t)raw[first] < st.self_hi)
+        first++;
+    int n = got - first;
+    if (n > st.depth)
+        n = st.depth;
+    if (n <= 0)
+        return 0;
+    const uintptr_t *frames = (const uintptr_t *)&raw[first];
+    uint64_t h = hash_frames(frames, (unsigned)n);
+    unsigned slot = (unsigned)(h >> 58) & (RECENT - 1);
+    if (recent[slot].hash == h && recent[slot].id)
+        return recent[slot].id;
+    int fresh;
+    ml_stack_id id = intern(frames, (unsigned)n, h, &fresh);
+    if (fresh) {
+        /* A new stack may run through an object loaded since the last look;
+         * record it now so it still symbolizes if it is dlclose'd later. */
+        for (int i = 0; i < n; i++)
+            if (!ml_modules_find(frames[i])) {
+                ml_modules_refresh();
+                break;
+            }
+    }
+    recent[slot].hash = h;
+    recent[slot].id = id;
+    return id;
+}
+
+const uintptr_t *ml_stack_frames(ml_stack_id id, unsigned *n)
+{
+    struct depot_entry *e = id ? entry_of(id) : NULL;
+    *n = e ? e->n : 0;
+    return e ? e->frames : NULL;
+}
+
+void ml_stack_atfork(int phase);
+void ml_stack_atfork(int phase)
+{
+    for (int i = 0; i < SHARDS; i++) {
+        if (phase == 0)
+            ml_spin_lock(&st.shards[i].lock);
+        else if (phase == 2)
+            ml_spin_reset(&st.shards[i].lock);
+        else
+            ml_spin_unlock(&st.shards[i].lock);
+    }
+}

@@ -1,0 +1,22 @@
+#!/bin/sh
+# tests/conformance/check_exports.sh LIB: the library exports the whole
+# malloc family and nothing but it, mallard_* and __libc_* (HAZARDS §2, §10).
+set -u
+lib=$1
+syms=$(nm -D --defined-only "$lib" | awk 'NF == 3 { print $2, $3 }') || exit 1
+[ -n "$syms" ] || { echo "check_exports: no dynamic symbols in $lib" >&2; exit 1; }
+status=0
+for f in malloc free calloc realloc reallocarray posix_memalign aligned_alloc memalign valloc pvalloc \
+    malloc_usable_size cfree; do
+    if ! printf '%s\n' "$syms" | grep -qx "[TW] $f"; then
+        echo "check_exports: $f is not exported as a function" >&2
+        status=1
+    fi
+done
+extra=$(printf '%s\n' "$syms" | awk '{ print $2 }' | grep -Ev '^(malloc|free|calloc|realloc|reallocarray|posix_memalign|aligned_alloc|memalign|valloc|pvalloc|malloc_usable_size|cfree|mallard_.*|__libc_.*)$')
+if [ -n "$extra" ]; then
+    echo "check_exports: unexpected exports:" $extra >&2
+    status=1
+fi
+[ $status -eq 0 ] && echo "check_exports: $(printf '%s\n' "$syms" | wc -l) exports, all expected"
+exit $status

@@ -1,0 +1,142 @@
+# tests/conformance/tests.cmake: the conformance suite and the hazard tests.
+#
+# Every program here is built WITHOUT mallard and reaches it only through
+# LD_PRELOAD, as a user's program would.  Each test runs once per backend;
+# any "mallard:" line (a backend that fell back, a warning) or an ld.so
+# "cannot be preloaded" warning fails it.
+set(ML_CONF_DIR ${CMAKE_CURRENT_LIST_DIR})
+set(ML_CONF_FAIL "mallard:;cannot be preloaded")
+# Calls into the malloc family must stay calls: no folding of malloc+free
+# pairs or of huge constant requests.
+set(ML_CONF_FLAGS ${ML_WARN} -fno-builtin-malloc -fno-builtin-calloc -fno-builtin-realloc -fno-builtin-free)
+
+function(ml_conf_program name)
+  add_executable(${name} ${ARGN})
+  target_compile_options(${name} PRIVATE ${ML_CONF_FLAGS})
+  target_link_libraries(${name} PRIVATE Threads::Threads ${CMAKE_DL_LIBS})
+endfunction()
+
+function(ml_conf_dso name)
+  add_library(${name} SHARED ${ARGN})
+  target_compile_options(${name} PRIVATE ${ML_CONF_FLAGS})
+  target_link_libraries(${name} PRIVATE ${CMAKE_DL_LIBS})
+endfunction()
+
+# Adds hazard_<what>_<backend> (or conformance_<backend>) running COMMAND...
+# under the preload with that backend.
+function(ml_conf_test name backend)
+  add_test(NAME ${name} COMMAND ${ARGN})
+  set_tests_properties(${name} PROPERTIES
+    ENVIRONMENT "LD_PRELOAD=${ML_LIB};MALLARD_BACKEND=${backend}"
+    FAIL_REGULAR_EXPRESSION "${ML_CONF_FAIL}"
+    TIMEOUT 120
+    LABELS "conformance")
+endfunction()
+
+# Adds a test that compares stdout and status without and with the preload
+# (preload_cmp.sh); the script sets LD_PRELOAD itself.
+function(ml_conf_cmp name backend preload)
+  add_test(NAME ${name} COMMAND sh ${ML_CONF_DIR}/preload_cmp.sh ${preload} -- ${ARGN})
+  set_tests_properties(${name} PROPERTIES
+    ENVIRONMENT "MALLARD_BACKEND=${backend}"
+    FAIL_REGULAR_EXPRESSION "${ML_CONF_FAIL}"
+    TIMEOUT 120
+    LABELS "conformance")
+endfunction()
+
+function(ml_conf_cmp_filtered name backend filter preload)
+  add_test(NAME ${name} COMMAND sh ${ML_CONF_DIR}/preload_cmp.sh -f ${filter} ${preload} -- ${ARGN})
+  set_tests_properties(${name} PROPERTIES
+    ENVIRONMENT "MALLARD_BACKEND=${backend}"
+    FAIL_REGULAR_EXPRESSION "${ML_CONF_FAIL}"
+    TIMEOUT 120
+    LABELS "conformance")
+endfunction()
+
+# ---- programs -------------------------------------------------------------
+ml_conf_program(conf_conformance ${ML_CONF_DIR}/conformance.c)
+target_link_libraries(conf_conformance PRIVATE PkgConfig::CHECK)
+
+ml_conf_dso(conf_hz_ctor_lib ${ML_CONF_DIR}/hz_ctor_lib.c)
+ml_conf_program(conf_hz_ctor_main ${ML_CONF_DIR}/hz_ctor_main.c)
+target_link_libraries(conf_hz_ctor_main PRIVATE conf_hz_ctor_lib)
+ml_conf_dso(conf_hz_preload2 ${ML_CONF_DIR}/hz_preload2.c)
+
+ml_conf_program(conf_hz_glibc_apis ${ML_CONF_DIR}/hz_glibc_apis.c)
+ml_conf_program(conf_hz_spawn ${ML_CONF_DIR}/hz_spawn.c)
+ml_conf_dso(conf_hz_tls_lib ${ML_CONF_DIR}/hz_tls_lib.c)
+ml_conf_program(conf_hz_tls ${ML_CONF_DIR}/hz_tls.c)
+ml_conf_dso(conf_hz_dlopen_lib ${ML_CONF_DIR}/hz_dlopen_lib.c)
+ml_conf_dso(conf_hz_deep_lib ${ML_CONF_DIR}/hz_deep_lib.c)
+ml_conf_program(conf_hz_dlopen ${ML_CONF_DIR}/hz_dlopen.c)
+ml_conf_program(conf_hz_oom ${ML_CONF_DIR}/hz_oom.c)
+ml_conf_program(conf_hz_exit_main ${ML_CONF_DIR}/hz_exit_main.c)
+# C++: the same flags less -Wmissing-prototypes, which is C-only.
+set(ML_CONF_CXX_FLAGS ${ML_CONF_FLAGS})
+list(REMOVE_ITEM ML_CONF_CXX_FLAGS -Wmissing-prototypes)
+add_executable(conf_hz_thread_local ${ML_CONF_DIR}/hz_thread_local.cpp)
+target_compile_options(conf_hz_thread_local PRIVATE ${ML_CONF_CXX_FLAGS})
+target_compile_features(conf_hz_thread_local PRIVATE cxx_std_17)
+target_link_libraries(conf_hz_thread_local PRIVATE Threads::Threads)
+
+# A fully static program: LD_PRELOAD cannot reach it (HAZARDS §15).
+add_executable(conf_hz_static ${ML_CONF_DIR}/hz_static.c)
+target_compile_options(conf_hz_static PRIVATE ${ML_CONF_FLAGS})
+target_link_options(conf_hz_static PRIVATE -static)
+
+# ---- the library's exports (backend-independent) ---------------------------
+add_test(NAME hazard_exports COMMAND sh ${ML_CONF_DIR}/check_exports.sh ${ML_LIB})
+set_tests_properties(hazard_exports PROPERTIES TIMEOUT 30 LABELS "conformance")
+
+# ---- per backend ------------------------------------------------------------
+set(ML_CONF_TRACE_FILTER "/libmallard\\.so/d;s/ (0x[0-9a-f]*)$//")
+foreach(b ${ML_BACKENDS})
+  ml_conf_test(conformance_${b} ${b} $<TARGET_FILE:conf_conformance>)
+
+  # §1/§7: bootstrap and init order
+  ml_conf_cmp(hazard_true_${b} ${b} ${ML_LIB} true)
+  ml_conf_cmp_filtered(hazard_env_${b} ${b} "/^LD_PRELOAD=/d" ${ML_LIB} env)
+  ml_conf_test(hazard_ctor_${b} ${b} $<TARGET_FILE:conf_hz_ctor_main> mallard)
+  ml_conf_cmp(hazard_preload2_first_${b} ${b} "$<TARGET_FILE:conf_hz_preload2>:${ML_LIB}"
+    $<TARGET_FILE:conf_hz_ctor_main>)
+  ml_conf_cmp(hazard_preload2_last_${b} ${b} "${ML_LIB}:$<TARGET_FILE:conf_hz_preload2>"
+    $<TARGET_FILE:conf_hz_ctor_main>)
+  ml_conf_cmp_filtered(hazard_preload2_env_${b} ${b} "/^LD_PRELOAD=/d"
+    "$<TARGET_FILE:conf_hz_preload2>:${ML_LIB}" env)
+
+  # §2: pointers crossing between glibc and the program
+  ml_conf_test(hazard_glibc_apis_${b} ${b} $<TARGET_FILE:conf_hz_glibc_apis> ${CMAKE_CURRENT_BINARY_DIR})
+
+  # §5: thread exit
+  ml_conf_test(hazard_thread_local_${b} ${b} $<TARGET_FILE:conf_hz_thread_local>)
+  ml_conf_test(hazard_exit_main_${b} ${b} $<TARGET_FILE:conf_hz_exit_main>)
+
+  # §9: posix_spawn and vfork from a threaded parent
+  ml_conf_test(hazard_spawn_${b} ${b} $<TARGET_FILE:conf_hz_spawn>)
+
+  # §11: dynamic TLS of a dlopen'd library
+  ml_conf_test(hazard_tls_${b} ${b} $<TARGET_FILE:conf_hz_tls> $<TARGET_FILE:conf_hz_tls_lib>)
+
+  # §12: dlopen/dlclose cycles and RTLD_DEEPBIND
+  ml_conf_test(hazard_dlopen_${b} ${b} $<TARGET_FILE:conf_hz_dlopen> loop $<TARGET_FILE:conf_hz_dlopen_lib>)
+  ml_conf_test(hazard_deepbind_${b} ${b} $<TARGET_FILE:conf_hz_dlopen> deepbind $<TARGET_FILE:conf_hz_deep_lib>)
+
+  # §15: a static binary is untouched
+  ml_conf_cmp(hazard_static_${b} ${b} ${ML_LIB} $<TARGET_FILE:conf_hz_static>)
+
+  # §16: ldd and bash command substitution
+  ml_conf_cmp_filtered(hazard_ldd_${b} ${b} "${ML_CONF_TRACE_FILTER}" ${ML_LIB}
+    sh -c "ldd \"$(command -v bash)\"")
+  ml_conf_cmp(hazard_bash_${b} ${b} ${ML_LIB} bash -c "x=$(echo hi); y=`printf '%s\\n' a b | sort -r`; echo $x $y")
+
+  # §18: out of address space
+  ml_conf_test(hazard_oom_${b} ${b} $<TARGET_FILE:conf_hz_oom>)
+
+  # §14: the harness itself fails when ld.so refuses a preload library
+  # (preload_cmp.sh exits 3), rather than passing a run without mallard.
+  add_test(NAME hazard_badpreload_${b}
+    COMMAND sh -c "sh \"$0\" \"$1\" -- true; test $? -eq 3"
+      ${ML_CONF_DIR}/preload_cmp.sh "${ML_LIB}:/nonexistent/libmallard-missing.so")
+  set_tests_properties(hazard_badpreload_${b} PROPERTIES
+    ENVIRONMENT "MALLARD_BACKEND=${b}" TIMEOUT 30 LABELS "conformance")
+endforeach()

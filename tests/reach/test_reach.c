@@ -1,0 +1,700 @@
+/* tests/reach/test_reach.c: the reachability scan (report/reach.c) and the
+ * thread registry (report/threads.c), linked directly, not preloaded.
+ *
+ * The hard part is the test's own bookkeeping: a copy of a block's
+ * address anywhere in a root keeps it reachable.  So
+ *   - blocks come from a fresh mapping of the test's own, never from
+ *     glibc's malloc: a malloc'd block may reuse the address of something
+ *     Check freed in the parent process, and a stale copy of that address
+ *     in Check's data or stack frames would hold the block (it did);
+ *   - the table of blocks lives in the meta heap, which is never a root;
+ *   - blocks are made, linked and looked at only inside noinline helpers,
+ *     whose frames are dead (below the stack pointer) once they return,
+ *     and the stack below is zeroed (stack_clobber) before each scan;
+ *   - every "reachable" check comes with a control, the same block once
+ *     the root is cleared, which must then be lost: that proves the root
+ *     named was the one that held it.
+ */
+#define _GNU_SOURCE
+#include "../../core/os.h"
+#include "../../report/report.h"
+
+#include <check.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define NOINLINE __attribute__((noinline))
+
+/* From report/threads.c; to move into report.h. */
+struct ml_thread_root {
+    uintptr_t tp;
+    uintptr_t lo, hi;
+    int is_main;
+    int gone;
+};
+size_t ml_threads_list(struct ml_thread_root *out, size_t cap);
+
+/* ---- bookkeeping in the meta heap ------------------------------------- */
+
+struct set {
+    void **p;
+    size_t *size;
+    uint8_t *kind; /* enum ml_kind, per block, after classify */
+    size_t n, cap;
+    struct ml_live *live;
+    char *arena;
+    size_t arena_used;
+};
+
+static struct set *S;
+
+static void set_new(size_t cap)
+{
+    S = ml_meta_alloc(sizeof *S);
+    ck_assert_ptr_nonnull(S);
+    S->p = ml_meta_alloc(cap * sizeof *S->p);
+    S->size = ml_meta_alloc(cap * sizeof *S->size);
+    S->kind = ml_meta_alloc(cap);
+    S->live = ml_meta_alloc(cap * sizeof *S->live);
+    ck_assert(S->p && S->size && S->kind && S->live);
+    S->cap = cap;
+}
+
+/* A bump heap no one has used before: 16-byte aligned blocks with a
+ * 16-byte gap after each, so a pointer one past a block's end is in no
+ * block.  The classifier does not care who made the blocks. */
+#define ARENA_SIZE ((size_t)256 << 20)
+
+static NOINLINE void *arena_alloc(size_t size)
+{
+    if (!S->arena) {
+        /* S is in the meta heap: a global holding the base would hold
+         * the first block */
+        S->arena = mmap(NULL, ARENA_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                        -1, 0);
+        ck_assert(S->arena != MAP_FAILED);
+        S->arena_used = 0;
+    }
+    size_t step = ((size + 15) & ~(size_t)15) + 16;
+    ck_assert_uint_le(S->arena_used + step, ARENA_SIZE);
+    void *p = S->arena + S->arena_used;
+    S->arena_used += step;
+    return p;
+}
+
+/* Allocates a zeroed block; returns its index, never its address. */
+static NOINLINE size_t blk_new(size_t size)
+{
+    ck_assert_uint_lt(S->n, S->cap);
+    void *p = arena_alloc(size);
+    memset(p, 0, size);
+    S->p[S->n] = p;
+    S->size[S->n] = size;
+    return S->n++;
+}
+
+/* Stores the address of block j (plus off) at byte offset at of block i. */
+static NOINLINE void blk_link(size_t i, size_t at, size_t j, size_t off)
+{
+    *(uintptr_t *)((char *)S->p[i] + at) = (uintptr_t)S->p[j] + off;
+}
+
+static NOINLINE void blk_store(void *volatile *slot, size_t i) { *slot = S->p[i]; }
+
+static NOINLINE void blk_store_word(volatile uintptr_t *slot, size_t i, size_t off, uintptr_t xor_key)
+{
+    *slot = ((uintptr_t)S->p[i] + off) ^ xor_key;
+}
+
+/* Zeroes the stack below the caller: whatever the helpers left there. */
+static NOINLINE void stack_clobber(void)
+{
+    char buf[128 << 10];
+    memset(buf, 0, sizeof buf);
+    __asm__ volatile("" : : "r"(buf) : "memory");
+}
+
+static int live_cmp(const void *a, const void *b)
+{
+    uintptr_t x = ((const struct ml_live *)a)->addr, y = ((const struct ml_live *)b)->addr;
+    return x < y ? -1 : x > y;
+}
+
+static NOINLINE void live_build(void)
+{
+    for (size_t i = 0; i < S->n; i++)
+        S->live[i] = (struct ml_live){(uintptr_t)S->p[i], S->size[i], 0, 0, 0, 0};
+    qsort(S->live, S->n, sizeof *S->live, live_cmp);
+}
+
+static NOINLINE void live_collect(void)
+{
+    for (size_t i = 0; i < S->n; i++) {
+        struct ml_live key = {.addr = (uintptr_t)S->p[i]};
+        struct ml_live *hit = bsearch(&key, S->live, S->n, sizeof key, live_cmp);
+        ck_assert_ptr_nonnull(hit);
+        S->kind[i] = hit->kind;
+    }
+}
+
+static NOINLINE void scan_below(const struct ml_range *skip, size_t nskip)
+{
+    live_build();
+    stack_clobber();
+    ml_reach_classify(S->live, S->n, skip, nskip);
+    live_collect();
+}
+
+/* Classifies every block of S; the results land in S->kind.  Inlined, so
+ * the zeroing starts right below the test's own frame: scan_below's frame
+ * has padding slots where an earlier helper's temporaries would survive. */
+static inline __attribute__((always_inline)) void scan(const struct ml_range *skip, size_t nskip)
+{
+    stack_clobber();
+    scan_below(skip, nskip);
+}
+
+static void blk_free_all(void)
+{
+    if (S->arena)
+        munmap(S->arena, ARENA_SIZE);
+    S->arena = NULL;
+    S->n = 0;
+}
+
+static const char *kind_name(int k)
+{
+    return k == ML_KIND_DEFINITE ? "definite" : k == ML_KIND_INDIRECT ? "indirect" : k == ML_KIND_REACHABLE ? "reachable" : "?";
+}
+
+#define ck_kind(i, k)                                                                              \
+    ck_assert_msg(S->kind[i] == (k), "block %zu: %s, expected %s", (size_t)(i), kind_name(S->kind[i]), \
+                  kind_name(k))
+
+static void setup(void)
+{
+    ml_threads_attach();
+    set_new(64);
+}
+
+static void teardown(void) { blk_free_all(); }
+
+/* ---- roots in the program's data -------------------------------------- */
+
+static void *volatile g_root;
+static volatile uintptr_t g_word;
+static void *volatile g_skip_area[4];
+
+START_TEST(reach_global_root)
+{
+    size_t a = blk_new(48), control = blk_new(48);
+    blk_store(&g_root, a);
+    scan(NULL, 0);
+    ck_kind(a, ML_KIND_REACHABLE);
+    ck_kind(control, ML_KIND_DEFINITE);
+    g_root = NULL;
+    scan(NULL, 0);
+    ck_kind(a, ML_KIND_DEFINITE);
+}
+END_TEST
+
+START_TEST(reach_global_chain)
+{
+    /* g_root -> a -> b -> c: reachability is transitive */
+    size_t a = blk_new(32), b = blk_new(32), c = blk_new(32);
+    blk_link(a, 8, b, 0);
+    blk_link(b, 16, c, 0);
+    blk_store(&g_root, a);
+    scan(NULL, 0);
+    ck_kind(a, ML_KIND_REACHABLE);
+    ck_kind(b, ML_KIND_REACHABLE);
+    ck_kind(c, ML_KIND_REACHABLE);
+    g_root = NULL;
+    scan(NULL, 0);
+    ck_kind(a, ML_KIND_DEFINITE);
+    ck_kind(b, ML_KIND_INDIRECT);
+    ck_kind(c, ML_KIND_INDIRECT);
+}
+END_TEST
+
+START_TEST(reach_list_dropped)
+{
+    size_t n[10];
+    for (int i = 0; i < 10; i++)
+        n[i] = blk_new(32);
+    for (int i = 0; i < 9; i++)
+        blk_link(n[i], 0, n[i + 1], 0);
+    scan(NULL, 0);
+    ck_kind(n[0], ML_KIND_DEFINITE);
+    for (int i = 1; i < 10; i++)
+        ck_kind(n[i], ML_KIND_INDIRECT);
+}
+END_TEST
+
+START_TEST(reach_list_dropped_head_last)
+{
+    /* The head has the highest address: every lower node is first taken
+     * as a clique leader, then demoted once a later leader reaches it. */
+    size_t n[10];
+    for (int i = 0; i < 10; i++)
+        n[i] = blk_new(32);
+    for (int i = 9; i > 0; i--)
+        blk_link(n[i], 0, n[i - 1], 0);
+    scan(NULL, 0);
+    ck_kind(n[9], ML_KIND_DEFINITE);
+    int definite = 0;
+    for (int i = 0; i < 10; i++)
+        definite += S->kind[n[i]] == ML_KIND_DEFINITE;
+    ck_assert_int_eq(definite, 1);
+}
+END_TEST
+
+START_TEST(reach_list_rooted_midway)
+{
+    /* a global holds node 5: 5..9 reachable, 0 definite, 1..4 indirect */
+    size_t n[10];
+    for (int i = 0; i < 10; i++)
+        n[i] = blk_new(32);
+    for (int i = 0; i < 9; i++)
+        blk_link(n[i], 0, n[i + 1], 0);
+    blk_store(&g_root, n[5]);
+    scan(NULL, 0);
+    g_root = NULL;
+    ck_kind(n[0], ML_KIND_DEFINITE);
+    for (int i = 1; i < 5; i++)
+        ck_kind(n[i], ML_KIND_INDIRECT);
+    for (int i = 5; i < 10; i++)
+        ck_kind(n[i], ML_KIND_REACHABLE);
+}
+END_TEST
+
+START_TEST(reach_cycle_dropped)
+{
+    size_t a = blk_new(24), b = blk_new(24);
+    blk_link(a, 0, b, 0);
+    blk_link(b, 0, a, 0);
+    scan(NULL, 0);
+    size_t lo = S->p[a] < S->p[b] ? a : b, hi = lo == a ? b : a;
+    ck_kind(lo, ML_KIND_DEFINITE);
+    ck_kind(hi, ML_KIND_INDIRECT);
+}
+END_TEST
+
+START_TEST(reach_fanout_dropped)
+{
+    /* a dropped array of 40 pointers: 1 definite, 40 indirect */
+    size_t arr = blk_new(40 * sizeof(void *));
+    size_t e[40];
+    for (int i = 0; i < 40; i++) {
+        e[i] = blk_new(16);
+        blk_link(arr, (size_t)i * sizeof(void *), e[i], 0);
+    }
+    scan(NULL, 0);
+    ck_kind(arr, ML_KIND_DEFINITE);
+    for (int i = 0; i < 40; i++)
+        ck_kind(e[i], ML_KIND_INDIRECT);
+}
+END_TEST
+
+START_TEST(reach_xor_hidden)
+{
+    const uintptr_t key = (uintptr_t)0x5a5a5a5a5a5a5a5aull;
+    size_t a = blk_new(64);
+    blk_store_word(&g_word, a, 0, key);
+    scan(NULL, 0);
+    ck_kind(a, ML_KIND_DEFINITE);
+    g_word ^= key; /* control: the plain pointer keeps it */
+    scan(NULL, 0);
+    g_word = 0;
+    ck_kind(a, ML_KIND_REACHABLE);
+}
+END_TEST
+
+START_TEST(reach_interior_pointer)
+{
+    size_t a = blk_new(64), end = blk_new(24), zero = blk_new(0);
+    blk_store_word(&g_word, a, 8, 0);
+    blk_store(&g_skip_area[0], zero); /* a size-0 block is held by its address */
+    blk_store_word((volatile uintptr_t *)&g_skip_area[1], end, 24, 0); /* one past the end: not held */
+    scan(NULL, 0);
+    g_word = 0;
+    g_skip_area[0] = g_skip_area[1] = NULL;
+    ck_kind(a, ML_KIND_REACHABLE);
+    ck_kind(zero, ML_KIND_REACHABLE);
+    ck_kind(end, ML_KIND_DEFINITE);
+}
+END_TEST
+
+START_TEST(reach_skip_range)
+{
+    size_t a = blk_new(40);
+    blk_store(&g_skip_area[2], a);
+    struct ml_range skip[2] = {
+        {(uintptr_t)&g_skip_area[3], (uintptr_t)&g_skip_area[4]}, /* unsorted, on purpose */
+        {(uintptr_t)&g_skip_area[0], (uintptr_t)&g_skip_area[3]},
+    };
+    scan(skip, 2);
+    ck_kind(a, ML_KIND_DEFINITE);
+    scan(NULL, 0); /* control */
+    g_skip_area[2] = NULL;
+    ck_kind(a, ML_KIND_REACHABLE);
+}
+END_TEST
+
+START_TEST(reach_meta_heap_not_root)
+{
+    size_t a = blk_new(40);
+    void *volatile *slot = ml_meta_alloc(64);
+    ck_assert_ptr_nonnull((void *)slot);
+    blk_store(&slot[3], a);
+    scan(NULL, 0);
+    ck_kind(a, ML_KIND_DEFINITE);
+    ml_meta_free((void *)slot);
+}
+END_TEST
+
+START_TEST(reach_anonymous_mapping)
+{
+    /* memory a program manages itself (Python's arenas): a root, and a
+     * PROT_NONE page in the middle must not crash the scan */
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    char *m = mmap(NULL, 3 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    ck_assert(m != MAP_FAILED);
+    ck_assert_int_eq(mprotect(m + page, page, PROT_NONE), 0);
+    size_t a = blk_new(40), b = blk_new(40);
+    blk_store((void *volatile *)(m + 2 * page + 64), a);
+    scan(NULL, 0);
+    ck_kind(a, ML_KIND_REACHABLE);
+    ck_kind(b, ML_KIND_DEFINITE);
+    memset(m + 2 * page, 0, page);
+    scan(NULL, 0);
+    ck_kind(a, ML_KIND_DEFINITE);
+    munmap(m, 3 * page);
+}
+END_TEST
+
+/* ---- roots in the scanning thread ------------------------------------- */
+
+static __thread void *volatile t_slot;
+
+START_TEST(reach_own_local)
+{
+    void *volatile local = NULL;
+    size_t a = blk_new(40), control = blk_new(40);
+    blk_store(&local, a);
+    scan(NULL, 0);
+    ck_kind(a, ML_KIND_REACHABLE);
+    ck_kind(control, ML_KIND_DEFINITE);
+    local = NULL;
+    scan(NULL, 0);
+    ck_kind(a, ML_KIND_DEFINITE);
+}
+END_TEST
+
+START_TEST(reach_own_tls)
+{
+    /* the main thread's static TLS: a mapping ld.so made, not a segment */
+    size_t a = blk_new(40);
+    blk_store(&t_slot, a);
+    scan(NULL, 0);
+    ck_kind(a, ML_KIND_REACHABLE);
+    t_slot = NULL;
+    scan(NULL, 0);
+    ck_kind(a, ML_KIND_DEFINITE);
+}
+END_TEST
+
+/* ---- roots in other threads ------------------------------------------- */
+
+enum holder_how { HOLD_STACK, HOLD_TLS, HOLD_DEAD_FRAME };
+
+struct holder {
+    pthread_barrier_t bar;
+    enum holder_how how;
+    size_t blk;
+    int detach; /* after the first scan: ml_threads_detach */
+    int keep;   /* after the first scan: leave the root in place */
+};
+
+/* A 16 KiB frame with the pointer at its bottom, far below the thread's
+ * TLS; it is dead once this returns. */
+static NOINLINE void holder_deep(size_t i)
+{
+    void *volatile deep[2048];
+    for (size_t k = 0; k < 2048; k++)
+        deep[k] = NULL;
+    blk_store(&deep[0], i);
+    __asm__ volatile("" : : "r"(deep) : "memory");
+}
+
+static NOINLINE void holder_frame(struct holder *h)
+{
+    void *volatile local = NULL;
+    if (h->how == HOLD_STACK)
+        blk_store(&local, h->blk);
+    else if (h->how == HOLD_TLS)
+        blk_store(&t_slot, h->blk);
+    else
+        holder_deep(h->blk);
+    /* This thread's stack is scanned whole, below its stack pointer too:
+     * leave no copy there.  (The suite links with -z now: a lazy PLT
+     * resolution would save every register, the block's address in rax
+     * included, a few KiB down this stack.) */
+    stack_clobber();
+    pthread_barrier_wait(&h->bar); /* 1: the main thread scans */
+    pthread_barrier_wait(&h->bar); /* 2 */
+    if (!h->keep) {
+        local = NULL;
+        t_slot = NULL;
+    }
+    if (h->detach)
+        ml_threads_detach();
+    pthread_barrier_wait(&h->bar); /* 3: the main thread scans again */
+    pthread_barrier_wait(&h->bar); /* 4 */
+}
+
+static void *holder_main(void *arg)
+{
+    ml_threads_attach();
+    holder_frame(arg);
+    return NULL;
+}
+
+/* Runs a holder thread; kinds of h->blk at barrier 1 and 3. */
+static void holder_run(enum holder_how how, int detach, int *first, int *second)
+{
+    struct holder *h = ml_meta_alloc(sizeof *h);
+    ck_assert_ptr_nonnull(h);
+    h->how = how;
+    h->detach = detach;
+    h->blk = blk_new(56);
+    size_t control = blk_new(56);
+    pthread_barrier_init(&h->bar, NULL, 2);
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, holder_main, h), 0);
+    pthread_barrier_wait(&h->bar);
+    scan(NULL, 0);
+    *first = S->kind[h->blk];
+    ck_kind(control, ML_KIND_DEFINITE);
+    pthread_barrier_wait(&h->bar);
+    pthread_barrier_wait(&h->bar);
+    scan(NULL, 0);
+    *second = S->kind[h->blk];
+    pthread_barrier_wait(&h->bar);
+    pthread_join(t, NULL);
+    pthread_barrier_destroy(&h->bar);
+    ml_meta_free(h);
+}
+
+START_TEST(reach_other_thread_stack)
+{
+    int first, second;
+    holder_run(HOLD_STACK, 0, &first, &second);
+    ck_assert_str_eq(kind_name(first), "reachable");
+    ck_assert_str_eq(kind_name(second), "definite");
+}
+END_TEST
+
+START_TEST(reach_other_thread_tls)
+{
+    int first, second;
+    holder_run(HOLD_TLS, 0, &first, &second);
+    ck_assert_str_eq(kind_name(first), "reachable");
+    ck_assert_str_eq(kind_name(second), "definite");
+}
+END_TEST
+
+START_TEST(reach_detached_thread_stack)
+{
+    /* A stale pointer deep in a live thread's stack is seen (no stack
+     * pointer of other threads is known); once the thread has detached
+     * its stack is no longer a root. */
+    int first, second;
+    holder_run(HOLD_DEAD_FRAME, 1, &first, &second);
+    (void)first;
+    ck_assert_str_eq(kind_name(second), "definite");
+}
+END_TEST
+
+START_TEST(reach_detached_thread_tls)
+{
+    /* glibc keeps an exited thread's TLS and descriptor in its stack
+     * cache, and frees what its DTV holds only on reuse: still a root */
+    struct holder *h = ml_meta_alloc(sizeof *h);
+    ck_assert_ptr_nonnull(h);
+    h->how = HOLD_TLS;
+    h->detach = 1;
+    h->keep = 1;
+    h->blk = blk_new(56);
+    pthread_barrier_init(&h->bar, NULL, 2);
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, holder_main, h), 0);
+    pthread_barrier_wait(&h->bar);
+    pthread_barrier_wait(&h->bar);
+    pthread_barrier_wait(&h->bar); /* detached, t_slot still set */
+    scan(NULL, 0);
+    ck_kind(h->blk, ML_KIND_REACHABLE);
+    pthread_barrier_wait(&h->bar);
+    pthread_join(t, NULL);
+    pthread_barrier_destroy(&h->bar);
+    ml_meta_free(h);
+}
+END_TEST
+
+START_TEST(reach_threads_after_fork)
+{
+    struct holder *h = ml_meta_alloc(sizeof *h);
+    ck_assert_ptr_nonnull(h);
+    h->how = HOLD_STACK;
+    h->blk = blk_new(56);
+    pthread_barrier_init(&h->bar, NULL, 2);
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, holder_main, h), 0);
+    pthread_barrier_wait(&h->bar);
+    /* not on the stack: a thread's block ends where the next mapping, the
+     * test's arena, begins, so hi is the first block's address */
+    struct ml_thread_root *th = ml_meta_alloc(8 * sizeof *th);
+    ck_assert_ptr_nonnull(th);
+    size_t before = ml_threads_list(th, 8);
+    pid_t pid = fork();
+    if (pid == 0) {
+        ml_threads_after_fork();
+        size_t n = ml_threads_list(th, 8);
+        int live = 0, self = 0;
+        for (size_t i = 0; i < n && i < 8; i++) {
+            live += !th[i].gone;
+            self += !th[i].gone && th[i].tp == (uintptr_t)pthread_self();
+        }
+        /* the holder's stack is a dead copy here: not a root */
+        scan(NULL, 0);
+        _exit((n != before) | (live != 1) << 1 | (self != 1) << 2 | (S->kind[h->blk] != ML_KIND_DEFINITE) << 3);
+    }
+    ck_assert_int_gt(pid, 0);
+    int status = 0;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    pthread_barrier_wait(&h->bar);
+    pthread_barrier_wait(&h->bar);
+    pthread_barrier_wait(&h->bar);
+    pthread_join(t, NULL);
+    pthread_barrier_destroy(&h->bar);
+    ml_meta_free(h);
+    ml_meta_free(th);
+    ck_assert_int_ge(before, 2);
+    /* bits: 1 count changed, 2 not one live thread, 4 caller not it, 8 the
+     * dead thread's stack still a root */
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child: status %#x", status);
+}
+END_TEST
+
+/* ---- scale ------------------------------------------------------------- */
+
+#define BIG_N 1000000
+
+static NOINLINE void big_list(void)
+{
+    for (size_t i = 0; i < BIG_N; i++)
+        blk_new(64);
+    for (size_t i = 0; i + 1 < BIG_N; i++)
+        blk_link(i, 0, i + 1, 0);
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static NOINLINE double timed_scan_below(void)
+{
+    live_build();
+    stack_clobber();
+    double t0 = now_s();
+    ml_reach_classify(S->live, S->n, NULL, 0);
+    double t = now_s() - t0;
+    live_collect();
+    return t;
+}
+
+static inline __attribute__((always_inline)) double timed_scan(void)
+{
+    stack_clobber();
+    return timed_scan_below();
+}
+
+START_TEST(reach_million_list)
+{
+    S = NULL;
+    set_new(BIG_N);
+    big_list();
+    double lost = timed_scan();
+    size_t count[3] = {0, 0, 0};
+    for (size_t i = 0; i < S->n; i++)
+        count[S->kind[i]]++;
+    ck_kind(0, ML_KIND_DEFINITE);
+    ck_assert_uint_eq(count[ML_KIND_DEFINITE], 1);
+    ck_assert_uint_eq(count[ML_KIND_INDIRECT], BIG_N - 1);
+
+    blk_store(&g_root, 0);
+    double kept = timed_scan();
+    g_root = NULL;
+    ck_kind(BIG_N - 1, ML_KIND_REACHABLE);
+    printf("reach_million_list: %d blocks of 64 bytes: classify %.3f s dropped (1 definite + %d "
+           "indirect), %.3f s rooted (all reachable)\n",
+           BIG_N, lost, BIG_N - 1, kept);
+    fflush(stdout);
+}
+END_TEST
+
+static Suite *reach_suite(void)
+{
+    Suite *s = suite_create("reach");
+    TCase *tc = tcase_create("classify");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, reach_global_root);
+    tcase_add_test(tc, reach_global_chain);
+    tcase_add_test(tc, reach_list_dropped);
+    tcase_add_test(tc, reach_list_dropped_head_last);
+    tcase_add_test(tc, reach_list_rooted_midway);
+    tcase_add_test(tc, reach_cycle_dropped);
+    tcase_add_test(tc, reach_fanout_dropped);
+    tcase_add_test(tc, reach_xor_hidden);
+    tcase_add_test(tc, reach_interior_pointer);
+    tcase_add_test(tc, reach_skip_range);
+    tcase_add_test(tc, reach_meta_heap_not_root);
+    tcase_add_test(tc, reach_anonymous_mapping);
+    tcase_add_test(tc, reach_own_local);
+    tcase_add_test(tc, reach_own_tls);
+    tcase_add_test(tc, reach_other_thread_stack);
+    tcase_add_test(tc, reach_other_thread_tls);
+    tcase_add_test(tc, reach_detached_thread_stack);
+    tcase_add_test(tc, reach_detached_thread_tls);
+    tcase_add_test(tc, reach_threads_after_fork);
+    suite_add_tcase(s, tc);
+    TCase *big = tcase_create("scale");
+    tcase_add_checked_fixture(big, setup, teardown);
+    tcase_set_timeout(big, 300);
+    tcase_add_test(big, reach_million_list);
+    suite_add_tcase(s, big);
+    return s;
+}
+
+/* argv[1]: the test case to run (classify or scale); all when absent. */
+int main(int argc, char **argv)
+{
+    SRunner *sr = srunner_create(reach_suite());
+    if (argc > 1)
+        srunner_run(sr, NULL, argv[1], CK_NORMAL);
+    else
+        srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

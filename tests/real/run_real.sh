@@ -1,0 +1,434 @@
+#!/usr/bin/env bash
+# tests/real/run_real.sh VARIANT CASE
+#
+# Runs one real Debian program (CASE) twice in a fresh temporary directory:
+# once without mallard (the reference) and once with libmallard.so preloaded.
+# The test passes when
+#   - the reference run exits 0 (otherwise the test itself is broken),
+#   - both runs print the same stdout, byte for byte, and exit the same way,
+#   - the mallard run's stderr holds no "mallard:" line and no ld.so
+#     "cannot be preloaded" warning (mallard failing to load, falling back
+#     to glibc, or reporting a memory error must not pass unnoticed).
+# Child processes inherit LD_PRELOAD, so for make, git, gcc and the bash
+# pipeline every process of the run is under mallard.
+#
+# VARIANT is a backend (freelist bump arena page system), run bare: with
+# MALLARD_BACKEND=VARIANT and the trace layer off (MALLARD_TRACE=0), or
+# "trace": no MALLARD_* setting at all, which is what a plain LD_PRELOAD gets
+# (the default backend with the trace layer on); that run must also leave at
+# least one report.  Reports always go to files in the temporary directory
+# (MALLARD_REPORT), never to the compared streams.
+#
+# Environment (tests/real/tests.cmake sets it):
+#   ML_LIB          libmallard.so (required)
+#   ML_CLI          the mallard command (the demo case runs through it)
+#   ML_CXX_THREADS  the cxx_threads test program
+#   ML_DEMO         the demo program (tests/programs/demo.c)
+#
+# Cases: python perl bash git make sort xz sqlite gcc cxx demo.  The page
+# backend maps guard pages around every block, which makes each allocation a
+# few system calls; its cases use smaller inputs (see sizes below).
+set -euo pipefail
+
+usage() {
+    echo "usage: $0 BACKEND|trace CASE" >&2
+    exit 2
+}
+[ $# -eq 2 ] || usage
+backend=$1
+case_name=$2
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+fail() {
+    echo "FAIL real_${case_name}_${backend}: $*" >&2
+    exit 1
+}
+
+[ -n "${ML_LIB:-}" ] || fail "ML_LIB is not set (the path of libmallard.so)"
+[ -r "$ML_LIB" ] || fail "ML_LIB=$ML_LIB is not readable"
+ML_LIB=$(readlink -f "$ML_LIB")
+
+# Same locale, time zone and clean environment for both runs.
+export LC_ALL=C TZ=UTC
+unset LD_PRELOAD LANG LANGUAGE
+for v in $(compgen -e); do
+    case $v in MALLARD_*) unset "$v" ;; esac
+done
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/mallard-real.XXXXXX")
+trap 'rm -rf "$T"' EXIT
+mkdir "$T/in" "$T/home" "$T/reports"
+
+# --- sizes -----------------------------------------------------------------
+# Smaller for page: each of its blocks costs two or three system calls, at
+# least two pages and two VMAs, and every fork copies those VMAs.  Python with
+# PYTHONMALLOC=malloc holds more live blocks than vm.max_map_count allows
+# guarded (about 32k), so page skips that run (PY_MALLOC_N=0): the backend
+# would say, correctly, that it fell back to unguarded blocks.
+# The trace variant writes a report at the exit of every process, forked
+# subshells included, so its make and bash cases start fewer processes.
+if [ "$backend" = page ]; then
+    PY_N=4000 PY_MALLOC_N=0 PERL_N=8000 SORT_MB=50 XZ_MB=8 SQL_ROWS=4000 CXX_N=4000 MAKE_N=16 BASH_N=100
+elif [ "$backend" = trace ]; then
+    PY_N=20000 PY_MALLOC_N=5000 PERL_N=40000 SORT_MB=50 XZ_MB=8 SQL_ROWS=20000 CXX_N=20000 MAKE_N=16 BASH_N=200
+else
+    PY_N=20000 PY_MALLOC_N=10000 PERL_N=40000 SORT_MB=50 XZ_MB=8 SQL_ROWS=20000 CXX_N=20000 MAKE_N=40 BASH_N=1000
+fi
+
+PYTHON=/usr/bin/python3
+[ -x "$PYTHON" ] || PYTHON=$(command -v python3)
+
+# Deterministic text: "%08x %d word" lines from a 32-bit LCG (exact in awk's
+# doubles: 69069 * 2^32 < 2^53).  $1 = megabytes, $2 = seed.
+gen_lines() {
+    awk -v bytes=$(($1 * 1048576)) -v x="$2" 'BEGIN {
+        split("alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima", w, " ")
+        n = 0
+        while (n < bytes) {
+            x = (x * 69069 + 1) % 4294967296
+            line = sprintf("%08x %d %s", x, x % 100000, w[1 + int(x / 65536) % 12])
+            print line
+            n += length(line) + 1
+        }
+    }'
+}
+
+# --- cases -----------------------------------------------------------------
+# Each case_X runs in an empty current directory ($T/w, the same path for both
+# runs) and writes what it wants compared to stdout.  It runs with set -e and
+# pipefail, so a failing command ends it with that command's status.  prep_X,
+# if present, makes inputs in $T/in once, without mallard.
+
+case_python() {
+    "$PYTHON" -B "$here/workload.py" "$PY_N"
+    # Through malloc too: pymalloc serves small objects from its own arenas,
+    # PYTHONMALLOC=malloc sends every object to the allocator under test.
+    if [ "$PY_MALLOC_N" -gt 0 ]; then
+        PYTHONMALLOC=malloc "$PYTHON" -B "$here/workload.py" "$PY_MALLOC_N"
+    fi
+}
+
+case_perl() {
+    perl "$here/workload.pl" "$PERL_N"
+}
+
+case_bash() {
+    bash --norc --noprofile -c '
+        set -euo pipefail
+        n=$1
+        seq 1 200000 | awk "{ print \$1 % 997, \$1 }" | sort -k1,1n -k2,2nr | uniq -c -w4 | sort -k1,1nr -k2,2n | sed -n "1,5p"
+        declare -A seen
+        words=()
+        for i in $(seq 1 "$n"); do
+            w=$(printf "%x" $((i * 7919 % 4099)))
+            words+=("$w")
+            seen[$w]=$(( ${seen[$w]:-0} + 1 ))
+        done
+        echo "words ${#words[@]} distinct ${#seen[@]}"
+        joined=$(IFS=,; echo "${words[*]}")
+        echo "joined ${#joined} ${joined:0:40}"
+        upper=${joined^^}
+        echo "upper ${upper: -20}"
+        n=0
+        while IFS= read -r line; do
+            n=$((n + ${#line}))
+        done < <(printf "%s\n" "${words[@]}" | tr a-f A-F | rev | sort -u)
+        echo "chars $n"
+        cat /etc/os-release /etc/os-release | grep -c "=" | xargs -I{} echo "os-release lines {}"
+        md5sum < <(for w in "${words[@]}"; do echo "$w"; done | sort | uniq -c)
+    ' bash "$BASH_N"
+}
+
+case_git() {
+    export HOME="$T/home" GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null
+    export GIT_AUTHOR_NAME="Ada Author" GIT_AUTHOR_EMAIL=ada@example.org
+    export GIT_COMMITTER_NAME="Cy Committer" GIT_COMMITTER_EMAIL=cy@example.org
+    export GIT_AUTHOR_DATE="2024-01-02T03:04:05+0000" GIT_COMMITTER_DATE="2024-01-02T03:04:05+0000"
+    git -c init.defaultBranch=main init -q repo
+    cd repo
+    git config pack.threads 2
+    git config gc.auto 0
+    mkdir -p src doc
+    for i in $(seq 1 120); do
+        seq "$i" 3 $((i * 40)) > "src/file$i.txt"
+    done
+    printf '# demo\n\nA repository made by the mallard tests.\n' > doc/README.md
+    git add .
+    git commit -q -m "initial import"
+    for i in $(seq 1 7 120); do
+        echo "change $i" >> "src/file$i.txt"
+    done
+    git rm -q src/file3.txt
+    git mv src/file5.txt doc/moved.txt
+    GIT_AUTHOR_DATE="2024-01-03T00:00:00+0000" GIT_COMMITTER_DATE="2024-01-03T00:00:00+0000" \
+        git commit -q -a -m "second: edit, remove, rename"
+    git checkout -q -b topic
+    echo "topic work" > doc/topic.txt
+    git add doc/topic.txt
+    GIT_AUTHOR_DATE="2024-01-04T00:00:00+0000" GIT_COMMITTER_DATE="2024-01-04T00:00:00+0000" \
+        git commit -q -m "topic"
+    git checkout -q main
+    echo "main work" >> doc/README.md
+    GIT_AUTHOR_DATE="2024-01-05T00:00:00+0000" GIT_COMMITTER_DATE="2024-01-05T00:00:00+0000" \
+        git commit -q -a -m "main"
+    GIT_AUTHOR_DATE="2024-01-06T00:00:00+0000" GIT_COMMITTER_DATE="2024-01-06T00:00:00+0000" \
+        git merge -q --no-ff -m "merge topic" topic
+    git log --graph --format='%H %T %P %an <%ae> %ad %cn %cd %s' --date=iso-strict
+    git cat-file -p HEAD
+    git cat-file -p 'HEAD^{tree}'
+    git ls-tree -r HEAD | md5sum
+    git diff --stat HEAD~3 HEAD
+    git diff -M HEAD~3 HEAD | md5sum
+    git grep -c 'change' HEAD -- src | sed -n '1,5p'
+    git blame --porcelain doc/README.md | md5sum
+    git repack -a -d -q
+    git fsck --full --no-progress
+    git cat-file --batch-all-objects --batch-check | sort
+    git status --porcelain
+}
+
+case_make() {
+    mkdir src
+    for i in $(seq 1 "$MAKE_N"); do
+        printf '#include "parts.h"\nint part%d(int x) { return x * %d + %d; }\n' "$i" "$i" $((i % 7)) > "src/part$i.c"
+    done
+    {
+        for i in $(seq 1 "$MAKE_N"); do printf 'int part%d(int x);\n' "$i"; done
+    } > src/parts.h
+    {
+        echo '#include <stdio.h>'
+        echo '#include "parts.h"'
+        echo 'int main(void) { long s = 0;'
+        for i in $(seq 1 "$MAKE_N"); do printf '  s += part%d(%d);\n' "$i" "$i"; done
+        echo '  printf("sum %ld\n", s); return 0; }'
+    } > src/main.c
+    cat > Makefile <<'EOF'
+N := $(words $(wildcard src/part*.c))
+SRCS := $(sort $(wildcard src/*.c))
+OBJS := $(patsubst src/%.c,obj/%.o,$(SRCS))
+TABLES := $(foreach i,$(shell seq 1 $(N)),tab/t$(i).txt)
+
+all: prog summary.txt
+
+obj tab:
+	@mkdir -p $@
+
+obj/%.o: src/%.c src/parts.h | obj
+	@$(CC) -O1 -c $< -o $@
+
+prog: $(OBJS)
+	@$(CC) -o $@ $^
+
+tab/t%.txt: | tab
+	@seq $* $* 3000 | awk '{ s += $$1 * $$1 } END { print "$*", s }' > $@
+
+summary.txt: $(TABLES)
+	@cat $^ | sort -k1,1n > $@
+	@echo "summary: $$(wc -l < $@) tables"
+
+.PHONY: all clean
+clean:
+	@rm -rf obj tab prog summary.txt
+EOF
+    make -j2 -s --no-print-directory CC=gcc
+    ./prog
+    md5sum summary.txt
+    make -j2 -q CC=gcc && echo "up to date"
+    touch src/part1.c
+    make -j2 -q CC=gcc || echo "out of date after touch"
+    make -j2 -s --no-print-directory CC=gcc
+    make -s clean
+    ls
+}
+
+prep_sort() {
+    gen_lines "$SORT_MB" 7 > "$T/in/lines.txt"
+}
+case_sort() {
+    sort --parallel=2 -T . "$T/in/lines.txt" -o sorted.txt
+    md5sum < sorted.txt
+    wc -l < sorted.txt
+    # A small buffer forces temporary files and a multi-way merge.
+    head -c 8000000 "$T/in/lines.txt" | sort --parallel=2 -S 1M -T . -k2,2n -k1,1 | md5sum
+    head -c 8000000 "$T/in/lines.txt" | sort --parallel=2 -u -k3,3 | cut -d' ' -f3
+}
+
+prep_xz() {
+    gen_lines "$XZ_MB" 11 > "$T/in/data.txt"
+}
+case_xz() {
+    md5sum < "$T/in/data.txt"
+    xz -T2 -1 --block-size=1MiB -c "$T/in/data.txt" > data.xz
+    md5sum < data.xz
+    xz -T2 -t data.xz
+    xz -T2 -d -c data.xz | md5sum
+    xz -l --robot data.xz
+    # Single-stream mode (one block) and decompression from a pipe.
+    head -c 1000000 "$T/in/data.txt" | xz -T1 -1 | xz -T2 -d | md5sum
+}
+
+prep_sqlite() {
+    awk -v rows="$SQL_ROWS" 'BEGIN {
+        print "CREATE TABLE t(id INTEGER PRIMARY KEY, name TEXT NOT NULL, grp INTEGER, val REAL, note TEXT);"
+        print "BEGIN;"
+        x = 42
+        for (i = 1; i <= rows; i++) {
+            x = (x * 69069 + 1) % 4294967296
+            printf "INSERT INTO t(name, grp, val, note) VALUES (%cn%07d%c, %d, %d.%02d, %s);\n", 39, x % 9999991, 39, x % 37, x % 1000, x % 100, (i % 5 ? "NULL" : sprintf("%cnote %d%c", 39, i, 39))
+        }
+        print "COMMIT;"
+    }' > "$T/in/load.sql"
+    cat > "$T/in/query.sql" <<'EOF'
+CREATE INDEX t_grp ON t(grp, val);
+SELECT count(*), count(note), sum(grp), printf('%.2f', total(val)), min(name), max(name) FROM t;
+SELECT grp, count(*), printf('%.3f', avg(val)), max(val) FROM t GROUP BY grp ORDER BY grp LIMIT 8;
+SELECT grp, name, val FROM (SELECT grp, name, val, row_number() OVER (PARTITION BY grp ORDER BY val DESC, id) AS r FROM t) WHERE r = 1 ORDER BY grp LIMIT 5;
+WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < 1000)
+  SELECT count(*), sum(t.val > 500) FROM c JOIN t ON t.id = c.n * 7;
+SELECT substr(name, 1, 3) AS p, count(*) FROM t GROUP BY p ORDER BY count(*) DESC, p LIMIT 5;
+SELECT group_concat(id, ',') FROM (SELECT id FROM t WHERE note IS NOT NULL ORDER BY val DESC, id LIMIT 12);
+UPDATE t SET note = 'touched ' || id WHERE grp = 3;
+DELETE FROM t WHERE grp = 4;
+SELECT count(*), count(note) FROM t;
+PRAGMA integrity_check;
+EOF
+}
+case_sqlite() {
+    sqlite3 -batch -bail db.sqlite < "$T/in/load.sql"
+    sqlite3 -batch -bail db.sqlite < "$T/in/query.sql"
+    sqlite3 -batch -bail db.sqlite "VACUUM; SELECT count(*) FROM t;"
+}
+
+case_gcc() {
+    cp "$here/gcc_input.c" prog.c
+    gcc -O2 -Wall -Wextra -c prog.c -o prog.o
+    md5sum prog.o
+    gcc -O2 prog.o -o prog
+    ./prog
+    gcc -O0 -g -o prog_debug prog.c
+    ./prog_debug | md5sum
+    gcc -E -P prog.c | md5sum
+}
+
+case_cxx() {
+    [ -x "${ML_CXX_THREADS:-}" ] || { echo "ML_CXX_THREADS is not set" >&2; return 2; }
+    "$ML_CXX_THREADS" "$CXX_N"
+}
+
+# The demo runs through the mallard command rather than a bare LD_PRELOAD, so
+# the command's exec path and exit status are checked too.
+case_demo() {
+    [ -x "${ML_DEMO:-}" ] || { echo "ML_DEMO is not set" >&2; return 2; }
+    if [ "$RUN" = mallard ]; then
+        [ -x "${ML_CLI:-}" ] || { echo "ML_CLI is not set" >&2; return 2; }
+        if [ "$backend" = trace ]; then
+            "$ML_CLI" --lib="$ML_LIB" -- "$ML_DEMO"
+        else
+            "$ML_CLI" --lib="$ML_LIB" --backend="$backend" -- "$ML_DEMO"
+        fi
+    else
+        "$ML_DEMO"
+    fi
+}
+
+declare -F "case_$case_name" >/dev/null || fail "unknown case '$case_name'"
+
+# --- the comparison --------------------------------------------------------
+case $backend in
+freelist | bump | arena | page | system) ;;
+trace) ;;
+*) fail "unknown backend '$backend'" ;;
+esac
+[ -x "${ML_CLI:-}" ] || fail "ML_CLI is not set (the path of the mallard command)"
+ml_options=$("$ML_CLI" --markdown)
+option_exists() {
+    grep -qF "\`$1\`" <<<"$ml_options"
+}
+
+# What the mallard run gets besides LD_PRELOAD (the demo passes them through
+# the mallard command instead).
+ml_env=()
+if [ "$backend" != trace ]; then
+    ml_env+=(MALLARD_BACKEND="$backend")
+    if option_exists MALLARD_TRACE; then
+        ml_env+=(MALLARD_TRACE=0)
+    fi
+elif ! option_exists MALLARD_TRACE; then
+    fail "the trace variant needs the trace layer (no MALLARD_TRACE in \`mallard --markdown\`)"
+fi
+if option_exists MALLARD_REPORT; then
+    ml_env+=(MALLARD_REPORT="$T/reports/report.%p")
+fi
+
+# Exercise the preload before anything else: ld.so must map the library.
+maps=$(env LD_PRELOAD="$ML_LIB" "${ml_env[@]}" cat /proc/self/maps 2>"$T/maps.err") ||
+    fail "cat /proc/self/maps failed under mallard: $(cat "$T/maps.err")"
+grep -qF "$ML_LIB" <<<"$maps" || fail "libmallard.so is not mapped under LD_PRELOAD: $(cat "$T/maps.err")"
+rm -f "$T"/reports/*
+
+if declare -F "prep_$case_name" >/dev/null; then
+    "prep_$case_name"
+fi
+
+now() { date +%s.%N; }
+
+# run_case ref|mallard: runs the case in a fresh $T/w; sets rc and secs.
+run_case() {
+    RUN=$1
+    rm -rf "$T/w"
+    mkdir "$T/w"
+    local t0 t1
+    t0=$(now)
+    set +e
+    (
+        set -euo pipefail
+        cd "$T/w"
+        if [ "$RUN" = mallard ]; then
+            if [ "$case_name" = demo ]; then
+                for kv in "${ml_env[@]}"; do
+                    [[ $kv == MALLARD_BACKEND=* ]] || export "$kv"
+                done
+            else
+                export LD_PRELOAD="$ML_LIB" "${ml_env[@]}"
+            fi
+        fi
+        "case_$case_name"
+    ) </dev/null >"$T/$RUN.out" 2>"$T/$RUN.err"
+    rc=$?
+    set -e
+    t1=$(now)
+    secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
+}
+
+run_case ref
+ref_rc=$rc ref_secs=$secs
+if [ "$ref_rc" -ne 0 ]; then
+    echo "--- reference stderr (last 30 lines)" >&2
+    tail -n 30 "$T/ref.err" >&2
+    fail "the reference run without mallard exited $ref_rc: the test or its environment is broken"
+fi
+run_case mallard
+ml_rc=$rc ml_secs=$secs
+echo "real_${case_name}_${backend}: reference ${ref_secs}s, mallard ${ml_secs}s, $(wc -c <"$T/ref.out") bytes of stdout"
+echo "mallard run environment: LD_PRELOAD=$ML_LIB ${ml_env[*]}"
+
+problems=()
+[ "$ml_rc" -eq "$ref_rc" ] || problems+=("exit status $ml_rc under mallard, $ref_rc without")
+cmp -s "$T/ref.out" "$T/mallard.out" || problems+=("stdout differs")
+grep -q 'mallard:' "$T/mallard.err" && problems+=("stderr has a 'mallard:' line")
+grep -q 'cannot be preloaded' "$T/mallard.err" && problems+=("ld.so could not preload the library")
+reports=$(find "$T/reports" -type f | wc -l)
+if [ "$backend" = trace ] && [ "$reports" -eq 0 ]; then
+    problems+=("the trace layer wrote no report")
+fi
+
+if [ ${#problems[@]} -ne 0 ]; then
+    if ! cmp -s "$T/ref.out" "$T/mallard.out"; then
+        echo "--- diff of stdout (reference, mallard), first 40 lines" >&2
+        diff "$T/ref.out" "$T/mallard.out" | head -n 40 >&2 || true
+    fi
+    echo "--- mallard run stderr, last 30 lines" >&2
+    tail -n 30 "$T/mallard.err" >&2
+    fail "$(IFS=';'; echo "${problems[*]}")"
+fi
+echo "PASS real_${case_name}_${backend}"

@@ -1,0 +1,37 @@
+# Trace layer: fixture programs with exactly known leaks and errors, run
+# under the preload; run_case.py asserts the JSON report field by field and
+# validates it against docs/report.schema.json.
+set(ML_FIXTURE_DIR ${CMAKE_BINARY_DIR}/tests/programs)
+set(ML_FIXTURES simple_leak list_leak global_reach tls_reach xor_leak double_free bad_free
+    threads_leak fork_leak dl_leak exit_leak big_leak)
+foreach(f ${ML_FIXTURES})
+  add_executable(fx_${f} ${CMAKE_SOURCE_DIR}/tests/programs/${f}.c)
+  # the fixtures make their mistakes on purpose
+  target_compile_options(fx_${f} PRIVATE -g -O0 -fno-omit-frame-pointer -Wall -Wextra
+    -Wno-free-nonheap-object -Wno-use-after-free)
+  target_link_libraries(fx_${f} PRIVATE Threads::Threads ${CMAKE_DL_LIBS})
+  set_target_properties(fx_${f} PROPERTIES OUTPUT_NAME ${f} RUNTIME_OUTPUT_DIRECTORY ${ML_FIXTURE_DIR})
+endforeach()
+add_executable(fx_cxx_new ${CMAKE_SOURCE_DIR}/tests/programs/cxx_new.cpp)
+target_compile_options(fx_cxx_new PRIVATE -g -O0 -Wall -Wextra)
+set_target_properties(fx_cxx_new PROPERTIES OUTPUT_NAME cxx_new RUNTIME_OUTPUT_DIRECTORY ${ML_FIXTURE_DIR})
+add_library(fx_dl_leak_lib SHARED ${CMAKE_SOURCE_DIR}/tests/programs/dl_leak_lib.c)
+target_compile_options(fx_dl_leak_lib PRIVATE -g -O0 -Wall -Wextra)
+set_target_properties(fx_dl_leak_lib PROPERTIES OUTPUT_NAME dl_leak_lib LIBRARY_OUTPUT_DIRECTORY ${ML_FIXTURE_DIR})
+
+set(ML_TRACE_CASES simple_leak list_leak global_reach tls_reach xor_leak double_free bad_free
+    threads_leak fork_leak dl_leak cxx_new exit_leak big_leak clean_git clean_bash)
+foreach(c ${ML_TRACE_CASES})
+  add_test(NAME trace_${c}
+    COMMAND python3 ${CMAKE_CURRENT_LIST_DIR}/run_case.py ${c}
+      --lib $<TARGET_FILE:mallard> --bin ${ML_FIXTURE_DIR} --src ${CMAKE_SOURCE_DIR})
+  set_tests_properties(trace_${c} PROPERTIES TIMEOUT 120)
+endforeach()
+
+# Real programs that leak, against valgrind memcheck on the same command.
+foreach(c perl_e1 sort_passwd bash_c python3_c git_version)
+  add_test(NAME trace_valgrind_${c}
+    COMMAND python3 ${CMAKE_CURRENT_LIST_DIR}/vs_valgrind.py ${c} --lib $<TARGET_FILE:mallard>
+      --src ${CMAKE_SOURCE_DIR})
+  set_tests_properties(trace_valgrind_${c} PROPERTIES TIMEOUT 300)
+endforeach()
