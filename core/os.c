@@ -146,7 +146,9 @@ void ml_spin_lock_slow(ml_spin *l)
 {
     for (int i = 0; i < 64; i++) {
         __builtin_ia32_pause();
-        if (!__atomic_load_n(&l->v, __ATOMIC_RELAXED) && !__atomic_exchange_n(&l->v, 1, __ATOMIC_ACQUIRE))
+        int expected = 0;
+        if (!__atomic_load_n(&l->v, __ATOMIC_RELAXED) &&
+            __atomic_compare_exchange_n(&l->v, &expected, 1, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
             return;
     }
     while (__atomic_exchange_n(&l->v, 2, __ATOMIC_ACQUIRE) != 0)
@@ -258,6 +260,7 @@ void ml_meta_free(void *p)
         return;
     }
     unsigned c = h->cls;
+    h->magic = 0; /* a second free of p finds no header and is ignored */
     ml_spin_lock(&meta.lock);
     *(void **)p = meta.free[c];
     meta.free[c] = h;

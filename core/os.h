@@ -98,7 +98,10 @@ void ml_spin_lock_slow(ml_spin *l);
 void ml_spin_unlock_slow(ml_spin *l);
 static inline void ml_spin_lock(ml_spin *l)
 {
-    if (ML_LIKELY(!__atomic_exchange_n(&l->v, 1, __ATOMIC_ACQUIRE)))
+    /* 0 -> 1 only: an exchange would wipe the "2: sleepers" mark and lose
+     * their wake-up. */
+    int expected = 0;
+    if (ML_LIKELY(__atomic_compare_exchange_n(&l->v, &expected, 1, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)))
         return;
     ml_spin_lock_slow(l);
 }

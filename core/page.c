@@ -59,43 +59,43 @@
 #include "os.h"
 
 #define PG_REGION ((size_t)32 << 20)
-#define PG_CLASSES 8                    /* slots of 2, 4, ... 256 pages */
-#define PG_MAX_SIZE ((size_t)1 << 46)   /* above this no request can succeed */
+#define PG_CLASSES 8                  /* slots of 2, 4, ... 256 pages */
+#define PG_MAX_SIZE ((size_t)1 << 46) /* above this no request can succeed */
 
 enum pg_state { PG_FREE, PG_LIVE, PG_QUARANTINED };
 
 struct pg_region;
 
 struct pg_slot {
-    uintptr_t user;           /* the block, while live or quarantined */
-    size_t size;              /* its requested size */
-    struct pg_slot *next;     /* class free list, or quarantine FIFO */
+    uintptr_t user;       /* the block, while live or quarantined */
+    size_t size;          /* its requested size */
+    struct pg_slot *next; /* class free list, or quarantine FIFO */
     struct pg_region *region;
     int state;
 };
 
 struct pg_region {
     uintptr_t base;
-    size_t bytes;      /* the reservation, a multiple of ML_OS_GRANULE */
+    size_t bytes; /* the reservation, a multiple of ML_OS_GRANULE */
     size_t slot_bytes;
     size_t nslots;
-    size_t carved;     /* slots [0, carved) have been handed out at least once */
-    int cls;           /* -1: a single block with a reservation of its own */
+    size_t carved; /* slots [0, carved) have been handed out at least once */
+    int cls;       /* -1: a single block with a reservation of its own */
     struct pg_slot slot[];
 };
 
 static struct {
     ml_spin lock;
-    int fallback;                     /* 1: serve everything from fb, forever */
-    const struct ml_backend *fb;      /* the unguarded backend, or NULL */
+    int fallback;                /* 1: serve everything from fb, forever */
+    const struct ml_backend *fb; /* the unguarded backend, or NULL */
     size_t page;
-    size_t align;                     /* default alignment: 16, or 1 */
-    int before;                       /* guard in front of the block */
-    size_t q_max, q_bytes;            /* quarantine bound and content */
+    size_t align;          /* default alignment: 16, or 1 */
+    int before;            /* guard in front of the block */
+    size_t q_max, q_bytes; /* quarantine bound and content */
     struct pg_slot *q_head, *q_tail;
     struct pg_slot *free[PG_CLASSES];
     struct pg_region *carving[PG_CLASSES];
-    struct pg_region **regions;       /* sorted by base */
+    struct pg_region **regions; /* sorted by base */
     size_t nregions, cap;
 } pg;
 

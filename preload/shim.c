@@ -118,8 +118,18 @@ static int is_pow2(size_t a) { return a && !(a & (a - 1)); }
  * to a power of two, absurd ones fail with EINVAL. */
 static void *memalign_glibc(size_t align, size_t size)
 {
-    if (align <= 16)
-        return alloc_aligned(16, size);
+    if (align <= 16) {
+        /* An explicit request still goes to memalign: with
+         * MALLARD_PAGE_ALIGN=1, malloc's blocks are byte-aligned. */
+        if (size == 0)
+            size = 1;
+        if (!ML_READY_NOW())
+            return ml_boot_alloc(16, size);
+        void *p = ml_active->memalign(16, size);
+        if (ML_UNLIKELY(!p))
+            errno = ENOMEM;
+        return p;
+    }
     if (align > SIZE_MAX / 2 + 1) {
         errno = EINVAL;
         return NULL;

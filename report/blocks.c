@@ -152,6 +152,19 @@ int ml_blocks_free(uintptr_t addr, uint32_t free_stack, struct ml_block_rec *out
     return rc;
 }
 
+void ml_blocks_set_free_stack(uintptr_t addr, uint32_t free_stack)
+{
+    uint64_t h = mix(addr);
+    struct shard *s = shard_of(h);
+    ml_spin_lock(&s->lock);
+    if (s->cap) {
+        size_t j = probe(s, addr, h);
+        if (s->slots[j].addr && (s->slots[j].packed >> 56) == ML_BLOCK_FREED)
+            s->slots[j].free_stack = free_stack;
+    }
+    ml_spin_unlock(&s->lock);
+}
+
 int ml_blocks_remove(uintptr_t addr, struct ml_block_rec *out)
 {
     uint64_t h = mix(addr);

@@ -385,6 +385,30 @@ static int open_report(const struct ml_options *o, int *owned)
 
 /* ---- the report ------------------------------------------------------- */
 
+/* Snapshot and sort, in a frame of its own: a block address left in a
+ * callee-saved register of ml_trace_finish would otherwise be spilled to the
+ * stack during the scan and keep that block alive. */
+static __attribute__((noinline)) size_t collect_live(struct ml_live **out, int locked)
+{
+    size_t cap = ml_blocks_live_count() + 64;
+    struct ml_block_rec *recs = ml_meta_alloc(cap * sizeof *recs);
+    struct ml_live *live = ml_meta_alloc(cap * sizeof *live);
+    size_t n = 0;
+    if (recs && live) {
+        n = ml_blocks_snapshot(recs, cap, locked);
+        for (size_t i = 0; i < n; i++)
+            live[i] = (struct ml_live){recs[i].addr, recs[i].size, recs[i].stack, recs[i].tag, 0,
+                                       (uint8_t)(recs[i].state == ML_BLOCK_INHERITED)};
+        if (sort_live(live, n) != 0)
+            n = 0;
+    } else {
+        ml_say("not enough memory to build the report");
+    }
+    ml_meta_free(recs);
+    *out = live;
+    return n;
+}
+
 int ml_trace_finish(enum ml_exit_how how, int status)
 {
     if (getpid() != ml_tr.pid)
@@ -394,21 +418,8 @@ int ml_trace_finish(enum ml_exit_how how, int status)
     int was = ml_trace_guard_enter();
     const struct ml_options *o = ml_tr.opt;
 
-    size_t cap = ml_blocks_live_count() + 64;
-    struct ml_block_rec *recs = ml_meta_alloc(cap * sizeof *recs);
-    struct ml_live *live = ml_meta_alloc(cap * sizeof *live);
-    size_t n = 0;
-    if (recs && live) {
-        n = ml_blocks_snapshot(recs, cap, how != ML_EXIT_SIGNAL);
-        for (size_t i = 0; i < n; i++)
-            live[i] = (struct ml_live){recs[i].addr, recs[i].size, recs[i].stack, recs[i].tag, 0,
-                                       (uint8_t)(recs[i].state == ML_BLOCK_INHERITED)};
-        ml_meta_free(recs);
-        if (sort_live(live, n) != 0)
-            n = 0;
-    } else {
-        ml_say("not enough memory to build the report");
-    }
+    struct ml_live *live = NULL;
+    size_t n = collect_live(&live, how != ML_EXIT_SIGNAL);
     /* reach.c uses flags as scratch: keep "inherited" aside */
     uint8_t *inherited = ml_meta_alloc(n + 1);
     for (size_t i = 0; inherited && i < n; i++)

@@ -53,14 +53,6 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-/* Belongs in report.h (asked of the lead); defined in threads.c. */
-struct ml_thread_root {
-    uintptr_t tp;
-    uintptr_t lo, hi;
-    int is_main;
-    int gone;
-};
-size_t ml_threads_list(struct ml_thread_root *out, size_t cap);
 
 /* flags, scratch per block */
 #define F_MARK 1u    /* reached from a root */
@@ -72,7 +64,7 @@ size_t ml_threads_list(struct ml_thread_root *out, size_t cap);
 #define M_READ 1u
 #define M_WRITE 2u
 #define M_PRIVATE 4u
-#define M_ANON 8u    /* private memory no file backs: untouched pages read as 0 */
+#define M_ANON 8u     /* private memory no file backs: untouched pages read as 0 */
 #define M_SPECIAL 16u /* [vvar], [vdso], [vsyscall]: never read */
 
 /* Blocks per entry of the sampled index. */
@@ -97,7 +89,7 @@ struct reach {
     size_t leader; /* phase 2: the clique's leader; SIZE_MAX in phase 1 */
     struct reach_map *maps;
     size_t nmaps;
-    char *maps_text; /* kept to the end: unmapping it would stale the snapshot */
+    char *maps_text;       /* kept to the end: unmapping it would stale the snapshot */
     struct ml_range *skip; /* sorted, merged */
     size_t nskip;
     struct ml_range *excl; /* skip plus thread stacks: taken out of anonymous roots */
@@ -117,6 +109,7 @@ struct reach_guard {
     volatile pid_t tid;
     sigjmp_buf jb;
     struct sigaction old_segv, old_bus;
+    sigset_t old_mask;
 };
 static struct reach_guard *volatile guard;
 
@@ -151,11 +144,19 @@ static void guard_install(struct reach_guard *g)
     sigaction(SIGSEGV, &sa, &g->old_segv);
     sigaction(SIGBUS, &sa, &g->old_bus);
     guard = g;
+    /* The report may be written from a fatal SIGSEGV's handler, where the
+     * signal is blocked: a fault then would kill without the handler. */
+    sigset_t faults;
+    sigemptyset(&faults);
+    sigaddset(&faults, SIGSEGV);
+    sigaddset(&faults, SIGBUS);
+    pthread_sigmask(SIG_UNBLOCK, &faults, &g->old_mask);
 }
 
 static void guard_remove(struct reach_guard *g)
 {
     g->armed = 0;
+    pthread_sigmask(SIG_SETMASK, &g->old_mask, NULL);
     sigaction(SIGSEGV, &g->old_segv, NULL);
     sigaction(SIGBUS, &g->old_bus, NULL);
     guard = NULL;
@@ -247,8 +248,8 @@ static int maps_parse_line(const char *s, const char *end, struct reach_map *m)
     size_t plen = (size_t)(end - s);
     int named = plen > 0;
     int bracket = named && s[0] == '[';
-    if (bracket && (plen < 6 || memcmp(s, "[heap]", 6) != 0) &&
-        (plen < 7 || memcmp(s, "[stack]", 7) != 0) && (plen < 6 || memcmp(s, "[anon:", 6) != 0))
+    if (bracket && (plen < 6 || memcmp(s, "[heap]", 6) != 0) && (plen < 7 || memcmp(s, "[stack]", 7) != 0) &&
+        (plen < 6 || memcmp(s, "[anon:", 6) != 0))
         m->flags |= M_SPECIAL;
     if (inode == 0 && (m->flags & M_PRIVATE) && (!named || bracket) && !(m->flags & M_SPECIAL))
         m->flags |= M_ANON;
@@ -394,7 +395,8 @@ static inline void reach_hit(struct reach *st, uintptr_t w)
     st->work[st->top++] = j;
 }
 
-static void scan_words(struct reach *st, uintptr_t lo, uintptr_t hi)
+/* Reads memory no one gave it: a sanitizer must not instrument it. */
+__attribute__((no_sanitize_address)) static void scan_words(struct reach *st, uintptr_t lo, uintptr_t hi)
 {
     lo = (lo + 7) & ~(uintptr_t)7;
     hi &= ~(uintptr_t)7;
@@ -487,8 +489,8 @@ static void root_piece(struct reach *st, uintptr_t lo, uintptr_t hi, unsigned mf
 }
 
 /* Scans [lo, hi) minus the sorted ranges ex, within one map. */
-static void root_minus(struct reach *st, uintptr_t lo, uintptr_t hi, const struct ml_range *ex,
-                       size_t nex, unsigned mflags)
+static void root_minus(struct reach *st, uintptr_t lo, uintptr_t hi, const struct ml_range *ex, size_t nex,
+                       unsigned mflags)
 {
     /* first exclusion that ends above lo */
     size_t a = 0, b = nex;
@@ -553,13 +555,14 @@ static void drain(struct reach *st)
 struct phdr_ctx {
     struct ml_range *r;
     size_t n, cap;
-    uintptr_t tp;  /* the calling thread's */
-    uintptr_t tls; /* deepest static TLS block below it */
+    uintptr_t tp;        /* the calling thread's */
+    uintptr_t tp_map_lo; /* start of the mapping that holds it */
+    uintptr_t tls;       /* deepest static TLS block below it */
 };
 
 /* Static TLS lies below the thread pointer at the same offsets in every
  * thread; more than this below it is not static TLS. */
-#define REACH_TLS_MAX ((uintptr_t)1 << 24)
+#define REACH_TLS_MAX ((uintptr_t)1 << 20)
 
 static int phdr_collect(struct dl_phdr_info *info, size_t size, void *data)
 {
@@ -567,10 +570,12 @@ static int phdr_collect(struct dl_phdr_info *info, size_t size, void *data)
     struct phdr_ctx *c = data;
     for (int i = 0; i < info->dlpi_phnum; i++) {
         const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        /* dlpi_tls_data is this thread's copy: for a module in static
-         * TLS it sits below the thread pointer */
+        /* dlpi_tls_data is this thread's copy.  A module in static TLS has
+         * it below the thread pointer, in the same mapping; a dynamic TLS
+         * block is a heap block elsewhere (often also below: ignore it). */
         uintptr_t td = (uintptr_t)info->dlpi_tls_data;
-        if (ph->p_type == PT_TLS && td && td < c->tp && c->tp - td < REACH_TLS_MAX && c->tp - td > c->tls)
+        if (ph->p_type == PT_TLS && td >= c->tp_map_lo && td < c->tp && c->tp - td < REACH_TLS_MAX &&
+            ml_os_owner((const void *)td) == ML_OWNER_NONE && c->tp - td > c->tls)
             c->tls = c->tp - td;
         if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_W) || !ph->p_memsz)
             continue;
@@ -606,6 +611,19 @@ static void thread_extent(const struct reach *st, const struct ml_thread_root *t
     }
 }
 
+/* Whether the descriptor of an exited thread is still where it was: on
+ * x86_64 the TCB starts with a pointer to itself (tcb) and holds another
+ * (self) two words on.  glibc unmaps cached stacks past its cache limit,
+ * and the range may since hold anything. */
+static int thread_block_intact(const struct reach *st, uintptr_t tp)
+{
+    const struct reach_map *m = map_find(st, tp);
+    if (!m || !(m->flags & M_READ) || (m->flags & M_SPECIAL) || m->hi - tp < 3 * sizeof(uintptr_t))
+        return 0;
+    const uintptr_t *tcb = (const uintptr_t *)tp;
+    return tcb[0] == tp && tcb[2] == tp;
+}
+
 /* Everything after the register spill; `sp` is below the spill's frame. */
 static __attribute__((noinline)) void reach_run(struct reach *st)
 {
@@ -629,6 +647,12 @@ static __attribute__((noinline)) void reach_run(struct reach *st)
         nth = now;
     }
     uintptr_t self = (uintptr_t)pthread_self();
+    for (size_t i = 0; i < nth;) {
+        if (th[i].gone && !th[i].is_main && !thread_block_intact(st, th[i].tp))
+            th[i] = th[--nth]; /* its block is gone: neither root nor exclusion */
+        else
+            i++;
+    }
 
     /* the calling thread: from sp to the top of its stack block */
     uintptr_t self_lo = sp, self_hi = 0;
@@ -664,7 +688,8 @@ static __attribute__((noinline)) void reach_run(struct reach *st)
     }
 
     /* loaded objects */
-    struct phdr_ctx pc = {.tp = self};
+    const struct reach_map *tp_map = map_find(st, self);
+    struct phdr_ctx pc = {.tp = self, .tp_map_lo = tp_map ? tp_map->lo : self};
     dl_iterate_phdr(phdr_collect, &pc);
     st->tls_span = pc.tls ? (pc.tls + 63) & ~(uintptr_t)63 : 4096;
     for (size_t i = 0; i < pc.n; i++)

@@ -50,7 +50,7 @@ const struct ml_module *ml_modules_find(uintptr_t addr);
 struct ml_frame {
     uintptr_t addr;       /* return address as captured */
     const char *function; /* NULL when no symbol is known */
-    const char *file;     /* NULL without debug info; basename-free path as DWARF has it */
+    const char *file;     /* NULL without debug info; the full source path as DWARF gives it (writers print the basename) */
     int line;             /* 0 when unknown */
     const char *object;   /* path of the module, NULL when none */
     uintptr_t offset;     /* addr - module base */
@@ -73,6 +73,16 @@ void ml_threads_detach(void);
 /* Forget every thread but the caller (in a fork child). */
 void ml_threads_after_fork(void);
 
+/* The registry as reach.c reads it. */
+struct ml_thread_root {
+    uintptr_t tp;     /* pthread_self(): the thread pointer */
+    uintptr_t lo, hi; /* stack block [lo, hi); for the main thread an anchor inside [stack] */
+    int is_main;      /* the process's initial thread: reach.c resolves its [stack] mapping */
+    int gone;         /* detached: its stack is no longer a root, its TLS still is */
+};
+/* Copies min(n, cap) entries to out and returns n. */
+size_t ml_threads_list(struct ml_thread_root *out, size_t cap);
+
 /* ---- reachability (reach.c) ------------------------------------------- */
 
 struct ml_range {
@@ -93,7 +103,10 @@ struct ml_live {
  * minus the skip ranges (mallard's own tables); the stack mapping of every
  * attached thread; the mapping that holds each thread's thread pointer
  * (TLS); the calling thread's registers and its stack from the current
- * stack pointer up.  A block reachable from a root is REACHABLE; the first
+ * stack pointer up; and, as valgrind does, every other private anonymous
+ * writable mapping that holds no live block (programs that manage their
+ * own memory, such as Python's arenas).  Memory mallard's own allocator
+ * owns is never a root.  A block reachable from a root is REACHABLE; the first
  * unreached block of each unreached clique is DEFINITE and the blocks
  * reachable only from it are INDIRECT (valgrind's rule, so a dropped list
  * is 1 definite + n-1 indirect).  An interior pointer keeps a block alive.

@@ -222,11 +222,13 @@ ml_stack_id ml_stack_capture(void)
     if (fresh) {
         /* A new stack may run through an object loaded since the last look;
          * record it now so it still symbolizes if it is dlclose'd later. */
-        for (int i = 0; i < n; i++)
-            if (!ml_modules_find(frames[i])) {
+        for (int i = 0; i < n; i++) {
+            const struct ml_module *m = ml_modules_find(frames[i]);
+            if (!m || m->unloaded) {
                 ml_modules_refresh();
                 break;
             }
+        }
     }
     recent[slot].hash = h;
     recent[slot].id = id;

@@ -19,6 +19,9 @@
  * symbol, else NULL.  A file whose build-id no longer matches the one
  * recorded at load time is not trusted for anything but object+offset.
  *
+ * Debug files come from the local disk only (see sym_find_debuginfo): never
+ * from debuginfod servers, even with DEBUGINFOD_URLS set.
+ *
  * Results are cached by address (open addressing, meta heap): a frame
  * shared by many stacks is resolved once.  Strings point into libdw's data
  * (the Dwfl is never freed) or the meta heap, so they live until exit.
@@ -38,11 +41,17 @@
 
 #include "../core/os.h"
 
-#include <elfutils/libdw.h>
-#include <elfutils/libdwfl.h>
 #include <dwarf.h>
+#include <elfutils/libdw.h>
+#include <elfutils/libdwelf.h>
+#include <elfutils/libdwfl.h>
+#include <fcntl.h>
+#include <libelf.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include "dw.h"
 
 struct sym_entry {
     uintptr_t addr; /* 0: empty slot */
@@ -54,11 +63,62 @@ struct sym_mod {
     Dwfl_Module *dm; /* NULL: could not be opened or does not match */
 };
 
-static const Dwfl_Callbacks sym_callbacks = {
-    .find_elf = dwfl_build_id_find_elf,
-    .find_debuginfo = dwfl_standard_find_debuginfo,
-    .section_address = dwfl_offline_section_address,
-};
+/* Whether the file open on fd carries the module's build-id (a debuglink
+ * names a file, and a stale one would give wrong lines). */
+static int sym_debug_matches(Dwfl_Module *mod, int fd)
+{
+    const unsigned char *want;
+    GElf_Addr vaddr;
+    int n = dwfl_module_build_id(mod, &want, &vaddr);
+    if (n <= 0)
+        return 1; /* nothing to compare against */
+    Elf *elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+    const void *got = NULL;
+    ssize_t m = elf ? dwelf_elf_gnu_build_id(elf, &got) : -1;
+    int same = m == n && !memcmp(got, want, (size_t)n);
+    elf_end(elf);
+    return same;
+}
+
+/* dwfl_standard_find_debuginfo without its last resort: when the local
+ * search fails it asks the debuginfod servers in DEBUGINFOD_URLS, which
+ * would dlopen libcurl and wait on the network inside the allocator at
+ * exit.  So: the build-id tree (/usr/lib/debug/.build-id, what Debian's
+ * -dbg and -dbgsym packages install), then the .gnu_debuglink places gdb
+ * looks in, each checked by build-id. */
+static int sym_find_debuginfo(Dwfl_Module *mod, void **userdata, const char *modname, Dwarf_Addr base,
+                              const char *file_name, const char *debuglink, GElf_Word crc, char **debuginfo_file_name)
+{
+    int fd = dwfl_build_id_find_debuginfo(mod, userdata, modname, base, file_name, debuglink, crc,
+                                          debuginfo_file_name);
+    if (fd >= 0 || !debuglink || !debuglink[0] || !file_name || file_name[0] != '/')
+        return fd;
+    const char *slash = strrchr(file_name, '/');
+    size_t dl = (size_t)(slash - file_name); /* the directory, without its trailing slash */
+    static const char *const shapes[][2] = {{"", "/"}, {"", "/.debug/"}, {"/usr/lib/debug", "/"}};
+    for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) {
+        size_t pl = strlen(shapes[i][0]), ml = strlen(shapes[i][1]), ll = strlen(debuglink);
+        char *path = malloc(pl + dl + ml + ll + 1); /* libdwfl frees it */
+        if (!path)
+            return -1;
+        memcpy(path, shapes[i][0], pl);
+        memcpy(path + pl, file_name, dl);
+        memcpy(path + pl + dl, shapes[i][1], ml);
+        memcpy(path + pl + dl + ml, debuglink, ll + 1);
+        fd = strcmp(path, file_name) ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+        if (fd >= 0 && sym_debug_matches(mod, fd)) {
+            *debuginfo_file_name = path;
+            return fd;
+        }
+        if (fd >= 0)
+            close(fd);
+        free(path);
+    }
+    return -1;
+}
+
+/* Filled once libdw is loaded (dw.h): its functions are not constants. */
+static Dwfl_Callbacks sym_callbacks;
 
 static struct {
     ml_spin lock; /* libdw is not thread-safe, and neither is the cache */
@@ -230,11 +290,32 @@ static void sym_resolve(uintptr_t addr, struct ml_frame *out)
     }
 }
 
+/* Set while this thread is inside libdw: a fatal signal raised there whose
+ * handler writes the report must not wait for the lock it already holds. */
+static ML_TLS int sym_inside;
+
 void ml_symbolize(uintptr_t addr, struct ml_frame *out)
 {
+    if (sym_inside) {
+        memset(out, 0, sizeof *out);
+        out->addr = addr;
+        out->offset = addr;
+        const struct ml_module *m = ml_modules_find(addr ? addr - 1 : 0);
+        if (m) {
+            out->object = m->path;
+            out->offset = addr - m->base;
+        }
+        return;
+    }
     ml_spin_lock(&sym.lock);
+    sym_inside = 1;
     if (!sym.dwfl && !sym.failed) {
-        sym.dwfl = dwfl_begin(&sym_callbacks);
+        if (ml_dw_load() == 0) {
+            sym_callbacks.find_elf = dwfl_build_id_find_elf;
+            sym_callbacks.find_debuginfo = sym_find_debuginfo;
+            sym_callbacks.section_address = dwfl_offline_section_address;
+            sym.dwfl = dwfl_begin(&sym_callbacks);
+        }
         sym.failed = !sym.dwfl;
     }
     struct sym_entry *e = NULL;
@@ -242,6 +323,7 @@ void ml_symbolize(uintptr_t addr, struct ml_frame *out)
         e = sym_cache_slot(addr);
         if (e->addr == addr) {
             *out = e->f;
+            sym_inside = 0;
             ml_spin_unlock(&sym.lock);
             return;
         }
@@ -252,5 +334,6 @@ void ml_symbolize(uintptr_t addr, struct ml_frame *out)
         e->f = *out;
         sym.cache_n++;
     }
+    sym_inside = 0;
     ml_spin_unlock(&sym.lock);
 }

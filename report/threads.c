@@ -34,14 +34,6 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-/* Belongs in report.h (asked of the lead): the read side used by reach.c. */
-struct ml_thread_root {
-    uintptr_t tp;     /* pthread_self(): the thread pointer */
-    uintptr_t lo, hi; /* stack block [lo, hi); for the main thread an anchor inside [stack] */
-    int is_main;      /* the process's initial thread: reach.c resolves its [stack] mapping */
-    int gone;         /* detached: its stack is no longer a root, its TLS still is */
-};
-size_t ml_threads_list(struct ml_thread_root *out, size_t cap);
 
 /* Gone entries kept at most; beyond it the oldest are forgotten. */
 #define THREADS_GONE_MAX 1024

@@ -187,7 +187,9 @@ static void quarantine_evict_one(void)
 
 static void quarantine_push(void *p, size_t n)
 {
-    if (n > QUARANTINE_BYTES / 4) {
+    /* The page backend keeps freed blocks inaccessible itself, so a
+     * use-after-free faults and the canary is checked at once. */
+    if (n > QUARANTINE_BYTES / 4 || inner == &ml_backend_page) {
         ml_blocks_remove((uintptr_t)p, NULL);
         inner->free(p);
         return;
@@ -240,10 +242,21 @@ static void *tr_zalloc(size_t n)
     return p;
 }
 
+/* A block that something called from inside mallard (ld.so growing a
+ * thread's DTV under the unwinder, say) gets from the backend: it is known
+ * to the table, so its later free is valid, but it carries no stack, which
+ * keeps it out of the leak list like every pre-tracing block. */
+static void *internal_block(void *p, size_t n)
+{
+    if (p && ml_blocks_insert((uintptr_t)p, n, 0, 0) == 0)
+        stats_alloc(n, 0);
+    return p;
+}
+
 static void *tr_memalign(size_t align, size_t n)
 {
     if (ML_UNLIKELY(t.guard))
-        return inner->memalign(align, n); /* nothing inside mallard asks for this */
+        return internal_block(inner->memalign(align, n), n);
     t.guard = 1;
     void *p = inner->memalign(align, n);
     if (ML_LIKELY(p))
@@ -258,21 +271,27 @@ static void tr_free(void *p)
         ml_meta_free(p);
         return;
     }
+    struct ml_block_rec r;
     if (ML_UNLIKELY(t.guard)) {
-        /* mallard's own callees freeing a block they got before the guard */
-        struct ml_block_rec r;
-        if (ml_blocks_remove((uintptr_t)p, &r) == 0) {
-            if (r.state != ML_BLOCK_FREED)
-                stats_free(r.size, r.tag);
+        /* Something mallard called (ld.so from inside the unwinder, say)
+         * frees a block.  Only a live one goes to the backend: a freed one
+         * is either in the quarantine or being freed right now by the very
+         * call that re-entered (ld.so frees a stale TLS block, our stack
+         * capture re-enters __tls_get_addr, which frees it again). */
+        if (ml_blocks_lookup((uintptr_t)p, &r) == 0 && r.state != ML_BLOCK_FREED &&
+            ml_blocks_remove((uintptr_t)p, &r) == 0) {
+            stats_free(r.size, r.tag);
             inner->free(p);
         }
         return;
     }
     t.guard = 1;
-    struct ml_block_rec r;
+    /* Mark it freed before capturing: the capture may re-enter free. */
+    int rc = ml_blocks_free((uintptr_t)p, 0, &r);
     ml_stack_id here = ml_stack_capture();
-    int rc = ml_blocks_free((uintptr_t)p, here, &r);
     if (ML_LIKELY(rc == 1)) {
+        if (here)
+            ml_blocks_set_free_stack((uintptr_t)p, here);
         stats_free(r.size, r.tag);
         quarantine_push(p, r.size);
     } else if (rc == 0) {
@@ -287,11 +306,23 @@ static void *tr_realloc(void *p, size_t n)
 {
     if (ML_UNLIKELY(ml_os_owner(p) == ML_OWNER_META))
         return ml_meta_realloc(p, n);
-    if (ML_UNLIKELY(t.guard))
-        return inner->realloc(p, n);
-    t.guard = 1;
     struct ml_block_rec r;
-    void *q = NULL;
+    if (ML_UNLIKELY(t.guard)) {
+        if (ml_blocks_lookup((uintptr_t)p, &r) != 0 || r.state == ML_BLOCK_FREED)
+            return NULL;
+        /* The record goes before the block does: once the backend frees p,
+         * another thread may get p back and record it. */
+        ml_blocks_remove((uintptr_t)p, NULL);
+        void *q = inner->realloc(p, n);
+        if (q) {
+            stats_free(r.size, r.tag);
+            internal_block(q, n);
+        } else {
+            ml_blocks_insert((uintptr_t)p, r.size, r.stack, r.tag);
+        }
+        return q;
+    }
+    t.guard = 1;
     if (ml_blocks_lookup((uintptr_t)p, &r) != 0 || r.state == ML_BLOCK_FREED) {
         int known = ml_blocks_lookup((uintptr_t)p, &r) == 0;
         report_error(ML_ERR_INVALID_REALLOC, p, known ? r.size : 0, ml_stack_capture(), known ? r.stack : 0,
@@ -299,11 +330,13 @@ static void *tr_realloc(void *p, size_t n)
         t.guard = 0;
         return NULL;
     }
-    q = inner->realloc(p, n);
+    ml_blocks_remove((uintptr_t)p, NULL);
+    void *q = inner->realloc(p, n);
     if (q) {
-        ml_blocks_remove((uintptr_t)p, NULL);
         stats_free(r.size, r.tag);
         record(q, n);
+    } else {
+        ml_blocks_insert((uintptr_t)p, r.size, r.stack, r.tag);
     }
     t.guard = 0;
     return q;

@@ -32,7 +32,6 @@
 
 #include "../core/fmt.h"
 
-#include <errno.h>
 #include <string.h>
 
 #define ML_TEXT_PREFIX "==mallard== "

@@ -9,16 +9,16 @@
 # block a global still points to.  mallard's report goes to stderr.
 # Arguments are passed to mallard before the "--", e.g.
 #   scripts/demo.sh --backend=page      scripts/demo.sh --format=json
-# MALLARD_BUILD_DIR picks another build directory (default: build).
+# ML_BUILD_DIR picks another build directory (default: build).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-build=${MALLARD_BUILD_DIR:-build}
+build=${ML_BUILD_DIR:-build}
 case $build in /*) ;; *) build=$root/$build ;; esac
 
 "$root/scripts/deps.sh"
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$build" -j"$(nproc)" --target mallard mallard_cli mallard_demo >/dev/null
 
-echo "\$ ${build#"$root"/}/mallard $* -- ${build#"$root"/}/tests/demo" >&2
+echo "\$ ${build#"$root"/}/mallard${*:+ $*} -- ${build#"$root"/}/tests/demo" >&2
 exec "$build/mallard" "$@" -- "$build/tests/demo"

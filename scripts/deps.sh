@@ -3,7 +3,7 @@
 # building mallard and running its tests needs.
 #
 # Idempotent: when every package is already installed it does nothing (set
-# MALLARD_DEPS_FORCE=1 to run apt-get anyway).  Runs apt-get directly as root
+# ML_DEPS_FORCE=1 to run apt-get anyway).  Runs apt-get directly as root
 # and through sudo otherwise.  Quiet unless something fails.
 set -euo pipefail
 
@@ -24,7 +24,7 @@ for p in "${packages[@]}"; do
         missing+=("$p")
     fi
 done
-if [ ${#missing[@]} -eq 0 ] && [ "${MALLARD_DEPS_FORCE:-0}" != 1 ]; then
+if [ ${#missing[@]} -eq 0 ] && [ "${ML_DEPS_FORCE:-0}" != 1 ]; then
     exit 0
 fi
 

@@ -1,9 +1,10 @@
 #!/bin/sh
 # preload_compare.sh LIB BACKEND PROGRAM
-# Runs PROGRAM (one of the names below) without mallard and then with
-# LD_PRELOAD=LIB MALLARD_BACKEND=BACKEND.  Fails when stdout or the exit
-# status differ, or when the preloaded run's stderr has a mallard line or the
-# loader's "cannot be preloaded" warning.  `preload_compare.sh --list` prints
+# Runs PROGRAM (one of the names below) without mallard, then twice with
+# LD_PRELOAD=LIB MALLARD_BACKEND=BACKEND: tracing off (the backend alone) and
+# tracing at its default.  Fails when stdout or the exit status differ, or
+# when a preloaded run's stderr has a "mallard:" line (a fallback or a bad
+# free) or the loader's "cannot be preloaded" warning.  `preload_compare.sh --list` prints
 # the program names.
 programs="lsdoc python pythreads sort git gitrepo"
 if [ "$1" = --list ]; then echo $programs; exit 0; fi
@@ -38,20 +39,28 @@ print(len(d), sum(len(v) for v in d.values()))' ;;
 
 top=$(mktemp -d) || exit 2
 trap 'rm -rf "$top"' EXIT
-mkdir "$top/ref" "$top/ml"
+mkdir "$top/ref"
 (run "$top/ref") >"$top/ref.out" 2>"$top/ref.err"
 ref_rc=$?
-(export MALLARD_BACKEND="$backend" LD_PRELOAD="$lib"; run "$top/ml") >"$top/ml.out" 2>"$top/ml.err"
-ml_rc=$?
 fail=0
-if [ "$ref_rc" != "$ml_rc" ]; then
-  echo "exit status: $ref_rc without mallard, $ml_rc with $backend"; fail=1
-fi
-if ! cmp -s "$top/ref.out" "$top/ml.out"; then
-  echo "stdout differs:"; diff "$top/ref.out" "$top/ml.out" | head -20; fail=1
-fi
-if grep -q -e 'mallard:' -e 'cannot be preloaded' "$top/ml.err"; then
-  echo "stderr under $backend:"; head -5 "$top/ml.err"; fail=1
-fi
-echo "$name under $backend: rc $ml_rc (reference $ref_rc), stdout $(wc -c <"$top/ml.out") bytes: $(head -c 100 "$top/ml.out" | tr '\n' ' ')"
+for trace in 0 default; do
+  mkdir "$top/$trace"
+  (
+    export MALLARD_BACKEND="$backend" LD_PRELOAD="$lib"
+    if [ $trace = 0 ]; then export MALLARD_TRACE=0; fi
+    run "$top/$trace"
+  ) >"$top/$trace.out" 2>"$top/$trace.err"
+  rc=$?
+  what="$backend (MALLARD_TRACE=$trace)"
+  if [ "$ref_rc" != "$rc" ]; then
+    echo "exit status: $ref_rc without mallard, $rc under $what"; fail=1
+  fi
+  if ! cmp -s "$top/ref.out" "$top/$trace.out"; then
+    echo "stdout differs under $what:"; diff "$top/ref.out" "$top/$trace.out" | head -20; fail=1
+  fi
+  if grep -q -e 'mallard:' -e 'cannot be preloaded' "$top/$trace.err"; then
+    echo "stderr under $what:"; grep -e 'mallard:' -e 'cannot be preloaded' "$top/$trace.err" | head -5; fail=1
+  fi
+  echo "$name under $what: rc $rc (reference $ref_rc), stdout $(wc -c <"$top/$trace.out") bytes: $(head -c 100 "$top/$trace.out" | tr '\n' ' ')"
+done
 exit $fail

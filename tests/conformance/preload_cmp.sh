@@ -2,23 +2,33 @@
 # tests/conformance/preload_cmp.sh: run a command without and with the
 # preload and require the same stdout and exit status (HAZARDS §1, §14-16).
 #
-#   preload_cmp.sh [-f SED_SCRIPT] PRELOAD_LIST -- COMMAND [ARG...]
+#   preload_cmp.sh [-f SED_SCRIPT]... [-x LIB] PRELOAD_LIST -- COMMAND [ARG...]
 #
 # PRELOAD_LIST is the LD_PRELOAD value; it must contain libmallard.so.  The
 # preloaded run's stderr is passed through (so ctest's FAIL_REGULAR_EXPRESSION
 # sees it) and any "mallard:" line or ld.so "cannot be preloaded" warning
 # fails the test: ld.so fails open, so that warning means nothing was tested.
-# SED_SCRIPT filters both stdouts before the comparison, for output that
-# differs by design (addresses under ASLR, the preload's own ldd line).
+# Each SED_SCRIPT (one command; repeat -f for more) filters both stdouts
+# before the comparison, for output that differs by design (addresses under
+# ASLR).  -x LIB is for ldd, which lists every object loaded, so also the
+# preload and its own dependencies: lines of the preloaded run whose first
+# word names LIB or one of its dependencies, and that the reference run does
+# not have, are dropped; everything else must match.
 # Exit: 0 same; 1 different output or status; 2 usage; 3 preload warning;
 # 4 mallard not loaded.
 set -u
 filter=
-if [ "${1:-}" = -f ]; then
-    filter=$2
+extra_of=
+while [ "${1:-}" = -f ] || [ "${1:-}" = -x ]; do
+    if [ "$1" = -f ]; then
+        filter="$filter
+$2"
+    else
+        extra_of=$2
+    fi
     shift 2
-fi
-[ $# -ge 3 ] && [ "$2" = -- ] || { echo "usage: $0 [-f SED] PRELOAD -- CMD..." >&2; exit 2; }
+done
+[ $# -ge 3 ] && [ "$2" = -- ] || { echo "usage: $0 [-f SED]... [-x LIB] PRELOAD -- CMD..." >&2; exit 2; }
 pre=$1
 shift 2
 
@@ -39,7 +49,8 @@ fi
 
 env -u LD_PRELOAD "$@" >"$tmp/ref.out" 2>"$tmp/ref.err"
 ref_rc=$?
-LD_PRELOAD=$pre "$@" >"$tmp/pre.out" 2>"$tmp/pre.err"
+# through env, so that a name like "true" is executed, never a shell builtin
+env LD_PRELOAD="$pre" "$@" >"$tmp/pre.out" 2>"$tmp/pre.err"
 pre_rc=$?
 cat "$tmp/pre.err" >&2
 
@@ -55,6 +66,14 @@ if [ -n "$filter" ]; then
     sed -e "$filter" "$tmp/ref.out" >"$tmp/ref.f" && sed -e "$filter" "$tmp/pre.out" >"$tmp/pre.f" || exit 2
 else
     cp "$tmp/ref.out" "$tmp/ref.f" && cp "$tmp/pre.out" "$tmp/pre.f"
+fi
+if [ -n "$extra_of" ]; then
+    { echo "$extra_of"; env -u LD_PRELOAD ldd "$extra_of" | awk '{ print $1 }'; } >"$tmp/deps" || exit 2
+    awk 'FILENAME == ARGV[1] { dep[$1] = 1; n = split($1, part, "/"); dep[part[n]] = 1; next }
+         FILENAME == ARGV[2] { ref[$0] = 1; next }
+         { n = split($1, part, "/") }
+         !($0 in ref) && (($1 in dep) || (part[n] in dep)) { next }
+         { print }' "$tmp/deps" "$tmp/ref.f" "$tmp/pre.f" >"$tmp/pre.x" && mv "$tmp/pre.x" "$tmp/pre.f" || exit 2
 fi
 status=0
 if [ "$ref_rc" != "$pre_rc" ]; then

@@ -96,7 +96,8 @@ static int count(const char *hay, const char *needle)
 
 static size_t odd_size(int i)
 {
-    static const size_t big[] = {4095, 4096, 4097, 65535, 300001, (1 << 20) - 5, (1 << 20) + 3, (3 << 20) + 1};
+    static const size_t big[] = {4095,   4096,          4097,          65535,
+                                 300001, (1 << 20) - 5, (1 << 20) + 3, (3 << 20) + 1};
     if (i < 100)
         return (size_t)i + 1;
     return big[i - 100];
@@ -352,9 +353,9 @@ START_TEST(page_unit_canary)
     char *p = B->malloc(13);
     char *q = B->malloc(100);
     char *r = B->malloc(100);
-    ((volatile char *)ml_launder(p))[13] = 0;  /* in the 16-byte slack */
-    ((volatile char *)ml_launder(q))[-5] = 0;  /* before the start, same page */
-    memset(r, 1, 100);                          /* clean */
+    ((volatile char *)ml_launder(p))[13] = 0; /* in the 16-byte slack */
+    ((volatile char *)ml_launder(q))[-5] = 0; /* before the start, same page */
+    memset(r, 1, 100);                        /* clean */
     B->free(p);
     B->free(q);
     B->free(r);
@@ -548,6 +549,36 @@ START_TEST(page_unit_threads)
 }
 END_TEST
 
+/* Many short threads, each taking the lock a few dozen times while others
+ * sleep on it (the pattern of ld.so allocating TLS for 200 short threads):
+ * a lock that loses a wake-up leaves one thread asleep for ever. */
+static void *short_worker(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 50; i++) {
+        /* some blocks get reservations of their own: long holds, so
+         * waiters give up spinning and sleep */
+        char *p = B->malloc(i % 5 ? 1 + (size_t)i * 37 : (2 << 20) + (size_t)i);
+        ck_assert_ptr_nonnull(p);
+        p[0] = 1;
+        B->free(p);
+    }
+    return NULL;
+}
+
+START_TEST(page_unit_short_threads)
+{
+    start(ML_GUARD_AFTER, 0, 1 << 20);
+    for (int round = 0; round < 400; round++) {
+        pthread_t t[8];
+        for (int i = 0; i < 8; i++)
+            ck_assert_int_eq(pthread_create(&t[i], NULL, short_worker, NULL), 0);
+        for (int i = 0; i < 8; i++)
+            pthread_join(t[i], NULL);
+    }
+}
+END_TEST
+
 static int stop;
 
 static void *churn(void *arg)
@@ -607,12 +638,17 @@ int main(void)
     tcase_add_test(tc, page_unit_huge);
     suite_add_tcase(s, tc);
     /* a case of its own, so a TSan build can run just these:
-     * CK_RUN_CASE=threads ./page_unit */
+     * CK_RUN_CASE=threads ./page_unit (and short_threads) */
     TCase *tt = tcase_create("threads");
-    tcase_set_timeout(tt, 300);
+    tcase_set_timeout(tt, 120);
     tcase_add_test(tt, page_unit_threads);
     tcase_add_test(tt, page_unit_fork);
     suite_add_tcase(s, tt);
+    /* a hang here is a lost wake-up: fail in a minute, not in hours */
+    TCase *ts = tcase_create("short_threads");
+    tcase_set_timeout(ts, 60);
+    tcase_add_test(ts, page_unit_short_threads);
+    suite_add_tcase(s, ts);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);

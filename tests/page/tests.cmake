@@ -26,13 +26,21 @@ function(ml_page_case name expect fixture args)
   set_tests_properties(${name} PROPERTIES ENVIRONMENT "LD_PRELOAD=${ML_LIB};${ARGN}")
 endfunction()
 
-# Caught: each fixture under the mode that guards its access.
+# Caught: each fixture under the mode that guards its access, with every
+# other option at its default (the tracing decorator included), as a user
+# would run it.
 ml_page_case(page_overflow_page SEGV overflow "" MALLARD_BACKEND=page)
 ml_page_case(page_underflow_page_before SEGV underflow "" MALLARD_BACKEND=page MALLARD_PAGE_GUARD=before)
 ml_page_case(page_use_after_free_page SEGV use_after_free "" MALLARD_BACKEND=page)
 ml_page_case(page_use_after_free_page_before SEGV use_after_free "" MALLARD_BACKEND=page
   MALLARD_PAGE_GUARD=before)
 ml_page_case(page_exact13_page_align SEGV exact13 "" MALLARD_BACKEND=page MALLARD_PAGE_ALIGN=1)
+
+# The backend alone, without the tracing decorator in front of it: its
+# own free-time checks must work whatever the decorator does with frees.
+ml_page_case(page_use_after_free_page_notrace SEGV use_after_free "" MALLARD_BACKEND=page MALLARD_TRACE=0)
+ml_page_case(page_exact13_page_canary_notrace OK exact13 scribble MALLARD_BACKEND=page MALLARD_TRACE=0
+  "EXPECT_STDERR=mallard: page backend: .*block 0x[0-9a-f]+ \\(13 bytes\\) were overwritten")
 
 # Not over-eager: accesses the other mode leaves in bounds or in canary
 # slack must not fault.

@@ -33,10 +33,23 @@ add_library(report_nodebug MODULE ${ML_REPORT_DIR}/report_nodebug.c)
 target_compile_options(report_nodebug PRIVATE ${ML_WARN} -g0 -O0)
 target_link_options(report_nodebug PRIVATE -Wl,--strip-all)
 
+# The same library with its debug info split off into .debug/ and found
+# through .gnu_debuglink, as `objcopy --only-keep-debug` users ship it.
+add_library(report_split MODULE ${ML_REPORT_DIR}/report_dso.c)
+target_compile_options(report_split PRIVATE ${ML_WARN} -g -O0)
+add_custom_command(TARGET report_split POST_BUILD
+  WORKING_DIRECTORY $<TARGET_FILE_DIR:report_split>
+  COMMAND ${CMAKE_COMMAND} -E make_directory .debug
+  COMMAND ${CMAKE_OBJCOPY} --only-keep-debug $<TARGET_FILE_NAME:report_split> .debug/$<TARGET_FILE_NAME:report_split>.debug
+  COMMAND ${CMAKE_OBJCOPY} --strip-debug --add-gnu-debuglink=.debug/$<TARGET_FILE_NAME:report_split>.debug
+          $<TARGET_FILE_NAME:report_split>
+  VERBATIM)
+
 set(ML_REPORT_UNIT_SOURCES
   ${ML_REPORT_DIR}/test_report.c
   ${ML_REPORT_ROOT}/report/modules.c
   ${ML_REPORT_ROOT}/report/symbolize.c
+  ${ML_REPORT_ROOT}/report/dw.c
   ${ML_REPORT_ROOT}/report/write.c
   ${ML_REPORT_ROOT}/core/os.c
   ${ML_REPORT_ROOT}/core/fmt.c)
@@ -49,12 +62,13 @@ function(ml_report_unit name)
   target_compile_definitions(${name} PRIVATE
     ML_DSO_PATH="$<TARGET_FILE:report_dso>"
     ML_NODEBUG_PATH="$<TARGET_FILE:report_nodebug>"
+    ML_SPLIT_PATH="$<TARGET_FILE:report_split>"
     ML_PYTHON="${ML_PYTHON_WITH_JSONSCHEMA}"
     ML_VALIDATE="${ML_REPORT_VALIDATE}"
     ML_SCHEMA="${ML_REPORT_SCHEMA}")
   target_link_libraries(${name} PRIVATE PkgConfig::CHECK PkgConfig::LIBDW PkgConfig::LIBELF
     ${CMAKE_DL_LIBS} Threads::Threads)
-  add_dependencies(${name} report_dso report_nodebug)
+  add_dependencies(${name} report_dso report_nodebug report_split)
   add_test(NAME ${name} COMMAND ${name})
 endfunction()
 

@@ -1,0 +1,81 @@
+/* report/dw.h: elfutils, loaded on demand.
+ *
+ * libmallard.so has no DT_NEEDED on libdw: a preloaded library's
+ * dependencies join every program's global symbol scope (and show up in
+ * `ldd` run under the preload), and most processes never write a report
+ * that needs symbols.  The first symbolization dlopen's libdw.so.1
+ * RTLD_LOCAL and fills this table; the macros below make the rest of the
+ * code read as if it called libdw directly.  Include after the elfutils
+ * headers.
+ */
+#ifndef ML_REPORT_DW_H
+#define ML_REPORT_DW_H
+
+#include <dwarf.h>
+#include <elfutils/libdw.h>
+#include <elfutils/libdwelf.h>
+#include <elfutils/libdwfl.h>
+#include <libelf.h>
+
+#define ML_DW_FUNCS(X)                                                                                       \
+    X(dwfl_begin)                                                                                            \
+    X(dwfl_report_begin_add)                                                                                 \
+    X(dwfl_report_end)                                                                                       \
+    X(dwfl_report_elf)                                                                                       \
+    X(dwfl_module_build_id)                                                                                  \
+    X(dwfl_module_getsrc)                                                                                    \
+    X(dwfl_module_addrinfo)                                                                                  \
+    X(dwfl_module_addrdie)                                                                                   \
+    X(dwfl_lineinfo)                                                                                         \
+    X(dwfl_offline_section_address)                                                                          \
+    X(dwfl_build_id_find_elf)                                                                                \
+    X(dwfl_build_id_find_debuginfo)                                                                          \
+    X(dwfl_standard_find_debuginfo)                                                                          \
+    X(dwarf_attr_integrate)                                                                                  \
+    X(dwarf_tag)                                                                                             \
+    X(dwarf_srclang)                                                                                         \
+    X(dwarf_getscopes)                                                                                       \
+    X(dwarf_formstring)                                                                                      \
+    X(dwarf_diename)                                                                                         \
+    X(dwelf_elf_gnu_build_id)                                                                                \
+    X(elf_begin)                                                                                             \
+    X(elf_end)
+
+#define ML_DW_MEMBER(f) __typeof__(f) *f;
+struct ml_dw {
+    ML_DW_FUNCS(ML_DW_MEMBER)
+};
+#undef ML_DW_MEMBER
+
+extern struct ml_dw ml_dw;
+
+/* Loads libdw.so.1 once; 0 when every function was found.  Not thread-safe:
+ * the caller serialises (symbolize.c holds its lock). */
+int ml_dw_load(void);
+
+#ifndef ML_DW_NO_MACROS
+#define dwfl_begin ml_dw.dwfl_begin
+#define dwfl_report_begin_add ml_dw.dwfl_report_begin_add
+#define dwfl_report_end ml_dw.dwfl_report_end
+#define dwfl_report_elf ml_dw.dwfl_report_elf
+#define dwfl_module_build_id ml_dw.dwfl_module_build_id
+#define dwfl_module_getsrc ml_dw.dwfl_module_getsrc
+#define dwfl_module_addrinfo ml_dw.dwfl_module_addrinfo
+#define dwfl_module_addrdie ml_dw.dwfl_module_addrdie
+#define dwfl_lineinfo ml_dw.dwfl_lineinfo
+#define dwfl_offline_section_address ml_dw.dwfl_offline_section_address
+#define dwfl_build_id_find_elf ml_dw.dwfl_build_id_find_elf
+#define dwfl_build_id_find_debuginfo ml_dw.dwfl_build_id_find_debuginfo
+#define dwfl_standard_find_debuginfo ml_dw.dwfl_standard_find_debuginfo
+#define dwarf_attr_integrate ml_dw.dwarf_attr_integrate
+#define dwarf_tag ml_dw.dwarf_tag
+#define dwarf_srclang ml_dw.dwarf_srclang
+#define dwarf_getscopes ml_dw.dwarf_getscopes
+#define dwarf_formstring ml_dw.dwarf_formstring
+#define dwarf_diename ml_dw.dwarf_diename
+#define dwelf_elf_gnu_build_id ml_dw.dwelf_elf_gnu_build_id
+#define elf_begin ml_dw.elf_begin
+#define elf_end ml_dw.elf_end
+#endif
+
+#endif
