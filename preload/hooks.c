@@ -22,6 +22,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "../core/fmt.h"
 #include "../report/finish.h"
 #include "../report/trace.h"
 #include "boot.h"
@@ -190,3 +191,52 @@ ML_EXPORT int execle(const char *path, const char *arg, ...)
     va_end(ap);
     return execve(path, argv, envp);
 }
+
+/* ---- dlopen(RTLD_DEEPBIND) ------------------------------------------- */
+
+/* A library opened with RTLD_DEEPBIND binds its own malloc and free to
+ * glibc's, while glibc's strdup & co. allocate through mallard: the first
+ * pointer that crosses over makes glibc abort.  No allocator can survive
+ * that binding, so dlopen drops the flag (saying so once) and the library
+ * resolves malloc and free like everyone else.  dlopen finds the caller's
+ * RPATH and namespace from its return address, so the wrapper must reach
+ * the real dlopen by a jump, not a call: it is written in assembly. */
+int (*ml_real_dlopen)(const char *, int);
+int ml_dlopen_mode(const char *file, int mode);
+int ml_dlopen_mode(const char *file, int mode)
+{
+    if (!ml_real_dlopen)
+        *(void **)&ml_real_dlopen = dlsym(RTLD_NEXT, "dlopen");
+    if (mode & RTLD_DEEPBIND) {
+        static int said;
+        if (!__atomic_exchange_n(&said, 1, __ATOMIC_RELAXED))
+            ml_say("dlopen(%s, RTLD_DEEPBIND): the flag is dropped so that the library's malloc and free "
+                   "stay mallard's (glibc would abort on the first pointer that crosses over)",
+                   file ? file : "NULL");
+        mode &= ~RTLD_DEEPBIND;
+    }
+    return mode;
+}
+
+__asm__(".text\n"
+        ".globl dlopen\n"
+        ".type dlopen, @function\n"
+        "dlopen:\n"
+        "    .cfi_startproc\n"
+        "    push %rdi\n"
+        "    .cfi_adjust_cfa_offset 8\n"
+        "    push %rsi\n"
+        "    .cfi_adjust_cfa_offset 8\n"
+        "    sub $8, %rsp\n"
+        "    .cfi_adjust_cfa_offset 8\n"
+        "    call ml_dlopen_mode\n"
+        "    add $8, %rsp\n"
+        "    .cfi_adjust_cfa_offset -8\n"
+        "    pop %rsi\n"
+        "    .cfi_adjust_cfa_offset -8\n"
+        "    pop %rdi\n"
+        "    .cfi_adjust_cfa_offset -8\n"
+        "    mov %eax, %esi\n"
+        "    jmp *ml_real_dlopen(%rip)\n"
+        "    .cfi_endproc\n"
+        ".size dlopen, .-dlopen\n");
