@@ -33,12 +33,33 @@ static void print_help(FILE *out)
                  "  --help                   this text\n");
 }
 
+/* A table cell: '|' would end the cell even inside backticks. */
+static void md_cell(const char *s, int code)
+{
+    if (!*s) {
+        fputs(" (empty) |", stdout);
+        return;
+    }
+    fputs(code ? " `" : " ", stdout);
+    for (; *s; s++) {
+        if (*s == '|')
+            fputc('\\', stdout);
+        fputc(*s, stdout);
+    }
+    fputs(code ? "` |" : " |", stdout);
+}
+
 static void print_markdown(void)
 {
     printf("| variable | accepted values | default | meaning |\n|---|---|---|---|\n");
     for (size_t i = 0; i < ml_option_count; i++) {
         const struct ml_option *o = &ml_option_table[i];
-        printf("| `%s` | `%s` | `%s` | %s |\n", o->name, o->accepted, o->def, o->doc);
+        fputc('|', stdout);
+        md_cell(o->name, 1);
+        md_cell(o->accepted, 1);
+        md_cell(o->def, 1);
+        md_cell(o->doc, 0);
+        fputc('\n', stdout);
     }
 }
 

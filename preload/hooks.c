@@ -15,6 +15,8 @@
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -58,6 +60,15 @@ void ml_hooks_start(void)
         return;
     ml_stack_init(ml_opts.depth);
     on_exit(on_exit_handler, NULL);
+    ml_tr.stderr_fd = fcntl(2, F_DUPFD_CLOEXEC, 100);
+    struct stat st;
+    if (ml_tr.stderr_fd >= 0 && fstat(ml_tr.stderr_fd, &st) == 0) {
+        ml_tr.stderr_dev = st.st_dev;
+        ml_tr.stderr_ino = st.st_ino;
+    } else if (ml_tr.stderr_fd >= 0) {
+        close(ml_tr.stderr_fd);
+        ml_tr.stderr_fd = -1;
+    }
     for (size_t i = 0; i < sizeof fatal_signals / sizeof fatal_signals[0]; i++) {
         struct sigaction old;
         if (sigaction(fatal_signals[i], NULL, &old) != 0 || old.sa_handler != SIG_DFL ||

@@ -14,6 +14,7 @@
 
 #include "../core/os.h"
 #include "blocks.h"
+#include "report.h"
 
 #define SHARD_BITS 8
 #define SHARDS (1u << SHARD_BITS)
@@ -219,7 +220,7 @@ size_t ml_blocks_live_count(void)
     return n;
 }
 
-size_t ml_blocks_snapshot(struct ml_block_rec *out, size_t cap, int locked)
+size_t ml_blocks_snapshot(struct ml_live *out, size_t cap, int locked)
 {
     size_t n = 0;
     for (unsigned i = 0; i < SHARDS; i++) {
@@ -227,12 +228,12 @@ size_t ml_blocks_snapshot(struct ml_block_rec *out, size_t cap, int locked)
         if (locked)
             ml_spin_lock(&s->lock);
         for (size_t j = 0; j < s->cap && n < cap; j++) {
-            if (!s->slots[j].addr)
+            const struct rec *r = &s->slots[j];
+            uint8_t state = (uint8_t)(r->packed >> 56);
+            if (!r->addr || state == ML_BLOCK_FREED)
                 continue;
-            struct ml_block_rec r;
-            unpack(&s->slots[j], &r);
-            if (r.state != ML_BLOCK_FREED)
-                out[n++] = r;
+            out[n++] = (struct ml_live){r->addr, r->packed & SIZE_MASK, r->stack, (uint16_t)(r->packed >> SIZE_BITS),
+                                        0, (uint8_t)(state == ML_BLOCK_INHERITED)};
         }
         if (locked)
             ml_spin_unlock(&s->lock);

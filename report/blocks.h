@@ -36,9 +36,10 @@ int ml_blocks_lookup(uintptr_t addr, struct ml_block_rec *out);
 void ml_blocks_mark_inherited(void);
 /* Records in the table (live, inherited and freed). */
 size_t ml_blocks_live_count(void);
-/* Copies up to cap live and inherited records; locked = 0 only when no
- * other thread can run (a fatal signal). */
-size_t ml_blocks_snapshot(struct ml_block_rec *out, size_t cap, int locked);
+/* Copies up to cap live and inherited blocks, flags = 1 for inherited
+ * ones; locked = 0 when locks cannot be trusted (a fatal signal). */
+struct ml_live;
+size_t ml_blocks_snapshot(struct ml_live *out, size_t cap, int locked);
 void ml_blocks_atfork(int phase);
 
 #endif

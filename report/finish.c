@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <link.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -24,33 +25,53 @@
 
 /* ---- sorting ---------------------------------------------------------- */
 
-/* LSD radix sort by address: 6 passes of 8 bits cover the 47-bit user
- * address space (the low 4 bits are always zero), linear in n. */
+/* In-place quicksort by address (median of three, insertion sort for short
+ * runs, recursion on the smaller side): no second array, since at exit the
+ * snapshot may be the largest thing mallard holds. */
+static void sort_range(struct ml_live *a, size_t lo, size_t hi)
+{
+    while (hi - lo > 16) {
+        size_t mid = lo + (hi - lo) / 2;
+        uintptr_t x = a[lo].addr, y = a[mid].addr, z = a[hi - 1].addr;
+        uintptr_t pivot = x < y ? (y < z ? y : (x < z ? z : x)) : (x < z ? x : (y < z ? z : y));
+        size_t i = lo, j = hi - 1;
+        for (;;) {
+            while (a[i].addr < pivot)
+                i++;
+            while (a[j].addr > pivot)
+                j--;
+            if (i >= j)
+                break;
+            struct ml_live t = a[i];
+            a[i] = a[j];
+            a[j] = t;
+            i++;
+            j--;
+        }
+        size_t split = j + 1;
+        if (split - lo < hi - split) {
+            sort_range(a, lo, split);
+            lo = split;
+        } else {
+            sort_range(a, split, hi);
+            hi = split;
+        }
+    }
+    for (size_t i = lo + 1; i < hi; i++) {
+        struct ml_live v = a[i];
+        size_t j = i;
+        while (j > lo && a[j - 1].addr > v.addr) {
+            a[j] = a[j - 1];
+            j--;
+        }
+        a[j] = v;
+    }
+}
+
 static int sort_live(struct ml_live *a, size_t n)
 {
-    if (n < 2)
-        return 0;
-    struct ml_live *tmp = ml_meta_alloc(n * sizeof *tmp);
-    if (!tmp)
-        return -1;
-    struct ml_live *src = a, *dst = tmp;
-    for (unsigned shift = 4; shift < 52; shift += 8) {
-        size_t count[257] = {0};
-        for (size_t i = 0; i < n; i++)
-            count[((src[i].addr >> shift) & 0xff) + 1]++;
-        if (count[1] == n)
-            continue; /* every key has the same digit */
-        for (unsigned d = 0; d < 256; d++)
-            count[d + 1] += count[d];
-        for (size_t i = 0; i < n; i++)
-            dst[count[(src[i].addr >> shift) & 0xff]++] = src[i];
-        struct ml_live *swap = src;
-        src = dst;
-        dst = swap;
-    }
-    if (src != a)
-        memcpy(a, src, n * sizeof *a);
-    ml_meta_free(tmp);
+    if (n > 1)
+        sort_range(a, 0, n);
     return 0;
 }
 
@@ -358,11 +379,23 @@ static const char *read_exe(void)
 
 /* ---- output ----------------------------------------------------------- */
 
+/* stderr for the report: the copy taken at start-up, because programs such
+ * as sort and ls close fd 2 before they exit, unless something else has
+ * since been opened under that number. */
+static int report_stderr(void)
+{
+    struct stat st;
+    if (ml_tr.stderr_fd >= 0 && fstat(ml_tr.stderr_fd, &st) == 0 && st.st_dev == ml_tr.stderr_dev &&
+        st.st_ino == ml_tr.stderr_ino)
+        return ml_tr.stderr_fd;
+    return 2;
+}
+
 static int open_report(const struct ml_options *o, int *owned)
 {
     *owned = 0;
     if (!o->report[0])
-        return 2;
+        return report_stderr();
     char path[ML_PATH_MAX];
     size_t n = 0;
     for (const char *s = o->report; *s && n < sizeof path - 24; s++) {
@@ -377,7 +410,7 @@ static int open_report(const struct ml_options *o, int *owned)
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
         ml_say("MALLARD_REPORT=%s: cannot open %s (errno %d); writing the report to stderr", o->report, path, errno);
-        return 2;
+        return report_stderr();
     }
     *owned = 1;
     return fd;
@@ -391,20 +424,14 @@ static int open_report(const struct ml_options *o, int *owned)
 static __attribute__((noinline)) size_t collect_live(struct ml_live **out, int locked)
 {
     size_t cap = ml_blocks_live_count() + 64;
-    struct ml_block_rec *recs = ml_meta_alloc(cap * sizeof *recs);
     struct ml_live *live = ml_meta_alloc(cap * sizeof *live);
     size_t n = 0;
-    if (recs && live) {
-        n = ml_blocks_snapshot(recs, cap, locked);
-        for (size_t i = 0; i < n; i++)
-            live[i] = (struct ml_live){recs[i].addr, recs[i].size, recs[i].stack, recs[i].tag, 0,
-                                       (uint8_t)(recs[i].state == ML_BLOCK_INHERITED)};
-        if (sort_live(live, n) != 0)
-            n = 0;
+    if (live) {
+        n = ml_blocks_snapshot(live, cap, locked);
+        sort_live(live, n);
     } else {
         ml_say("not enough memory to build the report");
     }
-    ml_meta_free(recs);
     *out = live;
     return n;
 }

@@ -47,7 +47,7 @@ struct tr_thread {
 
 static ML_TLS struct tr_thread t;
 
-struct ml_trace_state ml_tr;
+struct ml_trace_state ml_tr = {.stderr_fd = -1};
 
 static const struct ml_backend *inner;
 

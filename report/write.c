@@ -12,7 +12,7 @@
  *     definitely lost / indirectly lost / still reachable / suppressed
  *     bytes and blocks, and the error count;
  *   - the leak groups in the model's order (bytes, descending), each a
- *     header "<rank> definite leak of 100 bytes in 1 block [tag parser]"
+ *     header "[<rank>] definite leak of 100 bytes in 1 block [tag parser]"
  *     followed by its frames, innermost first:
  *       "    #0 leak_one simple_leak.c:7 (/path/prog)"   function and line
  *       "    #1 foo (/lib/x.so+0x1234)"                  symbol only
@@ -326,7 +326,9 @@ static void text_groups(struct out *o, const struct ml_report *r)
             continue;
         text_blank(o);
         text_begin(o);
+        out_chr(o, '[');
         out_u64(o, ++rank);
+        out_chr(o, ']');
         if (g->kind == ML_KIND_REACHABLE) {
             out_str(o, " still reachable: ");
         } else {

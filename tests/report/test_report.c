@@ -794,8 +794,8 @@ START_TEST(text_report_format)
     ck_assert_ptr_nonnull(strstr(s, "errors: 2\n"));
 
     /* groups in order; reachable counted, not listed */
-    const char *g0 = strstr(s, "==mallard== 1 indirect leak of 900 bytes in 9 blocks\n");
-    const char *g1 = strstr(s, "==mallard== 2 definite leak of 100 bytes in 1 block [tag parser]\n");
+    const char *g0 = strstr(s, "==mallard== [1] indirect leak of 900 bytes in 9 blocks\n");
+    const char *g1 = strstr(s, "==mallard== [2] definite leak of 100 bytes in 1 block [tag parser]\n");
     ck_assert(g0 && g1 && g0 < g1);
     ck_assert_ptr_null(strstr(s, "3 still reachable"));
 
@@ -818,7 +818,7 @@ START_TEST(text_report_format)
 
     fx.r.show_reachable = 1;
     s = write_report(0, &fx.r, path);
-    snprintf(want, sizeof want, "==mallard== 3 still reachable: 64 bytes in 1 block\n==mallard==     #0 leak_site test_report.c:%d",
+    snprintf(want, sizeof want, "==mallard== [3] still reachable: 64 bytes in 1 block\n==mallard==     #0 leak_site test_report.c:%d",
              fx.line);
     ck_assert_msg(strstr(s, want), "missing %s", want);
     free(s);
