@@ -50,6 +50,8 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -97,6 +99,8 @@ static struct {
     struct pg_region *carving[PG_CLASSES];
     struct pg_region **regions; /* sorted by base */
     size_t nregions, cap;
+    size_t live;       /* guarded blocks open now: each splits off up to two VMAs */
+    size_t map_budget; /* open blocks allowed before the unguarded fallback */
 } pg;
 
 static uintptr_t round_up(uintptr_t n, uintptr_t a) { return (n + a - 1) & ~(a - 1); }
@@ -319,6 +323,7 @@ static int block_open(struct pg_slot *s, size_t align, size_t size)
     canary_fill(lo, u);
     canary_fill(u + size, hi);
     s->state = PG_LIVE;
+    pg.live++;
     return 0;
 }
 
@@ -344,6 +349,7 @@ static void block_close(struct pg_slot *s)
     ml_os_protect((void *)lo, hi - lo, 0);
     ml_os_decommit((void *)lo, hi - lo);
     s->state = PG_QUARANTINED;
+    pg.live--;
     s->next = NULL;
     if (pg.q_tail)
         pg.q_tail->next = s;
@@ -380,8 +386,10 @@ static struct pg_slot *slot_live(const void *p, int complain)
 static void fallback_engage(int rc)
 {
     if (!__atomic_exchange_n(&pg.fallback, 1, __ATOMIC_ACQ_REL))
-        ml_say("page backend: the kernel refused another guarded mapping (errno %d: vm.max_map_count or a "
-               "memory rlimit); blocks are unguarded from now on",
+        ml_say("page backend: %s (errno %d); blocks are unguarded from now on",
+               rc == ENOMEM && pg.live >= pg.map_budget
+                   ? "so many guarded blocks are open that vm.max_map_count is near"
+                   : "the kernel refused another guarded mapping (vm.max_map_count or a memory rlimit)",
                rc);
 }
 
@@ -407,6 +415,14 @@ static void *pg_alloc(size_t align, size_t size, int zero)
         return NULL;
     int rc = ENOMEM;
     ml_spin_lock(&pg.lock);
+    if (ML_UNLIKELY(pg.live >= pg.map_budget)) {
+        /* Stop guarding while the kernel still has map slots for the
+         * fallback allocator, the program's own mmaps and thread stacks:
+         * waiting for the refusal would leave none for them. */
+        ml_spin_unlock(&pg.lock);
+        fallback_engage(ENOMEM);
+        return fb_alloc(align, size, zero);
+    }
     for (int attempt = 0; attempt < 2; attempt++) {
         struct pg_slot *s = slot_take(slot_need(align, size), align);
         if (s) {
@@ -433,12 +449,37 @@ static void *pg_alloc(size_t align, size_t size, int zero)
     return p;
 }
 
+/* Guarded blocks allowed open at once: each may split two VMAs off its
+ * region, and a quarter of vm.max_map_count (at least 8192) stays free for
+ * everything else. */
+static size_t map_budget(void)
+{
+    long max = 65530;
+    int fd = open("/proc/sys/vm/max_map_count", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        char buf[32];
+        ssize_t n = read(fd, buf, sizeof buf - 1);
+        close(fd);
+        if (n > 0) {
+            long v = 0;
+            for (ssize_t i = 0; i < n && buf[i] >= '0' && buf[i] <= '9'; i++)
+                v = v * 10 + (buf[i] - '0');
+            if (v > 0)
+                max = v;
+        }
+    }
+    long margin = max / 4 > 8192 ? max / 4 : 8192;
+    long budget = (max - margin) / 2;
+    return budget > 64 ? (size_t)budget : 64;
+}
+
 static int pg_init(const struct ml_options *opt)
 {
     pg.page = ml_os_page_size();
     pg.before = opt->page_guard == ML_GUARD_BEFORE;
     pg.align = opt->page_align ? 1 : 16;
     pg.q_max = opt->page_quarantine;
+    pg.map_budget = map_budget();
     if (ml_backend_freelist.init(opt) == 0) {
         pg.fb = &ml_backend_freelist;
         /* Map its first segment now: when guards run out, map slots may
