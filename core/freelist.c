@@ -2,7 +2,7 @@
  *
  * Algorithm: thread-cached size classes over central span lists, in the
  * manner of tcmalloc.
- *   - 52 size classes from 16 bytes to 256 KiB: multiples of 16 up to 128,
+ *   - 60 size classes from 16 bytes to 1 MiB: multiples of 16 up to 128,
  *     then four steps per power of two.  Every power of two is a class, so
  *     an aligned request is served by the first class that is a multiple of
  *     the alignment.
@@ -20,7 +20,7 @@
  *     stay committed until more than ML_FL_PURGE bytes of them accumulate,
  *     then they are decommitted (madvise) and empty segments unmapped, so a
  *     long-running program's RSS stays bounded.
- *   - Blocks above 256 KiB get their own mapping, found through a hash
+ *   - Blocks above 1 MiB get their own mapping, found through a hash
  *     table.  A few freed ones are kept for reuse, since programs that
  *     allocate and free megabyte buffers in a loop would otherwise pay for
  *     mmap, page faults and munmap every time; realloc grows them with
@@ -47,13 +47,13 @@
 #define PAGE_SHIFT 16
 #define PAGE_SIZE_FL ((size_t)1 << PAGE_SHIFT)
 #define PAGES_PER_SEG (SEG_SIZE / PAGE_SIZE_FL)
-#define SMALL_MAX ((size_t)256 << 10)
-#define NCLASS 52
+#define SMALL_MAX ((size_t)1 << 20)
+#define NCLASS 60
 #define MAX_SPAN_PAGES 16
 #define SEG_MAGIC 0x6d6c666c73656721ull
-#define ML_FL_PURGE ((size_t)16 << 20)
+#define ML_FL_PURGE ((size_t)4 << 20)
 #define LARGE_CACHE_SLOTS 8
-#define LARGE_CACHE_BYTES ((size_t)64 << 20)
+#define LARGE_CACHE_BYTES ((size_t)32 << 20)
 
 struct fl_span {
     struct fl_span *next, *prev; /* central list of spans with free objects */
@@ -159,7 +159,8 @@ static void classes_init(void)
             p++;
         fl.class_pages[c] = (uint8_t)p;
         size_t batch = 16384 / s;
-        fl.class_batch[c] = (uint32_t)(batch < 2 ? 2 : batch > 64 ? 64 : batch);
+        size_t least = s > ((size_t)128 << 10) ? 1 : 2; /* a thread keeps at most two blocks this big */
+        fl.class_batch[c] = (uint32_t)(batch < least ? least : batch > 64 ? 64 : batch);
     }
     for (size_t i = 0; i <= 1024 / 16; i++)
         class_of_small[i] = (uint8_t)size_class_calc(i ? i * 16 : 1);
@@ -378,8 +379,10 @@ static void central_return(unsigned c, void *list)
 
 static void tcache_start(void)
 {
+    /* Blocks above 128 KiB are not kept per thread: a few of them would
+     * pin megabytes, and their own cost dwarfs a trip to the central list. */
     for (unsigned c = 0; c < NCLASS; c++)
-        tc.bins[c].max = 2 * fl.class_batch[c];
+        tc.bins[c].max = fl.class_size[c] > ((size_t)128 << 10) ? 0 : 2 * fl.class_batch[c];
     tc.live = 1;
     ml_thread_attach();
 }
