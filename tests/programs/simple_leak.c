@@ -1,4 +1,5 @@
 /* A definite leak of 100 bytes from leak_one. */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,5 +16,7 @@ int main(void)
 {
     leak_one();
     scrub_stack();
+    if (getenv("ML_FIXTURE_SEGV")) /* for the fatal-signal case: a real fault */
+        *(volatile int *)(uintptr_t)16 = 0;
     return 0;
 }

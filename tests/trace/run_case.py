@@ -141,11 +141,38 @@ def main():
             cmd[1] = os.path.join(a.bin, "dl_leak_lib.so")
     elif case in ("double_free", "bad_free"):
         compare_native = False  # glibc aborts on these; mallard reports and goes on
+    elif case == "tag_leak":
+        pass
+    elif case == "exitcode":
+        cmd = [os.path.join(a.bin, "simple_leak")]
+        env["MALLARD_EXITCODE"] = "23"
+        compare_native = False
+    elif case == "suppressions":
+        cmd = [os.path.join(a.bin, "simple_leak")]
+        supp = os.path.join(tmp, "supp.txt")
+        with open(supp, "w") as f:
+            f.write("# the known leak\nleak:leak_*\n")
+        env["MALLARD_SUPPRESSIONS"] = supp
+    elif case == "abort_on_error":
+        cmd = [os.path.join(a.bin, "double_free")]
+        env["MALLARD_ON_ERROR"] = "abort"
+        compare_native = False
+    elif case == "fatal_signal":
+        cmd = [os.path.join(a.bin, "simple_leak")]
+        compare_native = False
+    elif case == "show_all":
+        cmd = [os.path.join(a.bin, "global_reach")]
+        env["MALLARD_FORMAT"] = "text"
+        env["MALLARD_SHOW"] = "all"
     elif case == "clean_git":
         cmd = ["git", "--version"]
     elif case == "clean_bash":
         cmd = ["bash", "-c", "true"]
 
+    if case == "fatal_signal":
+        # the program dies of SIGSEGV after leaking: the report is written
+        # from the signal handler, then the signal kills it as before
+        env["ML_FIXTURE_SEGV"] = "1"
     traced = run(cmd, env, cwd=tmp)
     sys.stderr.write(traced.stderr.decode(errors="replace")[-4000:])
     if compare_native:
@@ -154,7 +181,13 @@ def main():
               (traced.stdout[:200], native.stdout[:200]))
         check(traced.returncode == native.returncode,
               "exit status %d differs from %d without mallard" % (traced.returncode, native.returncode))
-    check(b"mallard:" not in traced.stderr or case in ("double_free", "bad_free"),
+    if case == "show_all":
+        text = open(glob.glob(os.path.join(tmp, "report.*.json"))[0]).read()
+        check("still reachable: 64 bytes in 1 block" in text, "MALLARD_SHOW=all does not list the reachable group")
+        check("#0 main global_reach.c:%d" % L("global_reach.c", "KEEP") in text, "reachable group's frame 0 missing")
+        check(text.startswith("==mallard== "), "text report expected")
+        return finish()
+    check(b"mallard:" not in traced.stderr or case in ("double_free", "bad_free", "abort_on_error"),
           "unexpected mallard: line on stderr")
 
     reports = load_reports(os.path.join(tmp, "report.*.json"))
@@ -238,6 +271,34 @@ def main():
     elif case == "big_leak":
         expect_summary(rep, "definite", 100 << 20, 1)
         expect_group(rep, "definite", 100 << 20, 1, [(0, "leak", "big_leak.c", L("big_leak.c", "BIG"))])
+    elif case == "tag_leak":
+        expect_summary(rep, "definite", 96, 2)
+        g = expect_group(rep, "definite", 40, 1, [(0, "parse", "tag_leak.c", L("tag_leak.c", "PARSER"))])
+        if g:
+            check(g["tag"] == "parser", "tag of the parser leak is %r" % g["tag"])
+        g = expect_group(rep, "definite", 56, 1, [(0, "parse", "tag_leak.c", L("tag_leak.c", "UNTAGGED"))])
+        if g:
+            check(g["tag"] is None, "untagged leak has tag %r" % g["tag"])
+        tags = {t["tag"]: t for t in rep["tags"]}
+        check(tags.get("parser", {}).get("allocs") == 1 and tags["parser"]["current_bytes"] == 40,
+              "parser tag stats %s" % tags.get("parser"))
+        check(tags.get("lexer", {}).get("allocs") == 1 and tags["lexer"]["current_bytes"] == 0 and
+              tags["lexer"]["peak_bytes"] == 300, "lexer tag stats %s" % tags.get("lexer"))
+    elif case == "exitcode":
+        check(traced.returncode == 23, "exit status %d, expected MALLARD_EXITCODE=23" % traced.returncode)
+        expect_summary(rep, "definite", 100, 1)
+        check(rep["exit"]["status"] == 0, "exit.status records the program's own status")
+    elif case == "suppressions":
+        expect_summary(rep, "definite", 0, 0)
+        check(rep["summary"]["suppressed"]["bytes"] >= 100, "suppressed %s" % rep["summary"]["suppressed"])
+    elif case == "abort_on_error":
+        check(traced.returncode == -6, "expected death by SIGABRT, got %d" % traced.returncode)
+        check(rep["exit"] == {"how": "signal", "status": 6}, "exit is %s" % rep["exit"])
+        check(rep["summary"]["errors"] == 1, "errors = %s" % rep["summary"]["errors"])
+    elif case == "fatal_signal":
+        check(traced.returncode == -11, "expected death by SIGSEGV, got %d" % traced.returncode)
+        check(rep["exit"] == {"how": "signal", "status": 11}, "exit is %s" % rep["exit"])
+        expect_summary(rep, "definite", 100, 1)
     elif case in ("clean_git", "clean_bash"):
         expect_summary(rep, "definite", 0, 0)
         check(rep["summary"]["errors"] == 0, "errors in a clean program")

@@ -3,13 +3,14 @@
 # validates it against docs/report.schema.json.
 set(ML_FIXTURE_DIR ${CMAKE_BINARY_DIR}/tests/programs)
 set(ML_FIXTURES simple_leak list_leak global_reach tls_reach xor_leak double_free bad_free
-    threads_leak fork_leak dl_leak exit_leak big_leak)
+    threads_leak fork_leak dl_leak exit_leak big_leak tag_leak)
 foreach(f ${ML_FIXTURES})
   add_executable(fx_${f} ${CMAKE_SOURCE_DIR}/tests/programs/${f}.c)
   # the fixtures make their mistakes on purpose
   target_compile_options(fx_${f} PRIVATE -g -O0 -fno-omit-frame-pointer -Wall -Wextra
     -Wno-free-nonheap-object -Wno-use-after-free)
   target_link_libraries(fx_${f} PRIVATE Threads::Threads ${CMAKE_DL_LIBS})
+  target_include_directories(fx_${f} PRIVATE ${CMAKE_SOURCE_DIR}/preload)
   set_target_properties(fx_${f} PROPERTIES OUTPUT_NAME ${f} RUNTIME_OUTPUT_DIRECTORY ${ML_FIXTURE_DIR})
 endforeach()
 add_executable(fx_cxx_new ${CMAKE_SOURCE_DIR}/tests/programs/cxx_new.cpp)
@@ -20,7 +21,8 @@ target_compile_options(fx_dl_leak_lib PRIVATE -g -O0 -Wall -Wextra)
 set_target_properties(fx_dl_leak_lib PROPERTIES OUTPUT_NAME dl_leak_lib LIBRARY_OUTPUT_DIRECTORY ${ML_FIXTURE_DIR})
 
 set(ML_TRACE_CASES simple_leak list_leak global_reach tls_reach xor_leak double_free bad_free
-    threads_leak fork_leak dl_leak cxx_new exit_leak big_leak clean_git clean_bash)
+    threads_leak fork_leak dl_leak cxx_new exit_leak big_leak clean_git clean_bash
+    tag_leak exitcode suppressions abort_on_error fatal_signal show_all)
 foreach(c ${ML_TRACE_CASES})
   add_test(NAME trace_${c}
     COMMAND python3 ${CMAKE_CURRENT_LIST_DIR}/run_case.py ${c}
