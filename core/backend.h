@@ -67,6 +67,12 @@ struct ml_backend {
  * the backends are linked without the preload layer (unit tests). */
 void ml_thread_attach(void);
 
+/* freelist's answers for mallinfo and malloc_trim: bytes it holds free
+ * (free pages, cached large mappings), and a purge of both (1 if anything
+ * could be released). */
+size_t ml_fl_free_bytes(void);
+int ml_fl_trim(void);
+
 /* The registry, in the order MALLARD_BACKEND documents them. */
 extern const struct ml_backend ml_backend_freelist;
 extern const struct ml_backend ml_backend_bump;

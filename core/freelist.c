@@ -653,6 +653,7 @@ static void *large_realloc(void *p, size_t n)
     } else {
         ml_os_set_owner((char *)p + want, total - want, ML_OWNER_NONE);
     }
+    __atomic_add_fetch(&ml_os_user_bytes, (long)want - (long)total, __ATOMIC_RELAXED);
     ml_spin_lock(&fl.large_lock);
     e = large_find(p);
     if (e)
@@ -664,6 +665,43 @@ static void *large_realloc(void *p, size_t n)
         return NULL;
     }
     return q;
+}
+
+/* ---- mallinfo and malloc_trim (preload/shim.c) ------------------------- */
+
+size_t ml_fl_free_bytes(void)
+{
+    size_t n = 0;
+    ml_spin_lock(&fl.heap_lock);
+    for (struct fl_seg *s = fl.segs; s; s = s->next)
+        n += (size_t)__builtin_popcountll(s->free_mask) * PAGE_SIZE_FL;
+    ml_spin_unlock(&fl.heap_lock);
+    ml_spin_lock(&fl.large_lock);
+    n += fl.cache_bytes;
+    ml_spin_unlock(&fl.large_lock);
+    return n;
+}
+
+int ml_fl_trim(void)
+{
+    ml_spin_lock(&fl.heap_lock);
+    int released = fl.dirty_bytes != 0;
+    heap_purge();
+    ml_spin_unlock(&fl.heap_lock);
+    ml_spin_lock(&fl.large_lock);
+    void *evict[LARGE_CACHE_SLOTS];
+    size_t sizes[LARGE_CACHE_SLOTS], k = 0;
+    for (int i = 0; i < LARGE_CACHE_SLOTS; i++)
+        if (fl.cache[i].p) {
+            evict[k] = fl.cache[i].p;
+            sizes[k++] = fl.cache[i].total;
+            fl.cache[i].p = NULL;
+        }
+    fl.cache_bytes = 0;
+    ml_spin_unlock(&fl.large_lock);
+    for (size_t i = 0; i < k; i++)
+        ml_os_unmap_user(evict[i], sizes[i]);
+    return released || k;
 }
 
 /* ---- the interface ---------------------------------------------------- */

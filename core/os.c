@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 uint8_t *ml_os_owner_l1[ML_OS_L1_SIZE];
+long ml_os_user_bytes;
 
 static size_t os_page_size;
 
@@ -111,12 +112,17 @@ void *ml_os_map_user(size_t size, size_t align, enum ml_owner owner, int prot_no
     if (raw + span > end)
         munmap(end, (size_t)(raw + span - end));
     ml_os_set_owner(base, size, owner);
+    if (!prot_none && owner != ML_OWNER_META && owner != ML_OWNER_PAGE)
+        __atomic_add_fetch(&ml_os_user_bytes, (long)size, __ATOMIC_RELAXED);
     return base;
 }
 
 void ml_os_unmap_user(void *p, size_t size)
 {
     size = round_up(size, ML_OS_GRANULE);
+    enum ml_owner o = ml_os_owner(p);
+    if (o != ML_OWNER_META && o != ML_OWNER_PAGE && o != ML_OWNER_NONE)
+        __atomic_sub_fetch(&ml_os_user_bytes, (long)size, __ATOMIC_RELAXED);
     ml_os_set_owner(p, size, ML_OWNER_NONE);
     munmap(p, size);
 }

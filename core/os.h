@@ -50,6 +50,12 @@ void *ml_os_map_user(size_t size, size_t align, enum ml_owner owner, int prot_no
 /* Forgets the owner of [p, p+size) and unmaps it.  p and size as returned
  * by / passed to ml_os_map_user. */
 void ml_os_unmap_user(void *p, size_t size);
+/* Bytes of read-write user mappings made through ml_os_map_user and not
+ * unmapped yet, the page backend's excluded: what mallinfo reports as the
+ * arena.  A backend that resizes a mapping itself (mremap) adds the
+ * difference. */
+extern long ml_os_user_bytes;
+
 /* Records owner for every granule overlapping [p, p+size). */
 void ml_os_set_owner(const void *p, size_t size, enum ml_owner owner);
 

@@ -10,9 +10,11 @@
 #include <malloc.h>
 #include <stdlib.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "../core/fmt.h"
 #include "../core/os.h"
 #include "../report/trace.h"
 #include "boot.h"
@@ -211,4 +213,107 @@ ML_EXPORT const char *mallard_tag(const char *name)
     if (!ML_READY_NOW() || ml_active == ml_backend)
         return NULL;
     return ml_trace_set_tag(name);
+}
+
+/* ---- glibc's malloc introspection (HAZARDS §10) ------------------------
+ * Left to glibc, these would describe glibc's own, unused heap.  mallard's
+ * answers: the arena is the read-write memory it has mapped for blocks;
+ * in-use bytes are exact when tracing (the requested sizes of live blocks),
+ * otherwise the arena less what the backend knows to be free. */
+
+struct mallinfo2 mallinfo2(void);
+struct mallinfo mallinfo(void);
+int malloc_trim(size_t pad);
+int mallopt(int param, int value);
+void malloc_stats(void);
+int malloc_info(int options, FILE *fp);
+
+static void usage(size_t *arena, size_t *in_use)
+{
+    long mapped = __atomic_load_n(&ml_os_user_bytes, __ATOMIC_RELAXED);
+    size_t a = mapped > 0 ? (size_t)mapped : 0;
+    size_t used;
+    if (ML_READY_NOW() && ml_active != ml_backend) {
+        used = ml_trace_current_bytes();
+    } else {
+        size_t free_bytes = ML_READY_NOW() && ml_backend == &ml_backend_freelist ? ml_fl_free_bytes() : 0;
+        used = a > free_bytes ? a - free_bytes : 0;
+    }
+    if (used > a)
+        a = used; /* system and page backends map outside mallard's count */
+    *arena = a;
+    *in_use = used;
+}
+
+ML_EXPORT struct mallinfo2 mallinfo2(void)
+{
+    struct mallinfo2 m;
+    memset(&m, 0, sizeof m);
+    usage(&m.arena, &m.uordblks);
+    m.fordblks = m.arena - m.uordblks;
+    m.ordblks = 1;
+    return m;
+}
+
+ML_EXPORT struct mallinfo mallinfo(void)
+{
+    struct mallinfo2 m2 = mallinfo2();
+    struct mallinfo m;
+    memset(&m, 0, sizeof m);
+    m.arena = (int)m2.arena;
+    m.uordblks = (int)m2.uordblks;
+    m.fordblks = (int)m2.fordblks;
+    m.ordblks = (int)m2.ordblks;
+    return m;
+}
+
+ML_EXPORT int malloc_trim(size_t pad)
+{
+    (void)pad;
+    if (ML_READY_NOW() && ml_backend == &ml_backend_freelist)
+        return ml_fl_trim();
+    return 0;
+}
+
+/* Every mallopt knob is glibc-specific; accepting them keeps programs that
+ * tune glibc (M_ARENA_MAX, M_MMAP_THRESHOLD, ...) running unchanged. */
+ML_EXPORT int mallopt(int param, int value)
+{
+    (void)param;
+    (void)value;
+    return 1;
+}
+
+ML_EXPORT void malloc_stats(void)
+{
+    size_t arena, used;
+    usage(&arena, &used);
+    char buf[512];
+    size_t n = ml_fmt(buf, sizeof buf,
+                      "Arena 0:\nsystem bytes     = %10zu\nin use bytes     = %10zu\nTotal (incl. mmap):\n"
+                      "system bytes     = %10zu\nin use bytes     = %10zu\nmax mmap regions = %10d\n"
+                      "max mmap bytes   = %10d\n",
+                      arena, used, arena, used, 0, 0);
+    ml_write_all(2, buf, n);
+}
+
+ML_EXPORT int malloc_info(int options, FILE *fp)
+{
+    if (options != 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    size_t arena, used;
+    usage(&arena, &used);
+    fprintf(fp,
+            "<malloc version=\"1\">\n<heap nr=\"0\">\n<sizes>\n</sizes>\n"
+            "<total type=\"fast\" count=\"0\" size=\"0\"/>\n<total type=\"rest\" count=\"0\" size=\"%zu\"/>\n"
+            "<system type=\"current\" size=\"%zu\"/>\n<system type=\"max\" size=\"%zu\"/>\n"
+            "<aspace type=\"total\" size=\"%zu\"/>\n<aspace type=\"mprotect\" size=\"%zu\"/>\n</heap>\n"
+            "<total type=\"fast\" count=\"0\" size=\"0\"/>\n<total type=\"rest\" count=\"0\" size=\"%zu\"/>\n"
+            "<total type=\"mmap\" count=\"0\" size=\"0\"/>\n<system type=\"current\" size=\"%zu\"/>\n"
+            "<system type=\"max\" size=\"%zu\"/>\n<aspace type=\"total\" size=\"%zu\"/>\n"
+            "<aspace type=\"mprotect\" size=\"%zu\"/>\n</malloc>\n",
+            arena - used, arena, arena, arena, arena, arena - used, arena, arena, arena, arena);
+    return 0;
 }

@@ -425,3 +425,5 @@ int ml_trace_guard_enter(void)
 }
 
 void ml_trace_guard_leave(int was) { t.guard = was; }
+
+size_t ml_trace_current_bytes(void) { return (size_t)__atomic_load_n(&ml_tr.current_bytes, __ATOMIC_RELAXED); }

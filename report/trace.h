@@ -22,6 +22,9 @@ void ml_trace_start(void);
  * writes nothing. */
 int ml_trace_finish(enum ml_exit_how how, int status);
 
+/* Requested bytes of the blocks live now (mallinfo's in-use bytes). */
+size_t ml_trace_current_bytes(void);
+
 /* The calling thread's tag for the allocations it makes next; NULL clears.
  * Returns the previous one. */
 const char *ml_trace_set_tag(const char *name);

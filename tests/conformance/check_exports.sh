@@ -15,7 +15,7 @@ for f in malloc free calloc realloc reallocarray posix_memalign aligned_alloc me
         status=1
     fi
 done
-extra=$(printf '%s\n' "$syms" | awk '{ print $2 }' | grep -Ev '^(malloc|free|calloc|realloc|reallocarray|posix_memalign|aligned_alloc|memalign|valloc|pvalloc|malloc_usable_size|cfree|mallard_.*|__libc_.*|_exit|_Exit|execve|execv|execvp|execvpe|fexecve|execl|execlp|execle|dlopen)$')
+extra=$(printf '%s\n' "$syms" | awk '{ print $2 }' | grep -Ev '^(malloc|free|calloc|realloc|reallocarray|posix_memalign|aligned_alloc|memalign|valloc|pvalloc|malloc_usable_size|cfree|mallard_.*|__libc_.*|_exit|_Exit|execve|execv|execvp|execvpe|fexecve|execl|execlp|execle|dlopen|mallinfo|mallinfo2|malloc_trim|mallopt|malloc_stats|malloc_info)$')
 if [ -n "$extra" ]; then
     echo "check_exports: unexpected exports:" $extra >&2
     status=1

@@ -169,3 +169,19 @@ add_executable(conf_hz_rpath ${ML_CONF_DIR}/hz_rpath.c)
 target_link_libraries(conf_hz_rpath PRIVATE ${CMAKE_DL_LIBS})
 add_dependencies(conf_hz_rpath conf_hz_rpath_lib)
 set_target_properties(conf_hz_rpath PROPERTIES BUILD_RPATH "\$ORIGIN/rpath" SKIP_BUILD_RPATH FALSE)
+
+# mallinfo2 / malloc_trim / mallopt / malloc_info / malloc_stats (§10)
+add_executable(conf_hz_introspect ${ML_CONF_DIR}/hz_introspect.c)
+target_compile_options(conf_hz_introspect PRIVATE ${ML_CONF_FLAGS})
+foreach(b ${ML_BACKENDS})
+  add_test(NAME hazard_introspect_${b} COMMAND $<TARGET_FILE:conf_hz_introspect>)
+  set_tests_properties(hazard_introspect_${b} PROPERTIES
+    ENVIRONMENT "LD_PRELOAD=${ML_LIB};MALLARD_BACKEND=${b}"
+    PASS_REGULAR_EXPRESSION "introspect ok" FAIL_REGULAR_EXPRESSION "mallard:;cannot be preloaded"
+    TIMEOUT 60 LABELS "conformance")
+endforeach()
+add_test(NAME hazard_introspect_freelist_notrace COMMAND $<TARGET_FILE:conf_hz_introspect>)
+set_tests_properties(hazard_introspect_freelist_notrace PROPERTIES
+  ENVIRONMENT "LD_PRELOAD=${ML_LIB};MALLARD_BACKEND=freelist;MALLARD_TRACE=0"
+  PASS_REGULAR_EXPRESSION "introspect ok" FAIL_REGULAR_EXPRESSION "mallard:;cannot be preloaded"
+  TIMEOUT 60 LABELS "conformance")
