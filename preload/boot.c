@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <string.h>
+#include <sys/single_threaded.h>
 #include <unistd.h>
 
 #include "../core/fmt.h"
@@ -122,8 +123,18 @@ void ml_thread_attach(void)
         pthread_setspecific(thread_key, (void *)1);
 }
 
+/* A single-threaded process may fork from a signal handler that
+ * interrupted malloc (glibc's tst-mallocfork2), and the interrupted frame
+ * may hold one of mallard's locks: taking them all would deadlock on it.
+ * With one thread nobody else can hold a lock, so, as glibc does for its
+ * own heap, PREPARE takes none and the child resets none. */
+static int fork_single;
+
 static void fork_prepare(void)
 {
+    fork_single = __libc_single_threaded;
+    if (fork_single)
+        return;
     if (ml_active->atfork)
         ml_active->atfork(ML_FORK_PREPARE);
     ml_meta_atfork(ML_FORK_PREPARE);
@@ -131,6 +142,8 @@ static void fork_prepare(void)
 
 static void fork_parent(void)
 {
+    if (fork_single)
+        return;
     ml_meta_atfork(ML_FORK_PARENT);
     if (ml_active->atfork)
         ml_active->atfork(ML_FORK_PARENT);
@@ -138,6 +151,11 @@ static void fork_parent(void)
 
 static void fork_child(void)
 {
+    if (fork_single) {
+        if (ml_active != ml_backend)
+            ml_trace_after_single_fork();
+        return;
+    }
     ml_meta_atfork(ML_FORK_CHILD);
     if (ml_active->atfork)
         ml_active->atfork(ML_FORK_CHILD);

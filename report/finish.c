@@ -442,6 +442,12 @@ int ml_trace_finish(enum ml_exit_how how, int status)
         return status; /* a vfork child, or a clone mallard never saw */
     if (__atomic_exchange_n(&ml_tr.finished, 1, __ATOMIC_ACQ_REL))
         return status;
+    /* A fork child that allocated nothing and hit no error since the fork
+     * has nothing of its own to report: skip the scan (shells and signal
+     * handlers fork and _exit or exec at once, often). */
+    if (ml_tr.forked_child && ml_tr.nerrors == ml_tr.nerrors_inherited &&
+        __atomic_load_n(&ml_tr.allocs, __ATOMIC_RELAXED) == ml_tr.allocs_at_fork)
+        return status;
     int was = ml_trace_guard_enter();
     const struct ml_options *o = ml_tr.opt;
 

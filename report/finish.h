@@ -31,6 +31,7 @@ struct ml_trace_state {
     ml_spin error_lock;
     struct ml_error *errors;
     size_t nerrors, errors_cap, nerrors_inherited;
+    uint64_t allocs_at_fork; /* allocs when this process was forked */
 };
 
 extern struct ml_trace_state ml_tr;

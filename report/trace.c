@@ -387,10 +387,25 @@ static void tr_atfork(int phase)
         ml_tr.pid = getpid();
         ml_tr.forked_child = 1;
         ml_tr.nerrors_inherited = ml_tr.nerrors;
+        ml_tr.allocs_at_fork = ml_tr.allocs;
     } else {
         ml_spin_unlock(&ml_tr.tag_lock);
         ml_spin_unlock(&ml_tr.error_lock);
     }
+}
+
+void ml_trace_after_single_fork(void)
+{
+    ml_tr.pid = getpid();
+    ml_tr.forked_child = 1;
+    if (t.guard) {
+        ml_tr.finished = 1;
+        return;
+    }
+    ml_blocks_mark_inherited();
+    ml_threads_after_fork();
+    ml_tr.nerrors_inherited = ml_tr.nerrors;
+    ml_tr.allocs_at_fork = ml_tr.allocs;
 }
 
 static const struct ml_backend trace_backend = {

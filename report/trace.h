@@ -22,6 +22,12 @@ void ml_trace_start(void);
  * writes nothing. */
 int ml_trace_finish(enum ml_exit_how how, int status);
 
+/* In the child of a fork made while the process had one thread (no lock
+ * was taken): the child's bookkeeping, unless the fork interrupted mallard
+ * itself (a signal handler's fork during malloc), in which case the
+ * tables may be mid-update and the child writes no report. */
+void ml_trace_after_single_fork(void);
+
 /* Requested bytes of the blocks live now (mallinfo's in-use bytes). */
 size_t ml_trace_current_bytes(void);
 

@@ -185,3 +185,14 @@ set_tests_properties(hazard_introspect_freelist_notrace PROPERTIES
   ENVIRONMENT "LD_PRELOAD=${ML_LIB};MALLARD_BACKEND=freelist;MALLARD_TRACE=0"
   PASS_REGULAR_EXPRESSION "introspect ok" FAIL_REGULAR_EXPRESSION "mallard:;cannot be preloaded"
   TIMEOUT 60 LABELS "conformance")
+
+# fork from a signal handler that interrupted malloc, single-threaded (§4)
+add_executable(conf_hz_sigfork ${ML_CONF_DIR}/hz_sigfork.c)
+target_compile_options(conf_hz_sigfork PRIVATE ${ML_CONF_FLAGS})
+foreach(b ${ML_BACKENDS})
+  add_test(NAME hazard_sigfork_${b} COMMAND $<TARGET_FILE:conf_hz_sigfork>)
+  set_tests_properties(hazard_sigfork_${b} PROPERTIES
+    ENVIRONMENT "LD_PRELOAD=${ML_LIB};MALLARD_BACKEND=${b};MALLARD_REPORT=/dev/null"
+    PASS_REGULAR_EXPRESSION "sigfork ok" FAIL_REGULAR_EXPRESSION "mallard:;cannot be preloaded;stuck"
+    TIMEOUT 90 LABELS "conformance")
+endforeach()
