@@ -52,10 +52,15 @@ void *ml_os_map(size_t size)
     return p;
 }
 
+/* free() must leave errno alone (POSIX 2024, glibc's tst-free-errno), and
+ * an munmap or madvise that fails (no map slot left to split a mapping)
+ * sets it: every release below saves and restores it. */
 void ml_os_unmap(void *p, size_t size)
 {
+    int saved = errno;
     if (p)
         munmap(p, round_up(size, ml_os_page_size()));
+    errno = saved;
 }
 
 /* Returns the level-2 table for address a, creating it if create. */
@@ -124,7 +129,9 @@ void ml_os_unmap_user(void *p, size_t size)
     if (o != ML_OWNER_META && o != ML_OWNER_PAGE && o != ML_OWNER_NONE)
         __atomic_sub_fetch(&ml_os_user_bytes, (long)size, __ATOMIC_RELAXED);
     ml_os_set_owner(p, size, ML_OWNER_NONE);
+    int saved = errno;
     munmap(p, size);
+    errno = saved;
 }
 
 int ml_os_protect(void *p, size_t size, int rw)
@@ -132,9 +139,11 @@ int ml_os_protect(void *p, size_t size, int rw)
     size_t ps = ml_os_page_size();
     uintptr_t a = (uintptr_t)p & ~(ps - 1);
     size_t len = round_up((uintptr_t)p + size - a, ps);
+    int saved = errno, rc = 0;
     if (mprotect((void *)a, len, rw ? PROT_READ | PROT_WRITE : PROT_NONE) != 0)
-        return errno;
-    return 0;
+        rc = errno;
+    errno = saved;
+    return rc;
 }
 
 void ml_os_decommit(void *p, size_t size)
@@ -142,8 +151,11 @@ void ml_os_decommit(void *p, size_t size)
     size_t ps = ml_os_page_size();
     uintptr_t a = round_up((uintptr_t)p, ps);
     uintptr_t end = ((uintptr_t)p + size) & ~(ps - 1);
-    if (end > a)
+    if (end > a) {
+        int saved = errno;
         madvise((void *)a, end - a, MADV_DONTNEED);
+        errno = saved;
+    }
 }
 
 /* A futex mutex (Drepper, "Futexes are tricky", mutex 2): 0 free, 1 held,
