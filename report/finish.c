@@ -563,7 +563,19 @@ int ml_trace_finish(enum ml_exit_how how, int status)
     }
     int owned;
     int fd = open_report(o, &owned);
-    int rc = o->format == ML_FORMAT_JSON ? ml_write_json(fd, &r) : ml_write_text(fd, &r);
+    int rc;
+    if (o->format == ML_FORMAT_TEXT && !found && !r.show_reachable && !r.suppressed.blocks) {
+        /* Nothing to show: one line, not a page per process (a shell
+         * script runs dozens of them, each writing its own report). */
+        const char *name = r.argv && r.argv[0] ? r.argv[0] : r.exe ? r.exe : "?";
+        char line[512];
+        size_t len = ml_fmt(line, sizeof line,
+                            "==mallard== pid %d (%s): no leaks, no errors; %lu bytes in %lu blocks still reachable\n",
+                            r.pid, name, (unsigned long)r.reachable.bytes, (unsigned long)r.reachable.blocks);
+        rc = ml_write_all(fd, line, len);
+    } else {
+        rc = o->format == ML_FORMAT_JSON ? ml_write_json(fd, &r) : ml_write_text(fd, &r);
+    }
     if (rc != 0)
         ml_say("the report could not be written (errno %d)", rc);
     if (owned)
