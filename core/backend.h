@@ -14,6 +14,8 @@
 
 struct ml_options;
 
+#define ML_BACKEND_GUARDS_FREED 1u
+
 /* Phases passed to atfork, in the order pthread_atfork runs them. */
 enum ml_fork_phase { ML_FORK_PREPARE, ML_FORK_PARENT, ML_FORK_CHILD };
 
@@ -55,6 +57,19 @@ struct ml_backend {
      * May be NULL. */
     void (*thread_exit)(void);
 
+    /* Gives free memory back to the kernel (malloc_trim); returns 1 when
+     * something was released.  May be NULL. */
+    int (*trim)(void);
+
+    /* Bytes the backend holds mapped but free, for mallinfo.  May be NULL
+     * (counted as none). */
+    size_t (*free_bytes)(void);
+
+    /* ML_BACKEND_GUARDS_FREED: a freed block is made inaccessible at once
+     * (the page backend), so the trace layer hands frees over immediately
+     * instead of delaying them in its quarantine. */
+    unsigned flags;
+
     /* Called in each pthread_atfork phase.  PREPARE takes every backend lock
      * so the child inherits none held; PARENT and CHILD release them.
      * May be NULL. */
@@ -66,12 +81,6 @@ struct ml_backend {
  * runs when the thread ends.  Never allocates.  A weak no-op stands in when
  * the backends are linked without the preload layer (unit tests). */
 void ml_thread_attach(void);
-
-/* freelist's answers for mallinfo and malloc_trim: bytes it holds free
- * (free pages, cached large mappings), and a purge of both (1 if anything
- * could be released). */
-size_t ml_fl_free_bytes(void);
-int ml_fl_trim(void);
 
 /* The registry, in the order MALLARD_BACKEND documents them. */
 extern const struct ml_backend ml_backend_freelist;

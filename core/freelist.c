@@ -669,7 +669,7 @@ static void *large_realloc(void *p, size_t n)
 
 /* ---- mallinfo and malloc_trim (preload/shim.c) ------------------------- */
 
-size_t ml_fl_free_bytes(void)
+static size_t fl_free_bytes(void)
 {
     size_t n = 0;
     ml_spin_lock(&fl.heap_lock);
@@ -682,7 +682,7 @@ size_t ml_fl_free_bytes(void)
     return n;
 }
 
-int ml_fl_trim(void)
+static int fl_trim(void)
 {
     ml_spin_lock(&fl.heap_lock);
     int released = fl.dirty_bytes != 0;
@@ -845,5 +845,7 @@ const struct ml_backend ml_backend_freelist = {
     .realloc = fl_realloc,
     .usable_size = fl_usable_size,
     .thread_exit = fl_thread_exit,
+    .trim = fl_trim,
+    .free_bytes = fl_free_bytes,
     .atfork = fl_atfork,
 };

@@ -15,6 +15,7 @@
 #include "os.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/futex.h>
 #include <string.h>
 #include <sys/auxv.h>
@@ -308,4 +309,40 @@ void ml_meta_atfork(int phase)
         ml_spin_reset(&meta.lock);
     else
         ml_spin_unlock(&meta.lock);
+}
+
+char *ml_meta_read_file(const char *path, size_t max, size_t *len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    size_t cap = 4096, n = 0;
+    char *buf = ml_meta_alloc(cap + 1);
+    while (buf && n < max) {
+        if (n == cap) {
+            char *grown = ml_meta_realloc(buf, cap * 2 + 1);
+            if (!grown) {
+                ml_meta_free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = grown;
+            cap *= 2;
+        }
+        size_t want = cap - n < max - n ? cap - n : max - n;
+        ssize_t r = read(fd, buf + n, want);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+    }
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    if (!buf)
+        return NULL;
+    buf[n] = '\0';
+    *len = n;
+    return buf;
 }

@@ -76,6 +76,12 @@ void *ml_meta_alloc(size_t size);
 void ml_meta_free(void *p);
 void *ml_meta_realloc(void *p, size_t size);
 size_t ml_meta_usable_size(const void *p);
+/* Reads the file at path whole (at most max bytes) into a meta-heap buffer
+ * with a NUL after the data, with open/read only: for /proc files at
+ * report time.  NULL (errno set) when it cannot be opened or memory ran
+ * out. */
+char *ml_meta_read_file(const char *path, size_t max, size_t *len);
+
 /* atfork: PREPARE takes the meta lock, PARENT/CHILD release it. */
 void ml_meta_atfork(int phase);
 

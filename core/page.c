@@ -460,12 +460,13 @@ static size_t map_budget(void)
         char buf[32];
         ssize_t n = read(fd, buf, sizeof buf - 1);
         close(fd);
+        size_t v;
+        while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
+            n--;
         if (n > 0) {
-            long v = 0;
-            for (ssize_t i = 0; i < n && buf[i] >= '0' && buf[i] <= '9'; i++)
-                v = v * 10 + (buf[i] - '0');
-            if (v > 0)
-                max = v;
+            buf[n] = '\0';
+            if (ml_parse_size(buf, &v) == 0 && v > 0 && v < ((size_t)1 << 31))
+                max = (long)v;
         }
     }
     long margin = max / 4 > 8192 ? max / 4 : 8192;
@@ -579,4 +580,5 @@ const struct ml_backend ml_backend_page = {
     .usable_size = pg_usable_size,
     .thread_exit = pg_thread_exit,
     .atfork = pg_atfork,
+    .flags = ML_BACKEND_GUARDS_FREED,
 };

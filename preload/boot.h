@@ -37,7 +37,6 @@ static inline int ml_boot_owns(const void *p)
 /* Called by the shim while not READY: initialises if it can, then serves
  * the request from the backend or from the bootstrap arena.  align >= 16. */
 void *ml_boot_alloc(size_t align, size_t size);
-void *ml_boot_realloc(void *p, size_t size);
 size_t ml_boot_usable_size(const void *p);
 
 

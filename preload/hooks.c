@@ -94,69 +94,51 @@ ML_EXPORT __attribute__((noreturn)) void _Exit(int status) { _exit(status); }
 
 /* ---- exec ------------------------------------------------------------- */
 
-static void *next_symbol(const char *name)
+/* The real exec function, resolved past mallard; the report is written
+ * first.  If the exec fails the process goes on, and its real end reports. */
+static void *exec_begin(const char *name)
 {
     void *f = dlsym(RTLD_NEXT, name);
     if (!f)
         abort(); /* libc without exec: nothing sensible left to do */
+    if (tracing())
+        ml_trace_finish(ML_EXIT_EXEC, 0);
     return f;
 }
 
-static void before_exec(void)
-{
-    if (tracing())
-        ml_trace_finish(ML_EXIT_EXEC, 0);
-}
-
-/* The exec failed and the process goes on: let its real end report. */
-static void after_failed_exec(void)
+static int exec_failed(int rc)
 {
     __atomic_store_n(&ml_tr.finished, 0, __ATOMIC_RELEASE);
+    return rc;
 }
+
+typedef int (*ml_execv_fn)(const char *, char *const[]);
+typedef int (*ml_execve_fn)(const char *, char *const[], char *const[]);
 
 ML_EXPORT int execve(const char *path, char *const argv[], char *const envp[])
 {
-    int (*real)(const char *, char *const[], char *const[]) = next_symbol("execve");
-    before_exec();
-    int rc = real(path, argv, envp);
-    after_failed_exec();
-    return rc;
+    return exec_failed(((ml_execve_fn)exec_begin("execve"))(path, argv, envp));
 }
 
 ML_EXPORT int execv(const char *path, char *const argv[])
 {
-    int (*real)(const char *, char *const[]) = next_symbol("execv");
-    before_exec();
-    int rc = real(path, argv);
-    after_failed_exec();
-    return rc;
+    return exec_failed(((ml_execv_fn)exec_begin("execv"))(path, argv));
 }
 
 ML_EXPORT int execvp(const char *file, char *const argv[])
 {
-    int (*real)(const char *, char *const[]) = next_symbol("execvp");
-    before_exec();
-    int rc = real(file, argv);
-    after_failed_exec();
-    return rc;
+    return exec_failed(((ml_execv_fn)exec_begin("execvp"))(file, argv));
 }
 
 ML_EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
 {
-    int (*real)(const char *, char *const[], char *const[]) = next_symbol("execvpe");
-    before_exec();
-    int rc = real(file, argv, envp);
-    after_failed_exec();
-    return rc;
+    return exec_failed(((ml_execve_fn)exec_begin("execvpe"))(file, argv, envp));
 }
 
 ML_EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
 {
-    int (*real)(int, char *const[], char *const[]) = next_symbol("fexecve");
-    before_exec();
-    int rc = real(fd, argv, envp);
-    after_failed_exec();
-    return rc;
+    int (*real)(int, char *const[], char *const[]) = (int (*)(int, char *const[], char *const[]))exec_begin("fexecve");
+    return exec_failed(real(fd, argv, envp));
 }
 
 /* execl, execlp, execle: collect the variadic list, then the v forms. */

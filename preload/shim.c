@@ -236,7 +236,7 @@ static void usage(size_t *arena, size_t *in_use)
     if (ML_READY_NOW() && ml_active != ml_backend) {
         used = ml_trace_current_bytes();
     } else {
-        size_t free_bytes = ML_READY_NOW() && ml_backend == &ml_backend_freelist ? ml_fl_free_bytes() : 0;
+        size_t free_bytes = ML_READY_NOW() && ml_backend->free_bytes ? ml_backend->free_bytes() : 0;
         used = a > free_bytes ? a - free_bytes : 0;
     }
     if (used > a)
@@ -270,8 +270,8 @@ ML_EXPORT struct mallinfo mallinfo(void)
 ML_EXPORT int malloc_trim(size_t pad)
 {
     (void)pad;
-    if (ML_READY_NOW() && ml_backend == &ml_backend_freelist)
-        return ml_fl_trim();
+    if (ML_READY_NOW() && ml_backend->trim)
+        return ml_backend->trim();
     return 0;
 }
 

@@ -53,12 +53,19 @@ static inline uint64_t pack(uint64_t size, uint16_t tag, uint8_t state)
     return size | ((uint64_t)tag << SIZE_BITS) | ((uint64_t)state << 56);
 }
 
+static inline uint8_t state_of(const struct rec *r) { return (uint8_t)(r->packed >> 56); }
+
+static inline void set_state(struct rec *r, uint8_t state)
+{
+    r->packed = (r->packed & ~(0xffull << 56)) | ((uint64_t)state << 56);
+}
+
 static void unpack(const struct rec *r, struct ml_block_rec *out)
 {
     out->addr = r->addr;
     out->size = r->packed & SIZE_MASK;
     out->tag = (uint16_t)(r->packed >> SIZE_BITS);
-    out->state = (uint8_t)(r->packed >> 56);
+    out->state = state_of(r);
     out->stack = r->stack;
     out->free_stack = r->free_stack;
 }
@@ -129,24 +136,29 @@ int ml_blocks_insert(uintptr_t addr, uint64_t size, uint32_t stack, uint16_t tag
     return 0;
 }
 
+/* The record of addr in its shard, or NULL.  Caller holds s->lock. */
+static struct rec *find(struct shard *s, uintptr_t addr, uint64_t h)
+{
+    if (!s->cap)
+        return NULL;
+    struct rec *r = &s->slots[probe(s, addr, h)];
+    return r->addr ? r : NULL;
+}
+
 int ml_blocks_free(uintptr_t addr, uint32_t free_stack, struct ml_block_rec *out)
 {
     uint64_t h = mix(addr);
     struct shard *s = shard_of(h);
     int rc = -1;
     ml_spin_lock(&s->lock);
-    if (s->cap) {
-        size_t j = probe(s, addr, h);
-        struct rec *r = &s->slots[j];
-        if (r->addr) {
-            unpack(r, out);
-            if (out->state == ML_BLOCK_LIVE || out->state == ML_BLOCK_INHERITED) {
-                r->packed = (r->packed & ~(0xffull << 56)) | ((uint64_t)ML_BLOCK_FREED << 56);
-                r->free_stack = free_stack;
-                rc = 1;
-            } else {
-                rc = 0;
-            }
+    struct rec *r = find(s, addr, h);
+    if (r) {
+        unpack(r, out);
+        rc = 0;
+        if (out->state == ML_BLOCK_LIVE || out->state == ML_BLOCK_INHERITED) {
+            set_state(r, ML_BLOCK_FREED);
+            r->free_stack = free_stack;
+            rc = 1;
         }
     }
     ml_spin_unlock(&s->lock);
@@ -158,11 +170,9 @@ void ml_blocks_set_free_stack(uintptr_t addr, uint32_t free_stack)
     uint64_t h = mix(addr);
     struct shard *s = shard_of(h);
     ml_spin_lock(&s->lock);
-    if (s->cap) {
-        size_t j = probe(s, addr, h);
-        if (s->slots[j].addr && (s->slots[j].packed >> 56) == ML_BLOCK_FREED)
-            s->slots[j].free_stack = free_stack;
-    }
+    struct rec *r = find(s, addr, h);
+    if (r && state_of(r) == ML_BLOCK_FREED)
+        r->free_stack = free_stack;
     ml_spin_unlock(&s->lock);
 }
 
@@ -170,36 +180,27 @@ int ml_blocks_remove(uintptr_t addr, struct ml_block_rec *out)
 {
     uint64_t h = mix(addr);
     struct shard *s = shard_of(h);
-    int rc = -1;
     ml_spin_lock(&s->lock);
-    if (s->cap) {
-        size_t j = probe(s, addr, h);
-        if (s->slots[j].addr) {
-            if (out)
-                unpack(&s->slots[j], out);
-            erase(s, j);
-            rc = 0;
-        }
+    struct rec *r = find(s, addr, h);
+    if (r) {
+        if (out)
+            unpack(r, out);
+        erase(s, (size_t)(r - s->slots));
     }
     ml_spin_unlock(&s->lock);
-    return rc;
+    return r ? 0 : -1;
 }
 
 int ml_blocks_lookup(uintptr_t addr, struct ml_block_rec *out)
 {
     uint64_t h = mix(addr);
     struct shard *s = shard_of(h);
-    int rc = -1;
     ml_spin_lock(&s->lock);
-    if (s->cap) {
-        size_t j = probe(s, addr, h);
-        if (s->slots[j].addr) {
-            unpack(&s->slots[j], out);
-            rc = 0;
-        }
-    }
+    struct rec *r = find(s, addr, h);
+    if (r)
+        unpack(r, out);
     ml_spin_unlock(&s->lock);
-    return rc;
+    return r ? 0 : -1;
 }
 
 void ml_blocks_mark_inherited(void)
@@ -207,8 +208,8 @@ void ml_blocks_mark_inherited(void)
     for (unsigned i = 0; i < SHARDS; i++) {
         struct shard *s = &shards[i];
         for (size_t j = 0; j < s->cap; j++)
-            if (s->slots[j].addr && (s->slots[j].packed >> 56) == ML_BLOCK_LIVE)
-                s->slots[j].packed = (s->slots[j].packed & ~(0xffull << 56)) | ((uint64_t)ML_BLOCK_INHERITED << 56);
+            if (s->slots[j].addr && state_of(&s->slots[j]) == ML_BLOCK_LIVE)
+                set_state(&s->slots[j], ML_BLOCK_INHERITED);
     }
 }
 
@@ -229,7 +230,7 @@ size_t ml_blocks_snapshot(struct ml_live *out, size_t cap, int locked)
             ml_spin_lock(&s->lock);
         for (size_t j = 0; j < s->cap && n < cap; j++) {
             const struct rec *r = &s->slots[j];
-            uint8_t state = (uint8_t)(r->packed >> 56);
+            uint8_t state = state_of(r);
             if (!r->addr || state == ML_BLOCK_FREED)
                 continue;
             out[n++] = (struct ml_live){r->addr, r->packed & SIZE_MASK, r->stack, (uint16_t)(r->packed >> SIZE_BITS),

@@ -68,13 +68,6 @@ static void sort_range(struct ml_live *a, size_t lo, size_t hi)
     }
 }
 
-static int sort_live(struct ml_live *a, size_t n)
-{
-    if (n > 1)
-        sort_range(a, 0, n);
-    return 0;
-}
-
 /* ---- mallard's own data: not a root ----------------------------------- */
 
 struct skip_ctx {
@@ -153,8 +146,6 @@ static void supp_add(const char *p, size_t len)
     supps.pat[supps.n++] = copy;
 }
 
-static char *read_small_file(const char *path, size_t *len);
-
 static void supp_load(const char *path)
 {
     for (size_t i = 0; i < sizeof default_supps / sizeof default_supps[0]; i++)
@@ -162,7 +153,7 @@ static void supp_load(const char *path)
     if (!path || !*path)
         return;
     size_t len;
-    char *text = read_small_file(path, &len);
+    char *text = ml_meta_read_file(path, (size_t)1 << 20, &len);
     if (!text) {
         ml_say("MALLARD_SUPPRESSIONS=%s cannot be read (errno %d); using the built-in list only", path, errno);
         return;
@@ -315,41 +306,10 @@ static void sort_groups(struct ml_leak_group *g, size_t n)
 
 /* ---- process facts ---------------------------------------------------- */
 
-static char *read_small_file(const char *path, size_t *len)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return NULL;
-    size_t cap = 4096, n = 0;
-    char *buf = ml_meta_alloc(cap + 1);
-    while (buf) {
-        ssize_t r = read(fd, buf + n, cap - n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break;
-        n += (size_t)r;
-        if (n == cap) {
-            if (cap >= ((size_t)1 << 20))
-                break;
-            cap *= 2;
-            char *g = ml_meta_realloc(buf, cap + 1);
-            if (!g)
-                break;
-            buf = g;
-        }
-    }
-    close(fd);
-    if (buf)
-        buf[n] = '\0';
-    *len = n;
-    return buf;
-}
-
 static const char *const *read_argv(void)
 {
     size_t len = 0;
-    char *raw = read_small_file("/proc/self/cmdline", &len);
+    char *raw = ml_meta_read_file("/proc/self/cmdline", (size_t)1 << 20, &len);
     size_t count = 0;
     for (size_t i = 0; raw && i < len; i++)
         count += raw[i] == '\0';
@@ -363,18 +323,6 @@ static const char *const *read_argv(void)
     }
     argv[k] = NULL;
     return argv;
-}
-
-static const char *read_exe(void)
-{
-    char *buf = ml_meta_alloc(ML_PATH_MAX);
-    if (!buf)
-        return NULL;
-    ssize_t n = readlink("/proc/self/exe", buf, ML_PATH_MAX - 1);
-    if (n < 0)
-        return NULL;
-    buf[n] = '\0';
-    return buf;
 }
 
 /* ---- output ----------------------------------------------------------- */
@@ -428,7 +376,8 @@ static __attribute__((noinline)) size_t collect_live(struct ml_live **out, int l
     size_t n = 0;
     if (live) {
         n = ml_blocks_snapshot(live, cap, locked);
-        sort_live(live, n);
+        if (n > 1)
+            sort_range(live, 0, n);
     } else {
         ml_say("not enough memory to build the report");
     }
@@ -491,7 +440,7 @@ int ml_trace_finish(enum ml_exit_how how, int status)
                 sup = memo[j].suppressed;
             } else {
                 sup = stack_suppressed(b->stack);
-                if (memo && b->stack && j < memo_cap) {
+                if (memo && b->stack) {
                     memo[j].id = b->stack;
                     memo[j].suppressed = sup;
                 }
@@ -533,7 +482,7 @@ int ml_trace_finish(enum ml_exit_how how, int status)
 
     r.pid = getpid();
     r.ppid = getppid();
-    r.exe = read_exe();
+    r.exe = ml_modules_exe();
     r.argv = read_argv();
     r.backend = ml_tr.backend_name;
     r.exit_how = how;

@@ -92,6 +92,8 @@ static const char *mods_exe_path(void)
     return mods.exe ? mods.exe : "";
 }
 
+const char *ml_modules_exe(void) { return mods_exe_path(); }
+
 static size_t align_up(size_t v, size_t a) { return (v + a - 1) & ~(a - 1); }
 
 /* Reads NT_GNU_BUILD_ID from the mapped PT_NOTE segments: notes live in a

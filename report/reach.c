@@ -256,33 +256,11 @@ static int maps_parse_line(const char *s, const char *end, struct reach_map *m)
     return m->hi > m->lo ? 0 : -1;
 }
 
-/* Reads /proc/self/maps whole, with open/read only (no stdio, no malloc). */
+/* Reads /proc/self/maps whole into the meta heap (no stdio, no malloc). */
 static int maps_snapshot(struct reach *st)
 {
-    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    size_t cap = 64 << 10, len = 0;
-    char *buf = ml_meta_alloc(cap);
-    while (buf) {
-        if (len == cap) {
-            char *nb = ml_meta_realloc(buf, cap * 2);
-            if (!nb) {
-                ml_meta_free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-        ssize_t r = read(fd, buf + len, cap - len);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break;
-        len += (size_t)r;
-    }
-    close(fd);
+    size_t len = 0;
+    char *buf = ml_meta_read_file("/proc/self/maps", SIZE_MAX, &len);
     if (!buf)
         return -1;
     size_t lines = 0;

@@ -41,6 +41,9 @@ struct ml_module {
  * when nothing changed.  Call it when a new stack holds an address that no
  * known module covers. */
 void ml_modules_refresh(void);
+/* The main program's path (/proc/self/exe), read once; "" if unknown. */
+const char *ml_modules_exe(void);
+
 /* The module whose executable range holds addr, or NULL.  Prefers a loaded
  * module over an unloaded one at the same address. */
 const struct ml_module *ml_modules_find(uintptr_t addr);

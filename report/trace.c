@@ -189,7 +189,7 @@ static void quarantine_push(void *p, size_t n)
 {
     /* The page backend keeps freed blocks inaccessible itself, so a
      * use-after-free faults and the canary is checked at once. */
-    if (n > QUARANTINE_BYTES / 4 || inner == &ml_backend_page) {
+    if (n > QUARANTINE_BYTES / 4 || (inner->flags & ML_BACKEND_GUARDS_FREED)) {
         ml_blocks_remove((uintptr_t)p, NULL);
         inner->free(p);
         return;
