@@ -66,8 +66,8 @@ struct ar_chunk {
 
 /* 16 bytes before every chunk block. */
 struct ar_hdr {
-    uint32_t size;  /* usable bytes, a multiple of 16 */
-    uint32_t prev;  /* bytes back to the previous block's header; 0: first */
+    uint32_t size; /* usable bytes, a multiple of 16 */
+    uint32_t prev; /* bytes back to the previous block's header; 0: first */
     uint32_t spare;
     uint32_t state; /* ARENA_LIVE or ARENA_FREED; atomic */
 };
@@ -128,7 +128,8 @@ static int ar_charge(size_t n)
     do {
         if (n > arena.limit - used)
             return 0;
-    } while (!__atomic_compare_exchange_n(&arena.used, &used, used + n, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED));
+    } while (
+        !__atomic_compare_exchange_n(&arena.used, &used, used + n, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED));
     return 1;
 }
 
@@ -281,7 +282,8 @@ static uint32_t *ar_state_word(const void *p)
     uintptr_t a = (uintptr_t)p;
     if (ml_os_owner(p) != ML_OWNER_ARENA || (a & 15))
         return NULL;
-    if ((a & (ML_OS_GRANULE - 1)) < ARENA_BIG_HDR && ml_os_owner((void *)(a - ARENA_BIG_HDR)) != ML_OWNER_ARENA)
+    if ((a & (ML_OS_GRANULE - 1)) < ARENA_BIG_HDR &&
+        ml_os_owner((void *)(a - ARENA_BIG_HDR)) != ML_OWNER_ARENA)
         return NULL;
     return (uint32_t *)(a - sizeof(uint32_t));
 }

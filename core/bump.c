@@ -63,7 +63,7 @@ struct bump_chunk {
 
 /* 16 bytes before every chunk block. */
 struct bump_hdr {
-    uint32_t size;  /* usable bytes, a multiple of 16 */
+    uint32_t size; /* usable bytes, a multiple of 16 */
     uint32_t spare[2];
     uint32_t state; /* BUMP_LIVE or BUMP_FREED; atomic */
 };
@@ -104,7 +104,10 @@ static inline struct bump_chunk *chunk_of(const void *p)
 
 static inline struct bump_hdr *hdr_of(const void *p) { return (struct bump_hdr *)((uintptr_t)p - BUMP_HDR); }
 
-static inline struct bump_big *big_of(const void *p) { return (struct bump_big *)((uintptr_t)p - BUMP_BIG_HDR); }
+static inline struct bump_big *big_of(const void *p)
+{
+    return (struct bump_big *)((uintptr_t)p - BUMP_BIG_HDR);
+}
 
 static void bump_bad_free(const void *p)
 {
@@ -220,7 +223,8 @@ static void *bump_big_alloc(size_t align, size_t size)
 static struct bump_big *bump_big_check(const void *p)
 {
     uintptr_t a = (uintptr_t)p;
-    if ((a & 15) || ((a & (ML_OS_GRANULE - 1)) < BUMP_BIG_HDR && ml_os_owner((void *)(a - BUMP_BIG_HDR)) != ML_OWNER_BUMP_LARGE))
+    if ((a & 15) || ((a & (ML_OS_GRANULE - 1)) < BUMP_BIG_HDR &&
+                     ml_os_owner((void *)(a - BUMP_BIG_HDR)) != ML_OWNER_BUMP_LARGE))
         return NULL;
     struct bump_big *b = big_of(p);
     return b->state == BUMP_BIG ? b : NULL;

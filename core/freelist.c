@@ -68,9 +68,9 @@ struct fl_span {
 
 struct fl_seg {
     uint64_t magic;
-    struct fl_seg *next;  /* all segments */
-    uint64_t free_mask;   /* bit i: page i belongs to no span */
-    uint64_t dirty_mask;  /* bit i: free page still committed */
+    struct fl_seg *next;               /* all segments */
+    uint64_t free_mask;                /* bit i: page i belongs to no span */
+    uint64_t dirty_mask;               /* bit i: free page still committed */
     uint8_t page_cls[PAGES_PER_SEG];   /* class + 1, or 0 */
     uint8_t page_first[PAGES_PER_SEG]; /* first page of the span */
     struct fl_span spans[PAGES_PER_SEG];
@@ -113,7 +113,10 @@ static struct {
     ml_spin large_lock;
     struct fl_large *large; /* open addressing, power-of-two capacity */
     size_t large_cap, large_count, large_tomb;
-    struct { void *p; size_t total; } cache[LARGE_CACHE_SLOTS];
+    struct {
+        void *p;
+        size_t total;
+    } cache[LARGE_CACHE_SLOTS];
     size_t cache_bytes;
 } fl;
 
@@ -168,11 +171,20 @@ static void classes_init(void)
 
 /* ---- the page heap ---------------------------------------------------- */
 
-static inline struct fl_seg *seg_of(const void *p) { return (struct fl_seg *)((uintptr_t)p & ~(SEG_SIZE - 1)); }
+static inline struct fl_seg *seg_of(const void *p)
+{
+    return (struct fl_seg *)((uintptr_t)p & ~(SEG_SIZE - 1));
+}
 
-static inline unsigned page_of(const void *p) { return (unsigned)(((uintptr_t)p >> PAGE_SHIFT) & (PAGES_PER_SEG - 1)); }
+static inline unsigned page_of(const void *p)
+{
+    return (unsigned)(((uintptr_t)p >> PAGE_SHIFT) & (PAGES_PER_SEG - 1));
+}
 
-static uint64_t run_mask(unsigned first, unsigned n) { return (n == 64 ? ~0ull : ((1ull << n) - 1)) << first; }
+static uint64_t run_mask(unsigned first, unsigned n)
+{
+    return (n == 64 ? ~0ull : ((1ull << n) - 1)) << first;
+}
 
 /* First fit of n free pages in s; returns the first page or -1. */
 static int seg_find(const struct fl_seg *s, unsigned n)
@@ -449,7 +461,10 @@ static inline void small_free(void *p, unsigned c)
 
 #define TOMB ((void *)1)
 
-static size_t large_hash(const void *p, size_t cap) { return (size_t)(((uintptr_t)p >> 16) * 0x9e3779b97f4a7c15ull) & (cap - 1); }
+static size_t large_hash(const void *p, size_t cap)
+{
+    return (size_t)(((uintptr_t)p >> 16) * 0x9e3779b97f4a7c15ull) & (cap - 1);
+}
 
 /* Caller holds large_lock. */
 static struct fl_large *large_find(const void *p)
@@ -506,10 +521,7 @@ static void large_erase(struct fl_large *e)
     fl.large_tomb++;
 }
 
-static size_t large_total(size_t n)
-{
-    return (n + ML_OS_GRANULE - 1) & ~(ML_OS_GRANULE - 1);
-}
+static size_t large_total(size_t n) { return (n + ML_OS_GRANULE - 1) & ~(ML_OS_GRANULE - 1); }
 
 /* *fresh says whether the memory is straight from the kernel (zero). */
 static void *large_alloc(size_t align, size_t n, int *fresh)

@@ -186,7 +186,7 @@ void ml_spin_unlock_slow(ml_spin *l) { syscall(SYS_futex, &l->v, FUTEX_WAKE_PRIV
 #define META_BIG 0xffffffffu
 
 struct meta_hdr {
-    uint32_t cls;  /* class index, or META_BIG */
+    uint32_t cls; /* class index, or META_BIG */
     uint32_t magic;
     uint64_t size; /* mapping size for META_BIG */
 };

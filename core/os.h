@@ -104,8 +104,13 @@ static inline enum ml_owner ml_os_owner(const void *p)
 
 /* A lock for paths that are never hot: cheap, fork-safe when taken in
  * atfork PREPARE, and usable before pthreads is initialised. */
-typedef struct { int v; } ml_spin;
-#define ML_SPIN_INIT {0}
+typedef struct {
+    int v;
+} ml_spin;
+#define ML_SPIN_INIT                                                                                         \
+    {                                                                                                        \
+        0                                                                                                    \
+    }
 void ml_spin_lock_slow(ml_spin *l);
 void ml_spin_unlock_slow(ml_spin *l);
 static inline void ml_spin_lock(ml_spin *l)

@@ -54,10 +54,7 @@ static void *boot_carve(size_t align, size_t size)
     return ml_boot_arena + start;
 }
 
-size_t ml_boot_usable_size(const void *p)
-{
-    return *(const size_t *)((const char *)p - 16);
-}
+size_t ml_boot_usable_size(const void *p) { return *(const size_t *)((const char *)p - 16); }
 
 /* ---- the environment -------------------------------------------------- */
 

@@ -39,5 +39,4 @@ static inline int ml_boot_owns(const void *p)
 void *ml_boot_alloc(size_t align, size_t size);
 size_t ml_boot_usable_size(const void *p);
 
-
 #endif

@@ -27,7 +27,8 @@ static void print_help(FILE *out)
                  "with LD_PRELOAD=libmallard.so as well.\n\n");
     for (size_t i = 0; i < ml_option_count; i++) {
         const struct ml_option *o = &ml_option_table[i];
-        fprintf(out, "  %-24s %s\n  %-24s accepted: %s; default %s\n", o->name, o->doc, "", o->accepted, o->def);
+        fprintf(out, "  %-24s %s\n  %-24s accepted: %s; default %s\n", o->name, o->doc, "", o->accepted,
+                o->def);
     }
     fprintf(out, "\n  --lib=PATH               the libmallard.so to preload\n"
                  "  --help                   this text\n");

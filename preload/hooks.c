@@ -137,18 +137,19 @@ ML_EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
 
 ML_EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
 {
-    int (*real)(int, char *const[], char *const[]) = (int (*)(int, char *const[], char *const[]))exec_begin("fexecve");
+    int (*real)(int, char *const[], char *const[]) =
+        (int (*)(int, char *const[], char *const[]))exec_begin("fexecve");
     return exec_failed(real(fd, argv, envp));
 }
 
 /* execl, execlp, execle: collect the variadic list, then the v forms. */
 #define ML_EXEC_ARGS_MAX 4096
-#define COLLECT_ARGS(arg0, ap, argv, n)                                                                         \
-    do {                                                                                                      \
-        argv[0] = (char *)(arg0);                                                                             \
-        for (n = 1; n < ML_EXEC_ARGS_MAX - 1 && (argv[n] = va_arg(ap, char *)); n++)                          \
-            ;                                                                                                 \
-        argv[n] = NULL;                                                                                       \
+#define COLLECT_ARGS(arg0, ap, argv, n)                                                                      \
+    do {                                                                                                     \
+        argv[0] = (char *)(arg0);                                                                            \
+        for (n = 1; n < ML_EXEC_ARGS_MAX - 1 && (argv[n] = va_arg(ap, char *)); n++)                         \
+            ;                                                                                                \
+        argv[n] = NULL;                                                                                      \
     } while (0)
 
 ML_EXPORT int execl(const char *path, const char *arg, ...)

@@ -26,15 +26,16 @@ const struct ml_option ml_option_table[] = {
     {"MALLARD_DEPTH", ML_OPT_INT, "32", "1..256", "frames recorded per allocation stack", OFF(depth), 1, 256},
     {"MALLARD_ON_ERROR", ML_OPT_ENUM, "continue", "continue|abort",
      "after a double or invalid free: keep running, or write the report and abort", OFF(on_error), 0, 0},
-    {"MALLARD_REPORT", ML_OPT_PATH, "", "PATH (%p becomes the pid; empty = stderr)",
-     "where the report goes", OFF(report), 0, 0},
+    {"MALLARD_REPORT", ML_OPT_PATH, "", "PATH (%p becomes the pid; empty = stderr)", "where the report goes",
+     OFF(report), 0, 0},
     {"MALLARD_FORMAT", ML_OPT_ENUM, "text", "text|json", "report format", OFF(format), 0, 0},
     {"MALLARD_SHOW", ML_OPT_ENUM, "leaks", "leaks|all",
      "text report: list leak groups only, or reachable groups too", OFF(show), 0, 0},
     {"MALLARD_EXITCODE", ML_OPT_INT, "0", "0..255 (0 = leave the status alone)",
      "exit status to use when definite leaks or errors were found", OFF(exitcode), 0, 255},
     {"MALLARD_SUPPRESSIONS", ML_OPT_PATH, "", "PATH of a file of leak:PATTERN lines",
-     "leaks whose stack matches a pattern (function or object, * wildcard) are suppressed", OFF(suppressions), 0, 0},
+     "leaks whose stack matches a pattern (function or object, * wildcard) are suppressed", OFF(suppressions),
+     0, 0},
 };
 const size_t ml_option_count = sizeof ml_option_table / sizeof ml_option_table[0];
 
@@ -53,11 +54,28 @@ int ml_parse_size(const char *s, size_t *out)
         return -1;
     unsigned shift = 0;
     switch (*p) {
-    case 'k': case 'K': shift = 10; p++; break;
-    case 'm': case 'M': shift = 20; p++; break;
-    case 'g': case 'G': shift = 30; p++; break;
-    case 't': case 'T': shift = 40; p++; break;
-    default: break;
+    case 'k':
+    case 'K':
+        shift = 10;
+        p++;
+        break;
+    case 'm':
+    case 'M':
+        shift = 20;
+        p++;
+        break;
+    case 'g':
+    case 'G':
+        shift = 30;
+        p++;
+        break;
+    case 't':
+    case 'T':
+        shift = 40;
+        p++;
+        break;
+    default:
+        break;
     }
     if (shift && (*p == 'b' || *p == 'B'))
         p++;

@@ -15,17 +15,17 @@
 enum ml_page_guard { ML_GUARD_AFTER, ML_GUARD_BEFORE };
 
 struct ml_options {
-    int backend;            /* index into ml_backend_names */
-    size_t arena_limit;     /* bytes; 0 means no limit */
-    int page_guard;         /* enum ml_page_guard */
-    int page_align;         /* 1: byte-exact placement (no 16-byte rounding) */
-    size_t page_quarantine; /* bytes of freed blocks kept PROT_NONE */
-    int trace;              /* 1: the trace layer wraps the backend */
-    int depth;              /* frames per allocation stack */
-    int on_error;           /* enum ml_on_error */
-    int format;             /* enum ml_format */
-    int show;               /* enum ml_show */
-    int exitcode;           /* 0: leave the exit status alone */
+    int backend;                    /* index into ml_backend_names */
+    size_t arena_limit;             /* bytes; 0 means no limit */
+    int page_guard;                 /* enum ml_page_guard */
+    int page_align;                 /* 1: byte-exact placement (no 16-byte rounding) */
+    size_t page_quarantine;         /* bytes of freed blocks kept PROT_NONE */
+    int trace;                      /* 1: the trace layer wraps the backend */
+    int depth;                      /* frames per allocation stack */
+    int on_error;                   /* enum ml_on_error */
+    int format;                     /* enum ml_format */
+    int show;                       /* enum ml_show */
+    int exitcode;                   /* 0: leave the exit status alone */
     char report[ML_PATH_MAX];       /* "" : stderr; %p becomes the pid */
     char suppressions[ML_PATH_MAX]; /* "" : built-in list only */
 };
@@ -37,7 +37,7 @@ enum ml_show { ML_SHOW_LEAKS, ML_SHOW_ALL };
 enum ml_opt_type { ML_OPT_ENUM, ML_OPT_BOOL, ML_OPT_SIZE, ML_OPT_INT, ML_OPT_PATH };
 
 struct ml_option {
-    const char *name;     /* the environment variable */
+    const char *name; /* the environment variable */
     enum ml_opt_type type;
     const char *def;      /* default, as a user would write it */
     const char *accepted; /* accepted values, '|'-separated for ML_OPT_ENUM */

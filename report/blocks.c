@@ -22,8 +22,8 @@
 #define SIZE_MASK ((1ull << SIZE_BITS) - 1)
 
 struct rec {
-    uintptr_t addr;    /* 0: empty slot */
-    uint64_t packed;   /* size:40, tag:16, state:8 */
+    uintptr_t addr;  /* 0: empty slot */
+    uint64_t packed; /* size:40, tag:16, state:8 */
     uint32_t stack;
     uint32_t free_stack;
 };
@@ -233,8 +233,9 @@ size_t ml_blocks_snapshot(struct ml_live *out, size_t cap, int locked)
             uint8_t state = state_of(r);
             if (!r->addr || state == ML_BLOCK_FREED)
                 continue;
-            out[n++] = (struct ml_live){r->addr, r->packed & SIZE_MASK, r->stack, (uint16_t)(r->packed >> SIZE_BITS),
-                                        0, (uint8_t)(state == ML_BLOCK_INHERITED)};
+            out[n++] = (struct ml_live){r->addr,  r->packed & SIZE_MASK,
+                                        r->stack, (uint16_t)(r->packed >> SIZE_BITS),
+                                        0,        (uint8_t)(state == ML_BLOCK_INHERITED)};
         }
         if (locked)
             ml_spin_unlock(&s->lock);

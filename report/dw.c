@@ -19,11 +19,11 @@ int ml_dw_load(void)
         ml_say("libdw.so.1 cannot be loaded; frames are reported as object+offset (install libdw1)");
         return -1;
     }
-#define ML_DW_LOAD(f)                                                                                         \
-    *(void **)&ml_dw.f = dlsym(h, #f);                                                                        \
-    if (!ml_dw.f) {                                                                                           \
-        ml_say("libdw.so.1 has no %s; frames are reported as object+offset", #f);                           \
-        return -1;                                                                                            \
+#define ML_DW_LOAD(f)                                                                                        \
+    *(void **)&ml_dw.f = dlsym(h, #f);                                                                       \
+    if (!ml_dw.f) {                                                                                          \
+        ml_say("libdw.so.1 has no %s; frames are reported as object+offset", #f);                            \
+        return -1;                                                                                           \
     }
     ML_DW_FUNCS(ML_DW_LOAD)
 #undef ML_DW_LOAD

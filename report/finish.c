@@ -112,19 +112,19 @@ static struct supp supps;
 /* Built in: the one-time allocations of ld.so, libc and libstdc++ that no
  * program can free.  Matched like user patterns. */
 static const char *const default_supps[] = {
-    "_dl_allocate_tls",     /* ld.so: TLS blocks of threads */
-    "_dl_map_object",       /* ld.so: link maps */
-    "_dl_new_object",       /* ld.so */
+    "_dl_allocate_tls", /* ld.so: TLS blocks of threads */
+    "_dl_map_object",   /* ld.so: link maps */
+    "_dl_new_object",   /* ld.so */
     "_dl_check_map_versions",
     "__libc_dlerror_result", /* dlerror's per-thread buffer */
     "_dlerror_run",
-    "__gconv_open",          /* iconv/locale tables */
+    "__gconv_open", /* iconv/locale tables */
     "__gconv_read_conf",
     "_nl_load_locale",
     "_nl_find_locale",
     "_nl_intern_locale_data",
-    "__nss_",                /* name-service modules */
-    "__cxa_get_globals",     /* libstdc++: per-thread EH globals */
+    "__nss_",            /* name-service modules */
+    "__cxa_get_globals", /* libstdc++: per-thread EH globals */
     "__gnu_cxx::__freeres",
 };
 
@@ -155,7 +155,8 @@ static void supp_load(const char *path)
     size_t len;
     char *text = ml_meta_read_file(path, (size_t)1 << 20, &len);
     if (!text) {
-        ml_say("MALLARD_SUPPRESSIONS=%s cannot be read (errno %d); using the built-in list only", path, errno);
+        ml_say("MALLARD_SUPPRESSIONS=%s cannot be read (errno %d); using the built-in list only", path,
+               errno);
         return;
     }
     unsigned lineno = 0;
@@ -292,10 +293,10 @@ static void sort_groups(struct ml_leak_group *g, size_t n)
         for (size_t i = gap; i < n; i++) {
             struct ml_leak_group v = g[i];
             size_t j = i;
-            while (j >= gap &&
-                   (g[j - gap].bytes < v.bytes ||
-                    (g[j - gap].bytes == v.bytes &&
-                     (g[j - gap].kind > v.kind || (g[j - gap].kind == v.kind && g[j - gap].stack > v.stack))))) {
+            while (j >= gap && (g[j - gap].bytes < v.bytes ||
+                                (g[j - gap].bytes == v.bytes &&
+                                 (g[j - gap].kind > v.kind ||
+                                  (g[j - gap].kind == v.kind && g[j - gap].stack > v.stack))))) {
                 g[j] = g[j - gap];
                 j -= gap;
             }
@@ -357,7 +358,8 @@ static int open_report(const struct ml_options *o, int *owned)
     path[n] = '\0';
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
-        ml_say("MALLARD_REPORT=%s: cannot open %s (errno %d); writing the report to stderr", o->report, path, errno);
+        ml_say("MALLARD_REPORT=%s: cannot open %s (errno %d); writing the report to stderr", o->report, path,
+               errno);
         return report_stderr();
     }
     *owned = 1;
@@ -518,9 +520,10 @@ int ml_trace_finish(enum ml_exit_how how, int status)
          * script runs dozens of them, each writing its own report). */
         const char *name = r.argv && r.argv[0] ? r.argv[0] : r.exe ? r.exe : "?";
         char line[512];
-        size_t len = ml_fmt(line, sizeof line,
-                            "==mallard== pid %d (%s): no leaks, no errors; %lu bytes in %lu blocks still reachable\n",
-                            r.pid, name, (unsigned long)r.reachable.bytes, (unsigned long)r.reachable.blocks);
+        size_t len =
+            ml_fmt(line, sizeof line,
+                   "==mallard== pid %d (%s): no leaks, no errors; %lu bytes in %lu blocks still reachable\n",
+                   r.pid, name, (unsigned long)r.reachable.bytes, (unsigned long)r.reachable.blocks);
         rc = ml_write_all(fd, line, len);
     } else {
         rc = o->format == ML_FORMAT_JSON ? ml_write_json(fd, &r) : ml_write_text(fd, &r);

@@ -19,10 +19,10 @@ struct ml_trace_state {
     const char *backend_name;
     const struct ml_options *opt;
     int on_error, depth;
-    int pid;          /* this process, as mallard last saw it (fork updates it) */
-    int forked_child; /* a fork child: blocks from before the fork are the parent's */
-    int finished;     /* the report was written */
-    int stderr_fd;    /* a copy of stderr taken at start-up, or -1 */
+    int pid;                              /* this process, as mallard last saw it (fork updates it) */
+    int forked_child;                     /* a fork child: blocks from before the fork are the parent's */
+    int finished;                         /* the report was written */
+    int stderr_fd;                        /* a copy of stderr taken at start-up, or -1 */
     unsigned long stderr_dev, stderr_ino; /* what stderr_fd was, to notice it being reused */
     uint64_t allocs, frees, bytes_allocated, current_bytes, peak_bytes;
     ml_spin tag_lock;

@@ -52,11 +52,11 @@ struct snapshot {
 static struct {
     struct mod **all; /* every module ever seen */
     size_t n, cap;
-    unsigned gen;                /* last pass number handed out */
+    unsigned gen;                  /* last pass number handed out */
     unsigned long long adds, subs; /* dlpi_adds/dlpi_subs at the last full pass */
-    int scanned;                 /* a full pass has completed */
-    const char *exe;             /* /proc/self/exe target, read once */
-    struct snapshot *snap;       /* published with release, read with acquire */
+    int scanned;                   /* a full pass has completed */
+    const char *exe;               /* /proc/self/exe target, read once */
+    struct snapshot *snap;         /* published with release, read with acquire */
 } mods;
 
 /* Set while this thread is inside ml_modules_refresh. */

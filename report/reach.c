@@ -53,7 +53,6 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-
 /* flags, scratch per block */
 #define F_MARK 1u    /* reached from a root */
 #define F_DONE 2u    /* classified by a clique walk */

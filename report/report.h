@@ -53,10 +53,11 @@ const struct ml_module *ml_modules_find(uintptr_t addr);
 struct ml_frame {
     uintptr_t addr;       /* return address as captured */
     const char *function; /* NULL when no symbol is known */
-    const char *file;     /* NULL without debug info; the full source path as DWARF gives it (writers print the basename) */
-    int line;             /* 0 when unknown */
-    const char *object;   /* path of the module, NULL when none */
-    uintptr_t offset;     /* addr - module base */
+    const char *file;   /* NULL without debug info; the full source path as DWARF gives it (writers print the
+                           basename) */
+    int line;           /* 0 when unknown */
+    const char *object; /* path of the module, NULL when none */
+    uintptr_t offset;   /* addr - module base */
 };
 
 /* Resolves one frame with elfutils libdw (function, file:line) and the
@@ -94,11 +95,11 @@ struct ml_range {
 
 struct ml_live {
     uintptr_t addr;
-    uint64_t size;     /* requested size; a pointer into [addr, addr+max(size,1)) keeps it alive */
+    uint64_t size; /* requested size; a pointer into [addr, addr+max(size,1)) keeps it alive */
     ml_stack_id stack;
     uint16_t tag;
-    uint8_t kind;      /* out: enum ml_kind */
-    uint8_t flags;     /* scratch for reach.c */
+    uint8_t kind;  /* out: enum ml_kind */
+    uint8_t flags; /* scratch for reach.c */
 };
 
 /* Classifies n live blocks, sorted by addr, by a conservative scan done in
@@ -142,7 +143,7 @@ struct ml_leak_group {
 struct ml_error {
     enum ml_error_kind kind;
     uintptr_t address;
-    uint64_t bytes; /* size of the block concerned, 0 when unknown */
+    uint64_t bytes;                             /* size of the block concerned, 0 when unknown */
     ml_stack_id stack, alloc_stack, free_stack; /* 0 when unknown */
 };
 

@@ -87,7 +87,8 @@ static int sym_debug_matches(Dwfl_Module *mod, int fd)
  * -dbg and -dbgsym packages install), then the .gnu_debuglink places gdb
  * looks in, each checked by build-id. */
 static int sym_find_debuginfo(Dwfl_Module *mod, void **userdata, const char *modname, Dwarf_Addr base,
-                              const char *file_name, const char *debuglink, GElf_Word crc, char **debuginfo_file_name)
+                              const char *file_name, const char *debuglink, GElf_Word crc,
+                              char **debuginfo_file_name)
 {
     int fd = dwfl_build_id_find_debuginfo(mod, userdata, modname, base, file_name, debuglink, crc,
                                           debuginfo_file_name);

@@ -34,7 +34,6 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-
 /* Gone entries kept at most; beyond it the oldest are forgotten. */
 #define THREADS_GONE_MAX 1024
 

@@ -59,8 +59,8 @@ static void stats_alloc(size_t n, uint16_t tag)
     __atomic_add_fetch(&ml_tr.bytes_allocated, n, __ATOMIC_RELAXED);
     uint64_t cur = __atomic_add_fetch(&ml_tr.current_bytes, n, __ATOMIC_RELAXED);
     uint64_t peak = __atomic_load_n(&ml_tr.peak_bytes, __ATOMIC_RELAXED);
-    while (cur > peak && !__atomic_compare_exchange_n(&ml_tr.peak_bytes, &peak, cur, 1, __ATOMIC_RELAXED,
-                                                      __ATOMIC_RELAXED))
+    while (cur > peak &&
+           !__atomic_compare_exchange_n(&ml_tr.peak_bytes, &peak, cur, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
         ;
     if (tag) {
         struct ml_tag_slot *ts = &ml_tr.tags[tag];
@@ -441,4 +441,7 @@ int ml_trace_guard_enter(void)
 
 void ml_trace_guard_leave(int was) { t.guard = was; }
 
-size_t ml_trace_current_bytes(void) { return (size_t)__atomic_load_n(&ml_tr.current_bytes, __ATOMIC_RELAXED); }
+size_t ml_trace_current_bytes(void)
+{
+    return (size_t)__atomic_load_n(&ml_tr.current_bytes, __ATOMIC_RELAXED);
+}

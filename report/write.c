@@ -238,8 +238,8 @@ static void text_stack(struct out *o, ml_stack_id id)
 static void text_exit(struct out *o, const struct ml_report *r)
 {
     static const char *const signames[] = {
-        [1] = "SIGHUP",  [2] = "SIGINT",   [3] = "SIGQUIT", [4] = "SIGILL",   [5] = "SIGTRAP",
-        [6] = "SIGABRT", [7] = "SIGBUS",   [8] = "SIGFPE",  [9] = "SIGKILL",  [10] = "SIGUSR1",
+        [1] = "SIGHUP",   [2] = "SIGINT",   [3] = "SIGQUIT",  [4] = "SIGILL",   [5] = "SIGTRAP",
+        [6] = "SIGABRT",  [7] = "SIGBUS",   [8] = "SIGFPE",   [9] = "SIGKILL",  [10] = "SIGUSR1",
         [11] = "SIGSEGV", [12] = "SIGUSR2", [13] = "SIGPIPE", [14] = "SIGALRM", [15] = "SIGTERM",
         [24] = "SIGXCPU", [25] = "SIGXFSZ", [31] = "SIGSYS",
     };
@@ -350,10 +350,8 @@ static void text_groups(struct out *o, const struct ml_report *r)
 static void text_errors(struct out *o, const struct ml_report *r)
 {
     static const char *const titles[] = {
-        [ML_ERR_DOUBLE_FREE] = "double free of ",
-        [ML_ERR_INVALID_FREE] = "invalid free of ",
-        [ML_ERR_INVALID_REALLOC] = "invalid realloc of ",
-        [ML_ERR_OVERFLOW] = "heap overflow at ",
+        [ML_ERR_DOUBLE_FREE] = "double free of ",         [ML_ERR_INVALID_FREE] = "invalid free of ",
+        [ML_ERR_INVALID_REALLOC] = "invalid realloc of ", [ML_ERR_OVERFLOW] = "heap overflow at ",
         [ML_ERR_USE_AFTER_FREE] = "use after free of ",
     };
     for (size_t i = 0; i < r->nerrors_listed; i++) {

@@ -13,7 +13,7 @@ packages=(
     libunwind-dev libdw-dev check
     # tests: the trace tests' helpers and JSON schema check, valgrind to
     # compare leak totals with, groff for the man page check
-    python3 python3-jsonschema valgrind groff-base file
+    python3 python3-jsonschema valgrind groff-base file clang-format
     # tests: the real programs run under every backend (tests/real)
     perl git make xz-utils sqlite3 coreutils util-linux findutils mawk
 )
