@@ -222,6 +222,14 @@ static int supp_match(const char *pat, const char *s)
     return 0;
 }
 
+/* LSan's rule: a pattern names a function (demangled, or its mangled
+ * linkage name), a source file or an object. */
+static int frame_suppressed(const char *pat, const struct ml_frame *fr)
+{
+    return supp_match(pat, fr->function) || supp_match(pat, fr->mangled) || supp_match(pat, fr->file) ||
+           supp_match(pat, fr->object);
+}
+
 static int stack_suppressed(ml_stack_id id)
 {
     if (!id)
@@ -229,11 +237,12 @@ static int stack_suppressed(ml_stack_id id)
     unsigned n;
     const uintptr_t *f = ml_stack_frames(id, &n);
     for (unsigned i = 0; i < n; i++) {
-        struct ml_frame fr;
-        ml_symbolize(f[i], &fr);
-        for (size_t k = 0; k < supps.n; k++)
-            if (supp_match(supps.pat[k], fr.function) || supp_match(supps.pat[k], fr.object))
-                return 1;
+        struct ml_frame chain[ML_INLINE_MAX];
+        unsigned k = ml_symbolize_chain(f[i], chain, ML_INLINE_MAX);
+        for (unsigned j = 0; j < k; j++)
+            for (size_t p = 0; p < supps.n; p++)
+                if (frame_suppressed(supps.pat[p], &chain[j]))
+                    return 1;
     }
     return 0;
 }
