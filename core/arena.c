@@ -40,9 +40,9 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "../preload/options.h"
 #include "backend.h"
 #include "fmt.h"
+#include "options.h"
 #include "os.h"
 
 #define ML_ARENA_CHUNK ((size_t)4 << 20)

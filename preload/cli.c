@@ -6,7 +6,9 @@
  * --backend=page for MALLARD_BACKEND=page).  The command sets the variables,
  * puts libmallard.so first in LD_PRELOAD and execs the program, so the
  * program's exit status is mallard's.  --help prints the option table;
- * --markdown and --man print it for README.md and man/mallard.1.
+ * --markdown and --man print it for README.md and man/mallard.1;
+ * --backends prints the registry's backend names, one a line, for the
+ * tests and bench/run.
  */
 #define _GNU_SOURCE
 #include <ctype.h>
@@ -17,7 +19,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "options.h"
+#include "../core/backend.h"
+#include "../core/options.h"
 
 static void print_help(FILE *out)
 {
@@ -27,10 +30,12 @@ static void print_help(FILE *out)
                  "with LD_PRELOAD=libmallard.so as well.\n\n");
     for (size_t i = 0; i < ml_option_count; i++) {
         const struct ml_option *o = &ml_option_table[i];
-        fprintf(out, "  %-24s %s\n  %-24s accepted: %s; default %s\n", o->name, o->doc, "", o->accepted,
-                o->def);
+        char names[256];
+        fprintf(out, "  %-24s %s\n  %-24s accepted: %s; default %s\n", o->name, o->doc, "",
+                ml_option_accepted(o, names, sizeof names), o->def);
     }
     fprintf(out, "\n  --lib=PATH               the libmallard.so to preload\n"
+                 "  --backends               the backend names, one a line\n"
                  "  --help                   this text\n");
 }
 
@@ -55,9 +60,10 @@ static void print_markdown(void)
     printf("| variable | accepted values | default | meaning |\n|---|---|---|---|\n");
     for (size_t i = 0; i < ml_option_count; i++) {
         const struct ml_option *o = &ml_option_table[i];
+        char names[256];
         fputc('|', stdout);
         md_cell(o->name, 1);
-        md_cell(o->accepted, 1);
+        md_cell(ml_option_accepted(o, names, sizeof names), 1);
         md_cell(o->def, 1);
         md_cell(o->doc, 0);
         fputc('\n', stdout);
@@ -68,7 +74,9 @@ static void print_man(void)
 {
     for (size_t i = 0; i < ml_option_count; i++) {
         const struct ml_option *o = &ml_option_table[i];
-        printf(".TP\n.B %s\n%s.\nAccepted: %s.  Default: %s.\n", o->name, o->doc, o->accepted, o->def);
+        char names[256];
+        printf(".TP\n.B %s\n%s.\nAccepted: %s.  Default: %s.\n", o->name, o->doc,
+               ml_option_accepted(o, names, sizeof names), o->def);
     }
 }
 
@@ -115,6 +123,11 @@ int main(int argc, char **argv)
         }
         if (!strcmp(a, "--man")) {
             print_man();
+            return 0;
+        }
+        if (!strcmp(a, "--backends")) {
+            for (const struct ml_backend *const *b = ml_backends; *b; b++)
+                printf("%s\n", (*b)->name);
             return 0;
         }
         if (!strncmp(a, "--lib=", 6)) {

@@ -18,7 +18,7 @@
 #include "../core/fmt.h"
 #include "../core/os.h"
 #include "../preload/boot.h"
-#include "../preload/options.h"
+#include "../core/options.h"
 #include "blocks.h"
 #include "finish.h"
 #include "trace.h"
