@@ -3,7 +3,7 @@
  * Record now, interpret at exit: snapshot the live blocks, sort them by
  * address, classify them by reachability (reach.c), drop what the
  * suppressions match, group the rest by (kind, stack, tag), sort the groups
- * by bytes and hand the model to the text or JSON writer (write.c).  Runs
+ * by bytes and hand the model to the text or JSON writer (write_text.c, write_json.c).  Runs
  * once per process, with the recursion guard set so that whatever libdw or
  * the unwinder allocate comes from the meta heap.
  */
