@@ -29,6 +29,9 @@
 #ifndef ML_VERSION
 #define ML_VERSION "unknown"
 #endif
+#ifndef ML_LIBEXECDIR
+#define ML_LIBEXECDIR "/usr/local/libexec"
+#endif
 #ifndef ML_LIBDIR
 #define ML_LIBDIR "/usr/local/lib"
 #endif
@@ -400,11 +403,12 @@ static int set_option(const struct ml_option *o, const char *value)
 static int run_report(int argc, char **argv)
 {
     /* mallard report: the reader of saved JSON reports, a Python script
-     * installed next to the command's data (see scripts/mallard-report). */
+     * next to the command in a build tree, in libexec/mallard when
+     * installed (see scripts/mallard-report). */
     char self[PATH_MAX], script[PATH_MAX + 64];
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    const char *cands[] = {"%s/mallard-report", "%s/../share/mallard/mallard-report",
-                           "%s/../scripts/mallard-report"};
+    const char *cands[] = {"%s/mallard-report", "%s/../libexec/mallard/mallard-report",
+                           ML_LIBEXECDIR "/mallard/mallard-report"};
     if (n > 0) {
         self[n] = '\0';
         char *slash = strrchr(self, '/');

@@ -268,6 +268,128 @@ def case_report_fixed_path():
             check(len(docs) == 4, "json: four whole documents in the fixed file (%d)" % len(docs))
 
 
+# ---- 4. mallard report ---------------------------------------------------
+
+LEAKY_C = r"""
+#include <stdlib.h>
+#include <string.h>
+#include "scrub.h"
+static void *volatile sink;
+__attribute__((noinline)) static void leak_f(void) { sink = malloc(100); memset(sink, 1, 100); sink = 0; }
+__attribute__((noinline)) static void leak_g(void) { sink = malloc(40); memset(sink, 2, 40); sink = 0; }
+int main(int argc, char **argv)
+{
+    int f = argc > 1 ? atoi(argv[1]) : 0, g = argc > 2 ? atoi(argv[2]) : 0;
+    for (int i = 0; i < f; i++) leak_f();
+    for (int i = 0; i < g; i++) leak_g();
+    scrub_stack();
+    return 0;
+}
+"""
+
+
+def leaky():
+    exe = os.path.join(TMP, "leaky")
+    if not os.path.exists(exe):
+        src = exe + ".c"
+        with open(src, "w") as f:
+            f.write(LEAKY_C)
+        subprocess.run(["cc", "-g", "-O0", "-fno-omit-frame-pointer", "-I", os.path.join(A.src, "tests/programs"),
+                        "-o", exe, src], check=True, timeout=120)
+    return exe
+
+
+def json_run(out, args, extra=()):
+    p = run([A.cli, "-q", "-f", "json", "-o", out] + list(extra) + ["--"] + args)
+    check(p.returncode == 0, "json run of %s" % args, p)
+    return p
+
+
+def report(args):
+    return run([A.cli, "report"] + args)
+
+
+def case_report_render():
+    out = os.path.join(TMP, "tree.json")
+    json_run(out, ["sh", "-c", "%s; %s; %s" % (fixture("fork_leak"), fixture("list_leak"), fixture("fork_leak"))])
+    p = report([out])
+    check(p.returncode == 0, "report renders", p)
+    first = p.stdout.splitlines()[0]
+    check(first.startswith("mallard report: 6 processes of 3 programs, 5 with leaks or errors; "
+                           "definitely lost 714 bytes in 5 blocks, indirectly lost 432 bytes in 9 blocks"),
+          "one summary line for the tree", p)
+    check(re.search(r"fork_leak: 4 processes", p.stdout) and
+          "definite leak of 444 bytes in 2 blocks (in 2 processes)" in p.stdout and
+          "definite leak of 222 bytes in 2 blocks (in 2 processes)" in p.stdout,
+          "groups merged by stack across the processes of one program", p)
+    check("#0 push list_leak.c:" in p.stdout and "indirect leak of 432 bytes in 9 blocks" in p.stdout,
+          "stacks rendered", p)
+    # many files: the same as one file holding them all
+    parts = []
+    for i, prog in enumerate(("simple_leak", "list_leak")):
+        parts.append(os.path.join(TMP, "part%d.json" % i))
+        json_run(parts[-1], [fixture(prog)])
+    p = report(parts)
+    check(p.stdout.startswith("mallard report: 2 processes of 2 programs, 2 with leaks or errors; "
+                              "definitely lost 148 bytes in 2 blocks"), "many files merged", p)
+    p = report([os.path.join(TMP, "nothing.json")])
+    check(p.returncode == 2 and "No such file or directory" in p.stderr, "a missing file: 2 + strerror", p)
+    bad = os.path.join(TMP, "bad.json")
+    with open(bad, "w") as f:
+        f.write("{not json")
+    check(report([bad]).returncode == 2, "not JSON: exit 2")
+
+
+def case_report_diff():
+    exe = leaky()
+    files = {}
+    for name, counts in (("base", "1 2"), ("grew", "3 2"), ("fixed", "1 0"), ("same", "1 2"), ("newg", "0 2")):
+        files[name] = os.path.join(TMP, name + ".json")
+        json_run(files[name], [exe] + counts.split())
+    p = report(["--diff", files["base"], files["grew"]])
+    check(p.returncode == 1 and p.stdout.startswith("mallard report --diff: 0 appeared, 1 grew, 0 shrank, 0 gone")
+          and re.search(r"grew +leaky definite leak, 100 -> 300 bytes, 1 -> 3 blocks\n +#0 leak_f", p.stdout),
+          "grew: exit 1", p)
+    p = report(["--diff", files["base"], files["fixed"]])
+    check(p.returncode == 0 and p.stdout.startswith("mallard report --diff: 0 appeared, 0 grew, 0 shrank, 1 gone")
+          and re.search(r"gone +leaky definite leak, was 80 bytes in 2 blocks\n +#0 leak_g", p.stdout),
+          "the fix worked: gone, exit 0", p)
+    p = report(["--diff", files["base"], files["same"]])
+    check(p.returncode == 0 and p.stdout == "mallard report --diff: 0 appeared, 0 grew, 0 shrank, 0 gone\n",
+          "no change", p)
+    p = report(["--diff", files["newg"], files["base"]])
+    check(p.returncode == 1 and "1 appeared" in p.stdout and re.search(r"appeared leaky definite leak", p.stdout),
+          "appeared: exit 1", p)
+    p = report(["--diff", files["grew"], files["base"]])
+    check(p.returncode == 0 and "1 shrank" in p.stdout, "shrank: exit 0", p)
+    check(report(["--diff", files["base"]]).returncode == 2, "--diff needs two files")
+
+
+def case_report_gen_suppressions():
+    exe = leaky()
+    progs = [[exe, "2", "3"], [fixture("list_leak")], [fixture("fork_leak")], [fixture("simple_leak")],
+             [fixture("cxx_new")], [fixture("threads_leak")]]
+    out = os.path.join(TMP, "all.json")
+    for args in progs:
+        json_run(out, args)
+    docs = report([out])
+    check("definite leak" in docs.stdout and "indirect leak" in docs.stdout, "the fixtures leak", docs)
+    p = report(["--gen-suppressions", out])
+    check(p.returncode == 0, "gen-suppressions runs", p)
+    lines = [l for l in p.stdout.splitlines() if l and not l.startswith("#")]
+    check(lines and all(l.startswith("leak:") for l in lines), "only leak: lines and comments", p)
+    check(len(lines) == len(set(lines)), "no duplicate lines", p)
+    supp = os.path.join(TMP, "gen.supp")
+    with open(supp, "w") as f:
+        f.write(p.stdout)
+    again = os.path.join(TMP, "again.json")
+    for args in progs:
+        json_run(again, args, ["-s", supp])
+    r = report([again])
+    check(re.search(r"definitely lost 0 bytes in 0 blocks, indirectly lost 0 bytes in 0 blocks", r.stdout.splitlines()[0]),
+          "round trip: the generated file suppresses every group", r)
+
+
 CASES = {k[5:]: v for k, v in globals().items() if k.startswith("case_")}
 
 
