@@ -21,6 +21,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../core/backend.h"
 #include "../core/os.h"
 #include "boot.h"
 
@@ -212,8 +213,8 @@ void ml_children_boot(struct ml_options *o)
         return;
     /* not traced: the bare system allocator, silent */
     o->trace = 0;
-    for (int i = 0; ml_backend_names[i]; i++)
-        if (!strcmp(ml_backend_names[i], "system"))
+    for (int i = 0; ml_backends[i]; i++)
+        if (!strcmp(ml_backends[i]->name, "system"))
             o->backend = i;
     strip_own = mode == ML_CHILDREN_NO;
 }

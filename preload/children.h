@@ -5,7 +5,7 @@
 
 #include <stddef.h>
 
-#include "options.h"
+#include "../core/options.h"
 
 enum { ML_CHILDREN_YES, ML_CHILDREN_NO, ML_CHILDREN_PATTERNS };
 

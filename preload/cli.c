@@ -9,8 +9,10 @@
  * before the program starts), checks that libmallard.so is there and that
  * the program can be traced at all, then sets the variables, puts the
  * library first in LD_PRELOAD and execs the program, so the program's exit
- * status is the command's.  --help, --version, --list-backends; --markdown
- * and --man print the option table for README.md and man/mallard.1.
+ * status is the command's.  --help, --version, --list-backends (from the
+ * backend registry, ml_backends[]); --markdown and --man print the option
+ * table for README.md and man/mallard.1; --backends prints the backend
+ * names, one a line, for the tests and bench/run.
  */
 #define _GNU_SOURCE
 #include <ctype.h>
@@ -24,7 +26,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "options.h"
+#include "../core/backend.h"
+#include "../core/backend.h"
+#include "../core/options.h"
 
 #ifndef ML_VERSION
 #define ML_VERSION "unknown"
@@ -75,6 +79,8 @@ static const char *metavar(const struct ml_option *o)
     if (!strcmp(o->name, "MALLARD_CHILDREN"))
         return "yes|no|PATTERN,...";
     switch (o->type) {
+    case ML_OPT_BACKEND:
+        return "NAME";
     case ML_OPT_ENUM:
         return o->accepted;
     case ML_OPT_BOOL:
@@ -181,8 +187,8 @@ static void print_help(FILE *out)
 
 static void list_backends(void)
 {
-    for (size_t i = 0; ml_backend_names[i]; i++)
-        printf("%-10s %s\n", ml_backend_names[i], when_of(ml_backend_names[i]));
+    for (const struct ml_backend *const *b = ml_backends; *b; b++)
+        printf("%-10s %s\n", (*b)->name, when_of((*b)->name));
 }
 
 /* A table cell: '|' would end the cell even inside backticks. */
@@ -206,9 +212,10 @@ static void print_markdown(void)
     printf("| variable | accepted values | default | meaning |\n|---|---|---|---|\n");
     for (size_t i = 0; i < ml_option_count; i++) {
         const struct ml_option *o = &ml_option_table[i];
+        char names[256];
         fputc('|', stdout);
         md_cell(o->name, 1);
-        md_cell(o->accepted, 1);
+        md_cell(ml_option_accepted(o, names, sizeof names), 1);
         md_cell(o->def, 1);
         md_cell(o->doc, 0);
         fputc('\n', stdout);
@@ -244,7 +251,8 @@ static void print_man(void)
         printf("\n");
         man_text(o->doc);
         printf(".\nAccepted: ");
-        man_text(o->accepted);
+        char names[256];
+        man_text(ml_option_accepted(o, names, sizeof names));
         printf(".  Default: ");
         man_text(o->def[0] ? o->def : "(empty)");
         printf(".\n");
@@ -389,7 +397,9 @@ static int set_option(const struct ml_option *o, const char *value)
     if (ml_option_set(&scratch, o, value) != 0) {
         char ln[64];
         long_name(o->name, ln, sizeof ln);
-        fprintf(stderr, "mallard: --%s=%s is not valid; accepted: %s\n", ln, value, o->accepted);
+        char names[256];
+        fprintf(stderr, "mallard: --%s=%s is not valid; accepted: %s\n", ln, value,
+                ml_option_accepted(o, names, sizeof names));
         fprintf(stderr, "mallard: `mallard --help` lists the options\n");
         return EXIT_USAGE;
     }
@@ -459,6 +469,11 @@ int main(int argc, char **argv)
         }
         if (!strcmp(a, "--list-backends")) {
             list_backends();
+            return 0;
+        }
+        if (!strcmp(a, "--backends")) {
+            for (const struct ml_backend *const *b = ml_backends; *b; b++)
+                printf("%s\n", (*b)->name);
             return 0;
         }
         if (!strcmp(a, "--markdown")) {

@@ -32,7 +32,7 @@
 
 #define ML_EXPORT __attribute__((visibility("default")))
 
-static int tracing(void) { return ml_active && ml_active != ml_backend; }
+static int tracing(void) { return ml_trace_enabled(); }
 
 static void on_exit_handler(int status, void *unused)
 {

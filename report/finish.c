@@ -3,7 +3,7 @@
  * Record now, interpret at exit: snapshot the live blocks, sort them by
  * address, classify them by reachability (reach.c), drop what the
  * suppressions match, group the rest by (kind, stack, tag), sort the groups
- * by bytes and hand the model to the text or JSON writer (write.c).  Runs
+ * by bytes and hand the model to the text or JSON writer (write_text.c, write_json.c).  Runs
  * once per process, with the recursion guard set so that whatever libdw or
  * the unwinder allocate comes from the meta heap.
  */
@@ -19,10 +19,11 @@
 #include "../core/fmt.h"
 #include "../core/os.h"
 #include "../preload/boot.h"
-#include "../preload/options.h"
+#include "../core/options.h"
 #include "blocks.h"
 #include "finish.h"
 #include "path.h"
+#include "suppress.h"
 #include "trace.h"
 
 /* ---- sorting ---------------------------------------------------------- */
@@ -98,144 +99,6 @@ static int find_own_data(struct dl_phdr_info *info, size_t size, void *data)
             c->r[c->n++] = (struct ml_range){lo, hi};
         }
         return 1;
-    }
-    return 0;
-}
-
-/* ---- suppressions ----------------------------------------------------- */
-
-struct supp {
-    char **pat;
-    size_t n, cap;
-};
-
-static struct supp supps;
-
-/* Built in: the one-time allocations of ld.so, libc and libstdc++ that no
- * program can free.  Matched like user patterns. */
-static const char *const default_supps[] = {
-    "_dl_allocate_tls", /* ld.so: TLS blocks of threads */
-    "_dl_map_object",   /* ld.so: link maps */
-    "_dl_new_object",   /* ld.so */
-    "_dl_check_map_versions",
-    "__libc_dlerror_result", /* dlerror's per-thread buffer */
-    "_dlerror_run",
-    "__gconv_open", /* iconv/locale tables */
-    "__gconv_read_conf",
-    "_nl_load_locale",
-    "_nl_find_locale",
-    "_nl_intern_locale_data",
-    "__nss_",            /* name-service modules */
-    "__cxa_get_globals", /* libstdc++: per-thread EH globals */
-    "__gnu_cxx::__freeres",
-};
-
-static void supp_add(const char *p, size_t len)
-{
-    if (supps.n == supps.cap) {
-        size_t cap = supps.cap ? supps.cap * 2 : 32;
-        char **grown = ml_meta_realloc(supps.pat, cap * sizeof *grown);
-        if (!grown)
-            return;
-        supps.pat = grown;
-        supps.cap = cap;
-    }
-    char *copy = ml_meta_alloc(len + 1);
-    if (!copy)
-        return;
-    memcpy(copy, p, len);
-    copy[len] = '\0';
-    supps.pat[supps.n++] = copy;
-}
-
-static void supp_load(const char *path)
-{
-    for (size_t i = 0; i < sizeof default_supps / sizeof default_supps[0]; i++)
-        supp_add(default_supps[i], strlen(default_supps[i]));
-    if (!path || !*path)
-        return;
-    size_t len;
-    char *text = ml_meta_read_file(path, (size_t)1 << 20, &len);
-    if (!text) {
-        ml_say("MALLARD_SUPPRESSIONS=%s cannot be read (errno %d); using the built-in list only", path,
-               errno);
-        return;
-    }
-    unsigned lineno = 0;
-    for (char *line = text; line < text + len;) {
-        char *nl = memchr(line, '\n', (size_t)(text + len - line));
-        char *end = nl ? nl : text + len;
-        lineno++;
-        while (line < end && (*line == ' ' || *line == '\t'))
-            line++;
-        while (end > line && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r'))
-            end--;
-        size_t sl = (size_t)(end - line);
-        if (sl && *line != '#') {
-            if (sl > 5 && !strncmp(line, "leak:", 5)) {
-                supp_add(line + 5, sl - 5);
-            } else {
-                char shown[128];
-                size_t k = sl < sizeof shown - 1 ? sl : sizeof shown - 1;
-                memcpy(shown, line, k);
-                shown[k] = '\0';
-                ml_say("%s:%u: not a suppression (expected leak:PATTERN): %s", path, lineno, shown);
-            }
-        }
-        line = nl ? nl + 1 : text + len;
-    }
-    ml_meta_free(text);
-}
-
-/* LSan's rule: '*' matches any run of characters, a leading '^' or trailing
- * '$' anchors the pattern, otherwise it may match anywhere in s. */
-static int glob_at(const char *p, const char *s, int anchored_end)
-{
-    for (; *p; p++, s++) {
-        if (*p == '*') {
-            while (*p == '*')
-                p++;
-            if (!*p && !anchored_end)
-                return 1;
-            for (; *s; s++)
-                if (glob_at(p, s, anchored_end))
-                    return 1;
-            return !*p;
-        }
-        if (*p == '$' && !p[1])
-            return !*s;
-        if (*s != *p)
-            return 0;
-    }
-    return !anchored_end || !*s;
-}
-
-static int supp_match(const char *pat, const char *s)
-{
-    if (!s)
-        return 0;
-    size_t pl = strlen(pat);
-    int end = pl && pat[pl - 1] == '$';
-    if (*pat == '^')
-        return glob_at(pat + 1, s, end);
-    for (; *s; s++)
-        if (glob_at(pat, s, end))
-            return 1;
-    return 0;
-}
-
-static int stack_suppressed(ml_stack_id id)
-{
-    if (!id)
-        return 1; /* allocated before tracing could capture: ld.so/libc start-up */
-    unsigned n;
-    const uintptr_t *f = ml_stack_frames(id, &n);
-    for (unsigned i = 0; i < n; i++) {
-        struct ml_frame fr;
-        ml_symbolize(f[i], &fr);
-        for (size_t k = 0; k < supps.n; k++)
-            if (supp_match(supps.pat[k], fr.function) || supp_match(supps.pat[k], fr.object))
-                return 1;
     }
     return 0;
 }
@@ -421,7 +284,7 @@ int ml_trace_finish(enum ml_exit_how how, int status)
     dl_iterate_phdr(find_own_data, &skip);
     ml_reach_classify(live, n, skip.r, skip.n);
 
-    supp_load(o->suppressions);
+    ml_supp_load(o->suppressions);
     struct ml_report r;
     memset(&r, 0, sizeof r);
     struct group_map gm = {0};
@@ -449,7 +312,7 @@ int ml_trace_finish(enum ml_exit_how how, int status)
             if (memo && memo[j].id == b->stack && b->stack) {
                 sup = memo[j].suppressed;
             } else {
-                sup = stack_suppressed(b->stack);
+                sup = ml_supp_stack(b->stack);
                 if (memo && b->stack) {
                     memo[j].id = b->stack;
                     memo[j].suppressed = sup;

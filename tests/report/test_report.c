@@ -1,4 +1,4 @@
-/* tests/report/test_report.c: modules.c, symbolize.c and write.c, linked
+/* tests/report/test_report.c: modules.c, symbolize.c and the writers, linked
  * directly (no preload), against real objects: this program (built with
  * -g), libc, a -g library dlclose'd before symbolization, and a stripped
  * library with no debug info.

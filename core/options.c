@@ -1,17 +1,16 @@
-/* preload/options.c: the option table and its parser.  See options.h. */
+/* core/options.c: the option table and its parser.  See options.h. */
 #include "options.h"
 
 #include <stdint.h>
 #include <string.h>
 
-#include "../core/fmt.h"
-
-const char *const ml_backend_names[] = {"freelist", "bump", "arena", "page", "system", NULL};
+#include "backend.h"
+#include "fmt.h"
 
 #define OFF(f) offsetof(struct ml_options, f)
 
 const struct ml_option ml_option_table[] = {
-    {"MALLARD_BACKEND", ML_OPT_ENUM, "freelist", "freelist|bump|arena|page|system",
+    {"MALLARD_BACKEND", ML_OPT_BACKEND, "freelist", NULL,
      "allocator backend: size classes, bump pointer, arena, guard pages, or glibc", OFF(backend), 0, 0},
     {"MALLARD_ARENA_LIMIT", ML_OPT_SIZE, "0", "SIZE (bytes, K/M/G suffix; 0 = none)",
      "arena backend budget; allocation past it fails with ENOMEM", OFF(arena_limit), 0, 0},
@@ -112,12 +111,39 @@ static int enum_index(const char *list, const char *value)
     return -1;
 }
 
+const char *ml_option_accepted(const struct ml_option *row, char *buf, size_t cap)
+{
+    if (row->type != ML_OPT_BACKEND)
+        return row->accepted;
+    size_t n = 0;
+    buf[0] = '\0';
+    for (const struct ml_backend *const *b = ml_backends; *b; b++)
+        n += ml_fmt(buf + n, cap - n, "%s%s", b == ml_backends ? "" : "|", (*b)->name);
+    return buf;
+}
+
+/* Index of the backend called value in the registry, or -1. */
+static int backend_index(const char *value)
+{
+    for (int i = 0; ml_backends[i]; i++)
+        if (!strcmp(ml_backends[i]->name, value))
+            return i;
+    return -1;
+}
+
 int ml_option_set(struct ml_options *o, const struct ml_option *row, const char *value)
 {
     char *field = (char *)o + row->offset;
     switch (row->type) {
     case ML_OPT_ENUM: {
         int i = enum_index(row->accepted, value);
+        if (i < 0)
+            return -1;
+        *(int *)field = i;
+        return 0;
+    }
+    case ML_OPT_BACKEND: {
+        int i = backend_index(value);
         if (i < 0)
             return -1;
         *(int *)field = i;
@@ -173,9 +199,10 @@ void ml_options_parse(struct ml_options *o, char *const *envp, int warn)
             known = 1;
             if (ml_option_set(o, row, eq + 1) != 0) {
                 ml_option_set(o, row, row->def);
+                char names[256];
                 if (warn)
                     ml_say("%s=%s is not valid; accepted: %s; using the default %s", row->name, eq + 1,
-                           row->accepted, row->def);
+                           ml_option_accepted(row, names, sizeof names), row->def);
             }
         }
         if (!known && warn) {
