@@ -29,7 +29,7 @@ const struct ml_option ml_option_table[] = {
      "where the report goes; a fixed path gets each process's report appended whole", OFF(report), 0, 0},
     {"MALLARD_FORMAT", ML_OPT_ENUM, "text", "text|json", "report format", OFF(format), 0, 0},
     {"MALLARD_SHOW", ML_OPT_ENUM, "leaks", "leaks|all",
-     "text report: list leak groups only, or reachable groups too", OFF(show), 0, 0},
+     "report (text and JSON): list leak groups only, or reachable groups too", OFF(show), 0, 0},
     {"MALLARD_EXITCODE", ML_OPT_INT, "0", "0..255 (0 = leave the status alone)",
      "exit status to use when definite leaks or errors were found", OFF(exitcode), 0, 255},
     {"MALLARD_CHILDREN", ML_OPT_PATH, "yes", "yes|no|PATTERN,... (name or path, * wildcard)",

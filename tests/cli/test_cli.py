@@ -390,6 +390,79 @@ def case_report_gen_suppressions():
           "round trip: the generated file suppresses every group", r)
 
 
+# ---- 3. JSON that scales --------------------------------------------------
+
+
+def json_docs(path):
+    import json
+    text, dec, docs, i = open(path).read(), __import__("json").JSONDecoder(), [], 0
+    while i < len(text):
+        while i < len(text) and text[i].isspace():
+            i += 1
+        if i < len(text):
+            d, i = dec.raw_decode(text, i)
+            docs.append(d)
+    return docs
+
+
+def case_json_show():
+    for show, listed in (("leaks", False), ("all", True)):
+        out = os.path.join(TMP, "g.%s.json" % show)
+        p = run([A.cli, "-f", "json", "--show", show, "-o", out, "--", fixture("global_reach")])
+        check(p.returncode == 0, "global_reach ran", p)
+        (d,) = json_docs(out)
+        kinds = [g["kind"] for g in d["leaks"]]
+        check(d["reachable_listed"] is listed and d["reachable_groups"] >= 1,
+              "--show=%s: reachable_listed %s, reachable_groups counted" % (show, listed))
+        check(("reachable" in kinds) == listed, "--show=%s: reachable groups listed only with all: %s" % (show, kinds))
+        check(d["summary"]["reachable"]["blocks"] >= 1, "reachable blocks still counted")
+
+
+def case_json_scales():
+    exe = os.path.join(TMP, "many_blocks")
+    subprocess.run(["cc", "-g", "-O1", "-fno-omit-frame-pointer", "-o", exe,
+                    os.path.join(A.src, "tests/cli/many_blocks.c")], check=True, timeout=120)
+    for fmt in ("json", "text"):
+        out = os.path.join(TMP, "many." + fmt)
+        e = dict(os.environ)
+        for k in list(e):
+            if k.startswith("MALLARD_") or k == "LD_PRELOAD":
+                del e[k]
+        import time
+        t0 = time.monotonic()
+        child = subprocess.Popen([A.cli, "-f", fmt, "-o", out, "--", exe, "200000", "1000", "leak"],
+                                 env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            so, se = child.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            raise SystemExit("FAIL: the 200k-block run hung")
+        wall = time.monotonic() - t0
+        # the child's CPU: resource.getrusage(RUSAGE_CHILDREN) grows by it
+        import resource
+        ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+        total = ru.ru_utime + ru.ru_stime - case_json_scales.before
+        case_json_scales.before = ru.ru_utime + ru.ru_stime
+        at_main_end = float(so)
+        report_cpu = total - at_main_end
+        size = os.path.getsize(out)
+        print("%s: 200000 blocks, 1000 stacks: report CPU %.3f s (process %.3f s, wall %.3f s), %d bytes"
+              % (fmt, report_cpu, total, wall, size))
+        check(child.returncode == 0, "the run succeeded: %s" % se.decode(errors="replace")[-2000:])
+        check(report_cpu < 1.0, "%s: the report of a 200k-block process takes %.3f s of CPU (under 1 s)"
+              % (fmt, report_cpu))
+        if fmt == "json":
+            (d,) = json_docs(out)
+            check(d["summary"]["definite"]["blocks"] + d["summary"]["indirect"]["blocks"] >= 90000,
+                  "the dropped half is reported: %s" % d["summary"])
+            check(not any(g["kind"] == "reachable" for g in d["leaks"]) and d["reachable_groups"] > 0,
+                  "reachable groups counted, not listed")
+            check(size < 2000000, "json stays small without the reachable stacks: %d bytes" % size)
+
+
+case_json_scales.before = 0.0
+
+
 CASES = {k[5:]: v for k, v in globals().items() if k.startswith("case_")}
 
 
