@@ -14,6 +14,7 @@
 #include "../core/fmt.h"
 #include "../core/os.h"
 #include "../report/trace.h"
+#include "children.h"
 
 int ml_state = ML_UNINIT;
 const struct ml_backend *ml_active;
@@ -168,6 +169,7 @@ static void boot_init(void)
     booting_here = 1;
     ml_os_page_size();
     ml_options_parse(&ml_opts, boot_environment(), 1);
+    ml_children_boot(&ml_opts);
 
     const struct ml_backend *b = ml_backends[ml_opts.backend];
     int rc = b->init(&ml_opts);
@@ -213,5 +215,6 @@ __attribute__((constructor(101))) static void ml_boot_ctor(void)
         boot_init();
     while (__atomic_load_n(&ml_state, __ATOMIC_ACQUIRE) != ML_READY)
         sched_yield();
+    ml_children_ctor();
     ml_hooks_start();
 }

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <link.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <string.h>
 #include <unistd.h>
@@ -21,6 +22,7 @@
 #include "../core/options.h"
 #include "blocks.h"
 #include "finish.h"
+#include "path.h"
 #include "suppress.h"
 #include "trace.h"
 
@@ -203,28 +205,34 @@ static int report_stderr(void)
     return 2;
 }
 
+/* The report file (report/path.h has the patterns).  A fixed path is
+ * opened for appending and locked, so that the reports of a process tree
+ * follow one another whole. */
 static int open_report(const struct ml_options *o, int *owned)
 {
     *owned = 0;
     if (!o->report[0])
         return report_stderr();
     char path[ML_PATH_MAX];
-    size_t n = 0;
-    for (const char *s = o->report; *s && n < sizeof path - 24; s++) {
-        if (s[0] == '%' && s[1] == 'p') {
-            n += ml_fmt(path + n, sizeof path - n, "%d", (int)getpid());
-            s++;
-        } else {
-            path[n++] = *s;
+    int fd = -1, err = 0;
+    for (unsigned n = 1; n <= 100000; n++) {
+        int flags = ml_report_path(o->report, (int)getpid(), ml_modules_exe(), n, path, sizeof path);
+        if (flags < 0) {
+            err = ENAMETOOLONG;
+            break;
         }
+        int how = (flags & ML_PATH_HAS_COUNTER) ? O_EXCL : (flags & ML_PATH_HAS_PID) ? O_TRUNC : O_APPEND;
+        fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | how, 0644);
+        err = errno;
+        if (fd >= 0 || !(flags & ML_PATH_HAS_COUNTER) || err != EEXIST)
+            break;
     }
-    path[n] = '\0';
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
-        ml_say("MALLARD_REPORT=%s: cannot open %s (errno %d); writing the report to stderr", o->report, path,
-               errno);
+        ml_say("MALLARD_REPORT=%s: cannot open %s (%s); writing the report to stderr", o->report, path,
+               strerrordesc_np(err) ? strerrordesc_np(err) : "unknown error");
         return report_stderr();
     }
+    flock(fd, LOCK_EX); /* released by close */
     *owned = 1;
     return fd;
 }
@@ -375,10 +383,19 @@ int ml_trace_finish(enum ml_exit_how how, int status)
         ml_trace_guard_leave(was);
         return status;
     }
+    int clean_text = o->format == ML_FORMAT_TEXT && !found && !r.show_reachable && !r.suppressed.blocks;
+    /* A clean process prints its one line only when asked: the top of a
+     * tree the mallard command started (MALLARD_SUMMARY=auto), or every
+     * process (all, -v); none (-q) prints nothing. */
+    if (clean_text &&
+        !(o->summary == ML_SUMMARY_ALL || (o->summary == ML_SUMMARY_AUTO && o->top_pid == r.pid))) {
+        ml_trace_guard_leave(was);
+        return status;
+    }
     int owned;
     int fd = open_report(o, &owned);
     int rc;
-    if (o->format == ML_FORMAT_TEXT && !found && !r.show_reachable && !r.suppressed.blocks) {
+    if (clean_text) {
         /* Nothing to show: one line, not a page per process (a shell
          * script runs dozens of them, each writing its own report). */
         const char *name = r.argv && r.argv[0] ? r.argv[0] : r.exe ? r.exe : "?";
@@ -392,7 +409,8 @@ int ml_trace_finish(enum ml_exit_how how, int status)
         rc = o->format == ML_FORMAT_JSON ? ml_write_json(fd, &r) : ml_write_text(fd, &r);
     }
     if (rc != 0)
-        ml_say("the report could not be written (errno %d)", rc);
+        ml_say("the report could not be written (%s)",
+               strerrordesc_np(rc) ? strerrordesc_np(rc) : "unknown error");
     if (owned)
         close(fd);
     ml_trace_guard_leave(was);
