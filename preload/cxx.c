@@ -46,13 +46,13 @@ static inline void *cxx_alloc(size_t n, size_t align, unsigned kind)
 {
     if (ML_LIKELY(n) && ML_READY_NOW()) {
         const struct ml_backend *a = ml_active;
-        if (ML_LIKELY(a == ml_backend))
+        if (ML_LIKELY(a == ml_chosen))
             return align <= 16 ? a->malloc(n) : a->memalign(align, n);
         return ml_trace_alloc(align, n, kind);
     }
     /* new(0) and the bootstrap: the C entry points know both cases */
     void *p = align <= 16 ? malloc(n) : aligned_alloc(align, n);
-    if (p && kind != ML_ALLOC_MALLOC && ML_READY_NOW() && ml_active != ml_backend)
+    if (p && kind != ML_ALLOC_MALLOC && ML_READY_NOW() && ml_active != ml_chosen)
         ml_trace_set_kind(p, kind);
     return p;
 }
@@ -68,7 +68,7 @@ static void *cxx_next(const char *name, size_t n, size_t align, unsigned kind)
         abort(); /* no C++ runtime behind us, yet operator new was called */
     void *p = align ? ((void *(*)(size_t, size_t))f)(n, align) : ((void *(*)(size_t))f)(n);
     /* it allocated through malloc or aligned_alloc: record the family */
-    if (ML_READY_NOW() && ml_active != ml_backend)
+    if (ML_READY_NOW() && ml_active != ml_chosen)
         ml_trace_set_kind(p, kind);
     return p;
 }
@@ -79,7 +79,7 @@ static inline void cxx_free(void *p, unsigned kind)
     if (ML_UNLIKELY(!p || ml_boot_owns(p) || !ML_READY_NOW()))
         return;
     const struct ml_backend *a = ml_active;
-    if (ML_LIKELY(a == ml_backend))
+    if (ML_LIKELY(a == ml_chosen))
         a->free(p);
     else
         ml_trace_free(p, kind);

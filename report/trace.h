@@ -53,6 +53,10 @@ const struct ml_backend *ml_trace_inner(void);
  * handler's arguments. */
 void ml_trace_fault(const siginfo_t *si, const void *uctx);
 
+/* 1 once ml_trace_wrap has run: the decorator is installed and records
+ * every block; 0 when the bare backend runs (MALLARD_TRACE=0). */
+int ml_trace_enabled(void);
+
 /* Requested bytes of the blocks live now (mallinfo's in-use bytes). */
 size_t ml_trace_current_bytes(void);
 
