@@ -83,8 +83,8 @@ struct ar_big {
 #define ARENA_BIG_HDR (sizeof(struct ar_big))
 
 static struct {
-    size_t limit; /* 0: no budget */
-    ml_spin lock; /* guards spare and nspare */
+    size_t limit;  /* 0: no budget */
+    ml_mutex lock; /* guards spare and nspare */
     struct ar_chunk *spare;
     unsigned nspare;
     int said_bad_free;
@@ -144,14 +144,14 @@ static inline void ar_refund(size_t n)
 static void ar_release(struct ar_chunk *c)
 {
     ar_refund(c->charged);
-    ml_spin_lock(&arena.lock);
+    ml_mutex_lock(&arena.lock);
     if (arena.nspare < ARENA_SPARE_MAX) {
         c->next = arena.spare;
         arena.spare = c;
         arena.nspare++;
         c = NULL;
     }
-    ml_spin_unlock(&arena.lock);
+    ml_mutex_unlock(&arena.lock);
     if (c)
         ml_os_unmap_user(c, ML_ARENA_CHUNK);
 }
@@ -193,13 +193,13 @@ static int ar_refill(struct ar_tls *t)
         return 0;
     }
     ar_retire(t);
-    ml_spin_lock(&arena.lock);
+    ml_mutex_lock(&arena.lock);
     struct ar_chunk *c = arena.spare;
     if (c) {
         arena.spare = c->next;
         arena.nspare--;
     }
-    ml_spin_unlock(&arena.lock);
+    ml_mutex_unlock(&arena.lock);
     int fresh = !c;
     if (fresh) {
         c = ml_os_map_user(ML_ARENA_CHUNK, ML_ARENA_CHUNK, ML_OWNER_ARENA, 0);
@@ -481,11 +481,11 @@ static void ar_thread_exit(void)
 static void ar_atfork(int phase)
 {
     if (phase == ML_FORK_PREPARE)
-        ml_spin_lock(&arena.lock);
+        ml_mutex_lock(&arena.lock);
     else if (phase == ML_FORK_PARENT)
-        ml_spin_unlock(&arena.lock);
+        ml_mutex_unlock(&arena.lock);
     else
-        ml_spin_reset(&arena.lock);
+        ml_mutex_reset(&arena.lock);
 }
 
 const struct ml_backend ml_backend_arena = {

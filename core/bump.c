@@ -78,7 +78,7 @@ struct bump_big {
 #define BUMP_BIG_HDR (sizeof(struct bump_big))
 
 static struct {
-    ml_spin lock; /* guards spare and nspare */
+    ml_mutex lock; /* guards spare and nspare */
     struct bump_chunk *spare;
     unsigned nspare;
     int said_bad_free;
@@ -119,14 +119,14 @@ static void bump_bad_free(const void *p)
 
 static void bump_recycle(struct bump_chunk *c)
 {
-    ml_spin_lock(&bump.lock);
+    ml_mutex_lock(&bump.lock);
     if (bump.nspare < BUMP_SPARE_MAX) {
         c->next = bump.spare;
         bump.spare = c;
         bump.nspare++;
         c = NULL;
     }
-    ml_spin_unlock(&bump.lock);
+    ml_mutex_unlock(&bump.lock);
     if (c)
         ml_os_unmap_user(c, ML_BUMP_CHUNK);
 }
@@ -171,13 +171,13 @@ static int bump_refill(struct bump_tls *t)
         return 0;
     }
     bump_retire(t);
-    ml_spin_lock(&bump.lock);
+    ml_mutex_lock(&bump.lock);
     struct bump_chunk *c = bump.spare;
     if (c) {
         bump.spare = c->next;
         bump.nspare--;
     }
-    ml_spin_unlock(&bump.lock);
+    ml_mutex_unlock(&bump.lock);
     int fresh = !c;
     if (fresh) {
         c = ml_os_map_user(ML_BUMP_CHUNK, ML_BUMP_CHUNK, ML_OWNER_BUMP, 0);
@@ -401,11 +401,11 @@ static void bump_thread_exit(void)
 static void bump_atfork(int phase)
 {
     if (phase == ML_FORK_PREPARE)
-        ml_spin_lock(&bump.lock);
+        ml_mutex_lock(&bump.lock);
     else if (phase == ML_FORK_PARENT)
-        ml_spin_unlock(&bump.lock);
+        ml_mutex_unlock(&bump.lock);
     else
-        ml_spin_reset(&bump.lock);
+        ml_mutex_reset(&bump.lock);
 }
 
 const struct ml_backend ml_backend_bump = {
