@@ -159,6 +159,11 @@ int main(int argc, char **argv)
         strcat(pre, old);
     }
     setenv("LD_PRELOAD", pre, 1);
+    /* The program keeps this pid: a clean exit of this one process still
+     * prints mallard's one-line summary (a bare LD_PRELOAD stays quiet). */
+    char top[24];
+    snprintf(top, sizeof top, "%d", (int)getpid());
+    setenv("_MALLARD_SUMMARY_PID", top, 1);
     execvp(argv[i], argv + i);
     fprintf(stderr, "mallard: cannot run %s: %s\n", argv[i], strerror(errno));
     return errno == ENOENT ? 127 : 126;
