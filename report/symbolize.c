@@ -124,14 +124,14 @@ static int sym_find_debuginfo(Dwfl_Module *mod, void **userdata, const char *mod
 static Dwfl_Callbacks sym_callbacks;
 
 static struct {
-    ml_spin lock; /* libdw is not thread-safe, and neither is the cache */
+    ml_mutex lock; /* libdw is not thread-safe, and neither is the cache */
     Dwfl *dwfl;
     int failed; /* dwfl_begin failed once: do not retry per frame */
     struct sym_entry *cache;
     size_t cache_cap, cache_n;
     struct sym_mod *mods;
     size_t nmods, mods_cap;
-} sym = {.lock = ML_SPIN_INIT};
+} sym = {.lock = ML_MUTEX_INIT};
 
 static size_t sym_hash(uintptr_t a)
 {
@@ -472,7 +472,7 @@ unsigned ml_symbolize_chain(uintptr_t addr, struct ml_frame *out, unsigned cap)
         }
         return 1;
     }
-    ml_spin_lock(&sym.lock);
+    ml_mutex_lock(&sym.lock);
     sym_inside = 1;
     if (!sym.dwfl && !sym.failed) {
         if (ml_dw_load() == 0) {
@@ -514,7 +514,7 @@ unsigned ml_symbolize_chain(uintptr_t addr, struct ml_frame *out, unsigned cap)
     if (n && out[n - 1].inlined && n == cap)
         out[n - 1].inlined = 0; /* cut short: the last frame shown stands alone */
     sym_inside = 0;
-    ml_spin_unlock(&sym.lock);
+    ml_mutex_unlock(&sym.lock);
     return n;
 }
 
