@@ -43,6 +43,7 @@
 #include "backend.h"
 #include "fmt.h"
 #include "options.h"
+#include "lock.h"
 #include "os.h"
 
 #define ML_ARENA_CHUNK ((size_t)4 << 20)
@@ -478,15 +479,7 @@ static void ar_thread_exit(void)
     at.attached = 0;
 }
 
-static void ar_atfork(int phase)
-{
-    if (phase == ML_FORK_PREPARE)
-        ml_mutex_lock(&arena.lock);
-    else if (phase == ML_FORK_PARENT)
-        ml_mutex_unlock(&arena.lock);
-    else
-        ml_mutex_reset(&arena.lock);
-}
+static void ar_atfork(int phase) { ml_lock_atfork(&arena.lock, phase); }
 
 const struct ml_backend ml_backend_arena = {
     .name = "arena",

@@ -12,12 +12,11 @@
 
 #include <stddef.h>
 
+#include "lock.h" /* enum ml_fork_phase */
+
 struct ml_options;
 
 #define ML_BACKEND_GUARDS_FREED 1u
-
-/* Phases passed to atfork, in the order pthread_atfork runs them. */
-enum ml_fork_phase { ML_FORK_PREPARE, ML_FORK_PARENT, ML_FORK_CHILD };
 
 struct ml_backend {
     const char *name; /* the MALLARD_BACKEND value */

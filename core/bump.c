@@ -41,6 +41,7 @@
 
 #include "backend.h"
 #include "fmt.h"
+#include "lock.h"
 #include "os.h"
 
 #define ML_BUMP_CHUNK ((size_t)1 << 20)
@@ -398,15 +399,7 @@ static void bump_thread_exit(void)
     bt.attached = 0;
 }
 
-static void bump_atfork(int phase)
-{
-    if (phase == ML_FORK_PREPARE)
-        ml_mutex_lock(&bump.lock);
-    else if (phase == ML_FORK_PARENT)
-        ml_mutex_unlock(&bump.lock);
-    else
-        ml_mutex_reset(&bump.lock);
-}
+static void bump_atfork(int phase) { ml_lock_atfork(&bump.lock, phase); }
 
 const struct ml_backend ml_backend_bump = {
     .name = "bump",

@@ -12,7 +12,8 @@
 #include <stddef.h>
 #include <string.h>
 
-#include "../core/os.h"
+#include "../core/lock.h"
+#include "../core/meta.h"
 #include "blocks.h"
 #include "report.h"
 
@@ -245,12 +246,6 @@ size_t ml_blocks_snapshot(struct ml_live *out, size_t cap, int locked)
 
 void ml_blocks_atfork(int phase)
 {
-    for (unsigned i = 0; i < SHARDS; i++) {
-        if (phase == 0)
-            ml_mutex_lock(&shards[i].lock);
-        else if (phase == 2)
-            ml_mutex_reset(&shards[i].lock);
-        else
-            ml_mutex_unlock(&shards[i].lock);
-    }
+    for (unsigned i = 0; i < SHARDS; i++)
+        ml_lock_atfork(&shards[i].lock, phase);
 }

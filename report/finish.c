@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "../core/fmt.h"
-#include "../core/os.h"
+#include "../core/meta.h"
 #include "../preload/boot.h"
 #include "../core/options.h"
 #include "blocks.h"

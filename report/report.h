@@ -24,6 +24,8 @@ int ml_stack_init(int depth);
 ml_stack_id ml_stack_capture(void);
 /* The frames (return addresses; frame 0 is the call site) of an id. */
 const uintptr_t *ml_stack_frames(ml_stack_id id, unsigned *n);
+/* The depot's shard locks under the fork protocol of ml_lock_atfork. */
+void ml_stack_atfork(int phase);
 
 /* ---- loaded objects (modules.c) --------------------------------------- */
 

@@ -24,6 +24,8 @@
 #include <unistd.h>
 
 #include "../core/fmt.h"
+#include "../core/lock.h"
+#include "../core/meta.h"
 #include "../core/os.h"
 #include "../core/options.h"
 #include "blocks.h"
@@ -367,8 +369,8 @@ static void tr_thread_exit(void)
 static void tr_atfork(int phase)
 {
     if (phase == ML_FORK_PREPARE) {
-        ml_mutex_lock(&ml_tr.error_lock);
-        ml_mutex_lock(&ml_tr.tag_lock);
+        ml_lock_atfork(&ml_tr.error_lock, phase);
+        ml_lock_atfork(&ml_tr.tag_lock, phase);
         ml_stack_atfork(phase);
         ml_blocks_atfork(phase);
         if (inner->atfork)
@@ -379,18 +381,15 @@ static void tr_atfork(int phase)
         inner->atfork(phase);
     ml_blocks_atfork(phase);
     ml_stack_atfork(phase);
+    ml_lock_atfork(&ml_tr.tag_lock, phase);
+    ml_lock_atfork(&ml_tr.error_lock, phase);
     if (phase == ML_FORK_CHILD) {
-        ml_mutex_reset(&ml_tr.tag_lock);
-        ml_mutex_reset(&ml_tr.error_lock);
         ml_blocks_mark_inherited();
         ml_threads_after_fork();
         ml_tr.pid = getpid();
         ml_tr.forked_child = 1;
         ml_tr.nerrors_inherited = ml_tr.nerrors;
         ml_tr.allocs_at_fork = ml_tr.allocs;
-    } else {
-        ml_mutex_unlock(&ml_tr.tag_lock);
-        ml_mutex_unlock(&ml_tr.error_lock);
     }
 }
 

@@ -51,7 +51,7 @@ set(ML_REPORT_UNIT_SOURCES
   ${ML_REPORT_ROOT}/report/symbolize.c
   ${ML_REPORT_ROOT}/report/dw.c
   ${ML_REPORT_ROOT}/report/write.c
-  ${ML_REPORT_ROOT}/core/os.c
+  ${ML_CORE_OS_SOURCES}
   ${ML_REPORT_ROOT}/core/fmt.c)
 
 function(ml_report_unit name)
