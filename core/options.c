@@ -25,13 +25,21 @@ const struct ml_option ml_option_table[] = {
     {"MALLARD_DEPTH", ML_OPT_INT, "32", "1..256", "frames recorded per allocation stack", OFF(depth), 1, 256},
     {"MALLARD_ON_ERROR", ML_OPT_ENUM, "continue", "continue|abort",
      "after a double or invalid free: keep running, or write the report and abort", OFF(on_error), 0, 0},
-    {"MALLARD_REPORT", ML_OPT_PATH, "", "PATH (%p becomes the pid; empty = stderr)", "where the report goes",
-     OFF(report), 0, 0},
+    {"MALLARD_REPORT", ML_OPT_PATH, "", "PATH (%p pid, %e program name, %n counter; empty = stderr)",
+     "where the report goes; a fixed path gets each process's report appended whole", OFF(report), 0, 0},
     {"MALLARD_FORMAT", ML_OPT_ENUM, "text", "text|json", "report format", OFF(format), 0, 0},
     {"MALLARD_SHOW", ML_OPT_ENUM, "leaks", "leaks|all",
-     "text report: list leak groups only, or reachable groups too", OFF(show), 0, 0},
+     "report (text and JSON): list leak groups only, or reachable groups too", OFF(show), 0, 0},
     {"MALLARD_EXITCODE", ML_OPT_INT, "0", "0..255 (0 = leave the status alone)",
      "exit status to use when definite leaks or errors were found", OFF(exitcode), 0, 255},
+    {"MALLARD_CHILDREN", ML_OPT_PATH, "yes", "yes|no|PATTERN,... (name or path, * wildcard)",
+     "which descendants are traced: all, none (they run without the preload), or matching programs",
+     OFF(children), 0, 0},
+    {"MALLARD_SUMMARY", ML_OPT_ENUM, "auto", "auto|none|all",
+     "one-line summary of a clean process: for the command's own process, for none (-q), for all (-v)",
+     OFF(summary), 0, 0},
+    {"MALLARD_TOP_PID", ML_OPT_INT, "0", "0..4194304 (set by the mallard command)",
+     "the pid the mallard command started: the top of the process tree", OFF(top_pid), 0, 4194304},
     {"MALLARD_SUPPRESSIONS", ML_OPT_PATH, "", "PATH of a file of leak:PATTERN lines",
      "leaks whose stack matches a pattern (function or object, * wildcard) are suppressed", OFF(suppressions),
      0, 0},
@@ -123,7 +131,7 @@ static int backend_index(const char *value)
     return -1;
 }
 
-static int apply(struct ml_options *o, const struct ml_option *row, const char *value)
+int ml_option_set(struct ml_options *o, const struct ml_option *row, const char *value)
 {
     char *field = (char *)o + row->offset;
     switch (row->type) {
@@ -173,7 +181,7 @@ void ml_options_parse(struct ml_options *o, char *const *envp, int warn)
 {
     memset(o, 0, sizeof *o);
     for (size_t i = 0; i < ml_option_count; i++)
-        apply(o, &ml_option_table[i], ml_option_table[i].def);
+        ml_option_set(o, &ml_option_table[i], ml_option_table[i].def);
     if (!envp)
         return;
     for (char *const *e = envp; *e; e++) {
@@ -189,8 +197,8 @@ void ml_options_parse(struct ml_options *o, char *const *envp, int warn)
             if (strlen(row->name) != nl || memcmp(row->name, *e, nl) != 0)
                 continue;
             known = 1;
-            if (apply(o, row, eq + 1) != 0) {
-                apply(o, row, row->def);
+            if (ml_option_set(o, row, eq + 1) != 0) {
+                ml_option_set(o, row, row->def);
                 char names[256];
                 if (warn)
                     ml_say("%s=%s is not valid; accepted: %s; using the default %s", row->name, eq + 1,

@@ -30,11 +30,15 @@ struct ml_options {
     int exitcode;                   /* 0: leave the exit status alone */
     char report[ML_PATH_MAX];       /* "" : stderr; %p becomes the pid */
     char suppressions[ML_PATH_MAX]; /* "" : built-in list only */
+    char children[ML_PATH_MAX];     /* MALLARD_CHILDREN: "yes", "no" or patterns (preload/children.c) */
+    int summary;                    /* enum ml_summary */
+    int top_pid;                    /* the process the mallard command started; 0: unknown */
 };
 
 enum ml_on_error { ML_ON_ERROR_CONTINUE, ML_ON_ERROR_ABORT };
 enum ml_format { ML_FORMAT_TEXT, ML_FORMAT_JSON };
 enum ml_show { ML_SHOW_LEAKS, ML_SHOW_ALL };
+enum ml_summary { ML_SUMMARY_AUTO, ML_SUMMARY_NONE, ML_SUMMARY_ALL };
 
 /* ML_OPT_BACKEND: a name from the backend registry, stored as its index. */
 enum ml_opt_type { ML_OPT_ENUM, ML_OPT_BOOL, ML_OPT_SIZE, ML_OPT_INT, ML_OPT_PATH, ML_OPT_BACKEND };
@@ -62,6 +66,11 @@ const char *ml_option_accepted(const struct ml_option *row, char *buf, size_t ca
  * A bad value gets one stderr line naming the variable and the accepted
  * values (when warn), and the default stays.  Allocates nothing. */
 void ml_options_parse(struct ml_options *o, char *const *envp, int warn);
+
+/* Applies one value to its field; returns 0, or -1 (field unchanged) when
+ * the value is not one the row accepts.  The mallard command checks its
+ * options with it. */
+int ml_option_set(struct ml_options *o, const struct ml_option *row, const char *value);
 
 /* Parses "123", "64K", "10M", "2G" into bytes; returns 0 on success. */
 int ml_parse_size(const char *s, size_t *out);
