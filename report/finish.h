@@ -24,8 +24,6 @@ struct ml_trace_state {
     int finished;                         /* the report was started (ml_trace_finish ran) */
     int report_tid;                       /* the thread writing it */
     int report_done;                      /* ... and it is over: a thread ending the process waits for this */
-    int summary_pid;                      /* the process the mallard command started: a clean exit still
-                                             says so in one line (hooks.c reads _MALLARD_SUMMARY_PID) */
     int stderr_fd;                        /* a copy of stderr taken at start-up, or -1 */
     unsigned long stderr_dev, stderr_ino; /* what stderr_fd was, to notice it being reused */
     uint64_t allocs, frees, bytes_allocated, current_bytes, peak_bytes;
