@@ -141,7 +141,14 @@ static void text_summary(struct ml_wbuf *o, const struct ml_report *r)
     if (r->argv && r->argv[0]) {
         for (const char *const *a = r->argv; *a; a++) {
             ml_wbuf_chr(o, ' ');
-            ml_wbuf_str(o, *a);
+            /* a newline in an argument (ruby -e 'script') would start a
+             * line without the ==mallard== prefix: written as \n */
+            for (const char *c = *a; *c; c++) {
+                if (*c == '\n')
+                    ml_wbuf_str(o, "\\n");
+                else
+                    ml_wbuf_chr(o, *c);
+            }
         }
     } else if (r->exe) {
         ml_wbuf_chr(o, ' ');
