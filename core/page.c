@@ -55,9 +55,9 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "../preload/options.h"
 #include "backend.h"
 #include "fmt.h"
+#include "options.h"
 #include "os.h"
 
 #define PG_REGION ((size_t)32 << 20)

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <link.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <string.h>
 #include <unistd.h>
@@ -20,9 +21,11 @@
 #include "../core/fmt.h"
 #include "../core/os.h"
 #include "../preload/boot.h"
-#include "../preload/options.h"
+#include "../core/options.h"
 #include "blocks.h"
 #include "finish.h"
+#include "path.h"
+#include "suppress.h"
 #include "trace.h"
 
 /* ---- sorting ---------------------------------------------------------- */
@@ -98,144 +101,6 @@ static int find_own_data(struct dl_phdr_info *info, size_t size, void *data)
             c->r[c->n++] = (struct ml_range){lo, hi};
         }
         return 1;
-    }
-    return 0;
-}
-
-/* ---- suppressions ----------------------------------------------------- */
-
-struct supp {
-    char **pat;
-    size_t n, cap;
-};
-
-static struct supp supps;
-
-/* Built in: the one-time allocations of ld.so, libc and libstdc++ that no
- * program can free.  Matched like user patterns. */
-static const char *const default_supps[] = {
-    "_dl_allocate_tls", /* ld.so: TLS blocks of threads */
-    "_dl_map_object",   /* ld.so: link maps */
-    "_dl_new_object",   /* ld.so */
-    "_dl_check_map_versions",
-    "__libc_dlerror_result", /* dlerror's per-thread buffer */
-    "_dlerror_run",
-    "__gconv_open", /* iconv/locale tables */
-    "__gconv_read_conf",
-    "_nl_load_locale",
-    "_nl_find_locale",
-    "_nl_intern_locale_data",
-    "__nss_",            /* name-service modules */
-    "__cxa_get_globals", /* libstdc++: per-thread EH globals */
-    "__gnu_cxx::__freeres",
-};
-
-static void supp_add(const char *p, size_t len)
-{
-    if (supps.n == supps.cap) {
-        size_t cap = supps.cap ? supps.cap * 2 : 32;
-        char **grown = ml_meta_realloc(supps.pat, cap * sizeof *grown);
-        if (!grown)
-            return;
-        supps.pat = grown;
-        supps.cap = cap;
-    }
-    char *copy = ml_meta_alloc(len + 1);
-    if (!copy)
-        return;
-    memcpy(copy, p, len);
-    copy[len] = '\0';
-    supps.pat[supps.n++] = copy;
-}
-
-static void supp_load(const char *path)
-{
-    for (size_t i = 0; i < sizeof default_supps / sizeof default_supps[0]; i++)
-        supp_add(default_supps[i], strlen(default_supps[i]));
-    if (!path || !*path)
-        return;
-    size_t len;
-    char *text = ml_meta_read_file(path, (size_t)1 << 20, &len);
-    if (!text) {
-        ml_say("MALLARD_SUPPRESSIONS=%s cannot be read (errno %d); using the built-in list only", path,
-               errno);
-        return;
-    }
-    unsigned lineno = 0;
-    for (char *line = text; line < text + len;) {
-        char *nl = memchr(line, '\n', (size_t)(text + len - line));
-        char *end = nl ? nl : text + len;
-        lineno++;
-        while (line < end && (*line == ' ' || *line == '\t'))
-            line++;
-        while (end > line && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r'))
-            end--;
-        size_t sl = (size_t)(end - line);
-        if (sl && *line != '#') {
-            if (sl > 5 && !strncmp(line, "leak:", 5)) {
-                supp_add(line + 5, sl - 5);
-            } else {
-                char shown[128];
-                size_t k = sl < sizeof shown - 1 ? sl : sizeof shown - 1;
-                memcpy(shown, line, k);
-                shown[k] = '\0';
-                ml_say("%s:%u: not a suppression (expected leak:PATTERN): %s", path, lineno, shown);
-            }
-        }
-        line = nl ? nl + 1 : text + len;
-    }
-    ml_meta_free(text);
-}
-
-/* LSan's rule: '*' matches any run of characters, a leading '^' or trailing
- * '$' anchors the pattern, otherwise it may match anywhere in s. */
-static int glob_at(const char *p, const char *s, int anchored_end)
-{
-    for (; *p; p++, s++) {
-        if (*p == '*') {
-            while (*p == '*')
-                p++;
-            if (!*p && !anchored_end)
-                return 1;
-            for (; *s; s++)
-                if (glob_at(p, s, anchored_end))
-                    return 1;
-            return !*p;
-        }
-        if (*p == '$' && !p[1])
-            return !*s;
-        if (*s != *p)
-            return 0;
-    }
-    return !anchored_end || !*s;
-}
-
-static int supp_match(const char *pat, const char *s)
-{
-    if (!s)
-        return 0;
-    size_t pl = strlen(pat);
-    int end = pl && pat[pl - 1] == '$';
-    if (*pat == '^')
-        return glob_at(pat + 1, s, end);
-    for (; *s; s++)
-        if (glob_at(pat, s, end))
-            return 1;
-    return 0;
-}
-
-static int stack_suppressed(ml_stack_id id)
-{
-    if (!id)
-        return 1; /* allocated before tracing could capture: ld.so/libc start-up */
-    unsigned n;
-    const uintptr_t *f = ml_stack_frames(id, &n);
-    for (unsigned i = 0; i < n; i++) {
-        struct ml_frame fr;
-        ml_symbolize(f[i], &fr);
-        for (size_t k = 0; k < supps.n; k++)
-            if (supp_match(supps.pat[k], fr.function) || supp_match(supps.pat[k], fr.object))
-                return 1;
     }
     return 0;
 }
@@ -435,28 +300,34 @@ static int report_stderr(void)
     return 2;
 }
 
+/* The report file (report/path.h has the patterns).  A fixed path is
+ * opened for appending and locked, so that the reports of a process tree
+ * follow one another whole. */
 static int open_report(const struct ml_options *o, int *owned)
 {
     *owned = 0;
     if (!o->report[0])
         return report_stderr();
     char path[ML_PATH_MAX];
-    size_t n = 0;
-    for (const char *s = o->report; *s && n < sizeof path - 24; s++) {
-        if (s[0] == '%' && s[1] == 'p') {
-            n += ml_fmt(path + n, sizeof path - n, "%d", (int)getpid());
-            s++;
-        } else {
-            path[n++] = *s;
+    int fd = -1, err = 0;
+    for (unsigned n = 1; n <= 100000; n++) {
+        int flags = ml_report_path(o->report, (int)getpid(), ml_modules_exe(), n, path, sizeof path);
+        if (flags < 0) {
+            err = ENAMETOOLONG;
+            break;
         }
+        int how = (flags & ML_PATH_HAS_COUNTER) ? O_EXCL : (flags & ML_PATH_HAS_PID) ? O_TRUNC : O_APPEND;
+        fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | how, 0644);
+        err = errno;
+        if (fd >= 0 || !(flags & ML_PATH_HAS_COUNTER) || err != EEXIST)
+            break;
     }
-    path[n] = '\0';
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
-        ml_say("MALLARD_REPORT=%s: cannot open %s (errno %d); writing the report to stderr", o->report, path,
-               errno);
+        ml_say("MALLARD_REPORT=%s: cannot open %s (%s); writing the report to stderr", o->report, path,
+               strerrordesc_np(err) ? strerrordesc_np(err) : "unknown error");
         return report_stderr();
     }
+    flock(fd, LOCK_EX); /* released by close */
     *owned = 1;
     return fd;
 }
@@ -512,7 +383,7 @@ int ml_trace_finish(enum ml_exit_how how, int status)
     dl_iterate_phdr(find_own_data, &skip);
     ml_reach_classify(live, n, skip.r, skip.n, have_ef ? &ef : NULL);
 
-    supp_load(o->suppressions);
+    ml_supp_load(o->suppressions);
     struct ml_report r;
     memset(&r, 0, sizeof r);
     struct group_map gm = {0};
@@ -540,7 +411,7 @@ int ml_trace_finish(enum ml_exit_how how, int status)
             if (memo && memo[j].id == b->stack && b->stack) {
                 sup = memo[j].suppressed;
             } else {
-                sup = stack_suppressed(b->stack);
+                sup = ml_supp_stack(b->stack);
                 if (memo && b->stack) {
                     memo[j].id = b->stack;
                     memo[j].suppressed = sup;
@@ -628,10 +499,19 @@ int ml_trace_finish(enum ml_exit_how how, int status)
         ml_trace_guard_leave(was);
         return status;
     }
+    int clean_text = o->format == ML_FORMAT_TEXT && !found && !r.show_reachable && !r.suppressed.blocks;
+    /* A clean process prints its one line only when asked: the top of a
+     * tree the mallard command started (MALLARD_SUMMARY=auto), or every
+     * process (all, -v); none (-q) prints nothing. */
+    if (clean_text &&
+        !(o->summary == ML_SUMMARY_ALL || (o->summary == ML_SUMMARY_AUTO && o->top_pid == r.pid))) {
+        ml_trace_guard_leave(was);
+        return status;
+    }
     int owned;
     int fd = open_report(o, &owned);
     int rc;
-    if (o->format == ML_FORMAT_TEXT && !found && !r.show_reachable && !r.suppressed.blocks) {
+    if (clean_text) {
         /* Nothing to show: one line, not a page per process (a shell
          * script runs dozens of them, each writing its own report). */
         const char *name = r.argv && r.argv[0] ? r.argv[0] : r.exe ? r.exe : "?";
@@ -645,7 +525,8 @@ int ml_trace_finish(enum ml_exit_how how, int status)
         rc = o->format == ML_FORMAT_JSON ? ml_write_json(fd, &r) : ml_write_text(fd, &r);
     }
     if (rc != 0)
-        ml_say("the report could not be written (errno %d)", rc);
+        ml_say("the report could not be written (%s)",
+               strerrordesc_np(rc) ? strerrordesc_np(rc) : "unknown error");
     if (owned)
         close(fd);
     ml_trace_guard_leave(was);

@@ -197,7 +197,7 @@ struct ml_report {
     struct ml_tag_stats *tags;
     size_t ntags;
     uint64_t allocs, frees, bytes_allocated, peak_bytes, current_bytes;
-    int show_reachable; /* text: list reachable groups too (MALLARD_SHOW=all) */
+    int show_reachable; /* text and JSON: list reachable groups too (MALLARD_SHOW=all) */
 };
 
 /* Writes the report to fd through a fixed buffer over write(2).  Returns 0

@@ -42,7 +42,7 @@
 
 #include "../core/fmt.h"
 #include "../core/os.h"
-#include "../preload/options.h"
+#include "../core/options.h"
 #include "blocks.h"
 #include "finish.h"
 
@@ -496,3 +496,5 @@ size_t ml_trace_current_bytes(void)
 {
     return (size_t)__atomic_load_n(&ml_tr.current_bytes, __ATOMIC_RELAXED);
 }
+
+int ml_trace_enabled(void) { return __atomic_load_n(&inner, __ATOMIC_RELAXED) != NULL; }

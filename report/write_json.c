@@ -123,11 +123,23 @@ int ml_write_json(int fd, const struct ml_report *r)
     json_count(&o, "suppressed", &r->suppressed);
     ml_wbuf_str(&o, "    \"errors\": ");
     ml_wbuf_u64(&o, r->nerrors);
-    ml_wbuf_str(&o, "\n  },\n  \"leaks\": [");
+    /* MALLARD_SHOW=leaks (the default) lists the leak groups only; the
+     * reachable ones are counted here, and listed with MALLARD_SHOW=all. */
+    size_t nreach = 0;
+    for (size_t i = 0; i < r->ngroups; i++)
+        nreach += r->groups[i].kind == ML_KIND_REACHABLE;
+    ml_wbuf_str(&o, "\n  },\n  \"reachable_groups\": ");
+    ml_wbuf_u64(&o, nreach);
+    ml_wbuf_str(&o, ", \"reachable_listed\": ");
+    ml_wbuf_str(&o, r->show_reachable ? "true" : "false");
+    ml_wbuf_str(&o, ",\n  \"leaks\": [");
 
+    size_t listed = 0;
     for (size_t i = 0; i < r->ngroups; i++) {
         const struct ml_leak_group *g = &r->groups[i];
-        ml_wbuf_str(&o, i ? ",\n    {\"kind\": " : "\n    {\"kind\": ");
+        if (g->kind == ML_KIND_REACHABLE && !r->show_reachable)
+            continue;
+        ml_wbuf_str(&o, listed++ ? ",\n    {\"kind\": " : "\n    {\"kind\": ");
         json_str(&o, ml_report_kind_name(g->kind));
         ml_wbuf_str(&o, ", \"bytes\": ");
         ml_wbuf_u64(&o, g->bytes);
@@ -153,7 +165,7 @@ int ml_write_json(int fd, const struct ml_report *r)
         json_stack(&o, g->stack, "       ");
         ml_wbuf_chr(&o, '}');
     }
-    ml_wbuf_str(&o, r->ngroups ? "\n  ],\n  \"errors\": [" : "],\n  \"errors\": [");
+    ml_wbuf_str(&o, listed ? "\n  ],\n  \"errors\": [" : "],\n  \"errors\": [");
 
     for (size_t i = 0; i < r->nerrors_listed; i++) {
         const struct ml_error *e = &r->errors[i];

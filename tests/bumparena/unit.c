@@ -19,7 +19,7 @@
 
 #include "../../core/backend.h"
 #include "../../core/os.h"
-#include "../../preload/options.h"
+#include "../../core/options.h"
 
 #define MIB ((size_t)1 << 20)
 

@@ -1,0 +1,37 @@
+/* report/suppress.h: which leaked stacks are not reported.
+ *
+ * Patterns come from a built-in list (one-time allocations of ld.so, libc
+ * and libstdc++ no program can free) and from the MALLARD_SUPPRESSIONS file
+ * (lines "leak:PATTERN", as LSan writes them).  A stack is suppressed when a
+ * pattern matches any string of any of its frames.
+ */
+#ifndef ML_REPORT_SUPPRESS_H
+#define ML_REPORT_SUPPRESS_H
+
+#include "report.h"
+
+/* Loads the built-in list and the file at path (NULL or "": none); once per
+ * report, from the exit path.  Problems with the file go to stderr. */
+void ml_supp_load(const char *path);
+
+/* One pattern against one string, LSan's rule: '*' matches any run of
+ * characters, a leading '^' or a trailing '$' anchors the pattern,
+ * otherwise it may match anywhere in s.  s NULL: no match. */
+int ml_supp_match(const char *pat, const char *s);
+
+/* The strings a frame can be matched by; any of them may be NULL. */
+struct ml_supp_frame {
+    const char *function; /* demangled name */
+    const char *mangled;  /* linkage name, when it differs */
+    const char *file;     /* source file */
+    const char *object;   /* module path */
+};
+
+/* Whether a loaded pattern matches any string of f. */
+int ml_supp_frame_matches(const struct ml_supp_frame *f);
+
+/* Whether a loaded pattern matches a frame of the stack.  Stack 0 (taken
+ * before tracing could capture: ld.so/libc start-up) counts as suppressed. */
+int ml_supp_stack(ml_stack_id id);
+
+#endif
