@@ -197,13 +197,13 @@ static void sort_groups(struct ml_leak_group *g, size_t n)
  * groups that own its blocks.  The groups sit compacted in g->g[0..ng);
  * a table of their keys finds them again. */
 static void link_owners(struct group_map *gm, size_t ng, const struct ml_live *live, size_t n,
-                        const uint8_t *inherited, size_t nowned)
+                        const uint8_t *inherited, size_t nowned, int show_reachable)
 {
     if (!nowned)
         return;
     struct group_map ix = {0};
     /* a map from key to sorted index: the index rides in .blocks (+1),
-     * the group in .bytes */
+     * the index among the listed leaks in .bytes */
     size_t cap = 256;
     while (cap < 2 * ng + 2)
         cap *= 2;
@@ -215,6 +215,7 @@ static void link_owners(struct group_map *gm, size_t ng, const struct ml_live *l
         return;
     }
     ix.cap = cap;
+    size_t listed_before = 0;
     for (size_t k = 0; k < ng; k++) {
         const struct ml_leak_group *e = &gm->g[k];
         size_t j = group_hash(e->kind, e->stack, gm_tag_id(e)) & (cap - 1);
@@ -223,8 +224,13 @@ static void link_owners(struct group_map *gm, size_t ng, const struct ml_live *l
         ix.g[j] = (struct ml_leak_group){.kind = e->kind,
                                          .stack = e->stack,
                                          .tag = (const char *)(uintptr_t)gm_tag_id(e),
-                                         .blocks = k + 1};
+                                         .blocks = k + 1,
+                                         .bytes = k - listed_before};
         ix.n++;
+        /* the index in the report's leaks, which lists reachable groups
+         * only with MALLARD_SHOW=all */
+        if (e->kind == ML_KIND_REACHABLE && !show_reachable)
+            listed_before++;
     }
     size_t np = 0;
     for (size_t i = 0; i < n && np < nowned; i++) {
@@ -235,7 +241,7 @@ static void link_owners(struct group_map *gm, size_t ng, const struct ml_live *l
         const struct ml_leak_group *og = group_find(&ix, ML_KIND_DEFINITE, o->stack, o->tag);
         const struct ml_leak_group *bg = group_find(&ix, ML_KIND_INDIRECT, b->stack, b->tag);
         if (og && bg)
-            pairs[np++] = (bg->blocks - 1) << 32 | (og->blocks - 1);
+            pairs[np++] = (bg->blocks - 1) << 32 | og->bytes;
     }
     /* sort the pairs (shell sort), then hand each indirect group its run */
     static const size_t gaps[] = {701, 301, 132, 57, 23, 10, 4, 1};
@@ -457,7 +463,7 @@ int ml_trace_finish(enum ml_exit_how how, int status)
         gm.g[ng++] = gm.g[i];
     }
     sort_groups(gm.g, ng);
-    link_owners(&gm, ng, live, n, inherited, nowned);
+    link_owners(&gm, ng, live, n, inherited, nowned, o->show == ML_SHOW_ALL);
     for (size_t i = 0; i < ng; i++) {
         uint16_t tag = gm_tag_id(&gm.g[i]);
         gm.g[i].tag = tag ? ml_tr.tags[tag].name : NULL;

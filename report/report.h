@@ -163,8 +163,9 @@ struct ml_leak_group {
     /* DEFINITE groups: the indirect blocks their blocks own (valgrind's
      * "444 (144 direct, 300 indirect) bytes in 3 blocks") */
     uint64_t indirect_bytes, indirect_blocks;
-    /* INDIRECT groups: indexes in ml_report.groups of the DEFINITE groups
-     * that own its blocks, ascending */
+    /* INDIRECT groups: indexes of the DEFINITE groups that own its blocks,
+     * ascending, counted among the groups a report lists (reachable ones
+     * only when show_reachable) */
     const uint32_t *owners;
     uint32_t nowners;
 };
