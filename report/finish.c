@@ -535,11 +535,11 @@ static int finish_once(enum ml_exit_how how, int status)
      * and compare stderr (CMake, $(cmd 2>&1), tests).  It prints its one
      * line only when asked: the top of a tree the mallard command started
      * (MALLARD_SUMMARY=auto, unless that process is exec'ing into another
-     * program), or every process (all, -v); none (-q) prints nothing, not
-     * even to a report file. */
+     * program), or every process (all, -v); none (-q) prints nothing.  A
+     * JSON report file is still written, so a tree's reports can be merged. */
     int summary = o->summary == ML_SUMMARY_ALL ||
                   (o->summary == ML_SUMMARY_AUTO && o->top_pid == r.pid && how != ML_EXIT_EXEC);
-    if (clean && !summary && (!o->report[0] || o->summary == ML_SUMMARY_NONE)) {
+    if (clean && !summary && (!o->report[0] || o->format == ML_FORMAT_TEXT)) {
         ml_trace_guard_leave(was);
         return status;
     }
