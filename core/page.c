@@ -577,5 +577,5 @@ const struct ml_backend ml_backend_page = {
     .usable_size = pg_usable_size,
     .thread_exit = pg_thread_exit,
     .atfork = pg_atfork,
-    .flags = ML_BACKEND_GUARDS_FREED,
+    .flags = ML_BACKEND_GUARDS_FREED | ML_BACKEND_SPACED,
 };
