@@ -13,18 +13,26 @@
  *     address: segment = p & ~(4 MiB - 1).
  *   - Each thread keeps a LIFO list per class (the hot path: a pop or a
  *     push, no lock, no atomic).  An empty list refills a batch from the
- *     class's central list; an overlong one returns a batch.  Frees from
+ *     class's central list, and grows its limit by a batch each time, up to
+ *     256 KiB of objects (2 MiB a thread in all), so a working set larger
+ *     than the starting 128 objects stays in the thread; an overlong list
+ *     returns a batch.  Frees from
  *     other threads simply land in the freeing thread's cache; the central
  *     list returns each object to its own span.
+ *   - Free finds the class of any pointer in one lookup in the class map,
+ *     a two-level table laid out like the owner map, one byte a page.
  *   - A span whose objects are all back goes to the page heap.  Free pages
- *     stay committed until more than ML_FL_PURGE bytes of them accumulate,
- *     then they are decommitted (madvise) and empty segments unmapped, so a
- *     long-running program's RSS stays bounded.
+ *     are decommitted (madvise) by decay: once they have stayed free for a
+ *     whole 100 ms epoch, or at once past ML_FL_DIRTY_MAX; empty segments
+ *     are unmapped likewise.  Memory freed and reused in waves is not
+ *     faulted in again, and an idle heap still shrinks.
  *   - Blocks above 1 MiB get their own mapping, found through a hash
- *     table.  A few freed ones are kept for reuse, since programs that
- *     allocate and free megabyte buffers in a loop would otherwise pay for
- *     mmap, page faults and munmap every time; realloc grows them with
- *     mremap instead of copying.
+ *     table.  Freed ones are kept, by bytes (up to the peak of large bytes
+ *     in use, 8 to 64 MiB) and for at most two epochs, and reused best fit,
+ *     cut to size or grown by mremap, since programs that replace megabyte
+ *     buffers in a loop would otherwise pay for mmap, page faults and munmap
+ *     every time; calloc clears only what was used before.  realloc grows
+ *     them with mremap instead of copying.
  * Invariants: every object pointer is 16-byte aligned; a page's class byte
  * is non-zero exactly while it belongs to a live span; the owner map marks
  * segments ML_OWNER_FREELIST and large mappings ML_OWNER_FREELIST_LARGE,
@@ -59,7 +67,7 @@
 #define LARGE_CACHE_SLOTS 16
 #define LARGE_CACHE_MIN ((size_t)8 << 20)  /* the cache's budget: the peak of live */
 #define LARGE_CACHE_MAX ((size_t)64 << 20) /* large bytes, within these bounds */
-/* Thread-cache growth: a bin that overflows grows by a batch, up to
+/* Thread-cache growth: a bin that runs dry grows by a batch, up to
  * BIN_CAP_BYTES of objects (BIN_CAP_OBJS at most), while the thread's
  * TC_GROW_BYTES allowance lasts. */
 #define BIN_CAP_BYTES ((size_t)256 << 10)
@@ -525,6 +533,16 @@ static __attribute__((noinline)) void *small_refill(unsigned c)
     if (ML_UNLIKELY(!tc.live))
         tcache_start();
     struct fl_bin *b = &tc.bins[c];
+    /* The thread allocates from this class again after its bin ran dry: a
+     * working set larger than the bin, which then grows by a batch (as
+     * tcmalloc's lists do), so that the objects this thread frees stay
+     * with it instead of going through the central list and back.  A thread
+     * that only frees (a consumer) never grows its bins. */
+    size_t step = (size_t)fl.class_batch[c] * fl.class_size[c];
+    if (b->max && b->max < fl.class_cap[c] && tc.grow_left >= step) {
+        tc.grow_left -= step;
+        b->max += fl.class_batch[c];
+    }
     void *list;
     uint32_t got = central_fetch(c, fl.class_batch[c], &list);
     if (!got)
@@ -542,15 +560,6 @@ static __attribute__((noinline)) void small_overflow(unsigned c)
         tcache_start();
         if (b->room >= 0)
             return;
-    }
-    /* A working set larger than the bin: let the bin grow with it rather
-     * than send every object through the central list and back. */
-    size_t step = (size_t)fl.class_batch[c] * fl.class_size[c];
-    if (!tc.dead && b->max && b->max < fl.class_cap[c] && tc.grow_left >= step) {
-        tc.grow_left -= step;
-        b->max += fl.class_batch[c];
-        b->room += (int32_t)fl.class_batch[c];
-        return;
     }
     uint32_t n = tc.dead ? bin_count(b) : fl.class_batch[c];
     void *list = b->head, *tail = list;
