@@ -15,14 +15,18 @@ struct ml_block_rec {
     uintptr_t addr;
     uint64_t size; /* requested size (saturates at 2^40 - 1) */
     uint32_t stack, free_stack;
+    uint32_t seq; /* allocation sequence number (live records) */
     uint16_t tag;
     uint8_t state;
     uint8_t kind; /* enum ml_alloc_kind: which call allocated it (2 bits) */
 };
 
-/* Records a live block; replaces any record at addr.  0, or -1 when the
- * table cannot grow (the block is then simply not traced). */
-int ml_blocks_insert(uintptr_t addr, uint64_t size, uint32_t stack, uint16_t tag, unsigned kind);
+/* Records a live block; replaces any record at addr.  seq orders the
+ * allocations (report/reach.c: the first-allocated block of a lost cycle
+ * is its definite one).  0, or -1 when the table cannot grow (the block is
+ * then simply not traced).  kind: enum ml_alloc_kind. */
+int ml_blocks_insert(uintptr_t addr, uint64_t size, uint32_t stack, uint16_t tag, uint32_t seq,
+                     unsigned kind);
 /* Sets the allocation kind of the live record at addr. */
 void ml_blocks_set_kind(uintptr_t addr, unsigned kind);
 /* The record (live, inherited or freed) whose block [addr, addr+size)
