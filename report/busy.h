@@ -12,6 +12,7 @@
 #ifndef ML_REPORT_BUSY_H
 #define ML_REPORT_BUSY_H
 
+#include "../core/lock.h"
 #include "../core/os.h"
 
 extern ML_TLS int ml_tr_busy;
@@ -29,15 +30,15 @@ static inline void ml_tr_busy_leave(void)
 }
 
 /* The trace layer's locks: counted before taking, uncounted after release. */
-static inline void ml_tr_lock(ml_spin *l)
+static inline void ml_tr_lock(ml_mutex *l)
 {
     ml_tr_busy_enter();
-    ml_spin_lock(l);
+    ml_mutex_lock(l);
 }
 
-static inline void ml_tr_unlock(ml_spin *l)
+static inline void ml_tr_unlock(ml_mutex *l)
 {
-    ml_spin_unlock(l);
+    ml_mutex_unlock(l);
     ml_tr_busy_leave();
 }
 

@@ -5,7 +5,7 @@
 
 #include <stdint.h>
 
-#include "../core/os.h"
+#include "../core/lock.h"
 #include "report.h"
 
 struct ml_options;
@@ -27,10 +27,10 @@ struct ml_trace_state {
     int stderr_fd;                        /* a copy of stderr taken at start-up, or -1 */
     unsigned long stderr_dev, stderr_ino; /* what stderr_fd was, to notice it being reused */
     uint64_t allocs, frees, bytes_allocated, current_bytes, peak_bytes;
-    ml_spin tag_lock;
+    ml_mutex tag_lock;
     uint16_t ntags;
     struct ml_tag_slot tags[1024];
-    ml_spin error_lock;
+    ml_mutex error_lock;
     struct ml_error *errors;
     size_t nerrors, errors_cap, nerrors_inherited;
     uint64_t allocs_at_fork; /* allocs when this process was forked */
@@ -41,7 +41,5 @@ extern struct ml_trace_state ml_tr;
 /* Sets the calling thread's recursion guard; returns its previous value. */
 int ml_trace_guard_enter(void);
 void ml_trace_guard_leave(int was);
-
-void ml_stack_atfork(int phase);
 
 #endif

@@ -13,7 +13,7 @@
  * ld.so made, found through the thread pointer at scan time as well.
  *
  * Invariants: the table lives in the meta heap and is guarded by one
- * ml_spin; at most one live entry per thread pointer.  An exited thread's
+ * ml_mutex; at most one live entry per thread pointer.  An exited thread's
  * entry is kept, marked gone, because glibc caches the stack block of an
  * exited thread and its descriptor still points (through the DTV) at
  * dynamic TLS blocks that glibc frees only when the block is reused; reach.c
@@ -28,6 +28,8 @@
 #define _GNU_SOURCE
 #include "report.h"
 
+#include "../core/lock.h"
+#include "../core/meta.h"
 #include "../core/os.h"
 #include "busy.h"
 
@@ -50,11 +52,11 @@ extern void *__libc_stack_end;
 ML_TLS int ml_tr_busy;
 
 static struct {
-    ml_spin lock;
+    ml_mutex lock;
     struct ml_thread_root *v; /* meta heap */
     size_t n, cap;
     size_t ngone;
-} threads = {.lock = ML_SPIN_INIT};
+} threads = {.lock = ML_MUTEX_INIT};
 
 static int threads_is_main(void) { return syscall(SYS_gettid) == getpid(); }
 
@@ -174,7 +176,7 @@ void ml_threads_after_fork(void)
     /* The child has one thread; whoever held the lock in the parent is not
      * in it.  The other threads' blocks are still mapped here, and glibc
      * moves them to its stack cache, so they become gone, not forgotten. */
-    ml_spin_reset(&threads.lock);
+    ml_mutex_reset(&threads.lock);
     uintptr_t tp = (uintptr_t)pthread_self();
     threads.ngone = 0;
     for (size_t i = 0; i < threads.n; i++) {
