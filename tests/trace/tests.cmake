@@ -17,7 +17,7 @@ add_executable(fx_cxx_new ${CMAKE_SOURCE_DIR}/tests/programs/cxx_new.cpp)
 target_compile_options(fx_cxx_new PRIVATE -g -O0 -Wall -Wextra)
 set_target_properties(fx_cxx_new PROPERTIES OUTPUT_NAME cxx_new RUNTIME_OUTPUT_DIRECTORY ${ML_FIXTURE_DIR})
 # Fixtures built as users build what they debug: -O1 -g (inlining happens).
-foreach(src registry.cc cxx_mismatch.cpp interior_free.c inline_leak.c page_fault.c)
+foreach(src registry.cc cxx_mismatch.cpp interior_free.c inline_leak.c page_fault.c cxx_bad_alloc.cpp)
   get_filename_component(f ${src} NAME_WE)
   add_executable(fx_${f} ${CMAKE_SOURCE_DIR}/tests/programs/${src})
   target_compile_options(fx_${f} PRIVATE -g -O1 -fno-omit-frame-pointer -Wall -Wextra
@@ -55,7 +55,8 @@ set(ML_TRACE_CASES simple_leak list_leak global_reach tls_reach xor_leak double_
     registry registry_supp_name registry_supp_file registry_supp_mangled cxx_mismatch inline_leak
     interior_free interior_free@bump interior_free@arena interior_free@page interior_free@system
     cxx_mismatch@page cxx_mismatch@system double_free@page double_free@arena double_free@system
-    page_fault_overflow page_fault_underflow page_fault_after_free page_fault_slack)
+    page_fault_overflow page_fault_underflow page_fault_after_free page_fault_slack
+    cxx_bad_alloc cxx_bad_alloc@bump cxx_bad_alloc@arena cxx_bad_alloc@page cxx_bad_alloc@system)
 foreach(c ${ML_TRACE_CASES})
   add_test(NAME trace_${c}
     COMMAND python3 ${CMAKE_CURRENT_LIST_DIR}/run_case.py ${c}
