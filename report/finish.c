@@ -258,6 +258,18 @@ static __attribute__((noinline)) size_t collect_live(struct ml_live **out, int l
     return n;
 }
 
+/* The tag id of name, 0 when no block carries it (ml_trace_set_tag
+ * registers names; preload/api.c uses these two for the LSan interface). */
+static uint16_t tag_id(const char *name)
+{
+    for (uint16_t i = 1; i <= ml_tr.ntags; i++)
+        if (ml_tr.tags[i].name && !strcmp(ml_tr.tags[i].name, name))
+            return i;
+    return 0;
+}
+
+static int report(enum ml_exit_how how, int status, int *found_out);
+
 int ml_trace_finish(enum ml_exit_how how, int status)
 {
     if (getpid() != ml_tr.pid)
@@ -270,8 +282,30 @@ int ml_trace_finish(enum ml_exit_how how, int status)
     if (ml_tr.forked_child && ml_tr.nerrors == ml_tr.nerrors_inherited &&
         __atomic_load_n(&ml_tr.allocs, __ATOMIC_RELAXED) == ml_tr.allocs_at_fork)
         return status;
+    int found;
+    return report(how, status, &found);
+}
+
+int ml_trace_report_live(int final)
+{
+    if (getpid() != ml_tr.pid)
+        return -1;
+    if (final ? __atomic_exchange_n(&ml_tr.finished, 1, __ATOMIC_ACQ_REL)
+              : __atomic_load_n(&ml_tr.finished, __ATOMIC_ACQUIRE))
+        return -1;
+    static ml_spin live_lock; /* one live report at a time */
+    ml_spin_lock(&live_lock);
+    int found = 0;
+    report(ML_EXIT_LIVE, 0, &found);
+    ml_spin_unlock(&live_lock);
+    return found;
+}
+
+static int report(enum ml_exit_how how, int status, int *found_out)
+{
     int was = ml_trace_guard_enter();
     const struct ml_options *o = ml_tr.opt;
+    int live_report = how == ML_EXIT_LIVE;
 
     struct ml_live *live = NULL;
     size_t n = collect_live(&live, how != ML_EXIT_SIGNAL);
@@ -284,7 +318,12 @@ int ml_trace_finish(enum ml_exit_how how, int status)
     dl_iterate_phdr(find_own_data, &skip);
     ml_reach_classify(live, n, skip.r, skip.n);
 
-    ml_supp_load(o->suppressions);
+    static int supp_loaded;
+    if (!__atomic_exchange_n(&supp_loaded, 1, __ATOMIC_ACQ_REL))
+        ml_supp_load(o->suppressions);
+    /* __lsan_ignore_object and __lsan_disable (preload/api.c) tag blocks:
+     * they are never leaks, and count as suppressed */
+    uint16_t ignored_tag = tag_id(ML_TAG_LSAN_IGNORED), disabled_tag = tag_id(ML_TAG_LSAN_DISABLED);
     struct ml_report r;
     memset(&r, 0, sizeof r);
     struct group_map gm = {0};
@@ -299,7 +338,9 @@ int ml_trace_finish(enum ml_exit_how how, int status)
         struct ml_live *b = &live[i];
         /* the suppression verdict is per stack: remember it */
         int sup = 0;
-        if (b->kind != ML_KIND_REACHABLE) {
+        if (b->kind != ML_KIND_REACHABLE && b->tag && (b->tag == ignored_tag || b->tag == disabled_tag)) {
+            sup = 1;
+        } else if (b->kind != ML_KIND_REACHABLE) {
             if (!memo_cap) {
                 memo_cap = 64;
                 while (memo_cap < 2 * n)
@@ -377,18 +418,22 @@ int ml_trace_finish(enum ml_exit_how how, int status)
     r.show_reachable = o->show == ML_SHOW_ALL;
 
     int found = r.definite.blocks || r.indirect.blocks || r.nerrors;
+    *found_out = found;
     /* A fork child (or one about to exec) with nothing of its own to say
      * stays quiet: the parent's report covers the heap it inherited. */
-    if (ml_tr.forked_child && !found && (how != ML_EXIT_EXIT || !o->report[0] || !strstr(o->report, "%p"))) {
+    if (!live_report && ml_tr.forked_child && !found &&
+        (how != ML_EXIT_EXIT || !o->report[0] || !strstr(o->report, "%p"))) {
         ml_trace_guard_leave(was);
         return status;
     }
     int clean_text = o->format == ML_FORMAT_TEXT && !found && !r.show_reachable && !r.suppressed.blocks;
     /* A clean process prints its one line only when asked: the top of a
-     * tree the mallard command started (MALLARD_SUMMARY=auto), or every
-     * process (all, -v); none (-q) prints nothing. */
-    if (clean_text &&
-        !(o->summary == ML_SUMMARY_ALL || (o->summary == ML_SUMMARY_AUTO && o->top_pid == r.pid))) {
+     * tree the mallard command started (MALLARD_SUMMARY=auto) when it ends
+     * (not when it execs the next program of a shim), or every process
+     * (all, -v); none (-q) prints nothing. */
+    if (clean_text && !live_report &&
+        !(o->summary == ML_SUMMARY_ALL ||
+          (o->summary == ML_SUMMARY_AUTO && o->top_pid == r.pid && how != ML_EXIT_EXEC))) {
         ml_trace_guard_leave(was);
         return status;
     }
@@ -413,6 +458,13 @@ int ml_trace_finish(enum ml_exit_how how, int status)
                strerrordesc_np(rc) ? strerrordesc_np(rc) : "unknown error");
     if (owned)
         close(fd);
+    if (live_report) { /* the process goes on: give the work space back */
+        ml_meta_free(live);
+        ml_meta_free(inherited);
+        ml_meta_free(memo);
+        ml_meta_free(gm.g);
+        ml_meta_free(tags);
+    }
     ml_trace_guard_leave(was);
     if (o->exitcode && (r.definite.blocks || r.nerrors))
         return o->exitcode;

@@ -127,7 +127,9 @@ enum ml_error_kind {
     ML_ERR_OVERFLOW,
     ML_ERR_USE_AFTER_FREE,
 };
-enum ml_exit_how { ML_EXIT_EXIT, ML_EXIT__EXIT, ML_EXIT_EXEC, ML_EXIT_SIGNAL };
+/* ML_EXIT_LIVE: a report of a process that goes on (MALLARD_REPORT_SIGNAL,
+ * mallard_report_now, __lsan_do_*leak_check). */
+enum ml_exit_how { ML_EXIT_EXIT, ML_EXIT__EXIT, ML_EXIT_EXEC, ML_EXIT_SIGNAL, ML_EXIT_LIVE };
 
 struct ml_count {
     uint64_t bytes, blocks;

@@ -109,6 +109,9 @@ static void text_exit(struct ml_wbuf *o, const struct ml_report *r)
     case ML_EXIT_EXEC:
         ml_wbuf_str(o, "exec");
         break;
+    case ML_EXIT_LIVE:
+        ml_wbuf_str(o, "still running (a live report)");
+        break;
     case ML_EXIT_SIGNAL:
         ml_wbuf_str(o, "signal ");
         ml_wbuf_i64(o, r->exit_status);
@@ -151,7 +154,7 @@ static void text_summary(struct ml_wbuf *o, const struct ml_report *r)
     text_begin(o);
     ml_wbuf_str(o, "backend ");
     ml_wbuf_str(o, r->backend ? r->backend : "unknown");
-    ml_wbuf_str(o, ", program ended by ");
+    ml_wbuf_str(o, r->exit_how == ML_EXIT_LIVE ? ", program " : ", program ended by ");
     text_exit(o, r);
     text_end(o);
     text_blank(o);
