@@ -55,7 +55,7 @@ struct ml_chunk {
 
 /* The global part: spare chunks. */
 struct ml_chunk_pool {
-    ml_spin lock; /* guards spare and nspare */
+    ml_mutex lock; /* guards spare and nspare */
     struct ml_chunk *spare;
     unsigned nspare;
 };
@@ -110,14 +110,14 @@ static inline void ml_chunk_mark(struct ml_chunk_tls *t)
 static inline void ml_chunk_recycle(struct ml_chunk_pool *pool, struct ml_chunk *c, size_t chunk_size,
                                     unsigned spare_max)
 {
-    ml_spin_lock(&pool->lock);
+    ml_mutex_lock(&pool->lock);
     if (pool->nspare < spare_max) {
         c->next = pool->spare;
         pool->spare = c;
         pool->nspare++;
         c = NULL;
     }
-    ml_spin_unlock(&pool->lock);
+    ml_mutex_unlock(&pool->lock);
     if (c)
         ml_os_unmap_user(c, chunk_size);
 }
@@ -167,13 +167,13 @@ static inline void ml_chunk_restart(struct ml_chunk_tls *t)
 static inline int ml_chunk_take(struct ml_chunk_pool *pool, struct ml_chunk_tls *t, size_t chunk_size,
                                 uint64_t magic, enum ml_owner owner)
 {
-    ml_spin_lock(&pool->lock);
+    ml_mutex_lock(&pool->lock);
     struct ml_chunk *c = pool->spare;
     if (c) {
         pool->spare = c->next;
         pool->nspare--;
     }
-    ml_spin_unlock(&pool->lock);
+    ml_mutex_unlock(&pool->lock);
     int fresh = !c;
     if (fresh) {
         c = ml_os_map_user(chunk_size, chunk_size, owner, 0);
@@ -231,11 +231,11 @@ static inline void ml_chunk_big_unmap(void *p, const struct ml_chunk_big *b)
 static inline void ml_chunk_atfork(struct ml_chunk_pool *pool, int phase)
 {
     if (phase == ML_FORK_PREPARE)
-        ml_spin_lock(&pool->lock);
+        ml_mutex_lock(&pool->lock);
     else if (phase == ML_FORK_PARENT)
-        ml_spin_unlock(&pool->lock);
+        ml_mutex_unlock(&pool->lock);
     else
-        ml_spin_reset(&pool->lock);
+        ml_mutex_reset(&pool->lock);
 }
 
 #endif

@@ -25,10 +25,10 @@ struct ml_trace_state {
     int stderr_fd;                        /* a copy of stderr taken at start-up, or -1 */
     unsigned long stderr_dev, stderr_ino; /* what stderr_fd was, to notice it being reused */
     uint64_t allocs, frees, bytes_allocated, current_bytes, peak_bytes;
-    ml_spin tag_lock;
+    ml_mutex tag_lock;
     uint16_t ntags;
     struct ml_tag_slot tags[1024];
-    ml_spin error_lock;
+    ml_mutex error_lock;
     struct ml_error *errors;
     size_t nerrors, errors_cap, nerrors_inherited;
     uint64_t allocs_at_fork; /* allocs when this process was forked */
