@@ -293,11 +293,11 @@ int ml_trace_report_live(int final)
     if (final ? __atomic_exchange_n(&ml_tr.finished, 1, __ATOMIC_ACQ_REL)
               : __atomic_load_n(&ml_tr.finished, __ATOMIC_ACQUIRE))
         return -1;
-    static ml_spin live_lock; /* one live report at a time */
-    ml_spin_lock(&live_lock);
+    static ml_mutex live_lock; /* one live report at a time */
+    ml_mutex_lock(&live_lock);
     int found = 0;
     report(ML_EXIT_LIVE, 0, &found);
-    ml_spin_unlock(&live_lock);
+    ml_mutex_unlock(&live_lock);
     return found;
 }
 
