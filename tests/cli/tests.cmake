@@ -11,3 +11,10 @@ foreach(c ${ML_CLI_CASES})
       --bin ${CMAKE_BINARY_DIR}/tests/programs --src ${CMAKE_SOURCE_DIR})
   set_tests_properties(cli_${c} PROPERTIES TIMEOUT 180 LABELS cli)
 endforeach()
+
+# Install, pkg-config, find_package(mallard), the .deb in a scratch root,
+# and a build without Check (tests/cli/install.sh).
+add_test(NAME cli_install
+  COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/install.sh ${CMAKE_BINARY_DIR} ${CMAKE_SOURCE_DIR}
+    ${CMAKE_BINARY_DIR}/tests/programs)
+set_tests_properties(cli_install PROPERTIES TIMEOUT 900 LABELS cli)
