@@ -13,7 +13,9 @@
 #include <link.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../core/fmt.h"
@@ -270,20 +272,35 @@ static uint16_t tag_id(const char *name)
 
 static int report(enum ml_exit_how how, int status, int *found_out);
 
+/* One report per process, whole: the first caller writes it; a caller on
+ * another thread (a second exit(), an _exit or a crash while the report is
+ * being written) waits for it before it goes on to end the process, which
+ * would cut the report short.  The wait is bounded, so a reporter that
+ * never finishes cannot hang the process forever. */
 int ml_trace_finish(enum ml_exit_how how, int status)
 {
     if (getpid() != ml_tr.pid)
         return status; /* a vfork child, or a clone mallard never saw */
-    if (__atomic_exchange_n(&ml_tr.finished, 1, __ATOMIC_ACQ_REL))
+    int me = (int)syscall(SYS_gettid);
+    if (__atomic_exchange_n(&ml_tr.finished, 1, __ATOMIC_ACQ_REL)) {
+        if (__atomic_load_n(&ml_tr.report_tid, __ATOMIC_ACQUIRE) != me) {
+            struct timespec ms = {0, 1000000};
+            for (int i = 0; i < 120000 && !__atomic_load_n(&ml_tr.report_done, __ATOMIC_ACQUIRE); i++)
+                syscall(SYS_nanosleep, &ms, NULL);
+        }
         return status;
+    }
+    __atomic_store_n(&ml_tr.report_done, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&ml_tr.report_tid, me, __ATOMIC_RELEASE);
+    int code = status, found;
     /* A fork child that allocated nothing and hit no error since the fork
      * has nothing of its own to report: skip the scan (shells and signal
      * handlers fork and _exit or exec at once, often). */
-    if (ml_tr.forked_child && ml_tr.nerrors == ml_tr.nerrors_inherited &&
-        __atomic_load_n(&ml_tr.allocs, __ATOMIC_RELAXED) == ml_tr.allocs_at_fork)
-        return status;
-    int found;
-    return report(how, status, &found);
+    if (!(ml_tr.forked_child && ml_tr.nerrors == ml_tr.nerrors_inherited &&
+          __atomic_load_n(&ml_tr.allocs, __ATOMIC_RELAXED) == ml_tr.allocs_at_fork))
+        code = report(how, status, &found);
+    __atomic_store_n(&ml_tr.report_done, 1, __ATOMIC_RELEASE);
+    return code;
 }
 
 int ml_trace_report_live(int final)
@@ -298,9 +315,14 @@ int ml_trace_report_live(int final)
     int found = 0;
     report(ML_EXIT_LIVE, 0, &found);
     ml_mutex_unlock(&live_lock);
+    if (final)
+        __atomic_store_n(&ml_tr.report_done, 1, __ATOMIC_RELEASE);
     return found;
 }
 
+/* The report itself: final ones (exit, _exit, exec, signal) once per
+ * process through ml_trace_finish; live ones (ML_EXIT_LIVE) any number of
+ * times, the process going on.  *found_out: leaks or errors were found. */
 static int report(enum ml_exit_how how, int status, int *found_out)
 {
     int was = ml_trace_guard_enter();
@@ -426,21 +448,23 @@ static int report(enum ml_exit_how how, int status, int *found_out)
         ml_trace_guard_leave(was);
         return status;
     }
-    int clean_text = o->format == ML_FORMAT_TEXT && !found && !r.show_reachable && !r.suppressed.blocks;
-    /* A clean process prints its one line only when asked: the top of a
-     * tree the mallard command started (MALLARD_SUMMARY=auto) when it ends
-     * (not when it execs the next program of a shim), or every process
-     * (all, -v); none (-q) prints nothing. */
-    if (clean_text && !live_report &&
-        !(o->summary == ML_SUMMARY_ALL ||
-          (o->summary == ML_SUMMARY_AUTO && o->top_pid == r.pid && how != ML_EXIT_EXEC))) {
+    int clean = !found && !r.show_reachable;
+    /* A clean process says nothing, as LSan does, since programs capture
+     * and compare stderr (CMake, $(cmd 2>&1), tests).  It prints its one
+     * line only when asked: the top of a tree the mallard command started
+     * (MALLARD_SUMMARY=auto, unless that process is exec'ing into another
+     * program), or every process (all, -v); none (-q) prints nothing.  A
+     * JSON report file is still written, so a tree's reports can be merged. */
+    int summary = live_report || o->summary == ML_SUMMARY_ALL ||
+                  (o->summary == ML_SUMMARY_AUTO && o->top_pid == r.pid && how != ML_EXIT_EXEC);
+    if (clean && !summary && (!o->report[0] || o->format == ML_FORMAT_TEXT)) {
         ml_trace_guard_leave(was);
         return status;
     }
     int owned;
     int fd = open_report(o, &owned);
     int rc;
-    if (clean_text) {
+    if (o->format == ML_FORMAT_TEXT && clean && !r.suppressed.blocks) {
         /* Nothing to show: one line, not a page per process (a shell
          * script runs dozens of them, each writing its own report). */
         const char *name = r.argv && r.argv[0] ? r.argv[0] : r.exe ? r.exe : "?";
