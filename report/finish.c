@@ -346,6 +346,7 @@ static int report(enum ml_exit_how how, int status, int *found_out)
     /* __lsan_ignore_object and __lsan_disable (preload/api.c) tag blocks:
      * they are never leaks, and count as suppressed */
     uint16_t ignored_tag = tag_id(ML_TAG_LSAN_IGNORED), disabled_tag = tag_id(ML_TAG_LSAN_DISABLED);
+    ml_supp_reset_counts();
     struct ml_report r;
     memset(&r, 0, sizeof r);
     struct group_map gm = {0};
@@ -361,7 +362,7 @@ static int report(enum ml_exit_how how, int status, int *found_out)
         /* the suppression verdict is per stack: remember it */
         int sup = 0;
         if (b->kind != ML_KIND_REACHABLE && b->tag && (b->tag == ignored_tag || b->tag == disabled_tag)) {
-            sup = 1;
+            sup = ML_SUPP_NO_STACK; /* counted as suppressed, against no pattern */
         } else if (b->kind != ML_KIND_REACHABLE) {
             if (!memo_cap) {
                 memo_cap = 64;
@@ -383,6 +384,7 @@ static int report(enum ml_exit_how how, int status, int *found_out)
             }
         }
         if (sup) {
+            ml_supp_count(sup, b->size);
             r.suppressed.bytes += b->size;
             r.suppressed.blocks++;
             continue;
@@ -438,6 +440,7 @@ static int report(enum ml_exit_how how, int status, int *found_out)
     r.peak_bytes = ml_tr.peak_bytes;
     r.current_bytes = ml_tr.current_bytes;
     r.show_reachable = o->show == ML_SHOW_ALL;
+    r.nsupps = ml_supp_user(&r.supps);
 
     int found = r.definite.blocks || r.indirect.blocks || r.nerrors;
     *found_out = found;

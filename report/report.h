@@ -150,6 +150,11 @@ struct ml_error {
     ml_stack_id stack, alloc_stack, free_stack; /* 0 when unknown */
 };
 
+struct ml_supp_use {
+    const char *pattern; /* as written after "leak:" */
+    uint64_t blocks, bytes;
+};
+
 struct ml_tag_stats {
     const char *tag;
     uint64_t allocs, current_bytes, peak_bytes;
@@ -171,7 +176,9 @@ struct ml_report {
     struct ml_tag_stats *tags;
     size_t ntags;
     uint64_t allocs, frees, bytes_allocated, peak_bytes, current_bytes;
-    int show_reachable; /* text and JSON: list reachable groups too (MALLARD_SHOW=all) */
+    int show_reachable;              /* text and JSON: list reachable groups too (MALLARD_SHOW=all) */
+    const struct ml_supp_use *supps; /* the MALLARD_SUPPRESSIONS patterns and their use */
+    size_t nsupps;
 };
 
 /* Writes the report to fd through a fixed buffer over write(2).  Returns 0

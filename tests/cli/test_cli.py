@@ -571,6 +571,31 @@ def case_lsan_interface():
     check(p.returncode == 9 and "after check" not in p.stdout, "__lsan_do_leak_check exits with the exitcode", p)
 
 
+# ---- 6. suppressions a user can trust ------------------------------------
+
+
+def case_suppression_counts():
+    supp = os.path.join(TMP, "u.supp")
+    with open(supp, "w") as f:
+        f.write("# a real LSan file\nleak:leak_one\nleak:never_matches_xyz\n"
+                "interceptor_via_fun:some_interceptor\ncalled_from_lib:libfoo.so\nleak:push\n")
+    p = run([A.cli, "-s", supp, "--", fixture("simple_leak")])
+    check(p.returncode == 0 and "definitely lost: 0 bytes" in p.stderr, "the leak is suppressed", p)
+    check("not a suppression" not in p.stderr and "mallard:" not in p.stderr,
+          "interceptor_via_fun: and called_from_lib: are skipped without a word", p)
+    check(re.search(r"Suppressions used:\n==mallard==   count      bytes template\n==mallard== +1 +100 leak_one\n",
+                    p.stderr), "LSan's Suppressions used: table", p)
+    check(re.search(r"Suppressions not used:\n==mallard==   leak:never_matches_xyz\n==mallard==   leak:push\n",
+                    p.stderr), "unused patterns listed, in file order", p)
+    out = os.path.join(TMP, "s.json")
+    p = run([A.cli, "-s", supp, "-f", "json", "-o", out, "--", fixture("list_leak")])
+    (d,) = json_docs(out)
+    check(d["suppressions"] == [{"pattern": "leak_one", "blocks": 0, "bytes": 0},
+                                {"pattern": "never_matches_xyz", "blocks": 0, "bytes": 0},
+                                {"pattern": "push", "blocks": 10, "bytes": 480}],
+          "JSON: each pattern with its use: %s" % d.get("suppressions"))
+
+
 CASES = {k[5:]: v for k, v in globals().items() if k.startswith("case_")}
 
 
