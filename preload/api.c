@@ -28,7 +28,10 @@
 
 #define ML_EXPORT MALLARD_API
 
-static int tracing(void) { return __atomic_load_n(&ml_state, __ATOMIC_ACQUIRE) == ML_READY && ml_trace_enabled(); }
+static int tracing(void)
+{
+    return __atomic_load_n(&ml_state, __ATOMIC_ACQUIRE) == ML_READY && ml_trace_enabled();
+}
 
 ML_EXPORT int mallard_report_now(void)
 {
@@ -75,7 +78,7 @@ ML_EXPORT void __lsan_ignore_object(const void *p)
             if (rec.tag)
                 __atomic_sub_fetch(&ml_tr.tags[rec.tag].current, rec.size, __ATOMIC_RELAXED);
             __atomic_add_fetch(&ml_tr.tags[id].current, rec.size, __ATOMIC_RELAXED);
-            ml_blocks_insert(rec.addr, rec.size, rec.stack, id);
+            ml_blocks_insert(rec.addr, rec.size, rec.stack, id, rec.seq);
         }
     }
     ml_trace_guard_leave(was);

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "../core/fmt.h"
-#include "../core/os.h"
+#include "../core/meta.h"
 #include "suppress.h"
 
 struct supp {
