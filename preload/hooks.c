@@ -31,6 +31,7 @@
 #include "../report/trace.h"
 #include "boot.h"
 #include "children.h"
+#include "signals.h"
 
 #define ML_EXPORT __attribute__((visibility("default")))
 
@@ -167,6 +168,7 @@ void ml_hooks_start(void)
         sigemptyset(&sa.sa_mask);
         sigaction(fatal_signals[i], &sa, NULL);
     }
+    ml_signals_start(); /* termination and report signals: preload/signals.c */
 }
 
 ML_EXPORT __attribute__((noreturn)) void _exit(int status)
