@@ -232,7 +232,7 @@ int malloc_info(int options, FILE *fp);
 
 static void usage(size_t *arena, size_t *in_use)
 {
-    long mapped = __atomic_load_n(&ml_os_user_bytes, __ATOMIC_RELAXED);
+    long mapped = ml_os_user_bytes();
     size_t a = mapped > 0 ? (size_t)mapped : 0;
     size_t used;
     if (ML_READY_NOW() && ml_trace_enabled()) {

@@ -21,7 +21,7 @@
 #include <unistd.h>
 
 #include "../core/fmt.h"
-#include "../core/os.h"
+#include "../core/meta.h"
 #include "../preload/boot.h"
 #include "../core/options.h"
 #include "blocks.h"
@@ -530,23 +530,25 @@ static int finish_once(enum ml_exit_how how, int status)
         ml_trace_guard_leave(was);
         return status;
     }
-    int clean = !found && !r.show_reachable;
-    /* A clean process says nothing, as LSan does, since programs capture
-     * and compare stderr (CMake, $(cmd 2>&1), tests).  It prints its one
-     * line only when asked: the top of a tree the mallard command started
-     * (MALLARD_SUMMARY=auto, unless that process is exec'ing into another
-     * program), or every process (all, -v); none (-q) prints nothing.  A
-     * JSON report file is still written, so a tree's reports can be merged. */
+    int clean_text = o->format == ML_FORMAT_TEXT && !found && !r.show_reachable && !r.suppressed.blocks;
+    /* A clean process prints its one line only when asked: the top of a
+     * tree the mallard command started (MALLARD_SUMMARY=auto; not while it
+     * execs into the next image, which will say it), or every process (all,
+     * -v); none (-q) prints nothing. */
     int summary = o->summary == ML_SUMMARY_ALL ||
                   (o->summary == ML_SUMMARY_AUTO && o->top_pid == r.pid && how != ML_EXIT_EXEC);
-    if (clean && !summary && (!o->report[0] || o->format == ML_FORMAT_TEXT)) {
+    /* Nothing found and nothing asked for: a report bound for stderr says
+     * nothing at all, in any format and whatever was suppressed, as LSan
+     * does, since programs capture and compare stderr (CMake, $(cmd 2>&1),
+     * tests). */
+    if ((clean_text && !summary) || (!found && !r.show_reachable && !o->report[0] && !summary)) {
         ml_trace_guard_leave(was);
         return status;
     }
     int owned;
     int fd = open_report(o, &owned);
     int rc;
-    if (o->format == ML_FORMAT_TEXT && clean && !r.suppressed.blocks) {
+    if (clean_text || (!found && !r.show_reachable && summary && o->format == ML_FORMAT_TEXT)) {
         /* Nothing to show: one line, not a page per process (a shell
          * script runs dozens of them, each writing its own report). */
         const char *name = r.argv && r.argv[0] ? r.argv[0] : r.exe ? r.exe : "?";

@@ -38,9 +38,13 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "../core/fmt.h"
+#include "../core/lock.h"
+#include "../core/meta.h"
 #include "../core/os.h"
 #include "../core/options.h"
 #include "blocks.h"
@@ -164,13 +168,36 @@ const char *ml_trace_set_tag(const char *name)
 
 /* ---- errors ----------------------------------------------------------- */
 
-static const char *const error_words[] = {"double free", "invalid free", "invalid realloc", "overflow",
-                                          "use after free"};
+static const char *const error_words[] = {"double free", "invalid free",   "invalid realloc",
+                                          "overflow",    "use after free", "mismatched free"};
 
-static void report_error(enum ml_error_kind kind, const void *p, uint64_t bytes, ml_stack_id stack,
-                         ml_stack_id alloc_stack, ml_stack_id free_stack)
+/* The calling thread's id and name, for an error it made: one syscall
+ * each, no glibc thread internals (this may run inside an allocation). */
+static void error_thread(struct ml_error *e)
 {
-    struct ml_error e = {kind, (uintptr_t)p, bytes, stack, alloc_stack, free_stack};
+    e->tid = (int)syscall(SYS_gettid);
+    char name[16] = {0};
+    if (prctl(PR_GET_NAME, (unsigned long)name, 0, 0, 0) == 0) {
+        name[15] = '\0';
+        memcpy(e->thread, name, sizeof e->thread);
+    }
+}
+
+/* Fills block context for an address inside (or freed as) a known block. */
+static void error_block(struct ml_error *e, const struct ml_block_rec *r)
+{
+    e->block = r->addr;
+    e->offset = (int64_t)(e->address - r->addr);
+    e->bytes = r->size;
+    e->alloc_stack = r->stack;
+    e->alloc_kind = r->kind;
+    if (r->state == ML_BLOCK_FREED)
+        e->free_stack = r->free_stack;
+}
+
+void ml_trace_record_error(struct ml_error *e)
+{
+    error_thread(e);
     ml_tr_lock(&ml_tr.error_lock);
     if (ml_tr.nerrors == ml_tr.errors_cap) {
         size_t cap = ml_tr.errors_cap ? ml_tr.errors_cap * 2 : 64;
@@ -181,30 +208,53 @@ static void report_error(enum ml_error_kind kind, const void *p, uint64_t bytes,
         }
     }
     if (ml_tr.nerrors < ml_tr.errors_cap)
-        ml_tr.errors[ml_tr.nerrors] = e;
+        ml_tr.errors[ml_tr.nerrors] = *e;
     ml_tr.nerrors++;
     ml_tr_unlock(&ml_tr.error_lock);
+}
 
+static void report_error(struct ml_error *e)
+{
+    ml_trace_record_error(e);
     struct ml_frame f = {0};
     unsigned n;
-    const uintptr_t *frames = ml_stack_frames(stack, &n);
+    const uintptr_t *frames = ml_stack_frames(e->stack, &n);
+    const void *p = (const void *)e->address;
+    const char *what =
+        (unsigned)e->kind < sizeof error_words / sizeof *error_words ? error_words[e->kind] : "error";
     if (n) {
         ml_symbolize(frames[0], &f);
         const char *file = f.file ? strrchr(f.file, '/') : NULL;
         file = file ? file + 1 : f.file ? f.file : "?";
-        if (bytes)
-            ml_say("%s of %p (a %lu-byte block) in %s %s:%d; the report has the stacks", error_words[kind], p,
-                   (unsigned long)bytes, f.function ? f.function : "??", file, f.line);
+        if (e->kind == ML_ERR_OVERFLOW && !e->access)
+            ml_say("page backend: the bytes next to block %p (%lu bytes) were overwritten (out-of-bounds "
+                   "write), "
+                   "found by free in %s %s:%d; the report has the allocation stack",
+                   p, (unsigned long)e->bytes, f.function ? f.function : "??", file, f.line);
+        else if (e->bytes)
+            ml_say("%s of %p (a %lu-byte block) in %s %s:%d; the report has the stacks", what, p,
+                   (unsigned long)e->bytes, f.function ? f.function : "??", file, f.line);
         else
-            ml_say("%s of %p in %s %s:%d; the report has the stacks", error_words[kind], p,
-                   f.function ? f.function : "??", file, f.line);
+            ml_say("%s of %p in %s %s:%d; the report has the stacks", what, p, f.function ? f.function : "??",
+                   file, f.line);
     } else {
-        ml_say("%s of %p; the report has the stacks", error_words[kind], p);
+        ml_say("%s of %p; the report has the stacks", what, p);
     }
     if (ml_tr.on_error == ML_ON_ERROR_ABORT) {
         t.guard = 0;
         abort();
     }
+}
+
+/* A free or realloc of p that is not a live block: say which block, if
+ * any, it points into (valgrind's "is 16 bytes inside a 96-byte block"). */
+static void report_bad_pointer(enum ml_error_kind kind, void *p, ml_stack_id here)
+{
+    struct ml_error e = {.kind = kind, .address = (uintptr_t)p, .stack = here};
+    struct ml_block_rec r;
+    if (ml_blocks_find_containing((uintptr_t)p, &r) == 0)
+        error_block(&e, &r);
+    report_error(&e);
 }
 
 /* ---- recording -------------------------------------------------------- */
@@ -215,14 +265,14 @@ static void attach_thread(void)
     ml_threads_attach();
 }
 
-static inline void record(void *p, size_t n)
+static inline void record(void *p, size_t n, unsigned kind)
 {
     if (ML_UNLIKELY(!t.attached))
         attach_thread();
     ml_stack_id id = ml_stack_capture();
     /* the allocation count is the sequence number (wraps at 2^32) */
     uint32_t seq = (uint32_t)__atomic_add_fetch(&ml_tr.allocs, 1, __ATOMIC_RELAXED);
-    if (ml_blocks_insert((uintptr_t)p, n, id, t.tag, seq) == 0)
+    if (ml_blocks_insert((uintptr_t)p, n, id, t.tag, seq, kind) == 0)
         stats_alloc(n, t.tag);
 }
 
@@ -232,15 +282,38 @@ static void quarantine_evict_one(void)
     void *old = t.q[i].p;
     t.qbytes -= t.q[i].size;
     t.qcount--;
+    if (inner->flags & ML_BACKEND_GUARDS_FREED) {
+        /* the backend has had the block since it was freed; only the
+         * record waited, and the address may hold a new block by now */
+        ml_blocks_remove_freed((uintptr_t)old);
+        return;
+    }
     ml_blocks_remove((uintptr_t)old, NULL);
     BACKEND(inner->free(old));
 }
 
-static void quarantine_push(void *p, size_t n)
+static void quarantine_push(void *p, const struct ml_block_rec *r, ml_stack_id here)
 {
-    /* The page backend keeps freed blocks inaccessible itself, so a
-     * use-after-free faults and the canary is checked at once. */
-    if (n > QUARANTINE_BYTES / 4 || (inner->flags & ML_BACKEND_GUARDS_FREED)) {
+    size_t n = r->size;
+    if (inner->flags & ML_BACKEND_GUARDS_FREED) {
+        /* The page backend keeps freed blocks inaccessible itself, so a
+         * use-after-free faults and the canary is checked at once; the
+         * record stays in the FIFO, so a second free is still a double
+         * free naming all three stacks. */
+        int bad = 0;
+        if (inner->free_checked)
+            BACKEND(bad = inner->free_checked(p));
+        else
+            BACKEND(inner->free(p));
+        if (bad) {
+            struct ml_error e = {.kind = ML_ERR_OVERFLOW, .address = (uintptr_t)p, .stack = here};
+            error_block(&e, r);
+            e.free_stack = 0;
+            e.offset = (int64_t)r->size; /* the bytes past (or before) the block were written */
+            report_error(&e);
+        }
+        n = 0;
+    } else if (n > QUARANTINE_BYTES / 4) {
         ml_blocks_remove((uintptr_t)p, NULL);
         BACKEND(inner->free(p));
         return;
@@ -429,7 +502,7 @@ static void *tr_malloc(size_t n)
     BACKEND(p = inner->malloc(inner_size(n)));
     if (ML_LIKELY(p)) {
         clear_links(p, n);
-        record(p, n);
+        record(p, n, ML_ALLOC_MALLOC);
     }
     SLOT_DONE();
     return p;
@@ -451,7 +524,7 @@ static void *tr_zalloc(size_t n)
             memset(p, 0, n);
     }
     if (ML_LIKELY(p))
-        record(p, n);
+        record(p, n, ML_ALLOC_MALLOC);
     SLOT_DONE();
     return p;
 }
@@ -462,7 +535,7 @@ static void *tr_zalloc(size_t n)
  * keeps it out of the leak list like every pre-tracing block. */
 static void *internal_block(void *p, size_t n)
 {
-    if (p && ml_blocks_insert((uintptr_t)p, n, 0, 0, 0) == 0) {
+    if (p && ml_blocks_insert((uintptr_t)p, n, 0, 0, 0, ML_ALLOC_MALLOC) == 0) {
         __atomic_add_fetch(&ml_tr.allocs, 1, __ATOMIC_RELAXED);
         stats_alloc(n, 0);
     }
@@ -482,13 +555,13 @@ static void *tr_memalign(size_t align, size_t n)
     BACKEND(p = inner->memalign(align, inner_size(n)));
     if (ML_LIKELY(p)) {
         clear_links(p, n);
-        record(p, n);
+        record(p, n, ML_ALLOC_MALLOC);
     }
     SLOT_DONE();
     return p;
 }
 
-static void tr_free(void *p)
+static void tr_free_kind(void *p, unsigned kind)
 {
     if (ML_UNLIKELY(ml_tr_busy)) {
         busy_free(p);
@@ -529,14 +602,28 @@ static void tr_free(void *p)
         if (here)
             ml_blocks_set_free_stack((uintptr_t)p, here);
         stats_free(r.size, r.tag);
-        quarantine_push(p, r.size);
+        if (ML_UNLIKELY(r.kind != kind) && r.stack) {
+            /* valgrind's "Mismatched free() / delete / delete []"; the
+             * block is freed all the same.  Blocks with no stack were
+             * allocated before tracing (or by mallard's callees). */
+            struct ml_error e = {.kind = ML_ERR_MISMATCH, .address = (uintptr_t)p, .stack = here};
+            error_block(&e, &r);
+            e.free_kind = (uint8_t)kind;
+            report_error(&e);
+        }
+        quarantine_push(p, &r, here);
     } else if (rc == 0) {
-        report_error(ML_ERR_DOUBLE_FREE, p, r.size, here, r.stack, r.free_stack);
+        struct ml_error e = {.kind = ML_ERR_DOUBLE_FREE, .address = (uintptr_t)p, .stack = here};
+        error_block(&e, &r);
+        e.free_kind = (uint8_t)kind;
+        report_error(&e);
     } else {
-        report_error(ML_ERR_INVALID_FREE, p, 0, here, 0, 0);
+        report_bad_pointer(ML_ERR_INVALID_FREE, p, here);
     }
     SLOT_DONE();
 }
+
+static void tr_free(void *p) { tr_free_kind(p, ML_ALLOC_MALLOC); }
 
 static void *tr_realloc(void *p, size_t n)
 {
@@ -565,7 +652,7 @@ static void *tr_realloc(void *p, size_t n)
             stats_free(r.size, r.tag);
             internal_block(q, n);
         } else {
-            ml_blocks_insert((uintptr_t)p, r.size, r.stack, r.tag, r.seq);
+            ml_blocks_insert((uintptr_t)p, r.size, r.stack, r.tag, r.seq, r.kind);
         }
         return q;
     }
@@ -576,9 +663,7 @@ static void *tr_realloc(void *p, size_t n)
             SLOT_DONE();
             return emerg_move(i, p, n, tr_malloc);
         }
-        int known = ml_blocks_lookup((uintptr_t)p, &r) == 0;
-        report_error(ML_ERR_INVALID_REALLOC, p, known ? r.size : 0, ml_stack_capture(), known ? r.stack : 0,
-                     known ? r.free_stack : 0);
+        report_bad_pointer(ML_ERR_INVALID_REALLOC, p, ml_stack_capture());
         SLOT_DONE();
         return NULL;
     }
@@ -590,12 +675,42 @@ static void *tr_realloc(void *p, size_t n)
         if (r.size < 2 * sizeof(uintptr_t) && n > r.size)
             memset((char *)q + r.size, 0, (n < 2 * sizeof(uintptr_t) ? n : 2 * sizeof(uintptr_t)) - r.size);
         stats_free(r.size, r.tag);
-        record(q, n);
+        record(q, n, ML_ALLOC_MALLOC);
     } else {
-        ml_blocks_insert((uintptr_t)p, r.size, r.stack, r.tag, r.seq);
+        ml_blocks_insert((uintptr_t)p, r.size, r.stack, r.tag, r.seq, r.kind);
     }
     SLOT_DONE();
     return q;
+}
+
+/* operator new and new[] (preload/cxx.c): n > 0, align a power of two. */
+void *ml_trace_alloc(size_t align, size_t n, unsigned kind)
+{
+    if (ML_UNLIKELY(ml_tr_busy))
+        return emerg_alloc(align, n);
+    void *p;
+    if (ML_UNLIKELY(t.guard)) {
+        if (align <= 16)
+            return meta_alloc(n);
+        BACKEND(p = inner->memalign(align, n));
+        return internal_block(p, n);
+    }
+    t.guard = 1;
+    BACKEND(p = align <= 16 ? inner->malloc(inner_size(n)) : inner->memalign(align, inner_size(n)));
+    if (ML_LIKELY(p)) {
+        clear_links(p, n);
+        record(p, n, kind);
+    }
+    SLOT_DONE();
+    return p;
+}
+
+void ml_trace_free(void *p, unsigned kind) { tr_free_kind(p, kind); }
+
+void ml_trace_set_kind(void *p, unsigned kind)
+{
+    if (ml_os_owner(p) != ML_OWNER_META)
+        ml_blocks_set_kind((uintptr_t)p, kind);
 }
 
 static size_t tr_usable_size(const void *p)
@@ -627,8 +742,8 @@ static void tr_thread_exit(void)
 static void tr_atfork(int phase)
 {
     if (phase == ML_FORK_PREPARE) {
-        ml_mutex_lock(&ml_tr.error_lock);
-        ml_mutex_lock(&ml_tr.tag_lock);
+        ml_lock_atfork(&ml_tr.error_lock, phase);
+        ml_lock_atfork(&ml_tr.tag_lock, phase);
         ml_stack_atfork(phase);
         ml_blocks_atfork(phase);
         if (inner->atfork)
@@ -639,9 +754,9 @@ static void tr_atfork(int phase)
         inner->atfork(phase);
     ml_blocks_atfork(phase);
     ml_stack_atfork(phase);
+    ml_lock_atfork(&ml_tr.tag_lock, phase);
+    ml_lock_atfork(&ml_tr.error_lock, phase);
     if (phase == ML_FORK_CHILD) {
-        ml_mutex_reset(&ml_tr.tag_lock);
-        ml_mutex_reset(&ml_tr.error_lock);
         ml_blocks_mark_inherited();
         ml_threads_after_fork();
         ml_tr.pid = getpid();
@@ -649,9 +764,6 @@ static void tr_atfork(int phase)
         ml_tr.report_done = 1; /* a report the parent is writing is not this process's */
         ml_tr.nerrors_inherited = ml_tr.nerrors;
         ml_tr.allocs_at_fork = ml_tr.allocs;
-    } else {
-        ml_mutex_unlock(&ml_tr.tag_lock);
-        ml_mutex_unlock(&ml_tr.error_lock);
     }
 }
 
@@ -695,6 +807,8 @@ const struct ml_backend *ml_trace_wrap(const struct ml_backend *b, const struct 
     ml_tr.opt = opt;
     return &trace_backend;
 }
+
+const struct ml_backend *ml_trace_inner(void) { return inner; }
 
 int ml_trace_guard_enter(void)
 {

@@ -16,7 +16,7 @@
  *     named was the one that held it.
  */
 #define _GNU_SOURCE
-#include "../../core/os.h"
+#include "../../core/meta.h"
 #include "../../report/report.h"
 
 #include <check.h>
