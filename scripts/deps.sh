@@ -19,6 +19,9 @@ packages=(
     # tests/real: interpreters with threads and fork, and a server on
     # loopback driven by its benchmark (issue 7); cmake is listed above
     ruby nodejs redis-server redis-tools
+    # tests: numpy maps its own memory next to the allocator's
+    # (trace_valgrind_python3_numpy*)
+    python3-numpy
 )
 
 missing=()
