@@ -21,6 +21,7 @@
 #include "../preload/options.h"
 #include "blocks.h"
 #include "finish.h"
+#include "outfile.h"
 #include "suppress.h"
 #include "trace.h"
 
@@ -189,46 +190,6 @@ static const char *const *read_argv(void)
     return argv;
 }
 
-/* ---- output ----------------------------------------------------------- */
-
-/* stderr for the report: the copy taken at start-up, because programs such
- * as sort and ls close fd 2 before they exit, unless something else has
- * since been opened under that number. */
-static int report_stderr(void)
-{
-    struct stat st;
-    if (ml_tr.stderr_fd >= 0 && fstat(ml_tr.stderr_fd, &st) == 0 && st.st_dev == ml_tr.stderr_dev &&
-        st.st_ino == ml_tr.stderr_ino)
-        return ml_tr.stderr_fd;
-    return 2;
-}
-
-static int open_report(const struct ml_options *o, int *owned)
-{
-    *owned = 0;
-    if (!o->report[0])
-        return report_stderr();
-    char path[ML_PATH_MAX];
-    size_t n = 0;
-    for (const char *s = o->report; *s && n < sizeof path - 24; s++) {
-        if (s[0] == '%' && s[1] == 'p') {
-            n += ml_fmt(path + n, sizeof path - n, "%d", (int)getpid());
-            s++;
-        } else {
-            path[n++] = *s;
-        }
-    }
-    path[n] = '\0';
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        ml_say("MALLARD_REPORT=%s: cannot open %s (errno %d); writing the report to stderr", o->report, path,
-               errno);
-        return report_stderr();
-    }
-    *owned = 1;
-    return fd;
-}
-
 /* ---- the report ------------------------------------------------------- */
 
 /* Snapshot and sort, in a frame of its own: a block address left in a
@@ -264,6 +225,8 @@ int ml_trace_finish(enum ml_exit_how how, int status)
         return status;
     int was = ml_trace_guard_enter();
     const struct ml_options *o = ml_tr.opt;
+    /* every message from here on goes where the report's stderr is */
+    ml_say_to(ml_outfile_stderr());
 
     struct ml_live *live = NULL;
     size_t n = collect_live(&live, how != ML_EXIT_SIGNAL);
@@ -276,7 +239,7 @@ int ml_trace_finish(enum ml_exit_how how, int status)
     dl_iterate_phdr(find_own_data, &skip);
     ml_reach_classify(live, n, skip.r, skip.n);
 
-    ml_supp_load(o->suppressions);
+    ml_supp_load(ml_outfile_secure(o) ? NULL : o->suppressions);
     struct ml_report r;
     memset(&r, 0, sizeof r);
     struct group_map gm = {0};
@@ -376,8 +339,17 @@ int ml_trace_finish(enum ml_exit_how how, int status)
         return status;
     }
     int owned;
-    int fd = open_report(o, &owned);
-    int rc;
+    int fd = ml_outfile_report(o, &owned);
+    int rc = 0;
+    if (fd < 0) {
+        /* stderr is gone and its numbers hold the program's own files:
+         * nowhere to write, not even a warning */
+        ml_say_to(-1);
+        ml_trace_guard_leave(was);
+        return o->exitcode && (r.definite.blocks || r.nerrors) ? o->exitcode : status;
+    }
+    if (owned)
+        ml_outfile_lock(fd);
     if (o->format == ML_FORMAT_TEXT && !found && !r.show_reachable && !r.suppressed.blocks) {
         /* Nothing to show: one line, not a page per process (a shell
          * script runs dozens of them, each writing its own report). */
@@ -393,8 +365,10 @@ int ml_trace_finish(enum ml_exit_how how, int status)
     }
     if (rc != 0)
         ml_say("the report could not be written (errno %d)", rc);
-    if (owned)
+    if (owned) {
+        ml_outfile_unlock(fd);
         close(fd);
+    }
     ml_trace_guard_leave(was);
     if (o->exitcode && (r.definite.blocks || r.nerrors))
         return o->exitcode;
