@@ -10,7 +10,9 @@
  * Usage: bench_launch RESULT_FILE [NAME=VALUE...] -- COMMAND [ARG...]
  * The NAME=VALUE pairs are set in the child only, so that an LD_PRELOADed
  * allocator or tracer is loaded into the command and not into the launcher.
- * Writes "<wall seconds> <maxrss KiB>" to RESULT_FILE and exits with the
+ * Writes "<wall seconds> <maxrss KiB> <CPU seconds>" to RESULT_FILE (CPU
+ * time is user + system of the command and its waited-for descendants: on
+ * a shared machine it moves far less than wall time) and exits with the
  * command's status (128 + signal number if a signal ended it; 127 if it
  * could not be started).
  */
@@ -58,7 +60,9 @@ int main(int argc, char **argv)
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double wall = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
     FILE *f = fopen(argv[1], "w");
-    if (!f || fprintf(f, "%.6f %ld\n", wall, ru.ru_maxrss) < 0 || fclose(f) != 0) {
+    double cpu = (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+                 (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6;
+    if (!f || fprintf(f, "%.6f %ld %.6f\n", wall, ru.ru_maxrss, cpu) < 0 || fclose(f) != 0) {
         perror("bench_launch: result file");
         return 127;
     }

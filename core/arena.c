@@ -12,10 +12,9 @@
  *     the most recent block grows or shrinks it in place.
  *   - A chunk whose blocks are all freed is released as a whole: it goes to
  *     a short list of spare chunks, or is unmapped past ARENA_SPARE_MAX.
- *     Live counting is that of core/bump.c: the owner counts its own
- *     allocations and frees in TLS, other threads decrement chunk->live,
- *     which carries ARENA_BIAS as the owner's reference until the owner
- *     retires the chunk (it is full, or the thread exits).
+ *     Live counting is the biased count of core/chunk.h, which holds the
+ *     chunk lifecycle shared with bump.c; arena adds the rollback and the
+ *     budget on top.
  *   - Live blocks are never unmapped before the process ends: later
  *     destructors may still read them.  Only fully-freed chunks and freed
  *     large blocks go back.
@@ -36,33 +35,23 @@
  * exchange memory freed out of order is only recovered a whole chunk at a
  * time.
  */
-#include <errno.h>
 #include <stdint.h>
 #include <string.h>
 
-#include "../preload/options.h"
 #include "backend.h"
+#include "chunk.h"
 #include "fmt.h"
+#include "options.h"
 #include "os.h"
 
 #define ML_ARENA_CHUNK ((size_t)4 << 20)
 #define ARENA_SMALL_MAX (ML_ARENA_CHUNK / 4)
 #define ARENA_SPARE_MAX 4
-#define ARENA_BIAS ((int64_t)1 << 62)
 #define ARENA_CHUNK_MAGIC 0x6d6c6172656e6163ull
 #define ARENA_LIVE 0xa7e4a11eu
 #define ARENA_FREED 0xa7e4f7eeu
 #define ARENA_BIG 0xa7e4b165u
 #define ARENA_HDR 16
-
-struct ar_chunk {
-    uint64_t magic;
-    int64_t live;          /* see core/bump.c; atomic */
-    struct ar_chunk *next; /* spare list */
-    size_t charged;        /* budget still held by the blocks, set at retire */
-    char pad[64 - 32];
-};
-#define ARENA_DATA (sizeof(struct ar_chunk))
 
 /* 16 bytes before every chunk block. */
 struct ar_hdr {
@@ -72,53 +61,25 @@ struct ar_hdr {
     uint32_t state; /* ARENA_LIVE or ARENA_FREED; atomic */
 };
 
-/* 32 bytes before every large block; state sits where ar_hdr has it. */
-struct ar_big {
-    uint64_t map_size; /* bytes mapped, from base */
-    uint64_t offset;   /* block - base */
-    uint64_t size;     /* usable (and charged) bytes */
-    uint32_t spare;
-    uint32_t state; /* ARENA_BIG */
-};
-#define ARENA_BIG_HDR (sizeof(struct ar_big))
-
 static struct {
     size_t limit; /* 0: no budget */
-    ml_spin lock; /* guards spare and nspare */
-    struct ar_chunk *spare;
-    unsigned nspare;
+    struct ml_chunk_pool pool;
     int said_bad_free;
     char pad[64];
     size_t used; /* budget charged; atomic, own cache line */
 } arena;
 
 struct ar_tls {
-    char *cur, *end;        /* the free part of the chunk */
-    struct ar_chunk *chunk; /* NULL: none yet, or retired */
-    struct ar_hdr *last;    /* the most recent block not rolled back */
-    char *clean;            /* [max(clean, cur), end) was never written */
-    int64_t count;          /* own allocations - own frees in chunk */
-    size_t charged;         /* usable bytes of blocks not rolled back */
-    int attached;           /* ml_thread_attach called since thread_exit */
+    struct ml_chunk_tls c; /* c.last: the most recent block not rolled back */
+    size_t charged;        /* usable bytes of blocks not rolled back */
 };
 static ML_TLS struct ar_tls at;
 
-static inline size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
-
-static inline struct ar_chunk *chunk_of(const void *p)
-{
-    return (struct ar_chunk *)((uintptr_t)p & ~(ML_ARENA_CHUNK - 1));
-}
+static inline struct ml_chunk *chunk_of(const void *p) { return ml_chunk_of(p, ML_ARENA_CHUNK); }
 
 static inline struct ar_hdr *hdr_of(const void *p) { return (struct ar_hdr *)((uintptr_t)p - ARENA_HDR); }
 
-static inline struct ar_big *big_of(const void *p) { return (struct ar_big *)((uintptr_t)p - ARENA_BIG_HDR); }
-
-static void ar_bad_free(const void *p)
-{
-    if (!__atomic_exchange_n(&arena.said_bad_free, 1, __ATOMIC_RELAXED))
-        ml_say("arena: free of %p, which is not a live block; ignored (reported once)", p);
-}
+static void ar_bad_free(const void *p) { ml_chunk_bad_free(&arena.said_bad_free, "arena", p); }
 
 /* ---- the budget ------------------------------------------------------- */
 
@@ -141,87 +102,33 @@ static inline void ar_refund(size_t n)
 
 /* ---- chunks ----------------------------------------------------------- */
 
-static void ar_release(struct ar_chunk *c)
+static __attribute__((noinline)) void ar_release(struct ml_chunk *c)
 {
     ar_refund(c->charged);
-    ml_spin_lock(&arena.lock);
-    if (arena.nspare < ARENA_SPARE_MAX) {
-        c->next = arena.spare;
-        arena.spare = c;
-        arena.nspare++;
-        c = NULL;
-    }
-    ml_spin_unlock(&arena.lock);
-    if (c)
-        ml_os_unmap_user(c, ML_ARENA_CHUNK);
+    ml_chunk_recycle(&arena.pool, c, ML_ARENA_CHUNK, ARENA_SPARE_MAX);
 }
 
 static void ar_retire(struct ar_tls *t)
 {
-    struct ar_chunk *c = t->chunk;
-    if (!c)
-        return;
-    c->charged = t->charged; /* published by the release below */
-    t->chunk = NULL;
-    t->cur = t->end = t->clean = NULL;
-    t->last = NULL;
+    struct ml_chunk *c = ml_chunk_retire(&t->c, t->charged);
     t->charged = 0;
-    int64_t left = __atomic_add_fetch(&c->live, t->count - ARENA_BIAS, __ATOMIC_ACQ_REL);
-    t->count = 0;
-    if (left == 0)
+    if (c)
         ar_release(c);
-}
-
-static inline int ar_empty(const struct ar_tls *t)
-{
-    return t->count + __atomic_load_n(&t->chunk->live, __ATOMIC_ACQUIRE) == ARENA_BIAS;
 }
 
 /* Makes the current chunk one with room for any small request. */
 static int ar_refill(struct ar_tls *t)
 {
-    if (t->chunk && ar_empty(t)) {
+    if (t->c.chunk && ml_chunk_empty(&t->c)) {
         /* Everything was freed, some of it by other threads: start over. */
         ar_refund(t->charged);
         t->charged = 0;
-        if (t->cur > t->clean)
-            t->clean = t->cur;
-        t->cur = (char *)t->chunk + ARENA_DATA;
-        t->last = NULL;
-        t->count = 0;
-        __atomic_store_n(&t->chunk->live, ARENA_BIAS, __ATOMIC_RELAXED);
+        ml_chunk_restart(&t->c);
         return 0;
     }
     ar_retire(t);
-    ml_spin_lock(&arena.lock);
-    struct ar_chunk *c = arena.spare;
-    if (c) {
-        arena.spare = c->next;
-        arena.nspare--;
-    }
-    ml_spin_unlock(&arena.lock);
-    int fresh = !c;
-    if (fresh) {
-        c = ml_os_map_user(ML_ARENA_CHUNK, ML_ARENA_CHUNK, ML_OWNER_ARENA, 0);
-        if (!c)
-            return ENOMEM;
-        c->magic = ARENA_CHUNK_MAGIC;
-    }
-    __atomic_store_n(&c->live, ARENA_BIAS, __ATOMIC_RELAXED);
-    c->charged = 0;
-    t->chunk = c;
-    t->cur = (char *)c + ARENA_DATA;
-    t->end = (char *)c + ML_ARENA_CHUNK;
-    t->clean = fresh ? t->cur : t->end;
-    t->last = NULL;
-    t->count = 0;
     t->charged = 0;
-    /* Last, with the state complete: pthread_setspecific may allocate. */
-    if (!t->attached) {
-        t->attached = 1;
-        ml_thread_attach();
-    }
-    return 0;
+    return ml_chunk_take(&arena.pool, &t->c, ML_ARENA_CHUNK, ARENA_CHUNK_MAGIC, ML_OWNER_ARENA);
 }
 
 /* h, the most recent block of the current chunk, was just freed: move the
@@ -237,10 +144,9 @@ static void ar_rollback(struct ar_tls *t, struct ar_hdr *h)
             break;
         h = prev;
     }
-    if (t->cur > t->clean)
-        t->clean = t->cur;
-    t->cur = prev ? (char *)(prev + 1) + prev->size : (char *)t->chunk + ARENA_DATA;
-    t->last = prev;
+    ml_chunk_mark(&t->c);
+    t->c.cur = prev ? (char *)(prev + 1) + prev->size : (char *)t->c.chunk + ML_CHUNK_DATA;
+    t->c.last = prev;
     t->charged -= back;
     ar_refund(back);
 }
@@ -249,30 +155,21 @@ static void ar_rollback(struct ar_tls *t, struct ar_hdr *h)
 
 static void *ar_big_alloc(size_t align, size_t size)
 {
-    size_t offset = align > ARENA_BIG_HDR ? align : ARENA_BIG_HDR;
     if (size > ((size_t)1 << 46))
         return NULL;
-    size_t n = round16(size);
+    size_t n = ml_chunk_round16(size);
     if (arena.limit && !ar_charge(n))
         return NULL;
-    size_t map_size = (offset + n + ML_OS_GRANULE - 1) & ~(ML_OS_GRANULE - 1);
-    char *base = ml_os_map_user(map_size, align, ML_OWNER_ARENA, 0);
-    if (!base) {
+    void *p = ml_chunk_big_alloc(align, n, ARENA_BIG, ML_OWNER_ARENA);
+    if (!p)
         ar_refund(n);
-        return NULL;
-    }
-    struct ar_big *b = big_of(base + offset);
-    b->map_size = map_size;
-    b->offset = offset;
-    b->size = n;
-    __atomic_store_n(&b->state, ARENA_BIG, __ATOMIC_RELAXED);
-    return base + offset;
+    return p;
 }
 
-static void ar_big_free(void *p, struct ar_big *b)
+static void ar_big_free(void *p, struct ml_chunk_big *b)
 {
     ar_refund(b->size);
-    ml_os_unmap_user((char *)p - b->offset, b->map_size);
+    ml_chunk_big_unmap(p, b);
 }
 
 /* The state word of p when p may be one of our blocks (it is then readable),
@@ -282,8 +179,8 @@ static uint32_t *ar_state_word(const void *p)
     uintptr_t a = (uintptr_t)p;
     if (ml_os_owner(p) != ML_OWNER_ARENA || (a & 15))
         return NULL;
-    if ((a & (ML_OS_GRANULE - 1)) < ARENA_BIG_HDR &&
-        ml_os_owner((void *)(a - ARENA_BIG_HDR)) != ML_OWNER_ARENA)
+    if ((a & (ML_OS_GRANULE - 1)) < ML_CHUNK_BIG_HDR &&
+        ml_os_owner((void *)(a - ML_CHUNK_BIG_HDR)) != ML_OWNER_ARENA)
         return NULL;
     return (uint32_t *)(a - sizeof(uint32_t));
 }
@@ -292,8 +189,8 @@ static uint32_t *ar_state_word(const void *p)
  * sit in a large mapping by chance: make sure its chunk is a chunk. */
 static inline int ar_chunk_check(const void *p)
 {
-    struct ar_chunk *c = chunk_of(p);
-    return (uintptr_t)p - (uintptr_t)c >= ARENA_DATA + ARENA_HDR && ml_os_owner(c) == ML_OWNER_ARENA &&
+    struct ml_chunk *c = chunk_of(p);
+    return (uintptr_t)p - (uintptr_t)c >= ML_CHUNK_DATA + ARENA_HDR && ml_os_owner(c) == ML_OWNER_ARENA &&
            c->magic == ARENA_CHUNK_MAGIC;
 }
 
@@ -311,19 +208,19 @@ static int ar_init(const struct ml_options *opt)
 static void *ar_carve(size_t align, size_t size)
 {
     struct ar_tls *t = &at;
-    size_t n = round16(size);
+    size_t n = ml_chunk_round16(size);
     if (arena.limit && !ar_charge(n))
         return NULL;
     for (int tries = 0; tries < 2; tries++) {
-        uintptr_t p = ((uintptr_t)t->cur + ARENA_HDR + align - 1) & ~(uintptr_t)(align - 1);
-        if (t->chunk && p + n <= (uintptr_t)t->end) {
+        uintptr_t p = ((uintptr_t)t->c.cur + ARENA_HDR + align - 1) & ~(uintptr_t)(align - 1);
+        if (t->c.chunk && p + n <= (uintptr_t)t->c.end) {
             struct ar_hdr *h = hdr_of((void *)p);
             h->size = (uint32_t)n;
-            h->prev = t->last ? (uint32_t)((char *)h - (char *)t->last) : 0;
+            h->prev = t->c.last ? (uint32_t)((char *)h - (char *)t->c.last) : 0;
             __atomic_store_n(&h->state, ARENA_LIVE, __ATOMIC_RELAXED);
-            t->cur = (char *)(p + n);
-            t->last = h;
-            t->count++;
+            t->c.cur = (char *)(p + n);
+            t->c.last = h;
+            t->c.count++;
             t->charged += n;
             return (void *)p;
         }
@@ -338,15 +235,15 @@ static void *ar_malloc(size_t size)
 {
     struct ar_tls *t = &at;
     if (ML_LIKELY(size <= ARENA_SMALL_MAX)) {
-        size_t n = round16(size);
-        if (ML_LIKELY((size_t)(t->end - t->cur) >= n + ARENA_HDR && !arena.limit)) {
-            struct ar_hdr *h = (struct ar_hdr *)t->cur;
+        size_t n = ml_chunk_round16(size);
+        if (ML_LIKELY((size_t)(t->c.end - t->c.cur) >= n + ARENA_HDR && !arena.limit)) {
+            struct ar_hdr *h = (struct ar_hdr *)t->c.cur;
             h->size = (uint32_t)n;
-            h->prev = t->last ? (uint32_t)((char *)h - (char *)t->last) : 0;
+            h->prev = t->c.last ? (uint32_t)((char *)h - (char *)t->c.last) : 0;
             __atomic_store_n(&h->state, ARENA_LIVE, __ATOMIC_RELAXED);
-            t->cur += n + ARENA_HDR;
-            t->last = h;
-            t->count++;
+            t->c.cur += n + ARENA_HDR;
+            t->c.last = h;
+            t->c.count++;
             t->charged += n;
             return h + 1;
         }
@@ -369,9 +266,7 @@ static void *ar_zalloc(size_t size)
     void *p = ar_malloc(size);
     if (!p || size > ARENA_SMALL_MAX)
         return p; /* a large block is a fresh mapping */
-    char *clean = at.clean;
-    if ((char *)p < clean)
-        memset(p, 0, (size_t)(clean - (char *)p) < size ? (size_t)(clean - (char *)p) : size);
+    ml_chunk_zero(&at.c, p, size);
     return p;
 }
 
@@ -383,22 +278,22 @@ static void ar_free(void *p)
     uint32_t s = __atomic_load_n(state, __ATOMIC_RELAXED);
     if (ML_UNLIKELY(s != ARENA_LIVE)) {
         if (s == ARENA_BIG)
-            return ar_big_free(p, big_of(p));
+            return ar_big_free(p, ml_chunk_big_of(p));
         return ar_bad_free(p);
     }
     if (ML_UNLIKELY(!ar_chunk_check(p)))
         return ar_bad_free(p);
     struct ar_hdr *h = hdr_of(p);
-    struct ar_chunk *c = chunk_of(p);
+    struct ml_chunk *c = chunk_of(p);
     struct ar_tls *t = &at;
     __atomic_store_n(&h->state, ARENA_FREED, __ATOMIC_RELEASE);
-    if (c == t->chunk) {
-        t->count--;
-        if (h == t->last)
+    if (c == t->c.chunk) {
+        t->c.count--;
+        if (h == t->c.last)
             ar_rollback(t, h);
         return;
     }
-    if (__atomic_sub_fetch(&c->live, 1, __ATOMIC_ACQ_REL) == 0)
+    if (ml_chunk_put_remote(c))
         ar_release(c);
 }
 
@@ -409,7 +304,7 @@ static size_t ar_usable_size(const void *p)
         return 0;
     uint32_t s = __atomic_load_n(state, __ATOMIC_RELAXED);
     if (s == ARENA_BIG)
-        return big_of(p)->size;
+        return ml_chunk_big_of(p)->size;
     if (s == ARENA_LIVE && ar_chunk_check(p))
         return hdr_of(p)->size;
     return 0;
@@ -442,10 +337,10 @@ static void *ar_realloc(void *p, size_t size)
         return NULL; /* not a live block of ours */
     if (size > ((size_t)1 << 46))
         return NULL;
-    size_t n = round16(size);
+    size_t n = ml_chunk_round16(size);
     if (__atomic_load_n(ar_state_word(p), __ATOMIC_RELAXED) == ARENA_BIG) {
         /* Stay in the mapping unless that would waste more than half. */
-        struct ar_big *b = big_of(p);
+        struct ml_chunk_big *b = ml_chunk_big_of(p);
         size_t cap = b->map_size - b->offset;
         if (n <= cap && n > cap / 2) {
             if (!ar_resize_charge(b->size, n))
@@ -457,13 +352,12 @@ static void *ar_realloc(void *p, size_t size)
     }
     struct ar_tls *t = &at;
     struct ar_hdr *h = hdr_of(p);
-    if (h == t->last && size <= ARENA_SMALL_MAX && n <= (size_t)(t->end - (char *)p)) {
+    if (h == t->c.last && size <= ARENA_SMALL_MAX && n <= (size_t)(t->c.end - (char *)p)) {
         if (!ar_resize_charge(h->size, n))
             return NULL;
         t->charged = t->charged - h->size + n;
-        if (t->cur > t->clean)
-            t->clean = t->cur;
-        t->cur = (char *)p + n;
+        ml_chunk_mark(&t->c);
+        t->c.cur = (char *)p + n;
         h->size = (uint32_t)n;
         return p;
     }
@@ -475,18 +369,10 @@ static void *ar_realloc(void *p, size_t size)
 static void ar_thread_exit(void)
 {
     ar_retire(&at);
-    at.attached = 0;
+    at.c.attached = 0;
 }
 
-static void ar_atfork(int phase)
-{
-    if (phase == ML_FORK_PREPARE)
-        ml_spin_lock(&arena.lock);
-    else if (phase == ML_FORK_PARENT)
-        ml_spin_unlock(&arena.lock);
-    else
-        ml_spin_reset(&arena.lock);
-}
+static void ar_atfork(int phase) { ml_chunk_atfork(&arena.pool, phase); }
 
 const struct ml_backend ml_backend_arena = {
     .name = "arena",

@@ -77,9 +77,9 @@ struct fl_seg {
 };
 
 struct fl_central {
-    ml_spin lock;
+    ml_mutex lock;
     struct fl_span *head;
-    char pad[64 - sizeof(ml_spin) - sizeof(void *)];
+    char pad[64 - sizeof(ml_mutex) - sizeof(void *)];
 };
 
 struct fl_large {
@@ -106,11 +106,11 @@ static struct {
     uint8_t class_pages[NCLASS];
     struct fl_central central[NCLASS];
 
-    ml_spin heap_lock;
+    ml_mutex heap_lock;
     struct fl_seg *segs;
     size_t dirty_bytes;
 
-    ml_spin large_lock;
+    ml_mutex large_lock;
     struct fl_large *large; /* open addressing, power-of-two capacity */
     size_t large_cap, large_count, large_tomb;
     struct {
@@ -241,7 +241,7 @@ static void heap_purge(void)
 static struct fl_span *span_new(unsigned c)
 {
     unsigned n = fl.class_pages[c];
-    ml_spin_lock(&fl.heap_lock);
+    ml_mutex_lock(&fl.heap_lock);
     struct fl_seg *s = fl.segs;
     int first = -1;
     for (; s; s = s->next)
@@ -250,7 +250,7 @@ static struct fl_span *span_new(unsigned c)
     if (!s) {
         s = seg_new();
         if (!s) {
-            ml_spin_unlock(&fl.heap_lock);
+            ml_mutex_unlock(&fl.heap_lock);
             return NULL;
         }
         first = 1;
@@ -264,7 +264,7 @@ static struct fl_span *span_new(unsigned c)
         s->page_cls[i] = (uint8_t)(c + 1);
         s->page_first[i] = (uint8_t)first;
     }
-    ml_spin_unlock(&fl.heap_lock);
+    ml_mutex_unlock(&fl.heap_lock);
 
     struct fl_span *sp = &s->spans[first];
     char *start = (char *)s + (size_t)first * PAGE_SIZE_FL;
@@ -285,7 +285,7 @@ static void span_release(struct fl_span *sp)
     struct fl_seg *s = seg_of(sp);
     unsigned first = (unsigned)(sp - s->spans);
     uint64_t m = run_mask(first, sp->npages);
-    ml_spin_lock(&fl.heap_lock);
+    ml_mutex_lock(&fl.heap_lock);
     for (unsigned i = first; i < first + sp->npages; i++)
         s->page_cls[i] = 0;
     s->free_mask |= m;
@@ -293,7 +293,7 @@ static void span_release(struct fl_span *sp)
     fl.dirty_bytes += (size_t)sp->npages * PAGE_SIZE_FL;
     if (fl.dirty_bytes > ML_FL_PURGE)
         heap_purge();
-    ml_spin_unlock(&fl.heap_lock);
+    ml_mutex_unlock(&fl.heap_lock);
 }
 
 /* ---- central lists ---------------------------------------------------- */
@@ -327,13 +327,13 @@ static uint32_t central_fetch(unsigned c, uint32_t want, void **out)
     size_t size = fl.class_size[c];
     void *list = NULL;
     uint32_t got = 0;
-    ml_spin_lock(&ce->lock);
+    ml_mutex_lock(&ce->lock);
     while (got < want) {
         struct fl_span *sp = ce->head;
         if (!sp) {
-            ml_spin_unlock(&ce->lock);
+            ml_mutex_unlock(&ce->lock);
             sp = span_new(c);
-            ml_spin_lock(&ce->lock);
+            ml_mutex_lock(&ce->lock);
             if (!sp)
                 break;
             central_link(ce, sp);
@@ -357,7 +357,7 @@ static uint32_t central_fetch(unsigned c, uint32_t want, void **out)
         if (!sp->free && sp->bump >= sp->end)
             central_unlink(ce, sp);
     }
-    ml_spin_unlock(&ce->lock);
+    ml_mutex_unlock(&ce->lock);
     *out = list;
     return got;
 }
@@ -366,7 +366,7 @@ static uint32_t central_fetch(unsigned c, uint32_t want, void **out)
 static void central_return(unsigned c, void *list)
 {
     struct fl_central *ce = &fl.central[c];
-    ml_spin_lock(&ce->lock);
+    ml_mutex_lock(&ce->lock);
     while (list) {
         void *o = list;
         list = *(void **)o;
@@ -377,14 +377,14 @@ static void central_return(unsigned c, void *list)
         if (--sp->used == 0) {
             if (sp->listed)
                 central_unlink(ce, sp);
-            ml_spin_unlock(&ce->lock);
+            ml_mutex_unlock(&ce->lock);
             span_release(sp);
-            ml_spin_lock(&ce->lock);
+            ml_mutex_lock(&ce->lock);
         } else if (!sp->listed) {
             central_link(ce, sp);
         }
     }
-    ml_spin_unlock(&ce->lock);
+    ml_mutex_unlock(&ce->lock);
 }
 
 /* ---- the thread cache ------------------------------------------------- */
@@ -530,7 +530,7 @@ static void *large_alloc(size_t align, size_t n, int *fresh)
         return NULL;
     size_t total = large_total(n);
     void *p = NULL;
-    ml_spin_lock(&fl.large_lock);
+    ml_mutex_lock(&fl.large_lock);
     if (align <= ML_OS_GRANULE) {
         /* best fit among the cached mappings, wasting at most a quarter */
         int best = -1;
@@ -546,16 +546,16 @@ static void *large_alloc(size_t align, size_t n, int *fresh)
             *fresh = 0;
         }
     }
-    ml_spin_unlock(&fl.large_lock);
+    ml_mutex_unlock(&fl.large_lock);
     if (!p) {
         p = ml_os_map_user(total, align, ML_OWNER_FREELIST_LARGE, 0);
         if (!p)
             return NULL;
         *fresh = 1;
     }
-    ml_spin_lock(&fl.large_lock);
+    ml_mutex_lock(&fl.large_lock);
     int rc = large_insert(p, total, total);
-    ml_spin_unlock(&fl.large_lock);
+    ml_mutex_unlock(&fl.large_lock);
     if (rc) {
         ml_os_unmap_user(p, total);
         return NULL;
@@ -565,10 +565,10 @@ static void *large_alloc(size_t align, size_t n, int *fresh)
 
 static void large_free(void *p)
 {
-    ml_spin_lock(&fl.large_lock);
+    ml_mutex_lock(&fl.large_lock);
     struct fl_large *e = large_find(p);
     if (!e) {
-        ml_spin_unlock(&fl.large_lock);
+        ml_mutex_unlock(&fl.large_lock);
         return; /* not a block of ours */
     }
     size_t total = e->total;
@@ -608,7 +608,7 @@ static void large_free(void *p)
                 break;
         }
     }
-    ml_spin_unlock(&fl.large_lock);
+    ml_mutex_unlock(&fl.large_lock);
     if (p)
         ml_os_unmap_user(p, total);
     if (evict)
@@ -617,24 +617,24 @@ static void large_free(void *p)
 
 static size_t large_usable(const void *p)
 {
-    ml_spin_lock(&fl.large_lock);
+    ml_mutex_lock(&fl.large_lock);
     struct fl_large *e = large_find(p);
     size_t n = e ? e->size : 0;
-    ml_spin_unlock(&fl.large_lock);
+    ml_mutex_unlock(&fl.large_lock);
     return n;
 }
 
 /* Grows or shrinks a large block; NULL when p is not ours or memory ran out. */
 static void *large_realloc(void *p, size_t n)
 {
-    ml_spin_lock(&fl.large_lock);
+    ml_mutex_lock(&fl.large_lock);
     struct fl_large *e = large_find(p);
     if (!e) {
-        ml_spin_unlock(&fl.large_lock);
+        ml_mutex_unlock(&fl.large_lock);
         return NULL;
     }
     size_t total = e->total;
-    ml_spin_unlock(&fl.large_lock);
+    ml_mutex_unlock(&fl.large_lock);
     if (n <= total && n > SMALL_MAX && n >= total / 2)
         return p;
     if (n <= SMALL_MAX || n > ((size_t)1 << 46)) {
@@ -666,12 +666,12 @@ static void *large_realloc(void *p, size_t n)
         ml_os_set_owner((char *)p + want, total - want, ML_OWNER_NONE);
     }
     __atomic_add_fetch(&ml_os_user_bytes, (long)want - (long)total, __ATOMIC_RELAXED);
-    ml_spin_lock(&fl.large_lock);
+    ml_mutex_lock(&fl.large_lock);
     e = large_find(p);
     if (e)
         large_erase(e);
     int rc = large_insert(q, want, want);
-    ml_spin_unlock(&fl.large_lock);
+    ml_mutex_unlock(&fl.large_lock);
     if (rc) { /* cannot track it: give it back rather than lose it */
         errno = ENOMEM;
         return NULL;
@@ -684,23 +684,23 @@ static void *large_realloc(void *p, size_t n)
 static size_t fl_free_bytes(void)
 {
     size_t n = 0;
-    ml_spin_lock(&fl.heap_lock);
+    ml_mutex_lock(&fl.heap_lock);
     for (struct fl_seg *s = fl.segs; s; s = s->next)
         n += (size_t)__builtin_popcountll(s->free_mask) * PAGE_SIZE_FL;
-    ml_spin_unlock(&fl.heap_lock);
-    ml_spin_lock(&fl.large_lock);
+    ml_mutex_unlock(&fl.heap_lock);
+    ml_mutex_lock(&fl.large_lock);
     n += fl.cache_bytes;
-    ml_spin_unlock(&fl.large_lock);
+    ml_mutex_unlock(&fl.large_lock);
     return n;
 }
 
 static int fl_trim(void)
 {
-    ml_spin_lock(&fl.heap_lock);
+    ml_mutex_lock(&fl.heap_lock);
     int released = fl.dirty_bytes != 0;
     heap_purge();
-    ml_spin_unlock(&fl.heap_lock);
-    ml_spin_lock(&fl.large_lock);
+    ml_mutex_unlock(&fl.heap_lock);
+    ml_mutex_lock(&fl.large_lock);
     void *evict[LARGE_CACHE_SLOTS];
     size_t sizes[LARGE_CACHE_SLOTS], k = 0;
     for (int i = 0; i < LARGE_CACHE_SLOTS; i++)
@@ -710,7 +710,7 @@ static int fl_trim(void)
             fl.cache[i].p = NULL;
         }
     fl.cache_bytes = 0;
-    ml_spin_unlock(&fl.large_lock);
+    ml_mutex_unlock(&fl.large_lock);
     for (size_t i = 0; i < k; i++)
         ml_os_unmap_user(evict[i], sizes[i]);
     return released || k;
@@ -835,12 +835,12 @@ static void fl_atfork(int phase)
 {
     if (phase == ML_FORK_PREPARE) {
         for (unsigned c = 0; c < NCLASS; c++)
-            ml_spin_lock(&fl.central[c].lock);
-        ml_spin_lock(&fl.heap_lock);
-        ml_spin_lock(&fl.large_lock);
+            ml_mutex_lock(&fl.central[c].lock);
+        ml_mutex_lock(&fl.heap_lock);
+        ml_mutex_lock(&fl.large_lock);
         return;
     }
-    void (*release)(ml_spin *) = phase == ML_FORK_CHILD ? ml_spin_reset : ml_spin_unlock;
+    void (*release)(ml_mutex *) = phase == ML_FORK_CHILD ? ml_mutex_reset : ml_mutex_unlock;
     release(&fl.large_lock);
     release(&fl.heap_lock);
     for (unsigned c = 0; c < NCLASS; c++)

@@ -161,7 +161,7 @@ void ml_os_decommit(void *p, size_t size)
 
 /* A futex mutex (Drepper, "Futexes are tricky", mutex 2): 0 free, 1 held,
  * 2 held with waiters.  No pthreads, no allocation. */
-void ml_spin_lock_slow(ml_spin *l)
+void ml_mutex_lock_slow(ml_mutex *l)
 {
     for (int i = 0; i < 64; i++) {
         __builtin_ia32_pause();
@@ -174,7 +174,7 @@ void ml_spin_lock_slow(ml_spin *l)
         syscall(SYS_futex, &l->v, FUTEX_WAIT_PRIVATE, 2, NULL, NULL, 0);
 }
 
-void ml_spin_unlock_slow(ml_spin *l) { syscall(SYS_futex, &l->v, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0); }
+void ml_mutex_unlock_slow(ml_mutex *l) { syscall(SYS_futex, &l->v, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0); }
 
 /* ---- the meta heap ---------------------------------------------------- */
 
@@ -193,7 +193,7 @@ struct meta_hdr {
 #define META_MAGIC 0x6d6c6d74u
 
 static struct {
-    ml_spin lock;
+    ml_mutex lock;
     void *free[META_CLASSES];
     char *cur, *end;
 } meta;
@@ -225,7 +225,7 @@ void *ml_meta_alloc(size_t size)
     }
     unsigned c = meta_class(size);
     size_t bsize = (size_t)1 << (c + META_MIN_SHIFT);
-    ml_spin_lock(&meta.lock);
+    ml_mutex_lock(&meta.lock);
     struct meta_hdr *h = meta.free[c];
     if (h) {
         meta.free[c] = *(void **)((char *)h + META_HDR);
@@ -233,7 +233,7 @@ void *ml_meta_alloc(size_t size)
         if ((size_t)(meta.end - meta.cur) < bsize) {
             char *chunk = ml_os_map_user(META_CHUNK, 0, ML_OWNER_META, 0);
             if (!chunk) {
-                ml_spin_unlock(&meta.lock);
+                ml_mutex_unlock(&meta.lock);
                 return NULL;
             }
             meta.cur = chunk;
@@ -242,7 +242,7 @@ void *ml_meta_alloc(size_t size)
         h = (struct meta_hdr *)meta.cur;
         meta.cur += bsize;
     }
-    ml_spin_unlock(&meta.lock);
+    ml_mutex_unlock(&meta.lock);
     h->cls = c;
     h->magic = META_MAGIC;
     void *p = (char *)h + META_HDR;
@@ -280,10 +280,10 @@ void ml_meta_free(void *p)
     }
     unsigned c = h->cls;
     h->magic = 0; /* a second free of p finds no header and is ignored */
-    ml_spin_lock(&meta.lock);
+    ml_mutex_lock(&meta.lock);
     *(void **)p = meta.free[c];
     meta.free[c] = h;
-    ml_spin_unlock(&meta.lock);
+    ml_mutex_unlock(&meta.lock);
 }
 
 void *ml_meta_realloc(void *p, size_t size)
@@ -304,11 +304,11 @@ void *ml_meta_realloc(void *p, size_t size)
 void ml_meta_atfork(int phase)
 {
     if (phase == 0)
-        ml_spin_lock(&meta.lock);
+        ml_mutex_lock(&meta.lock);
     else if (phase == 2)
-        ml_spin_reset(&meta.lock);
+        ml_mutex_reset(&meta.lock);
     else
-        ml_spin_unlock(&meta.lock);
+        ml_mutex_unlock(&meta.lock);
 }
 
 char *ml_meta_read_file(const char *path, size_t max, size_t *len)

@@ -106,28 +106,28 @@ static inline enum ml_owner ml_os_owner(const void *p)
  * atfork PREPARE, and usable before pthreads is initialised. */
 typedef struct {
     int v;
-} ml_spin;
-#define ML_SPIN_INIT                                                                                         \
+} ml_mutex;
+#define ML_MUTEX_INIT                                                                                        \
     {                                                                                                        \
         0                                                                                                    \
     }
-void ml_spin_lock_slow(ml_spin *l);
-void ml_spin_unlock_slow(ml_spin *l);
-static inline void ml_spin_lock(ml_spin *l)
+void ml_mutex_lock_slow(ml_mutex *l);
+void ml_mutex_unlock_slow(ml_mutex *l);
+static inline void ml_mutex_lock(ml_mutex *l)
 {
     /* 0 -> 1 only: an exchange would wipe the "2: sleepers" mark and lose
      * their wake-up. */
     int expected = 0;
     if (ML_LIKELY(__atomic_compare_exchange_n(&l->v, &expected, 1, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)))
         return;
-    ml_spin_lock_slow(l);
+    ml_mutex_lock_slow(l);
 }
-static inline void ml_spin_unlock(ml_spin *l)
+static inline void ml_mutex_unlock(ml_mutex *l)
 {
     if (ML_UNLIKELY(__atomic_exchange_n(&l->v, 0, __ATOMIC_RELEASE) == 2))
-        ml_spin_unlock_slow(l);
+        ml_mutex_unlock_slow(l);
 }
 /* After fork the child is single-threaded: forget any holder. */
-static inline void ml_spin_reset(ml_spin *l) { l->v = 0; }
+static inline void ml_mutex_reset(ml_mutex *l) { l->v = 0; }
 
 #endif

@@ -55,9 +55,9 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "../preload/options.h"
 #include "backend.h"
 #include "fmt.h"
+#include "options.h"
 #include "os.h"
 
 #define PG_REGION ((size_t)32 << 20)
@@ -87,7 +87,7 @@ struct pg_region {
 };
 
 static struct {
-    ml_spin lock;
+    ml_mutex lock;
     int fallback;                /* 1: serve everything from fb, forever */
     const struct ml_backend *fb; /* the unguarded backend, or NULL */
     size_t page;
@@ -414,12 +414,12 @@ static void *pg_alloc(size_t align, size_t size, int zero)
     if (size > PG_MAX_SIZE)
         return NULL;
     int rc = ENOMEM;
-    ml_spin_lock(&pg.lock);
+    ml_mutex_lock(&pg.lock);
     if (ML_UNLIKELY(pg.live >= pg.map_budget)) {
         /* Stop guarding while the kernel still has map slots for the
          * fallback allocator, the program's own mmaps and thread stacks:
          * waiting for the refusal would leave none for them. */
-        ml_spin_unlock(&pg.lock);
+        ml_mutex_unlock(&pg.lock);
         fallback_engage(ENOMEM);
         return fb_alloc(align, size, zero);
     }
@@ -428,7 +428,7 @@ static void *pg_alloc(size_t align, size_t size, int zero)
         if (s) {
             rc = block_open(s, align, size);
             if (rc == 0) {
-                ml_spin_unlock(&pg.lock);
+                ml_mutex_unlock(&pg.lock);
                 return (void *)s->user;
             }
             slot_release(s);
@@ -440,7 +440,7 @@ static void *pg_alloc(size_t align, size_t size, int zero)
         while (pg.q_head)
             quarantine_evict();
     }
-    ml_spin_unlock(&pg.lock);
+    ml_mutex_unlock(&pg.lock);
     /* If the unguarded backend can serve it, the kernel refused the guards,
      * not the memory: degrade for good.  Otherwise it is out of memory. */
     void *p = fb_alloc(align, size, zero);
@@ -502,11 +502,11 @@ static void pg_free(void *p)
 {
     enum ml_owner o = ml_os_owner(p);
     if (o == ML_OWNER_PAGE) {
-        ml_spin_lock(&pg.lock);
+        ml_mutex_lock(&pg.lock);
         struct pg_slot *s = slot_live(p, 1);
         if (s)
             block_close(s);
-        ml_spin_unlock(&pg.lock);
+        ml_mutex_unlock(&pg.lock);
         return;
     }
     if (pg.fb && (o == ML_OWNER_FREELIST || o == ML_OWNER_FREELIST_LARGE))
@@ -517,10 +517,10 @@ static size_t pg_usable_size(const void *p)
 {
     enum ml_owner o = ml_os_owner(p);
     if (o == ML_OWNER_PAGE) {
-        ml_spin_lock(&pg.lock);
+        ml_mutex_lock(&pg.lock);
         struct pg_slot *s = slot_live(p, 0);
         size_t n = s ? s->size : 0;
-        ml_spin_unlock(&pg.lock);
+        ml_mutex_unlock(&pg.lock);
         return n;
     }
     if (pg.fb && (o == ML_OWNER_FREELIST || o == ML_OWNER_FREELIST_LARGE))
@@ -556,7 +556,7 @@ static void pg_thread_exit(void)
 static void pg_atfork(int phase)
 {
     if (phase == ML_FORK_PREPARE) {
-        ml_spin_lock(&pg.lock);
+        ml_mutex_lock(&pg.lock);
         if (pg.fb && pg.fb->atfork)
             pg.fb->atfork(phase);
         return;
@@ -564,9 +564,9 @@ static void pg_atfork(int phase)
     if (pg.fb && pg.fb->atfork)
         pg.fb->atfork(phase);
     if (phase == ML_FORK_CHILD)
-        ml_spin_reset(&pg.lock);
+        ml_mutex_reset(&pg.lock);
     else
-        ml_spin_unlock(&pg.lock);
+        ml_mutex_unlock(&pg.lock);
 }
 
 const struct ml_backend ml_backend_page = {

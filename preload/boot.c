@@ -14,10 +14,11 @@
 #include "../core/fmt.h"
 #include "../core/os.h"
 #include "../report/trace.h"
+#include "children.h"
 
 int ml_state = ML_UNINIT;
 const struct ml_backend *ml_active;
-const struct ml_backend *ml_backend;
+const struct ml_backend *ml_chosen;
 struct ml_options ml_opts;
 
 char ml_boot_arena[ML_BOOT_ARENA_SIZE] __attribute__((aligned(4096)));
@@ -149,7 +150,7 @@ static void fork_parent(void)
 static void fork_child(void)
 {
     if (fork_single) {
-        if (ml_active != ml_backend)
+        if (ml_trace_enabled())
             ml_trace_after_single_fork();
         return;
     }
@@ -168,8 +169,9 @@ static void boot_init(void)
     booting_here = 1;
     ml_os_page_size();
     ml_options_parse(&ml_opts, boot_environment(), 1);
+    ml_children_boot(&ml_opts);
 
-    const struct ml_backend *b = ml_backend_find(ml_backend_names[ml_opts.backend]);
+    const struct ml_backend *b = ml_backends[ml_opts.backend];
     int rc = b->init(&ml_opts);
     if (rc != 0) {
         ml_say("the %s backend failed to start (errno %d); using system", b->name, rc);
@@ -179,7 +181,7 @@ static void boot_init(void)
             _exit(127);
         }
     }
-    ml_backend = b;
+    ml_chosen = b;
     ml_active = ml_opts.trace ? ml_trace_wrap(b, &ml_opts) : b;
 
     if (pthread_key_create(&thread_key, thread_dtor) == 0)
@@ -213,5 +215,6 @@ __attribute__((constructor(101))) static void ml_boot_ctor(void)
         boot_init();
     while (__atomic_load_n(&ml_state, __ATOMIC_ACQUIRE) != ML_READY)
         sched_yield();
+    ml_children_ctor();
     ml_hooks_start();
 }

@@ -15,7 +15,7 @@
 #include <stdint.h>
 
 #include "../core/backend.h"
-#include "options.h"
+#include "../core/options.h"
 
 enum ml_state { ML_UNINIT, ML_BOOTING, ML_READY };
 
@@ -23,7 +23,10 @@ extern int ml_state;
 /* The one pointer every call goes through: the backend, or a decorator
  * wrapping it.  Set once while BOOTING. */
 extern const struct ml_backend *ml_active;
-extern const struct ml_backend *ml_backend;
+/* The backend chosen by MALLARD_BACKEND (or system, if it failed to start),
+ * never the decorator: the slots only the allocator itself answers (trim,
+ * free_bytes).  Set once while BOOTING. */
+extern const struct ml_backend *ml_chosen;
 extern struct ml_options ml_opts;
 
 #define ML_BOOT_ARENA_SIZE ((size_t)4 << 20)

@@ -33,10 +33,11 @@
 #include "../report/finish.h"
 #include "../report/trace.h"
 #include "boot.h"
+#include "children.h"
 
 #define ML_EXPORT __attribute__((visibility("default")))
 
-static int tracing(void) { return ml_active && ml_active != ml_backend; }
+static int tracing(void) { return ml_trace_enabled(); }
 
 static void on_exit_handler(int status, void *unused)
 {
@@ -216,28 +217,44 @@ static int exec_failed(int rc)
 typedef int (*ml_execv_fn)(const char *, char *const[]);
 typedef int (*ml_execve_fn)(const char *, char *const[], char *const[]);
 
+/* MALLARD_CHILDREN=no: a descendant's exec gets an environment whose
+ * LD_PRELOAD no longer names mallard (preload/children.c). */
+#define ML_ENV_MAX 4096
+#define CHILD_ENV(envp)                                                                                      \
+    char *child_space[ML_ENV_MAX];                                                                           \
+    char child_buf[4096];                                                                                    \
+    if (ml_children_exec_strips())                                                                           \
+    envp = ml_children_env(envp, child_space, ML_ENV_MAX, child_buf, sizeof child_buf)
+
 ML_EXPORT int execve(const char *path, char *const argv[], char *const envp[])
 {
+    CHILD_ENV(envp);
     return exec_failed(((ml_execve_fn)exec_begin("execve"))(path, argv, envp));
 }
 
 ML_EXPORT int execv(const char *path, char *const argv[])
 {
+    if (ml_children_exec_strips())
+        return execve(path, argv, environ);
     return exec_failed(((ml_execv_fn)exec_begin("execv"))(path, argv));
 }
 
 ML_EXPORT int execvp(const char *file, char *const argv[])
 {
+    if (ml_children_exec_strips())
+        return execvpe(file, argv, environ);
     return exec_failed(((ml_execv_fn)exec_begin("execvp"))(file, argv));
 }
 
 ML_EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
 {
+    CHILD_ENV(envp);
     return exec_failed(((ml_execve_fn)exec_begin("execvpe"))(file, argv, envp));
 }
 
 ML_EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
 {
+    CHILD_ENV(envp);
     int (*real)(int, char *const[], char *const[]) =
         (int (*)(int, char *const[], char *const[]))exec_begin("fexecve");
     return exec_failed(real(fd, argv, envp));

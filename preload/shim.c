@@ -207,7 +207,7 @@ ML_EXPORT void *__libc_pvalloc(size_t size) { return pvalloc(size); }
 
 ML_EXPORT const char *mallard_tag(const char *name)
 {
-    if (!ML_READY_NOW() || ml_active == ml_backend)
+    if (!ML_READY_NOW() || !ml_trace_enabled())
         return NULL;
     return ml_trace_set_tag(name);
 }
@@ -230,10 +230,10 @@ static void usage(size_t *arena, size_t *in_use)
     long mapped = __atomic_load_n(&ml_os_user_bytes, __ATOMIC_RELAXED);
     size_t a = mapped > 0 ? (size_t)mapped : 0;
     size_t used;
-    if (ML_READY_NOW() && ml_active != ml_backend) {
+    if (ML_READY_NOW() && ml_trace_enabled()) {
         used = ml_trace_current_bytes();
     } else {
-        size_t free_bytes = ML_READY_NOW() && ml_backend->free_bytes ? ml_backend->free_bytes() : 0;
+        size_t free_bytes = ML_READY_NOW() && ml_chosen->free_bytes ? ml_chosen->free_bytes() : 0;
         used = a > free_bytes ? a - free_bytes : 0;
     }
     if (used > a)
@@ -267,8 +267,8 @@ ML_EXPORT struct mallinfo mallinfo(void)
 ML_EXPORT int malloc_trim(size_t pad)
 {
     (void)pad;
-    if (ML_READY_NOW() && ml_backend->trim)
-        return ml_backend->trim();
+    if (ML_READY_NOW() && ml_chosen->trim)
+        return ml_chosen->trim();
     return 0;
 }
 

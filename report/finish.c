@@ -3,7 +3,7 @@
  * Record now, interpret at exit: snapshot the live blocks, sort them by
  * address, classify them by reachability (reach.c), drop what the
  * suppressions match, group the rest by (kind, stack, tag), sort the groups
- * by bytes and hand the model to the text or JSON writer (write.c).  Runs
+ * by bytes and hand the model to the text or JSON writer (write_text.c, write_json.c).  Runs
  * once per process, with the recursion guard set so that whatever libdw or
  * the unwinder allocate comes from the meta heap.
  */
@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <link.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <string.h>
 #include <unistd.h>
@@ -18,7 +19,7 @@
 #include "../core/fmt.h"
 #include "../core/os.h"
 #include "../preload/boot.h"
-#include "../preload/options.h"
+#include "../core/options.h"
 #include "blocks.h"
 #include "finish.h"
 #include "outfile.h"
@@ -338,6 +339,15 @@ int ml_trace_finish(enum ml_exit_how how, int status)
         ml_trace_guard_leave(was);
         return status;
     }
+    int clean_text = o->format == ML_FORMAT_TEXT && !found && !r.show_reachable && !r.suppressed.blocks;
+    /* A clean process prints its one line only when asked: the top of a
+     * tree the mallard command started (MALLARD_SUMMARY=auto), or every
+     * process (all, -v); none (-q) prints nothing. */
+    if (clean_text &&
+        !(o->summary == ML_SUMMARY_ALL || (o->summary == ML_SUMMARY_AUTO && o->top_pid == r.pid))) {
+        ml_trace_guard_leave(was);
+        return status;
+    }
     int owned;
     int fd = ml_outfile_report(o, &owned);
     int rc = 0;
@@ -350,7 +360,7 @@ int ml_trace_finish(enum ml_exit_how how, int status)
     }
     if (owned)
         ml_outfile_lock(fd);
-    if (o->format == ML_FORMAT_TEXT && !found && !r.show_reachable && !r.suppressed.blocks) {
+    if (clean_text) {
         /* Nothing to show: one line, not a page per process (a shell
          * script runs dozens of them, each writing its own report). */
         const char *name = r.argv && r.argv[0] ? r.argv[0] : r.exe ? r.exe : "?";
@@ -364,7 +374,8 @@ int ml_trace_finish(enum ml_exit_how how, int status)
         rc = o->format == ML_FORMAT_JSON ? ml_write_json(fd, &r) : ml_write_text(fd, &r);
     }
     if (rc != 0)
-        ml_say("the report could not be written (errno %d)", rc);
+        ml_say("the report could not be written (%s)",
+               strerrordesc_np(rc) ? strerrordesc_np(rc) : "unknown error");
     if (owned) {
         ml_outfile_unlock(fd);
         close(fd);

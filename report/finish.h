@@ -26,10 +26,10 @@ struct ml_trace_state {
     unsigned long stderr_dev, stderr_ino; /* what stderr_fd was, to notice it being reused */
     int stderr_known;                     /* stderr_dev/ino were taken (fd 2 was open at start-up) */
     uint64_t allocs, frees, bytes_allocated, current_bytes, peak_bytes;
-    ml_spin tag_lock;
+    ml_mutex tag_lock;
     uint16_t ntags;
     struct ml_tag_slot tags[1024];
-    ml_spin error_lock;
+    ml_mutex error_lock;
     struct ml_error *errors;
     size_t nerrors, errors_cap, nerrors_inherited;
     uint64_t allocs_at_fork; /* allocs when this process was forked */

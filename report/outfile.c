@@ -13,9 +13,11 @@
 
 #include "../core/fmt.h"
 #include "../core/os.h"
-#include "../preload/options.h"
+#include "../core/options.h"
 #include "finish.h"
 #include "outfile.h"
+#include "path.h"
+#include "report.h"
 
 int ml_outfile_secure(const struct ml_options *o)
 {
@@ -57,14 +59,18 @@ static const char *errno_reason(int err)
     return buf;
 }
 
-int ml_outfile_open(const char *path, int *owned, const char **why)
+int ml_outfile_open(const char *path, int how, int *owned, const char **why)
 {
     *owned = 0;
     if (!strcmp(path, "/dev/stderr") || !strcmp(path, "/dev/fd/2") || !strcmp(path, "/proc/self/fd/2"))
         return ml_outfile_stderr();
-    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY, 0600);
+    int fd = open(path,
+                  O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY |
+                      (how == ML_OUT_NEW ? O_EXCL : 0),
+                  0600);
     if (fd < 0) {
-        *why = errno == ELOOP    ? "it is a symbolic link"
+        *why = errno == EEXIST   ? "it exists"
+               : errno == ELOOP  ? "it is a symbolic link"
                : errno == ENXIO  ? "it is a FIFO with no reader"
                : errno == EISDIR ? "it is a directory"
                                  : errno_reason(errno);
@@ -95,34 +101,13 @@ int ml_outfile_open(const char *path, int *owned, const char **why)
     }
     /* O_NONBLOCK is only for the open itself */
     fcntl(fd, F_SETFL, O_APPEND);
+    if (how == ML_OUT_REPLACE && ftruncate(fd, 0) != 0) {
+        *why = errno_reason(errno);
+        close(fd);
+        return -1;
+    }
     *owned = 1;
     return fd;
-}
-
-/* MALLARD_REPORT with %p replaced by the pid and %% by %; -1 when the
- * result does not fit in cap. */
-static int expand_path(const char *tmpl, char *out, size_t cap)
-{
-    size_t n = 0;
-    for (const char *s = tmpl; *s; s++) {
-        char piece[24];
-        size_t len = 1;
-        if (s[0] == '%' && s[1] == 'p') {
-            len = ml_fmt(piece, sizeof piece, "%d", (int)getpid());
-            s++;
-        } else if (s[0] == '%' && s[1] == '%') {
-            piece[0] = '%';
-            s++;
-        } else {
-            piece[0] = *s;
-        }
-        if (n + len >= cap)
-            return -1;
-        memcpy(out + n, piece, len);
-        n += len;
-    }
-    out[n] = '\0';
-    return 0;
 }
 
 /* A value echoed in a message: its head and tail, so that the message
@@ -146,17 +131,32 @@ int ml_outfile_report(const struct ml_options *o, int *owned)
     if (!o->report[0] || ml_outfile_secure(o))
         return ml_outfile_stderr();
     char path[ML_PATH_MAX], shown[200];
-    if (expand_path(o->report, path, sizeof path) != 0) {
-        ml_say("MALLARD_REPORT=%s is too long once expanded (at most %d bytes); writing the report to stderr",
-               shorten(o->report, shown, sizeof shown), ML_PATH_MAX - 1);
+    const char *why = "";
+    int fd = -1;
+    for (unsigned n = 1; n <= 100000; n++) {
+        int flags = ml_report_path(o->report, (int)getpid(), ml_modules_exe(), n, path, sizeof path);
+        if (flags < 0) {
+            ml_say("MALLARD_REPORT=%s is too long once expanded (at most %d bytes); writing the report to "
+                   "stderr",
+                   shorten(o->report, shown, sizeof shown), ML_PATH_MAX - 1);
+            return ml_outfile_stderr();
+        }
+        /* %n: a new file each time; %p: this process's own file, replaced
+         * (a pid is reused); a fixed path: shared, appended */
+        int how = (flags & ML_PATH_HAS_COUNTER) ? ML_OUT_NEW
+                  : (flags & ML_PATH_HAS_PID)   ? ML_OUT_REPLACE
+                                                : ML_OUT_APPEND;
+        why = "";
+        fd = ml_outfile_open(path, how, owned, &why);
+        if (fd >= 0 || how != ML_OUT_NEW || errno != EEXIST)
+            break;
+    }
+    if (fd < 0 && *why) {
+        ml_say("MALLARD_REPORT: %s is refused (%s); writing the report to stderr",
+               shorten(path, shown, sizeof shown), why);
         return ml_outfile_stderr();
     }
-    const char *why = "";
-    int fd = ml_outfile_open(path, owned, &why);
-    if (fd < 0 && *why)
-        ml_say("MALLARD_REPORT: %s is refused (%s); writing the report to stderr", shorten(path, shown, sizeof shown),
-               why);
-    return fd < 0 && *why ? ml_outfile_stderr() : fd;
+    return fd;
 }
 
 char *ml_outfile_read(const char *path, size_t *len, const char **why)
@@ -174,7 +174,9 @@ char *ml_outfile_read(const char *path, size_t *len, const char **why)
         return NULL;
     }
     if (!S_ISREG(st.st_mode)) {
-        *why = S_ISDIR(st.st_mode) ? "it is a directory" : S_ISFIFO(st.st_mode) ? "it is a FIFO" : "it is not a regular file";
+        *why = S_ISDIR(st.st_mode)    ? "it is a directory"
+               : S_ISFIFO(st.st_mode) ? "it is a FIFO"
+                                      : "it is not a regular file";
         close(fd);
         return NULL;
     }

@@ -25,17 +25,24 @@ int ml_outfile_secure(const struct ml_options *o);
  * (the program closed it and reused the numbers for its own files). */
 int ml_outfile_stderr(void);
 
-/* Opens path for appending a report: never follows a final symlink
- * (O_NOFOLLOW), never blocks (O_NONBLOCK: a FIFO with no reader fails at
- * once), creates it mode 0600, and accepts an existing file only if it is a
- * regular file with one link owned by the effective user, or /dev/null.  "/dev/stderr"
- * and a path that opens the file stderr already is give stderr.  Returns an
- * fd (*owned 1: the caller closes it) or -1 with *why set to a short
- * reason. */
-int ml_outfile_open(const char *path, int *owned, const char **why);
+/* How ml_outfile_open treats an existing file. */
+enum ml_out_how {
+    ML_OUT_APPEND,  /* a path shared by several processes: append */
+    ML_OUT_REPLACE, /* this process's own file (%p): emptied first */
+    ML_OUT_NEW,     /* must not exist yet (%n): O_EXCL, errno EEXIST if it does */
+};
+
+/* Opens path for a report: never follows a final symlink (O_NOFOLLOW),
+ * never blocks (O_NONBLOCK: a FIFO with no reader fails at once), creates it
+ * mode 0600, and accepts an existing file only if it is a regular file with
+ * one link owned by the effective user (checked on the open fd, before any
+ * truncation), or /dev/null.  "/dev/stderr" and a path that opens the file
+ * stderr already is give stderr.  Returns an fd (*owned 1: the caller closes
+ * it) or -1 with *why set to a short reason ("" when stderr itself is gone). */
+int ml_outfile_open(const char *path, int how, int *owned, const char **why);
 
 /* The fd the report goes to (*owned 1: close it after): MALLARD_REPORT
- * expanded (%p: the pid), or stderr when it is empty, refused or cannot be
+ * expanded (report/path.h: %p, %e, %n), or stderr when it is empty, refused or cannot be
  * opened (saying why).  -1: nowhere (see ml_outfile_stderr). */
 int ml_outfile_report(const struct ml_options *o, int *owned);
 

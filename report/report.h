@@ -4,7 +4,7 @@
  * Data flows one way: the hot path records (stack id, size, tag) per block;
  * at exit the blocks are classified (reach.c), grouped by (kind, stack,
  * tag) into a struct ml_report, symbolized (symbolize.c) and written as text
- * or JSON (write.c).  Everything here lives in the meta heap.
+ * or JSON (write_text.c, write_json.c over wbuf.c).  Everything here lives in the meta heap.
  */
 #ifndef ML_REPORT_REPORT_H
 #define ML_REPORT_REPORT_H
@@ -117,7 +117,7 @@ struct ml_live {
  * Allocates its work space from the meta heap. */
 void ml_reach_classify(struct ml_live *blocks, size_t n, const struct ml_range *skip, size_t nskip);
 
-/* ---- the report model (built by trace.c, written by write.c) ---------- */
+/* ---- the report model (built by trace.c, written by write_*.c) ------- */
 
 enum ml_kind { ML_KIND_DEFINITE, ML_KIND_INDIRECT, ML_KIND_REACHABLE };
 enum ml_error_kind {
@@ -168,7 +168,7 @@ struct ml_report {
     struct ml_tag_stats *tags;
     size_t ntags;
     uint64_t allocs, frees, bytes_allocated, peak_bytes, current_bytes;
-    int show_reachable; /* text: list reachable groups too (MALLARD_SHOW=all) */
+    int show_reachable; /* text and JSON: list reachable groups too (MALLARD_SHOW=all) */
 };
 
 /* Writes the report to fd through a fixed buffer over write(2).  Returns 0

@@ -36,10 +36,10 @@ struct depot_entry {
 };
 
 struct depot_shard {
-    ml_spin lock;
+    ml_mutex lock;
     struct depot_entry **slots; /* open addressing */
     size_t cap, count;
-    char pad[64 - sizeof(ml_spin) - 2 * sizeof(size_t) - sizeof(void *)];
+    char pad[64 - sizeof(ml_mutex) - 2 * sizeof(size_t) - sizeof(void *)];
 };
 
 static struct {
@@ -165,7 +165,7 @@ static ml_stack_id intern(const uintptr_t *frames, unsigned n, uint64_t h, int *
     struct depot_shard *s = &st.shards[h & (SHARDS - 1)];
     ml_stack_id id = 0;
     *fresh = 0;
-    ml_spin_lock(&s->lock);
+    ml_mutex_lock(&s->lock);
     if ((s->count + 1) * 2 > s->cap && shard_grow(s) != 0)
         goto out;
     size_t j = (h >> 6) & (s->cap - 1);
@@ -193,7 +193,7 @@ static ml_stack_id intern(const uintptr_t *frames, unsigned n, uint64_t h, int *
     s->count++;
     *fresh = 1;
 out:
-    ml_spin_unlock(&s->lock);
+    ml_mutex_unlock(&s->lock);
     return id;
 }
 
@@ -247,10 +247,10 @@ void ml_stack_atfork(int phase)
 {
     for (int i = 0; i < SHARDS; i++) {
         if (phase == 0)
-            ml_spin_lock(&st.shards[i].lock);
+            ml_mutex_lock(&st.shards[i].lock);
         else if (phase == 2)
-            ml_spin_reset(&st.shards[i].lock);
+            ml_mutex_reset(&st.shards[i].lock);
         else
-            ml_spin_unlock(&st.shards[i].lock);
+            ml_mutex_unlock(&st.shards[i].lock);
     }
 }

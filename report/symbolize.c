@@ -122,14 +122,14 @@ static int sym_find_debuginfo(Dwfl_Module *mod, void **userdata, const char *mod
 static Dwfl_Callbacks sym_callbacks;
 
 static struct {
-    ml_spin lock; /* libdw is not thread-safe, and neither is the cache */
+    ml_mutex lock; /* libdw is not thread-safe, and neither is the cache */
     Dwfl *dwfl;
     int failed; /* dwfl_begin failed once: do not retry per frame */
     struct sym_entry *cache;
     size_t cache_cap, cache_n;
     struct sym_mod *mods;
     size_t nmods, mods_cap;
-} sym = {.lock = ML_SPIN_INIT};
+} sym = {.lock = ML_MUTEX_INIT};
 
 static size_t sym_hash(uintptr_t a)
 {
@@ -308,7 +308,7 @@ void ml_symbolize(uintptr_t addr, struct ml_frame *out)
         }
         return;
     }
-    ml_spin_lock(&sym.lock);
+    ml_mutex_lock(&sym.lock);
     sym_inside = 1;
     if (!sym.dwfl && !sym.failed) {
         if (ml_dw_load() == 0) {
@@ -325,7 +325,7 @@ void ml_symbolize(uintptr_t addr, struct ml_frame *out)
         if (e->addr == addr) {
             *out = e->f;
             sym_inside = 0;
-            ml_spin_unlock(&sym.lock);
+            ml_mutex_unlock(&sym.lock);
             return;
         }
     }
@@ -336,5 +336,5 @@ void ml_symbolize(uintptr_t addr, struct ml_frame *out)
         sym.cache_n++;
     }
     sym_inside = 0;
-    ml_spin_unlock(&sym.lock);
+    ml_mutex_unlock(&sym.lock);
 }

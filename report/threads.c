@@ -12,7 +12,7 @@
  * ld.so made, found through the thread pointer at scan time as well.
  *
  * Invariants: the table lives in the meta heap and is guarded by one
- * ml_spin; at most one live entry per thread pointer.  An exited thread's
+ * ml_mutex; at most one live entry per thread pointer.  An exited thread's
  * entry is kept, marked gone, because glibc caches the stack block of an
  * exited thread and its descriptor still points (through the DTV) at
  * dynamic TLS blocks that glibc frees only when the block is reused; reach.c
@@ -40,11 +40,11 @@
 extern void *__libc_stack_end;
 
 static struct {
-    ml_spin lock;
+    ml_mutex lock;
     struct ml_thread_root *v; /* meta heap */
     size_t n, cap;
     size_t ngone;
-} threads = {.lock = ML_SPIN_INIT};
+} threads = {.lock = ML_MUTEX_INIT};
 
 static int threads_is_main(void) { return syscall(SYS_gettid) == getpid(); }
 
@@ -110,12 +110,12 @@ void ml_threads_attach(void)
     memset(&e, 0, sizeof e);
     threads_extent(&e);
 
-    ml_spin_lock(&threads.lock);
+    ml_mutex_lock(&threads.lock);
     threads_drop_reused(&e);
     for (size_t i = 0; i < threads.n; i++) {
         if (threads.v[i].tp == e.tp) {
             threads.v[i] = e; /* attached twice: refresh */
-            ml_spin_unlock(&threads.lock);
+            ml_mutex_unlock(&threads.lock);
             return;
         }
     }
@@ -125,7 +125,7 @@ void ml_threads_attach(void)
         if (!v) {
             /* Out of meta memory: the thread goes unregistered; reach.c still
              * scans its stack as an anonymous mapping. */
-            ml_spin_unlock(&threads.lock);
+            ml_mutex_unlock(&threads.lock);
             return;
         }
         if (threads.n)
@@ -135,13 +135,13 @@ void ml_threads_attach(void)
         threads.cap = cap;
     }
     threads.v[threads.n++] = e;
-    ml_spin_unlock(&threads.lock);
+    ml_mutex_unlock(&threads.lock);
 }
 
 void ml_threads_detach(void)
 {
     uintptr_t tp = (uintptr_t)pthread_self();
-    ml_spin_lock(&threads.lock);
+    ml_mutex_lock(&threads.lock);
     for (size_t i = 0; i < threads.n; i++) {
         struct ml_thread_root *t = &threads.v[i];
         if (t->tp != tp || t->gone)
@@ -156,7 +156,7 @@ void ml_threads_detach(void)
             i++;
         threads_remove(i);
     }
-    ml_spin_unlock(&threads.lock);
+    ml_mutex_unlock(&threads.lock);
 }
 
 void ml_threads_after_fork(void)
@@ -164,7 +164,7 @@ void ml_threads_after_fork(void)
     /* The child has one thread; whoever held the lock in the parent is not
      * in it.  The other threads' blocks are still mapped here, and glibc
      * moves them to its stack cache, so they become gone, not forgotten. */
-    ml_spin_reset(&threads.lock);
+    ml_mutex_reset(&threads.lock);
     uintptr_t tp = (uintptr_t)pthread_self();
     threads.ngone = 0;
     for (size_t i = 0; i < threads.n; i++) {
@@ -176,10 +176,10 @@ void ml_threads_after_fork(void)
 
 size_t ml_threads_list(struct ml_thread_root *out, size_t cap)
 {
-    ml_spin_lock(&threads.lock);
+    ml_mutex_lock(&threads.lock);
     size_t n = threads.n;
     if (out && cap)
         memcpy(out, threads.v, (n < cap ? n : cap) * sizeof *out);
-    ml_spin_unlock(&threads.lock);
+    ml_mutex_unlock(&threads.lock);
     return n;
 }

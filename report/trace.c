@@ -25,7 +25,7 @@
 
 #include "../core/fmt.h"
 #include "../core/os.h"
-#include "../preload/options.h"
+#include "../core/options.h"
 #include "blocks.h"
 #include "finish.h"
 
@@ -90,7 +90,7 @@ const char *ml_trace_set_tag(const char *name)
     }
     int guard = t.guard;
     t.guard = 1;
-    ml_spin_lock(&ml_tr.tag_lock);
+    ml_mutex_lock(&ml_tr.tag_lock);
     uint16_t id = 0;
     for (uint16_t i = 1; i <= ml_tr.ntags; i++)
         if (!strcmp(ml_tr.tags[i].name, name)) {
@@ -107,7 +107,7 @@ const char *ml_trace_set_tag(const char *name)
             __atomic_store_n(&ml_tr.ntags, id, __ATOMIC_RELEASE);
         }
     }
-    ml_spin_unlock(&ml_tr.tag_lock);
+    ml_mutex_unlock(&ml_tr.tag_lock);
     t.tag = id;
     t.guard = guard;
     return prev;
@@ -122,7 +122,7 @@ static void report_error(enum ml_error_kind kind, const void *p, uint64_t bytes,
                          ml_stack_id alloc_stack, ml_stack_id free_stack)
 {
     struct ml_error e = {kind, (uintptr_t)p, bytes, stack, alloc_stack, free_stack};
-    ml_spin_lock(&ml_tr.error_lock);
+    ml_mutex_lock(&ml_tr.error_lock);
     if (ml_tr.nerrors == ml_tr.errors_cap) {
         size_t cap = ml_tr.errors_cap ? ml_tr.errors_cap * 2 : 64;
         struct ml_error *grown = ml_meta_realloc(ml_tr.errors, cap * sizeof *grown);
@@ -134,7 +134,7 @@ static void report_error(enum ml_error_kind kind, const void *p, uint64_t bytes,
     if (ml_tr.nerrors < ml_tr.errors_cap)
         ml_tr.errors[ml_tr.nerrors] = e;
     ml_tr.nerrors++;
-    ml_spin_unlock(&ml_tr.error_lock);
+    ml_mutex_unlock(&ml_tr.error_lock);
 
     struct ml_frame f = {0};
     unsigned n;
@@ -367,8 +367,8 @@ static void tr_thread_exit(void)
 static void tr_atfork(int phase)
 {
     if (phase == ML_FORK_PREPARE) {
-        ml_spin_lock(&ml_tr.error_lock);
-        ml_spin_lock(&ml_tr.tag_lock);
+        ml_mutex_lock(&ml_tr.error_lock);
+        ml_mutex_lock(&ml_tr.tag_lock);
         ml_stack_atfork(phase);
         ml_blocks_atfork(phase);
         if (inner->atfork)
@@ -380,8 +380,8 @@ static void tr_atfork(int phase)
     ml_blocks_atfork(phase);
     ml_stack_atfork(phase);
     if (phase == ML_FORK_CHILD) {
-        ml_spin_reset(&ml_tr.tag_lock);
-        ml_spin_reset(&ml_tr.error_lock);
+        ml_mutex_reset(&ml_tr.tag_lock);
+        ml_mutex_reset(&ml_tr.error_lock);
         ml_blocks_mark_inherited();
         ml_threads_after_fork();
         ml_tr.pid = getpid();
@@ -389,8 +389,8 @@ static void tr_atfork(int phase)
         ml_tr.nerrors_inherited = ml_tr.nerrors;
         ml_tr.allocs_at_fork = ml_tr.allocs;
     } else {
-        ml_spin_unlock(&ml_tr.tag_lock);
-        ml_spin_unlock(&ml_tr.error_lock);
+        ml_mutex_unlock(&ml_tr.tag_lock);
+        ml_mutex_unlock(&ml_tr.error_lock);
     }
 }
 
@@ -445,3 +445,5 @@ size_t ml_trace_current_bytes(void)
 {
     return (size_t)__atomic_load_n(&ml_tr.current_bytes, __ATOMIC_RELAXED);
 }
+
+int ml_trace_enabled(void) { return __atomic_load_n(&inner, __ATOMIC_RELAXED) != NULL; }

@@ -28,6 +28,10 @@ int ml_trace_finish(enum ml_exit_how how, int status);
  * tables may be mid-update and the child writes no report. */
 void ml_trace_after_single_fork(void);
 
+/* 1 once ml_trace_wrap has run: the decorator is installed and records
+ * every block; 0 when the bare backend runs (MALLARD_TRACE=0). */
+int ml_trace_enabled(void);
+
 /* Requested bytes of the blocks live now (mallinfo's in-use bytes). */
 size_t ml_trace_current_bytes(void);
 

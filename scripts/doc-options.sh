@@ -2,7 +2,7 @@
 # scripts/doc-options.sh check|update readme|man|all MALLARD
 #
 # README.md and man/mallard.1 each carry the MALLARD_* option table that the
-# mallard command prints from preload/options.c, between two marker lines:
+# mallard command prints from core/options.c, between two marker lines:
 #   README.md      <!-- options:begin -->  ...  <!-- options:end -->
 #                  (the output of `mallard --markdown`)
 #   man/mallard.1  .\" options:begin  ...  .\" options:end

@@ -19,7 +19,7 @@
 
 #include "../../core/backend.h"
 #include "../../core/os.h"
-#include "../../preload/options.h"
+#include "../../core/options.h"
 
 #define MIB ((size_t)1 << 20)
 
@@ -470,7 +470,7 @@ struct slot {
     unsigned tag;
 };
 static struct slot *slots; /* each entry swapped whole under its spin lock */
-static ml_spin slot_lock[SLOTS];
+static ml_mutex slot_lock[SLOTS];
 
 static size_t random_size(uint64_t *seed)
 {
@@ -516,7 +516,7 @@ static void *churn(void *arg)
                     bad += ((unsigned char *)mine.p)[k] != 0;
             fill(mine.p, mine.size, mine.tag);
         }
-        ml_spin_lock(&slot_lock[i]);
+        ml_mutex_lock(&slot_lock[i]);
         theirs = slots[i];
         if (kind == 5 || kind == 6) { /* realloc the block in place in the slot */
             if (theirs.p) {
@@ -532,11 +532,11 @@ static void *churn(void *arg)
                     slots[i].size = ns;
                 }
             }
-            ml_spin_unlock(&slot_lock[i]);
+            ml_mutex_unlock(&slot_lock[i]);
             continue;
         }
         slots[i] = mine; /* a new block, or empty for kinds 7 and 8 */
-        ml_spin_unlock(&slot_lock[i]);
+        ml_mutex_unlock(&slot_lock[i]);
         if (theirs.p)
             bad += check_and_free(&theirs);
     }

@@ -23,7 +23,7 @@
 
 #include "core/backend.h"
 #include "core/os.h"
-#include "preload/options.h"
+#include "core/options.h"
 #include "tests/page/poke.h"
 
 #define B (&ml_backend_page)

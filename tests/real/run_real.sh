@@ -12,7 +12,7 @@
 # Child processes inherit LD_PRELOAD, so for make, git, gcc and the bash
 # pipeline every process of the run is under mallard.
 #
-# VARIANT is a backend (freelist bump arena page system), run bare: with
+# VARIANT is a backend (one `mallard --backends` lists), run bare: with
 # MALLARD_BACKEND=VARIANT and the trace layer off (MALLARD_TRACE=0), or
 # "trace": no MALLARD_* setting at all, which is what a plain LD_PRELOAD gets
 # (the default backend with the trace layer on); that run must also leave at
@@ -336,12 +336,8 @@ case_demo() {
 declare -F "case_$case_name" >/dev/null || fail "unknown case '$case_name'"
 
 # --- the comparison --------------------------------------------------------
-case $backend in
-freelist | bump | arena | page | system) ;;
-trace) ;;
-*) fail "unknown backend '$backend'" ;;
-esac
 [ -x "${ML_CLI:-}" ] || fail "ML_CLI is not set (the path of the mallard command)"
+[ "$backend" = trace ] || grep -qx -- "$backend" <<<"$("$ML_CLI" --backends)" || fail "unknown backend '$backend'"
 ml_options=$("$ML_CLI" --markdown)
 option_exists() {
     grep -qF "\`$1\`" <<<"$ml_options"

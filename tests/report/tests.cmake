@@ -1,4 +1,4 @@
-# tests/report: modules.c, symbolize.c and write.c linked directly into a
+# tests/report: modules.c, symbolize.c and the writers (write_text.c, write_json.c, wbuf.c) linked directly into a
 # Check suite, plus the JSON schema checked against the contract's example.
 pkg_check_modules(LIBDW REQUIRED IMPORTED_TARGET libdw)
 pkg_check_modules(LIBELF REQUIRED IMPORTED_TARGET libelf)
@@ -50,7 +50,9 @@ set(ML_REPORT_UNIT_SOURCES
   ${ML_REPORT_ROOT}/report/modules.c
   ${ML_REPORT_ROOT}/report/symbolize.c
   ${ML_REPORT_ROOT}/report/dw.c
-  ${ML_REPORT_ROOT}/report/write.c
+  ${ML_REPORT_ROOT}/report/wbuf.c
+  ${ML_REPORT_ROOT}/report/write_text.c
+  ${ML_REPORT_ROOT}/report/write_json.c
   ${ML_REPORT_ROOT}/core/os.c
   ${ML_REPORT_ROOT}/core/fmt.c)
 

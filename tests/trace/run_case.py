@@ -143,6 +143,8 @@ def main():
         compare_native = False  # glibc aborts on these; mallard reports and goes on
     elif case == "tag_leak":
         pass
+    elif case in ("global_reach", "tls_reach"):
+        env["MALLARD_SHOW"] = "all"  # JSON lists reachable groups only then
     elif case == "exitcode":
         cmd = [os.path.join(a.bin, "simple_leak")]
         env["MALLARD_EXITCODE"] = "23"

@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "../../core/backend.h"
-#include "../../preload/options.h"
+#include "../../core/options.h"
 
 #define THREADS 4
 #define OPS 50000
@@ -101,9 +101,9 @@ static void *worker(void *arg)
     return NULL;
 }
 
-static void run_backend(const char *name)
+static void run_backend(const struct ml_backend *b)
 {
-    be = ml_backend_find(name);
+    be = b;
     ck_assert_ptr_nonnull(be);
     struct ml_options o;
     ml_options_parse(&o, NULL, 0);
@@ -126,15 +126,8 @@ static void run_backend(const char *name)
     ck_assert_int_eq(errors, 0);
 }
 
-START_TEST(threads_freelist) { run_backend("freelist"); }
-END_TEST
-START_TEST(threads_bump) { run_backend("bump"); }
-END_TEST
-START_TEST(threads_arena) { run_backend("arena"); }
-END_TEST
-START_TEST(threads_page) { run_backend("page"); }
-END_TEST
-START_TEST(threads_system) { run_backend("system"); }
+/* One run per registry entry (_i indexes ml_backends[]). */
+START_TEST(threads_each) { run_backend(ml_backends[_i]); }
 END_TEST
 
 int main(void)
@@ -142,11 +135,10 @@ int main(void)
     Suite *s = suite_create("backend threads");
     TCase *tc = tcase_create("threads");
     tcase_set_timeout(tc, 240);
-    tcase_add_test(tc, threads_freelist);
-    tcase_add_test(tc, threads_bump);
-    tcase_add_test(tc, threads_arena);
-    tcase_add_test(tc, threads_page);
-    tcase_add_test(tc, threads_system);
+    int nbackends = 0;
+    while (ml_backends[nbackends])
+        nbackends++;
+    tcase_add_loop_test(tc, threads_each, 0, nbackends);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

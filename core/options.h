@@ -1,12 +1,14 @@
-/* preload/options.h: the MALLARD_* option table.
+/* core/options.h: the MALLARD_* option table.
  *
  * One row per variable: name, type, default, accepted values and a one-line
  * doc.  ml_options_parse reads the table once, straight from an environment
  * array, without allocating.  The same rows feed `mallard --help`, the
- * README table and the man page (see preload/cli.c).
+ * README table and the man page (see preload/cli.c).  The backend names are
+ * not written here: MALLARD_BACKEND accepts the names of the registry
+ * (core/backend.c), so adding a backend adds its name everywhere.
  */
-#ifndef ML_PRELOAD_OPTIONS_H
-#define ML_PRELOAD_OPTIONS_H
+#ifndef ML_CORE_OPTIONS_H
+#define ML_CORE_OPTIONS_H
 
 #include <stddef.h>
 
@@ -15,7 +17,7 @@
 enum ml_page_guard { ML_GUARD_AFTER, ML_GUARD_BEFORE };
 
 struct ml_options {
-    int backend;                    /* index into ml_backend_names */
+    int backend;                    /* index into ml_backends[] */
     size_t arena_limit;             /* bytes; 0 means no limit */
     int page_guard;                 /* enum ml_page_guard */
     int page_align;                 /* 1: byte-exact placement (no 16-byte rounding) */
@@ -28,19 +30,25 @@ struct ml_options {
     int exitcode;                   /* 0: leave the exit status alone */
     char report[ML_PATH_MAX];       /* "" : stderr; %p becomes the pid */
     char suppressions[ML_PATH_MAX]; /* "" : built-in list only */
+    char children[ML_PATH_MAX];     /* MALLARD_CHILDREN: "yes", "no" or patterns (preload/children.c) */
+    int summary;                    /* enum ml_summary */
+    int top_pid;                    /* the process the mallard command started; 0: unknown */
 };
 
 enum ml_on_error { ML_ON_ERROR_CONTINUE, ML_ON_ERROR_ABORT };
 enum ml_format { ML_FORMAT_TEXT, ML_FORMAT_JSON };
 enum ml_show { ML_SHOW_LEAKS, ML_SHOW_ALL };
+enum ml_summary { ML_SUMMARY_AUTO, ML_SUMMARY_NONE, ML_SUMMARY_ALL };
 
-enum ml_opt_type { ML_OPT_ENUM, ML_OPT_BOOL, ML_OPT_SIZE, ML_OPT_INT, ML_OPT_PATH };
+/* ML_OPT_BACKEND: a name from the backend registry, stored as its index. */
+enum ml_opt_type { ML_OPT_ENUM, ML_OPT_BOOL, ML_OPT_SIZE, ML_OPT_INT, ML_OPT_PATH, ML_OPT_BACKEND };
 
 struct ml_option {
     const char *name; /* the environment variable */
     enum ml_opt_type type;
     const char *def;      /* default, as a user would write it */
-    const char *accepted; /* accepted values, '|'-separated for ML_OPT_ENUM */
+    const char *accepted; /* accepted values, '|'-separated for ML_OPT_ENUM; NULL for ML_OPT_BACKEND
+                             (ml_option_accepted writes them) */
     const char *doc;      /* one line */
     size_t offset;        /* field in struct ml_options */
     long min, max;        /* ML_OPT_INT bounds */
@@ -48,12 +56,21 @@ struct ml_option {
 
 extern const struct ml_option ml_option_table[];
 extern const size_t ml_option_count;
-extern const char *const ml_backend_names[]; /* NULL-terminated */
+
+/* The accepted-values text of row, as --help, the README table and the
+ * warnings show it: row->accepted, or for ML_OPT_BACKEND the registry's
+ * names joined by '|' into buf (cap bytes).  Allocates nothing. */
+const char *ml_option_accepted(const struct ml_option *row, char *buf, size_t cap);
 
 /* Fills *o with the defaults, then applies every MALLARD_* entry of envp.
  * A bad value gets one stderr line naming the variable and the accepted
  * values (when warn), and the default stays.  Allocates nothing. */
 void ml_options_parse(struct ml_options *o, char *const *envp, int warn);
+
+/* Applies one value to its field; returns 0, or -1 (field unchanged) when
+ * the value is not one the row accepts.  The mallard command checks its
+ * options with it. */
+int ml_option_set(struct ml_options *o, const struct ml_option *row, const char *value);
 
 /* Parses "123", "64K", "10M", "2G" into bytes; returns 0 on success. */
 int ml_parse_size(const char *s, size_t *out);

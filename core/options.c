@@ -1,17 +1,16 @@
-/* preload/options.c: the option table and its parser.  See options.h. */
+/* core/options.c: the option table and its parser.  See options.h. */
 #include "options.h"
 
 #include <stdint.h>
 #include <string.h>
 
-#include "../core/fmt.h"
-
-const char *const ml_backend_names[] = {"freelist", "bump", "arena", "page", "system", NULL};
+#include "backend.h"
+#include "fmt.h"
 
 #define OFF(f) offsetof(struct ml_options, f)
 
 const struct ml_option ml_option_table[] = {
-    {"MALLARD_BACKEND", ML_OPT_ENUM, "freelist", "freelist|bump|arena|page|system",
+    {"MALLARD_BACKEND", ML_OPT_BACKEND, "freelist", NULL,
      "allocator backend: size classes, bump pointer, arena, guard pages, or glibc", OFF(backend), 0, 0},
     {"MALLARD_ARENA_LIMIT", ML_OPT_SIZE, "0", "SIZE (bytes, K/M/G suffix; 0 = none)",
      "arena backend budget; allocation past it fails with ENOMEM", OFF(arena_limit), 0, 0},
@@ -26,13 +25,21 @@ const struct ml_option ml_option_table[] = {
     {"MALLARD_DEPTH", ML_OPT_INT, "32", "1..256", "frames recorded per allocation stack", OFF(depth), 1, 256},
     {"MALLARD_ON_ERROR", ML_OPT_ENUM, "continue", "continue|abort",
      "after a double or invalid free: keep running, or write the report and abort", OFF(on_error), 0, 0},
-    {"MALLARD_REPORT", ML_OPT_PATH, "", "PATH (%p becomes the pid; empty = stderr)", "where the report goes",
-     OFF(report), 0, 0},
+    {"MALLARD_REPORT", ML_OPT_PATH, "", "PATH (%p pid, %e program name, %n counter; empty = stderr)",
+     "where the report goes; a fixed path gets each process's report appended whole", OFF(report), 0, 0},
     {"MALLARD_FORMAT", ML_OPT_ENUM, "text", "text|json", "report format", OFF(format), 0, 0},
     {"MALLARD_SHOW", ML_OPT_ENUM, "leaks", "leaks|all",
-     "text report: list leak groups only, or reachable groups too", OFF(show), 0, 0},
+     "report (text and JSON): list leak groups only, or reachable groups too", OFF(show), 0, 0},
     {"MALLARD_EXITCODE", ML_OPT_INT, "0", "0..255 (0 = leave the status alone)",
      "exit status to use when definite leaks or errors were found", OFF(exitcode), 0, 255},
+    {"MALLARD_CHILDREN", ML_OPT_PATH, "yes", "yes|no|PATTERN,... (name or path, * wildcard)",
+     "which descendants are traced: all, none (they run without the preload), or matching programs",
+     OFF(children), 0, 0},
+    {"MALLARD_SUMMARY", ML_OPT_ENUM, "auto", "auto|none|all",
+     "one-line summary of a clean process: for the command's own process, for none (-q), for all (-v)",
+     OFF(summary), 0, 0},
+    {"MALLARD_TOP_PID", ML_OPT_INT, "0", "0..4194304 (set by the mallard command)",
+     "the pid the mallard command started: the top of the process tree", OFF(top_pid), 0, 4194304},
     {"MALLARD_SUPPRESSIONS", ML_OPT_PATH, "", "PATH of a file of leak:PATTERN lines",
      "leaks whose stack matches a pattern (function or object, * wildcard) are suppressed", OFF(suppressions),
      0, 0},
@@ -104,12 +111,39 @@ static int enum_index(const char *list, const char *value)
     return -1;
 }
 
-static int apply(struct ml_options *o, const struct ml_option *row, const char *value)
+const char *ml_option_accepted(const struct ml_option *row, char *buf, size_t cap)
+{
+    if (row->type != ML_OPT_BACKEND)
+        return row->accepted;
+    size_t n = 0;
+    buf[0] = '\0';
+    for (const struct ml_backend *const *b = ml_backends; *b; b++)
+        n += ml_fmt(buf + n, cap - n, "%s%s", b == ml_backends ? "" : "|", (*b)->name);
+    return buf;
+}
+
+/* Index of the backend called value in the registry, or -1. */
+static int backend_index(const char *value)
+{
+    for (int i = 0; ml_backends[i]; i++)
+        if (!strcmp(ml_backends[i]->name, value))
+            return i;
+    return -1;
+}
+
+int ml_option_set(struct ml_options *o, const struct ml_option *row, const char *value)
 {
     char *field = (char *)o + row->offset;
     switch (row->type) {
     case ML_OPT_ENUM: {
         int i = enum_index(row->accepted, value);
+        if (i < 0)
+            return -1;
+        *(int *)field = i;
+        return 0;
+    }
+    case ML_OPT_BACKEND: {
+        int i = backend_index(value);
         if (i < 0)
             return -1;
         *(int *)field = i;
@@ -147,7 +181,7 @@ void ml_options_parse(struct ml_options *o, char *const *envp, int warn)
 {
     memset(o, 0, sizeof *o);
     for (size_t i = 0; i < ml_option_count; i++)
-        apply(o, &ml_option_table[i], ml_option_table[i].def);
+        ml_option_set(o, &ml_option_table[i], ml_option_table[i].def);
     if (!envp)
         return;
     for (char *const *e = envp; *e; e++) {
@@ -163,11 +197,12 @@ void ml_options_parse(struct ml_options *o, char *const *envp, int warn)
             if (strlen(row->name) != nl || memcmp(row->name, *e, nl) != 0)
                 continue;
             known = 1;
-            if (apply(o, row, eq + 1) != 0) {
-                apply(o, row, row->def);
+            if (ml_option_set(o, row, eq + 1) != 0) {
+                ml_option_set(o, row, row->def);
+                char names[256];
                 if (warn)
                     ml_say("%s=%s is not valid; accepted: %s; using the default %s", row->name, eq + 1,
-                           row->accepted, row->def);
+                           ml_option_accepted(row, names, sizeof names), row->def);
             }
         }
         if (!known && warn) {

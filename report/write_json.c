@@ -1,0 +1,198 @@
+/* report/write_json.c: the JSON report.
+ *
+ * The version-1 contract of docs/report.schema.json.  Frames
+ * carry, beyond the contract, "path" (the full source path; "file" is its
+ * basename) and "offset" (the return address minus the object's load bias).
+ * Strings are escaped per RFC 8259; bytes >= 0x80 pass through untouched.
+ *
+ * Output goes through wbuf.c: no stdio, no malloc.
+ */
+#include "wbuf.h"
+
+#include <string.h>
+
+static void json_str(struct ml_wbuf *o, const char *s)
+{
+    if (!s) {
+        ml_wbuf_str(o, "null");
+        return;
+    }
+    ml_wbuf_chr(o, '"');
+    const char *run = s; /* bytes that need no escape go out in one piece */
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        ml_wbuf_mem(o, run, (size_t)(s - run));
+        run = s + 1;
+        if (c == '"' || c == '\\') {
+            char esc[2] = {'\\', (char)c};
+            ml_wbuf_mem(o, esc, 2);
+        } else {
+            char esc[6] = {'\\', 'u', '0', '0', "0123456789abcdef"[c >> 4], "0123456789abcdef"[c & 15]};
+            ml_wbuf_mem(o, esc, 6);
+        }
+    }
+    ml_wbuf_mem(o, run, (size_t)(s - run));
+    ml_wbuf_chr(o, '"');
+}
+
+static void json_hex(struct ml_wbuf *o, uint64_t v)
+{
+    ml_wbuf_chr(o, '"');
+    ml_wbuf_hex(o, v);
+    ml_wbuf_chr(o, '"');
+}
+
+static void json_count(struct ml_wbuf *o, const char *key, const struct ml_count *c)
+{
+    ml_wbuf_str(o, "    \"");
+    ml_wbuf_str(o, key);
+    ml_wbuf_str(o, "\": {\"bytes\": ");
+    ml_wbuf_u64(o, c->bytes);
+    ml_wbuf_str(o, ", \"blocks\": ");
+    ml_wbuf_u64(o, c->blocks);
+    ml_wbuf_str(o, "},\n");
+}
+
+/* A stack as an array of frames; indent is the frames' indentation. */
+static void json_stack(struct ml_wbuf *o, ml_stack_id id, const char *indent)
+{
+    unsigned n = 0;
+    const uintptr_t *frames = id ? ml_stack_frames(id, &n) : NULL;
+    if (!frames || !n) {
+        ml_wbuf_str(o, "[]");
+        return;
+    }
+    ml_wbuf_str(o, "[\n");
+    for (unsigned i = 0; i < n; i++) {
+        struct ml_frame f;
+        ml_symbolize(frames[i], &f);
+        ml_wbuf_str(o, indent);
+        ml_wbuf_str(o, "{\"addr\": ");
+        json_hex(o, frames[i]);
+        ml_wbuf_str(o, ", \"function\": ");
+        json_str(o, f.function);
+        ml_wbuf_str(o, ", \"file\": ");
+        json_str(o, f.file ? ml_report_basename(f.file) : NULL);
+        ml_wbuf_str(o, ", \"line\": ");
+        if (f.file)
+            ml_wbuf_i64(o, f.line);
+        else
+            ml_wbuf_str(o, "null");
+        ml_wbuf_str(o, ", \"object\": ");
+        json_str(o, f.object);
+        ml_wbuf_str(o, ", \"path\": ");
+        json_str(o, f.file);
+        ml_wbuf_str(o, ", \"offset\": ");
+        json_hex(o, f.offset);
+        ml_wbuf_str(o, i + 1 < n ? "},\n" : "}\n");
+    }
+    /* close at the indentation of the key that holds the array */
+    ml_wbuf_mem(o, indent, strlen(indent) > 2 ? strlen(indent) - 2 : 0);
+    ml_wbuf_chr(o, ']');
+}
+
+int ml_write_json(int fd, const struct ml_report *r)
+{
+    struct ml_wbuf o;
+    ml_wbuf_init(&o, fd);
+
+    ml_wbuf_str(&o, "{\n  \"mallard\": 1,\n  \"pid\": ");
+    ml_wbuf_i64(&o, r->pid);
+    ml_wbuf_str(&o, ", \"ppid\": ");
+    ml_wbuf_i64(&o, r->ppid);
+    ml_wbuf_str(&o, ", \"exe\": ");
+    json_str(&o, r->exe ? r->exe : "");
+    ml_wbuf_str(&o, ", \"argv\": [");
+    for (size_t i = 0; r->argv && r->argv[i]; i++) {
+        if (i)
+            ml_wbuf_str(&o, ", ");
+        json_str(&o, r->argv[i]);
+    }
+    ml_wbuf_str(&o, "],\n  \"backend\": ");
+    json_str(&o, r->backend ? r->backend : "");
+    ml_wbuf_str(&o, ",\n  \"exit\": {\"how\": ");
+    json_str(&o, ml_report_exit_name(r->exit_how));
+    ml_wbuf_str(&o, ", \"status\": ");
+    ml_wbuf_i64(&o, r->exit_status);
+    ml_wbuf_str(&o, "},\n  \"summary\": {\n");
+    json_count(&o, "definite", &r->definite);
+    json_count(&o, "indirect", &r->indirect);
+    json_count(&o, "reachable", &r->reachable);
+    json_count(&o, "suppressed", &r->suppressed);
+    ml_wbuf_str(&o, "    \"errors\": ");
+    ml_wbuf_u64(&o, r->nerrors);
+    /* MALLARD_SHOW=leaks (the default) lists the leak groups only; the
+     * reachable ones are counted here, and listed with MALLARD_SHOW=all. */
+    size_t nreach = 0;
+    for (size_t i = 0; i < r->ngroups; i++)
+        nreach += r->groups[i].kind == ML_KIND_REACHABLE;
+    ml_wbuf_str(&o, "\n  },\n  \"reachable_groups\": ");
+    ml_wbuf_u64(&o, nreach);
+    ml_wbuf_str(&o, ", \"reachable_listed\": ");
+    ml_wbuf_str(&o, r->show_reachable ? "true" : "false");
+    ml_wbuf_str(&o, ",\n  \"leaks\": [");
+
+    size_t listed = 0;
+    for (size_t i = 0; i < r->ngroups; i++) {
+        const struct ml_leak_group *g = &r->groups[i];
+        if (g->kind == ML_KIND_REACHABLE && !r->show_reachable)
+            continue;
+        ml_wbuf_str(&o, listed++ ? ",\n    {\"kind\": " : "\n    {\"kind\": ");
+        json_str(&o, ml_report_kind_name(g->kind));
+        ml_wbuf_str(&o, ", \"bytes\": ");
+        ml_wbuf_u64(&o, g->bytes);
+        ml_wbuf_str(&o, ", \"blocks\": ");
+        ml_wbuf_u64(&o, g->blocks);
+        ml_wbuf_str(&o, ", \"tag\": ");
+        json_str(&o, g->tag);
+        ml_wbuf_str(&o, ",\n     \"stack\": ");
+        json_stack(&o, g->stack, "       ");
+        ml_wbuf_chr(&o, '}');
+    }
+    ml_wbuf_str(&o, listed ? "\n  ],\n  \"errors\": [" : "],\n  \"errors\": [");
+
+    for (size_t i = 0; i < r->nerrors_listed; i++) {
+        const struct ml_error *e = &r->errors[i];
+        ml_wbuf_str(&o, i ? ",\n    {\"kind\": " : "\n    {\"kind\": ");
+        json_str(&o, ml_report_error_name(e->kind));
+        ml_wbuf_str(&o, ", \"address\": ");
+        json_hex(&o, e->address);
+        ml_wbuf_str(&o, ", \"bytes\": ");
+        ml_wbuf_u64(&o, e->bytes);
+        ml_wbuf_str(&o, ",\n     \"stack\": ");
+        json_stack(&o, e->stack, "       ");
+        ml_wbuf_str(&o, ",\n     \"alloc_stack\": ");
+        json_stack(&o, e->alloc_stack, "       ");
+        ml_wbuf_str(&o, ",\n     \"free_stack\": ");
+        json_stack(&o, e->free_stack, "       ");
+        ml_wbuf_chr(&o, '}');
+    }
+    ml_wbuf_str(&o, r->nerrors_listed ? "\n  ],\n  \"tags\": [" : "],\n  \"tags\": [");
+
+    for (size_t i = 0; i < r->ntags; i++) {
+        const struct ml_tag_stats *t = &r->tags[i];
+        ml_wbuf_str(&o, i ? ",\n    {\"tag\": " : "\n    {\"tag\": ");
+        json_str(&o, t->tag ? t->tag : "");
+        ml_wbuf_str(&o, ", \"allocs\": ");
+        ml_wbuf_u64(&o, t->allocs);
+        ml_wbuf_str(&o, ", \"current_bytes\": ");
+        ml_wbuf_u64(&o, t->current_bytes);
+        ml_wbuf_str(&o, ", \"peak_bytes\": ");
+        ml_wbuf_u64(&o, t->peak_bytes);
+        ml_wbuf_chr(&o, '}');
+    }
+    ml_wbuf_str(&o, r->ntags ? "\n  ],\n  \"stats\": {\"allocs\": " : "],\n  \"stats\": {\"allocs\": ");
+    ml_wbuf_u64(&o, r->allocs);
+    ml_wbuf_str(&o, ", \"frees\": ");
+    ml_wbuf_u64(&o, r->frees);
+    ml_wbuf_str(&o, ", \"bytes_allocated\": ");
+    ml_wbuf_u64(&o, r->bytes_allocated);
+    ml_wbuf_str(&o, ", \"peak_bytes\": ");
+    ml_wbuf_u64(&o, r->peak_bytes);
+    ml_wbuf_str(&o, ", \"current_bytes\": ");
+    ml_wbuf_u64(&o, r->current_bytes);
+    ml_wbuf_str(&o, "}\n}\n");
+    return ml_wbuf_done(&o);
+}

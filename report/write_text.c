@@ -1,0 +1,294 @@
+/* report/write_text.c: the text report.
+ *
+ * Every line starts with ML_TEXT_PREFIX, "==mallard== ", so
+ * that `grep '^==mallard=='` pulls the report out of a program's stderr.
+ * Layout (valgrind / LSan style):
+ *   - a summary: pid, command, backend, how the program ended, then
+ *     definitely lost / indirectly lost / still reachable / suppressed
+ *     bytes and blocks, and the error count;
+ *   - the leak groups in the model's order (bytes, descending), each a
+ *     header "[<rank>] definite leak of 100 bytes in 1 block [tag parser]"
+ *     followed by its frames, innermost first:
+ *       "    #0 leak_one simple_leak.c:7 (/path/prog)"   function and line
+ *       "    #1 foo (/lib/x.so+0x1234)"                  symbol only
+ *       "    #2 0x7f0012345678 (/lib/x.so+0x1234)"       object only
+ *       "    #3 0x7f0012345678 (unknown)"                nothing
+ *     Reachable groups are listed only when r->show_reachable;
+ *   - the errors, each with the bad call's stack, then "  first freed by:"
+ *     (double free) or "  freed by:", then "  allocated by:";
+ *   - the tag table, then one stats line.
+ *
+ * Output goes through wbuf.c: no stdio, no malloc.
+ */
+#include "wbuf.h"
+
+#include <string.h>
+
+#define ML_TEXT_PREFIX "==mallard== "
+
+static void text_begin(struct ml_wbuf *o) { ml_wbuf_str(o, ML_TEXT_PREFIX); }
+
+static void text_end(struct ml_wbuf *o) { ml_wbuf_chr(o, '\n'); }
+
+static void text_blank(struct ml_wbuf *o)
+{
+    text_begin(o);
+    text_end(o);
+}
+
+/* "100 bytes in 1 block" */
+static void text_count(struct ml_wbuf *o, uint64_t bytes, uint64_t blocks)
+{
+    ml_wbuf_u64(o, bytes);
+    ml_wbuf_str(o, bytes == 1 ? " byte in " : " bytes in ");
+    ml_wbuf_u64(o, blocks);
+    ml_wbuf_str(o, blocks == 1 ? " block" : " blocks");
+}
+
+static void text_frame(struct ml_wbuf *o, unsigned i, uintptr_t addr)
+{
+    struct ml_frame f;
+    ml_symbolize(addr, &f);
+    text_begin(o);
+    ml_wbuf_str(o, "    #");
+    ml_wbuf_u64(o, i);
+    ml_wbuf_chr(o, ' ');
+    if (f.function)
+        ml_wbuf_str(o, f.function);
+    else
+        ml_wbuf_hex(o, addr);
+    if (f.file) {
+        ml_wbuf_chr(o, ' ');
+        ml_wbuf_str(o, ml_report_basename(f.file));
+        ml_wbuf_chr(o, ':');
+        ml_wbuf_u64(o, (uint64_t)(f.line > 0 ? f.line : 0));
+    }
+    ml_wbuf_str(o, " (");
+    if (!f.object) {
+        ml_wbuf_str(o, "unknown");
+    } else {
+        ml_wbuf_str(o, f.object);
+        if (!f.file) {
+            ml_wbuf_chr(o, '+');
+            ml_wbuf_hex(o, f.offset);
+        }
+    }
+    ml_wbuf_chr(o, ')');
+    text_end(o);
+}
+
+static void text_stack(struct ml_wbuf *o, ml_stack_id id)
+{
+    unsigned n = 0;
+    const uintptr_t *frames = id ? ml_stack_frames(id, &n) : NULL;
+    if (!frames || !n) {
+        text_begin(o);
+        ml_wbuf_str(o, "    (no stack recorded)");
+        text_end(o);
+        return;
+    }
+    for (unsigned i = 0; i < n; i++)
+        text_frame(o, i, frames[i]);
+}
+
+static void text_exit(struct ml_wbuf *o, const struct ml_report *r)
+{
+    static const char *const signames[] = {
+        [1] = "SIGHUP",   [2] = "SIGINT",   [3] = "SIGQUIT",  [4] = "SIGILL",   [5] = "SIGTRAP",
+        [6] = "SIGABRT",  [7] = "SIGBUS",   [8] = "SIGFPE",   [9] = "SIGKILL",  [10] = "SIGUSR1",
+        [11] = "SIGSEGV", [12] = "SIGUSR2", [13] = "SIGPIPE", [14] = "SIGALRM", [15] = "SIGTERM",
+        [24] = "SIGXCPU", [25] = "SIGXFSZ", [31] = "SIGSYS",
+    };
+    switch (r->exit_how) {
+    case ML_EXIT_EXIT:
+    case ML_EXIT__EXIT:
+        ml_wbuf_str(o, r->exit_how == ML_EXIT_EXIT ? "exit(" : "_exit(");
+        ml_wbuf_i64(o, r->exit_status);
+        ml_wbuf_chr(o, ')');
+        break;
+    case ML_EXIT_EXEC:
+        ml_wbuf_str(o, "exec");
+        break;
+    case ML_EXIT_SIGNAL:
+        ml_wbuf_str(o, "signal ");
+        ml_wbuf_i64(o, r->exit_status);
+        if (r->exit_status > 0 && (size_t)r->exit_status < sizeof signames / sizeof *signames &&
+            signames[r->exit_status]) {
+            ml_wbuf_str(o, " (");
+            ml_wbuf_str(o, signames[r->exit_status]);
+            ml_wbuf_chr(o, ')');
+        }
+        break;
+    }
+}
+
+static void text_summary_row(struct ml_wbuf *o, const char *label, const struct ml_count *c)
+{
+    text_begin(o);
+    ml_wbuf_str(o, label);
+    text_count(o, c->bytes, c->blocks);
+    text_end(o);
+}
+
+static void text_summary(struct ml_wbuf *o, const struct ml_report *r)
+{
+    text_begin(o);
+    ml_wbuf_str(o, "mallard report for pid ");
+    ml_wbuf_i64(o, r->pid);
+    ml_wbuf_str(o, " (parent ");
+    ml_wbuf_i64(o, r->ppid);
+    ml_wbuf_str(o, "):");
+    if (r->argv && r->argv[0]) {
+        for (const char *const *a = r->argv; *a; a++) {
+            ml_wbuf_chr(o, ' ');
+            ml_wbuf_str(o, *a);
+        }
+    } else if (r->exe) {
+        ml_wbuf_chr(o, ' ');
+        ml_wbuf_str(o, r->exe);
+    }
+    text_end(o);
+    text_begin(o);
+    ml_wbuf_str(o, "backend ");
+    ml_wbuf_str(o, r->backend ? r->backend : "unknown");
+    ml_wbuf_str(o, ", program ended by ");
+    text_exit(o, r);
+    text_end(o);
+    text_blank(o);
+    text_begin(o);
+    ml_wbuf_str(o, "LEAK SUMMARY:");
+    text_end(o);
+    text_summary_row(o, "   definitely lost: ", &r->definite);
+    text_summary_row(o, "   indirectly lost: ", &r->indirect);
+    text_summary_row(o, "   still reachable: ", &r->reachable);
+    text_summary_row(o, "        suppressed: ", &r->suppressed);
+    text_begin(o);
+    ml_wbuf_str(o, "            errors: ");
+    ml_wbuf_u64(o, r->nerrors);
+    text_end(o);
+    if (r->reachable.blocks && !r->show_reachable) {
+        text_begin(o);
+        ml_wbuf_str(o, "reachable blocks are counted, not listed (MALLARD_SHOW=all lists them)");
+        text_end(o);
+    }
+}
+
+static void text_groups(struct ml_wbuf *o, const struct ml_report *r)
+{
+    unsigned rank = 0;
+    for (size_t i = 0; i < r->ngroups; i++) {
+        const struct ml_leak_group *g = &r->groups[i];
+        if (g->kind == ML_KIND_REACHABLE && !r->show_reachable)
+            continue;
+        text_blank(o);
+        text_begin(o);
+        ml_wbuf_chr(o, '[');
+        ml_wbuf_u64(o, ++rank);
+        ml_wbuf_chr(o, ']');
+        if (g->kind == ML_KIND_REACHABLE) {
+            ml_wbuf_str(o, " still reachable: ");
+        } else {
+            ml_wbuf_chr(o, ' ');
+            ml_wbuf_str(o, ml_report_kind_name(g->kind));
+            ml_wbuf_str(o, " leak of ");
+        }
+        text_count(o, g->bytes, g->blocks);
+        if (g->tag) {
+            ml_wbuf_str(o, " [tag ");
+            ml_wbuf_str(o, g->tag);
+            ml_wbuf_chr(o, ']');
+        }
+        text_end(o);
+        text_stack(o, g->stack);
+    }
+}
+
+static void text_errors(struct ml_wbuf *o, const struct ml_report *r)
+{
+    static const char *const titles[] = {
+        [ML_ERR_DOUBLE_FREE] = "double free of ",         [ML_ERR_INVALID_FREE] = "invalid free of ",
+        [ML_ERR_INVALID_REALLOC] = "invalid realloc of ", [ML_ERR_OVERFLOW] = "heap overflow at ",
+        [ML_ERR_USE_AFTER_FREE] = "use after free of ",
+    };
+    for (size_t i = 0; i < r->nerrors_listed; i++) {
+        const struct ml_error *e = &r->errors[i];
+        text_blank(o);
+        text_begin(o);
+        ml_wbuf_str(o, (unsigned)e->kind < sizeof titles / sizeof *titles ? titles[e->kind] : "error at ");
+        ml_wbuf_hex(o, e->address);
+        if (e->bytes) {
+            ml_wbuf_str(o, " (");
+            ml_wbuf_u64(o, e->bytes);
+            ml_wbuf_str(o, e->bytes == 1 ? " byte)" : " bytes)");
+        }
+        text_end(o);
+        text_stack(o, e->stack);
+        if (e->free_stack) {
+            text_begin(o);
+            ml_wbuf_str(o, e->kind == ML_ERR_DOUBLE_FREE ? "  first freed by:" : "  freed by:");
+            text_end(o);
+            text_stack(o, e->free_stack);
+        }
+        if (e->alloc_stack) {
+            text_begin(o);
+            ml_wbuf_str(o, "  allocated by:");
+            text_end(o);
+            text_stack(o, e->alloc_stack);
+        }
+    }
+    if (r->nerrors > r->nerrors_listed) {
+        text_blank(o);
+        text_begin(o);
+        ml_wbuf_u64(o, r->nerrors - r->nerrors_listed);
+        ml_wbuf_str(o, " more errors not listed");
+        text_end(o);
+    }
+}
+
+static void text_tags(struct ml_wbuf *o, const struct ml_report *r)
+{
+    if (!r->ntags)
+        return;
+    text_blank(o);
+    text_begin(o);
+    ml_wbuf_str(o, "tag                        allocs   current bytes      peak bytes");
+    text_end(o);
+    for (size_t i = 0; i < r->ntags; i++) {
+        const struct ml_tag_stats *t = &r->tags[i];
+        const char *name = t->tag ? t->tag : "(untagged)";
+        size_t len = strlen(name);
+        text_begin(o);
+        ml_wbuf_str(o, name);
+        for (; len < 20; len++)
+            ml_wbuf_chr(o, ' ');
+        ml_wbuf_u64_w(o, t->allocs, 13);
+        ml_wbuf_u64_w(o, t->current_bytes, 16);
+        ml_wbuf_u64_w(o, t->peak_bytes, 16);
+        text_end(o);
+    }
+}
+
+int ml_write_text(int fd, const struct ml_report *r)
+{
+    struct ml_wbuf o;
+    ml_wbuf_init(&o, fd);
+    text_summary(&o, r);
+    text_groups(&o, r);
+    text_errors(&o, r);
+    text_tags(&o, r);
+    text_blank(&o);
+    text_begin(&o);
+    ml_wbuf_str(&o, "stats: ");
+    ml_wbuf_u64(&o, r->allocs);
+    ml_wbuf_str(&o, " allocs, ");
+    ml_wbuf_u64(&o, r->frees);
+    ml_wbuf_str(&o, " frees, ");
+    ml_wbuf_u64(&o, r->bytes_allocated);
+    ml_wbuf_str(&o, " bytes allocated, peak ");
+    ml_wbuf_u64(&o, r->peak_bytes);
+    ml_wbuf_str(&o, " bytes in use, ");
+    ml_wbuf_u64(&o, r->current_bytes);
+    ml_wbuf_str(&o, " bytes in use at the end");
+    text_end(&o);
+    return ml_wbuf_done(&o);
+}
