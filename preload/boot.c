@@ -128,11 +128,26 @@ void ml_thread_attach(void)
  * own heap, PREPARE takes none and the child resets none. */
 static int fork_single;
 
+/* glibc's stdio list lock (exported since 2.2.5; a recursive lock). */
+void _IO_list_lock(void);
+void _IO_list_unlock(void);
+
+/* glibc's fork takes the stdio list lock after the atfork prepare
+ * handlers and its own malloc's locks after that, because a thread inside
+ * stdio may hold a FILE lock and call malloc (getline), while another
+ * holds the list lock and waits for that FILE (fflush(NULL)): an allocator
+ * that locks first waits for the list lock, which waits for the FILE,
+ * which waits for the allocator (glibc bug 19431).  mallard gets glibc's
+ * order by taking the list lock itself before its own locks; fork takes
+ * it again (it is recursive), and the parent handler drops this level
+ * after glibc has dropped its own.  In the child glibc resets the lock
+ * before the child handlers run, so the child handler leaves it alone. */
 static void fork_prepare(void)
 {
     fork_single = __libc_single_threaded;
     if (fork_single)
         return;
+    _IO_list_lock();
     if (ml_active->atfork)
         ml_active->atfork(ML_FORK_PREPARE);
     ml_meta_atfork(ML_FORK_PREPARE);
@@ -145,6 +160,7 @@ static void fork_parent(void)
     ml_meta_atfork(ML_FORK_PARENT);
     if (ml_active->atfork)
         ml_active->atfork(ML_FORK_PARENT);
+    _IO_list_unlock();
 }
 
 static void fork_child(void)

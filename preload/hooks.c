@@ -4,7 +4,8 @@
  *   constructor runs inside ld.so's _dl_init, before __libc_start_main
  *   registers _dl_fini, so the handler runs after every atexit handler,
  *   every C++ static destructor and every library destructor: a block freed
- *   in any of them is not a leak.  It also learns the exit status.
+ *   in any of them is not a leak.  It learns the exit status; the report
+ *   itself waits for glibc's exit-time stdio flush (see late_seek).
  * - _exit/_Exit and the exec family are interposed here (the only names
  *   besides the malloc family that libmallard.so exports): the report is
  *   written, then the real call proceeds.  libc's own internal calls to
@@ -26,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/auxv.h>
+#include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -39,14 +41,94 @@
 
 static int tracing(void) { return ml_trace_enabled(); }
 
+/* ---- exit() --------------------------------------------------------- */
+
+/* glibc's exit() runs the atexit/on_exit handlers (mallard's on_exit
+ * handler last of all), then _IO_cleanup, which flushes every stdio stream
+ * (a first pass over the stream list under the list lock) and then makes
+ * every used stream unbuffered (a second pass, still under that lock),
+ * then _exit.  The report has to follow the program's last output, so it
+ * is written from inside that second pass: a private fopencookie stream,
+ * made at start-up and left with one unread byte in its buffer, is synced
+ * there, and syncing a read stream with unread input seeks it back, which
+ * calls late_seek.  By then every stream was flushed; and since the list
+ * lock is held, a second thread in exit() cannot reach _exit before the
+ * report is whole (it waits for that lock in its own _IO_cleanup).
+ *
+ * The on_exit handler records the status and notes that the process is
+ * exiting: fcloseall() is _IO_cleanup too, and a call to it before exit
+ * (late_seek sees no exit yet) or a closed stream disarms the hook, in
+ * which case the handler writes the report itself, after flushing stdout
+ * and stderr (each only if no other thread holds its lock: a thread
+ * blocked reading stdin holds stdin's lock, and glibc's own exit-time
+ * flush takes no lock either). */
+static FILE *late_fp;
+static int late_armed;
+static int exit_seen, exit_status_saved;
+
+static ssize_t late_read(void *cookie, char *buf, size_t n)
+{
+    (void)cookie;
+    size_t k = n < 2 ? n : 2;
+    memset(buf, 0, k);
+    return (ssize_t)k;
+}
+
+static int late_report(int status)
+{
+    int code = ml_trace_finish(ML_EXIT_EXIT, status);
+    if (code != status)
+        syscall(SYS_exit_group, code); /* stdio is flushed: nothing is lost */
+    return code;
+}
+
+static int late_seek(void *cookie, off64_t *pos, int whence)
+{
+    (void)cookie;
+    (void)whence;
+    *pos = 0;
+    if (!__atomic_exchange_n(&late_armed, 0, __ATOMIC_ACQ_REL))
+        return 0;
+    if (__atomic_load_n(&exit_seen, __ATOMIC_ACQUIRE))
+        late_report(__atomic_load_n(&exit_status_saved, __ATOMIC_RELAXED));
+    return 0;
+}
+
+static int late_close(void *cookie)
+{
+    (void)cookie;
+    __atomic_store_n(&late_armed, 0, __ATOMIC_RELEASE);
+    return 0;
+}
+
+static void late_arm(void)
+{
+    int was = ml_trace_guard_enter(); /* its FILE and buffer come from the meta heap */
+    cookie_io_functions_t io = {.read = late_read, .seek = late_seek, .close = late_close};
+    late_fp = fopencookie(NULL, "r", io);
+    if (late_fp && fgetc(late_fp) != EOF)
+        __atomic_store_n(&late_armed, 1, __ATOMIC_RELEASE);
+    ml_trace_guard_leave(was);
+}
+
+static void flush_if_free(FILE *f)
+{
+    if (ftrylockfile(f) == 0) {
+        fflush_unlocked(f);
+        funlockfile(f);
+    }
+}
+
 static void on_exit_handler(int status, void *unused)
 {
     (void)unused;
-    int code = ml_trace_finish(ML_EXIT_EXIT, status);
-    if (code != status) {
-        fflush(NULL);
-        syscall(SYS_exit_group, code);
-    }
+    __atomic_store_n(&exit_status_saved, status, __ATOMIC_RELAXED);
+    __atomic_store_n(&exit_seen, 1, __ATOMIC_RELEASE);
+    if (__atomic_load_n(&late_armed, __ATOMIC_ACQUIRE))
+        return; /* _IO_cleanup reports, after the flush (late_seek) */
+    flush_if_free(stdout);
+    flush_if_free(stderr);
+    late_report(status);
 }
 
 static const int fatal_signals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGTRAP, SIGSYS};
@@ -162,6 +244,7 @@ void ml_hooks_start(void)
     on_exit(on_exit_handler, NULL);
     int quick = at_quick_exit(on_quick_exit_handler); /* fails only out of memory: no report then */
     (void)quick;
+    late_arm();
     struct stat st;
     if (fstat(2, &st) == 0) {
         ml_tr.stderr_dev = st.st_dev;

@@ -14,6 +14,7 @@
 
 #include "../core/os.h"
 #include "blocks.h"
+#include "busy.h"
 #include "report.h"
 
 #define SHARD_BITS 8
@@ -123,16 +124,16 @@ int ml_blocks_insert(uintptr_t addr, uint64_t size, uint32_t stack, uint16_t tag
 {
     uint64_t h = mix(addr);
     struct shard *s = shard_of(h);
-    ml_mutex_lock(&s->lock);
+    ml_tr_lock(&s->lock);
     if ((s->count + 1) * 4 > s->cap * 3 && grow(s) != 0) {
-        ml_mutex_unlock(&s->lock);
+        ml_tr_unlock(&s->lock);
         return -1;
     }
     size_t j = probe(s, addr, h);
     if (!s->slots[j].addr)
         s->count++;
     s->slots[j] = (struct rec){addr, pack(size, tag, ML_BLOCK_LIVE), stack, 0};
-    ml_mutex_unlock(&s->lock);
+    ml_tr_unlock(&s->lock);
     return 0;
 }
 
@@ -150,7 +151,7 @@ int ml_blocks_free(uintptr_t addr, uint32_t free_stack, struct ml_block_rec *out
     uint64_t h = mix(addr);
     struct shard *s = shard_of(h);
     int rc = -1;
-    ml_mutex_lock(&s->lock);
+    ml_tr_lock(&s->lock);
     struct rec *r = find(s, addr, h);
     if (r) {
         unpack(r, out);
@@ -161,7 +162,7 @@ int ml_blocks_free(uintptr_t addr, uint32_t free_stack, struct ml_block_rec *out
             rc = 1;
         }
     }
-    ml_mutex_unlock(&s->lock);
+    ml_tr_unlock(&s->lock);
     return rc;
 }
 
@@ -169,25 +170,25 @@ void ml_blocks_set_free_stack(uintptr_t addr, uint32_t free_stack)
 {
     uint64_t h = mix(addr);
     struct shard *s = shard_of(h);
-    ml_mutex_lock(&s->lock);
+    ml_tr_lock(&s->lock);
     struct rec *r = find(s, addr, h);
     if (r && state_of(r) == ML_BLOCK_FREED)
         r->free_stack = free_stack;
-    ml_mutex_unlock(&s->lock);
+    ml_tr_unlock(&s->lock);
 }
 
 int ml_blocks_remove(uintptr_t addr, struct ml_block_rec *out)
 {
     uint64_t h = mix(addr);
     struct shard *s = shard_of(h);
-    ml_mutex_lock(&s->lock);
+    ml_tr_lock(&s->lock);
     struct rec *r = find(s, addr, h);
     if (r) {
         if (out)
             unpack(r, out);
         erase(s, (size_t)(r - s->slots));
     }
-    ml_mutex_unlock(&s->lock);
+    ml_tr_unlock(&s->lock);
     return r ? 0 : -1;
 }
 
@@ -195,11 +196,11 @@ int ml_blocks_lookup(uintptr_t addr, struct ml_block_rec *out)
 {
     uint64_t h = mix(addr);
     struct shard *s = shard_of(h);
-    ml_mutex_lock(&s->lock);
+    ml_tr_lock(&s->lock);
     struct rec *r = find(s, addr, h);
     if (r)
         unpack(r, out);
-    ml_mutex_unlock(&s->lock);
+    ml_tr_unlock(&s->lock);
     return r ? 0 : -1;
 }
 
@@ -227,7 +228,7 @@ size_t ml_blocks_snapshot(struct ml_live *out, size_t cap, int locked)
     for (unsigned i = 0; i < SHARDS; i++) {
         struct shard *s = &shards[i];
         if (locked)
-            ml_mutex_lock(&s->lock);
+            ml_tr_lock(&s->lock);
         for (size_t j = 0; j < s->cap && n < cap; j++) {
             const struct rec *r = &s->slots[j];
             uint8_t state = state_of(r);
@@ -238,7 +239,7 @@ size_t ml_blocks_snapshot(struct ml_live *out, size_t cap, int locked)
                                         0,        (uint8_t)(state == ML_BLOCK_INHERITED)};
         }
         if (locked)
-            ml_mutex_unlock(&s->lock);
+            ml_tr_unlock(&s->lock);
     }
     return n;
 }

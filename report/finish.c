@@ -13,7 +13,9 @@
 #include <link.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../core/fmt.h"
@@ -212,12 +214,35 @@ static __attribute__((noinline)) size_t collect_live(struct ml_live **out, int l
     return n;
 }
 
+static int finish_once(enum ml_exit_how how, int status);
+
+/* One report per process, whole: the first caller writes it; a caller on
+ * another thread (a second exit(), an _exit or a crash while the report is
+ * being written) waits for it before it goes on to end the process, which
+ * would cut the report short.  The wait is bounded, so a reporter that
+ * never finishes cannot hang the process forever. */
 int ml_trace_finish(enum ml_exit_how how, int status)
 {
     if (getpid() != ml_tr.pid)
         return status; /* a vfork child, or a clone mallard never saw */
-    if (__atomic_exchange_n(&ml_tr.finished, 1, __ATOMIC_ACQ_REL))
+    int me = (int)syscall(SYS_gettid);
+    if (__atomic_exchange_n(&ml_tr.finished, 1, __ATOMIC_ACQ_REL)) {
+        if (__atomic_load_n(&ml_tr.report_tid, __ATOMIC_ACQUIRE) != me) {
+            struct timespec ms = {0, 1000000};
+            for (int i = 0; i < 120000 && !__atomic_load_n(&ml_tr.report_done, __ATOMIC_ACQUIRE); i++)
+                syscall(SYS_nanosleep, &ms, NULL);
+        }
         return status;
+    }
+    __atomic_store_n(&ml_tr.report_done, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&ml_tr.report_tid, me, __ATOMIC_RELEASE);
+    int code = finish_once(how, status);
+    __atomic_store_n(&ml_tr.report_done, 1, __ATOMIC_RELEASE);
+    return code;
+}
+
+static int finish_once(enum ml_exit_how how, int status)
+{
     /* A fork child that allocated nothing and hit no error since the fork
      * has nothing of its own to report: skip the scan (shells and signal
      * handlers fork and _exit or exec at once, often). */
@@ -339,12 +364,16 @@ int ml_trace_finish(enum ml_exit_how how, int status)
         ml_trace_guard_leave(was);
         return status;
     }
-    int clean_text = o->format == ML_FORMAT_TEXT && !found && !r.show_reachable && !r.suppressed.blocks;
-    /* A clean process prints its one line only when asked: the top of a
-     * tree the mallard command started (MALLARD_SUMMARY=auto), or every
-     * process (all, -v); none (-q) prints nothing. */
-    if (clean_text &&
-        !(o->summary == ML_SUMMARY_ALL || (o->summary == ML_SUMMARY_AUTO && o->top_pid == r.pid))) {
+    int clean = !found && !r.show_reachable;
+    /* A clean process says nothing, as LSan does, since programs capture
+     * and compare stderr (CMake, $(cmd 2>&1), tests).  It prints its one
+     * line only when asked: the top of a tree the mallard command started
+     * (MALLARD_SUMMARY=auto, unless that process is exec'ing into another
+     * program), or every process (all, -v); none (-q) prints nothing.  A
+     * JSON report file is still written, so a tree's reports can be merged. */
+    int summary = o->summary == ML_SUMMARY_ALL ||
+                  (o->summary == ML_SUMMARY_AUTO && o->top_pid == r.pid && how != ML_EXIT_EXEC);
+    if (clean && !summary && (!o->report[0] || o->format == ML_FORMAT_TEXT)) {
         ml_trace_guard_leave(was);
         return status;
     }
@@ -360,7 +389,7 @@ int ml_trace_finish(enum ml_exit_how how, int status)
     }
     if (owned)
         ml_outfile_lock(fd);
-    if (clean_text) {
+    if (o->format == ML_FORMAT_TEXT && clean && !r.suppressed.blocks) {
         /* Nothing to show: one line, not a page per process (a shell
          * script runs dozens of them, each writing its own report). */
         const char *name = r.argv && r.argv[0] ? r.argv[0] : r.exe ? r.exe : "?";

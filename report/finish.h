@@ -21,7 +21,9 @@ struct ml_trace_state {
     int on_error, depth;
     int pid;                              /* this process, as mallard last saw it (fork updates it) */
     int forked_child;                     /* a fork child: blocks from before the fork are the parent's */
-    int finished;                         /* the report was written */
+    int finished;                         /* the report was started (ml_trace_finish ran) */
+    int report_tid;                       /* the thread writing it */
+    int report_done;                      /* ... and it is over: a thread ending the process waits for this */
     int stderr_fd;                        /* a copy of stderr taken at start-up, or -1 */
     unsigned long stderr_dev, stderr_ino; /* what stderr_fd was, to notice it being reused */
     int stderr_known;                     /* stderr_dev/ino were taken (fd 2 was open at start-up) */

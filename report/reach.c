@@ -749,6 +749,16 @@ static void thread_extent(const struct reach *st, const struct ml_thread_root *t
             *lo = m->lo;
             *hi = m->hi;
         }
+    } else if (t->anchored) {
+        /* a thread's stack: the mapping around the anchor, clipped at the
+         * top of its block (threads.c records no glibc view of it) */
+        const struct reach_map *m = map_find(st, t->lo);
+        if (m) {
+            *lo = m->lo;
+            *hi = m->hi < t->hi ? m->hi : t->hi;
+        } else {
+            *hi = t->lo + 4096;
+        }
     }
 }
 

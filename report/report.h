@@ -82,6 +82,7 @@ struct ml_thread_root {
     uintptr_t tp;     /* pthread_self(): the thread pointer */
     uintptr_t lo, hi; /* stack block [lo, hi); for the main thread an anchor inside [stack] */
     int is_main;      /* the process's initial thread: reach.c resolves its [stack] mapping */
+    int anchored;     /* lo is a page inside the stack: the stack is the mapping holding it, up to hi */
     int gone;         /* detached: its stack is no longer a root, its TLS still is */
 };
 /* Copies min(n, cap) entries to out and returns n. */

@@ -22,6 +22,7 @@
 
 #include "../core/fmt.h"
 #include "../core/os.h"
+#include "busy.h"
 #include "report.h"
 
 #define SHARDS 64
@@ -165,7 +166,7 @@ static ml_stack_id intern(const uintptr_t *frames, unsigned n, uint64_t h, int *
     struct depot_shard *s = &st.shards[h & (SHARDS - 1)];
     ml_stack_id id = 0;
     *fresh = 0;
-    ml_mutex_lock(&s->lock);
+    ml_tr_lock(&s->lock);
     if ((s->count + 1) * 2 > s->cap && shard_grow(s) != 0)
         goto out;
     size_t j = (h >> 6) & (s->cap - 1);
@@ -193,7 +194,7 @@ static ml_stack_id intern(const uintptr_t *frames, unsigned n, uint64_t h, int *
     s->count++;
     *fresh = 1;
 out:
-    ml_mutex_unlock(&s->lock);
+    ml_tr_unlock(&s->lock);
     return id;
 }
 
@@ -225,7 +226,10 @@ ml_stack_id ml_stack_capture(void)
         for (int i = 0; i < n; i++) {
             const struct ml_module *m = ml_modules_find(frames[i]);
             if (!m || m->unloaded) {
+                /* its lock and the meta heap's: counted (busy.h) */
+                ml_tr_busy_enter();
                 ml_modules_refresh();
+                ml_tr_busy_leave();
                 break;
             }
         }

@@ -2,13 +2,14 @@
  * for the exit-time reachability scan (reach.c).
  *
  * One entry per thread that ever made a traced allocation: its thread
- * pointer (pthread_self() on x86_64) and the extent of its stack block.  For
- * a thread glibc created, pthread_getattr_np reports the whole block above
- * the guard page: the stack, then the static TLS, then the thread descriptor
- * at the top, so one range covers all three.  The main thread's stack is
- * the kernel's [stack] mapping, which grows; only an anchor inside it is
- * kept (__libc_stack_end) and reach.c resolves the current extent from
- * /proc/self/maps when it scans.  Its TLS sits in a separate mapping that
+ * pointer (pthread_self() on x86_64) and an anchor in its stack.  For a
+ * thread glibc created the stack block above the guard page holds the
+ * stack, then the static TLS, then the thread descriptor at the top, so one
+ * range covers all three; reach.c resolves it from /proc/self/maps when it
+ * scans (see threads_extent: no glibc call is made at attach time).  The
+ * main thread's stack is the kernel's [stack] mapping, which grows; only an
+ * anchor inside it is kept (__libc_stack_end) and reach.c resolves the
+ * current extent at scan time too.  Its TLS sits in a separate mapping that
  * ld.so made, found through the thread pointer at scan time as well.
  *
  * Invariants: the table lives in the meta heap and is guarded by one
@@ -28,16 +29,25 @@
 #include "report.h"
 
 #include "../core/os.h"
+#include "busy.h"
 
 #include <pthread.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 /* Gone entries kept at most; beyond it the oldest are forgotten. */
 #define THREADS_GONE_MAX 1024
+/* A thread pointer this far above the first frame is not the top of the
+ * same stack block. */
+#define THREADS_STACK_MAX ((uintptr_t)1 << 32)
 
 extern void *__libc_stack_end;
+
+/* busy.h's count lives here, with the first of the trace layer's locks
+ * (threads.c is linked wherever any of them is). */
+ML_TLS int ml_tr_busy;
 
 static struct {
     ml_mutex lock;
@@ -48,39 +58,36 @@ static struct {
 
 static int threads_is_main(void) { return syscall(SYS_gettid) == getpid(); }
 
-/* The stack block of the calling thread, outside the lock: pthread_getattr_np
- * takes the descriptor's lock and may allocate (its affinity mask). */
+/* What the calling thread can say about its stack without asking glibc.
+ * Never pthread_getattr_np here: this runs inside the thread's first traced
+ * allocation, and glibc itself allocates inside pthread_getattr_np with the
+ * thread's descriptor lock held (Ruby, JVMs and GCs call it first thing in
+ * a new thread), so asking again would wait on that lock forever.  The
+ * main thread's stack is [stack]; for any other thread the current frame
+ * is an anchor inside its stack mapping and, for a thread glibc created,
+ * the descriptor (the thread pointer) sits at the top of the same block,
+ * just above the static TLS.  reach.c turns the anchor into the mapping's
+ * extent when it scans (the guard page below a glibc stack is a mapping of
+ * its own, so the mapping starts where the stack does), clipped at hi. */
 static void threads_extent(struct ml_thread_root *e)
 {
     uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
     size_t page = ml_os_page_size();
     e->tp = (uintptr_t)pthread_self();
     e->is_main = threads_is_main();
+    e->lo = sp & ~(page - 1);
     if (e->is_main) {
-        /* Never pthread_getattr_np here: for the initial thread it parses
-         * /proc/self/maps through stdio. */
         uintptr_t top = (uintptr_t)__libc_stack_end;
-        e->lo = sp & ~(page - 1);
         e->hi = top > sp ? (top + page) & ~(page - 1) : e->lo + page;
         return;
     }
-    pthread_attr_t attr;
-    void *addr = NULL;
-    size_t size = 0;
-    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
-        if (pthread_attr_getstack(&attr, &addr, &size) != 0)
-            size = 0;
-        pthread_attr_destroy(&attr);
-    }
-    if (size && sp >= (uintptr_t)addr && sp < (uintptr_t)addr + size) {
-        e->lo = (uintptr_t)addr;
-        e->hi = (uintptr_t)addr + size;
-    } else {
-        /* A thread glibc knows nothing of (raw clone) or a failure: keep only
-         * the page of the current frame as an anchor. */
-        e->lo = sp & ~(page - 1);
-        e->hi = e->lo + page;
-    }
+    e->anchored = 1;
+    if (e->tp > sp && e->tp - sp < THREADS_STACK_MAX)
+        /* one page past the page holding the descriptor's start: the
+         * descriptor is smaller than a page; reach.c clips to the mapping */
+        e->hi = ((e->tp + page) & ~(page - 1)) + page;
+    else
+        e->hi = UINTPTR_MAX; /* not glibc's layout: the whole mapping */
 }
 
 static void threads_remove(size_t i)
@@ -96,7 +103,10 @@ static void threads_drop_reused(const struct ml_thread_root *e)
 {
     for (size_t i = 0; i < threads.n;) {
         const struct ml_thread_root *t = &threads.v[i];
-        int overlap = t->lo < e->hi && e->lo < t->hi;
+        /* an unbounded anchor stands for its own page only here */
+        uintptr_t thi = t->hi == UINTPTR_MAX ? t->lo + 1 : t->hi,
+                  ehi = e->hi == UINTPTR_MAX ? e->lo + 1 : e->hi;
+        int overlap = t->lo < ehi && e->lo < thi;
         if (t->gone && (t->tp == e->tp || (!t->is_main && overlap)))
             threads_remove(i);
         else
@@ -110,12 +120,12 @@ void ml_threads_attach(void)
     memset(&e, 0, sizeof e);
     threads_extent(&e);
 
-    ml_mutex_lock(&threads.lock);
+    ml_tr_lock(&threads.lock);
     threads_drop_reused(&e);
     for (size_t i = 0; i < threads.n; i++) {
         if (threads.v[i].tp == e.tp) {
             threads.v[i] = e; /* attached twice: refresh */
-            ml_mutex_unlock(&threads.lock);
+            ml_tr_unlock(&threads.lock);
             return;
         }
     }
@@ -125,7 +135,7 @@ void ml_threads_attach(void)
         if (!v) {
             /* Out of meta memory: the thread goes unregistered; reach.c still
              * scans its stack as an anonymous mapping. */
-            ml_mutex_unlock(&threads.lock);
+            ml_tr_unlock(&threads.lock);
             return;
         }
         if (threads.n)
@@ -135,13 +145,13 @@ void ml_threads_attach(void)
         threads.cap = cap;
     }
     threads.v[threads.n++] = e;
-    ml_mutex_unlock(&threads.lock);
+    ml_tr_unlock(&threads.lock);
 }
 
 void ml_threads_detach(void)
 {
     uintptr_t tp = (uintptr_t)pthread_self();
-    ml_mutex_lock(&threads.lock);
+    ml_tr_lock(&threads.lock);
     for (size_t i = 0; i < threads.n; i++) {
         struct ml_thread_root *t = &threads.v[i];
         if (t->tp != tp || t->gone)
@@ -156,7 +166,7 @@ void ml_threads_detach(void)
             i++;
         threads_remove(i);
     }
-    ml_mutex_unlock(&threads.lock);
+    ml_tr_unlock(&threads.lock);
 }
 
 void ml_threads_after_fork(void)
@@ -176,10 +186,10 @@ void ml_threads_after_fork(void)
 
 size_t ml_threads_list(struct ml_thread_root *out, size_t cap)
 {
-    ml_mutex_lock(&threads.lock);
+    ml_tr_lock(&threads.lock);
     size_t n = threads.n;
     if (out && cap)
         memcpy(out, threads.v, (n < cap ? n : cap) * sizeof *out);
-    ml_mutex_unlock(&threads.lock);
+    ml_tr_unlock(&threads.lock);
     return n;
 }

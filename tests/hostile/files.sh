@@ -22,7 +22,7 @@ fail() {
 run() {
     mode=$1
     shift
-    timeout -k 5 60 env LD_PRELOAD="$lib" "$@" "$prog" "$mode" >"$tmp/out" 2>"$tmp/err"
+    timeout -k 5 60 env LD_PRELOAD="$lib" MALLARD_SUMMARY=all "$@" "$prog" "$mode" >"$tmp/out" 2>"$tmp/err"
     rc=$?
     [ $rc -ne 124 ] && [ $rc -ne 137 ] || fail "hung (killed by the watchdog)"
     [ $rc -eq 0 ] || fail "exit status $rc"
@@ -138,6 +138,16 @@ longexpand) # F8: %p expanded past the limit is refused, saying so
     run plain MALLARD_REPORT="$f"
     said "too long"
     leak_in "$tmp/err" || fail "the report did not go to stderr instead"
+    ;;
+longvalue) # F8: a long bad value is shortened in the warning, the warning is whole
+    v=$(awk 'BEGIN { while (n++ < 3000) printf "x" }')
+    run plain MALLARD_FORMAT="$v"
+    grep -q "^mallard: MALLARD_FORMAT=x*\.\.\.x* is not valid; accepted: text|json; using the default text\$" \
+        "$tmp/err" || fail "the warning for a 3000-byte value is not whole"
+    v=$(awk 'BEGIN { while (n++ < 5000) printf "y" }')
+    run plain MALLARD_REPORT="$tmp/$v"
+    said "MALLARD_REPORT=.* is not valid (too long); accepted: PATH"
+    leak_in "$tmp/err" || fail "the report did not go to stderr"
     ;;
 setuid) # F2: setuid-root program, mallard in /etc/ld.so.preload, run by nobody
     [ "$(id -u)" = 0 ] && command -v unshare >/dev/null && command -v setpriv >/dev/null ||

@@ -22,7 +22,7 @@ foreach(case noproc nofile closefds quick gcsegv altstack memalign)
 endforeach()
 
 foreach(case symlink mode0600 otheruser fiforeport fifosupp dirsupp ttystderr devnull glob dollar bigsupp badlines
-        longreport longexpand setuid)
+        longreport longexpand longvalue setuid)
   add_test(NAME hostile_files_${case}
     COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/files.sh ${ML_LIB} $<TARGET_FILE:hostile> ${case})
   set_tests_properties(hostile_files_${case} PROPERTIES TIMEOUT 300 SKIP_RETURN_CODE 77 LABELS "hostile")

@@ -1,0 +1,36 @@
+# tests/safe: the default must never break a program (issue 7).
+#
+# Each program is built without mallard and reaches it through LD_PRELOAD
+# only; run_safe.sh runs it under a backend with the trace layer on ("1")
+# or off ("0"), under a watchdog timeout, and checks what the case needs
+# (see the script).  Loops for races are bounded to a few seconds.
+set(ML_SAFE_DIR ${CMAKE_CURRENT_LIST_DIR})
+foreach(p getattr_thread fork_deadlock sig_malloc exit_race exit_order clean)
+  add_executable(safe_${p} ${ML_SAFE_DIR}/${p}.c)
+  target_compile_options(safe_${p} PRIVATE ${ML_WARN} -O1 -g -fno-omit-frame-pointer
+    -fno-builtin-malloc -fno-builtin-free -fno-builtin-realloc)
+  target_link_libraries(safe_${p} PRIVATE Threads::Threads)
+  set_target_properties(safe_${p} PROPERTIES OUTPUT_NAME ${p} RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests/safe)
+endforeach()
+
+function(ml_safe_test case backend trace)
+  add_test(NAME safe_${case}_${backend}_${trace}
+           COMMAND bash ${ML_SAFE_DIR}/run_safe.sh ${case} ${backend} ${trace})
+  set_tests_properties(safe_${case}_${backend}_${trace} PROPERTIES
+    ENVIRONMENT "ML_LIB=${ML_LIB};ML_CLI=$<TARGET_FILE:mallard_cli>;ML_SAFE_BIN=${CMAKE_BINARY_DIR}/tests/safe"
+    LABELS "safe;${backend}"
+    TIMEOUT 240)
+endfunction()
+
+foreach(backend ${ML_BACKENDS})
+  foreach(trace 1 0)
+    ml_safe_test(getattr ${backend} ${trace})
+    ml_safe_test(fork_deadlock ${backend} ${trace})
+  endforeach()
+  # the trace layer's locks against a signal handler (the backends alone
+  # are not async-signal-safe, and neither is glibc's malloc)
+  ml_safe_test(sig_malloc ${backend} 1)
+  ml_safe_test(exit_race ${backend} 1)
+  ml_safe_test(exit_order ${backend} 1)
+  ml_safe_test(quiet ${backend} 1)
+endforeach()
