@@ -16,6 +16,10 @@ packages=(
     python3 python3-jsonschema valgrind groff-base file clang-format
     # tests: the real programs run under every backend (tests/real)
     perl git make xz-utils sqlite3 coreutils util-linux findutils mawk
+    # hardening (issue 8): cppcheck for the static analysis step, clang 14 and
+    # its libFuzzer runtime for tests/fuzz, gdb for the soak watchdog's
+    # backtraces (util-linux above gives unshare and setpriv to tests/hostile)
+    cppcheck clang-14 libclang-rt-14-dev gdb
 )
 
 missing=()
