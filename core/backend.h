@@ -12,12 +12,13 @@
 
 #include <stddef.h>
 
+#include "lock.h" /* enum ml_fork_phase */
+
 struct ml_options;
 
 #define ML_BACKEND_GUARDS_FREED 1u
-
-/* Phases passed to atfork, in the order pthread_atfork runs them. */
-enum ml_fork_phase { ML_FORK_PREPARE, ML_FORK_PARENT, ML_FORK_CHILD };
+#define ML_BACKEND_SPACED 2u     /* no block ever starts where another ends */
+#define ML_BACKEND_TAKES_ZERO 4u /* malloc and memalign accept size 0 */
 
 struct ml_backend {
     const char *name; /* the MALLARD_BACKEND value */
@@ -67,7 +68,13 @@ struct ml_backend {
 
     /* ML_BACKEND_GUARDS_FREED: a freed block is made inaccessible at once
      * (the page backend), so the trace layer hands frees over immediately
-     * instead of delaying them in its quarantine. */
+     * instead of delaying them in its quarantine.
+     * ML_BACKEND_SPACED: blocks never sit back to back (the page backend
+     * puts a guard page after each), so the trace layer needs no spare byte
+     * to keep a pointer one past a block's end out of the next block.
+     * ML_BACKEND_TAKES_ZERO: set by the trace layer only, which records a
+     * request for 0 bytes as 0 bytes; the shim turns 0 into 1 for anyone
+     * else. */
     unsigned flags;
 
     /* Called in each pthread_atfork phase.  PREPARE takes every backend lock

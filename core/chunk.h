@@ -39,6 +39,7 @@
 
 #include "backend.h"
 #include "fmt.h"
+#include "lock.h"
 #include "os.h"
 
 #define ML_CHUNK_BIAS ((int64_t)1 << 62)
@@ -230,12 +231,7 @@ static inline void ml_chunk_big_unmap(void *p, const struct ml_chunk_big *b)
 /* atfork for the pool's lock. */
 static inline void ml_chunk_atfork(struct ml_chunk_pool *pool, int phase)
 {
-    if (phase == ML_FORK_PREPARE)
-        ml_mutex_lock(&pool->lock);
-    else if (phase == ML_FORK_PARENT)
-        ml_mutex_unlock(&pool->lock);
-    else
-        ml_mutex_reset(&pool->lock);
+    ml_lock_atfork(&pool->lock, phase);
 }
 
 #endif

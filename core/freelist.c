@@ -40,6 +40,8 @@
 #include <sys/mman.h>
 
 #include "backend.h"
+#include "lock.h"
+#include "meta.h"
 #include "os.h"
 
 #define SEG_SHIFT 22
@@ -648,24 +650,9 @@ static void *large_realloc(void *p, size_t n)
     /* Grow with some slack, so a buffer grown by small steps is not
      * remapped every time; untouched slack costs no memory. */
     size_t want = large_total(n > total ? n + n / 8 : n);
-    void *q = mremap(p, total, want, 0);
-    if (q == MAP_FAILED) {
-        /* Move the pages to a new granule-aligned place, without copying. */
-        void *dst = ml_os_map_user(want, 0, ML_OWNER_FREELIST_LARGE, 1);
-        if (!dst)
-            return NULL;
-        q = mremap(p, total, want, MREMAP_MAYMOVE | MREMAP_FIXED, dst);
-        if (q == MAP_FAILED) {
-            ml_os_unmap_user(dst, want);
-            return NULL;
-        }
-        ml_os_set_owner(p, total, ML_OWNER_NONE);
-    } else if (want > total) {
-        ml_os_set_owner((char *)p + total, want - total, ML_OWNER_FREELIST_LARGE);
-    } else {
-        ml_os_set_owner((char *)p + want, total - want, ML_OWNER_NONE);
-    }
-    __atomic_add_fetch(&ml_os_user_bytes, (long)want - (long)total, __ATOMIC_RELAXED);
+    void *q = ml_os_remap_user(p, total, want, ML_OWNER_FREELIST_LARGE);
+    if (!q)
+        return NULL;
     ml_mutex_lock(&fl.large_lock);
     e = large_find(p);
     if (e)

@@ -58,6 +58,8 @@
 #include "backend.h"
 #include "fmt.h"
 #include "options.h"
+#include "lock.h"
+#include "meta.h"
 #include "os.h"
 
 #define PG_REGION ((size_t)32 << 20)
@@ -555,18 +557,13 @@ static void pg_thread_exit(void)
 
 static void pg_atfork(int phase)
 {
-    if (phase == ML_FORK_PREPARE) {
-        ml_mutex_lock(&pg.lock);
-        if (pg.fb && pg.fb->atfork)
-            pg.fb->atfork(phase);
-        return;
-    }
+    /* pg.lock first, the fallback's locks inside it; released in reverse. */
+    if (phase == ML_FORK_PREPARE)
+        ml_lock_atfork(&pg.lock, phase);
     if (pg.fb && pg.fb->atfork)
         pg.fb->atfork(phase);
-    if (phase == ML_FORK_CHILD)
-        ml_mutex_reset(&pg.lock);
-    else
-        ml_mutex_unlock(&pg.lock);
+    if (phase != ML_FORK_PREPARE)
+        ml_lock_atfork(&pg.lock, phase);
 }
 
 const struct ml_backend ml_backend_page = {
@@ -580,5 +577,5 @@ const struct ml_backend ml_backend_page = {
     .usable_size = pg_usable_size,
     .thread_exit = pg_thread_exit,
     .atfork = pg_atfork,
-    .flags = ML_BACKEND_GUARDS_FREED,
+    .flags = ML_BACKEND_GUARDS_FREED | ML_BACKEND_SPACED,
 };

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "../core/fmt.h"
+#include "../core/meta.h"
 #include "../core/os.h"
 #include "../report/trace.h"
 #include "children.h"

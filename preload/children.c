@@ -22,7 +22,7 @@
 #include <unistd.h>
 
 #include "../core/backend.h"
-#include "../core/os.h"
+#include "../core/meta.h"
 #include "boot.h"
 
 static int mode_of(const char *v)

@@ -6,13 +6,15 @@
  * 256 shards chosen by a hash of the address, each an open-addressing table
  * with linear probing and backward-shift deletion (no tombstones) under its
  * own lock: threads meet only when they touch the same shard at the same
- * moment.  A record is 24 bytes and tables stay between 3/8 and 3/4 full,
+ * moment.  A live record keeps the allocation's sequence number where a
+ * freed one keeps its free stack.  A record is 24 bytes and tables stay between 3/8 and 3/4 full,
  * about 40 bytes per live block on average.
  */
 #include <stddef.h>
 #include <string.h>
 
-#include "../core/os.h"
+#include "../core/lock.h"
+#include "../core/meta.h"
 #include "blocks.h"
 #include "busy.h"
 #include "report.h"
@@ -26,7 +28,7 @@ struct rec {
     uintptr_t addr;  /* 0: empty slot */
     uint64_t packed; /* size:40, tag:16, state:8 */
     uint32_t stack;
-    uint32_t free_stack;
+    uint32_t free_stack; /* freed records; a live one keeps its sequence number here */
 };
 
 struct shard {
@@ -68,7 +70,8 @@ static void unpack(const struct rec *r, struct ml_block_rec *out)
     out->tag = (uint16_t)(r->packed >> SIZE_BITS);
     out->state = state_of(r);
     out->stack = r->stack;
-    out->free_stack = r->free_stack;
+    out->free_stack = out->state == ML_BLOCK_FREED ? r->free_stack : 0;
+    out->seq = out->state == ML_BLOCK_FREED ? 0 : r->free_stack;
 }
 
 static int grow(struct shard *s)
@@ -120,7 +123,7 @@ static void erase(struct shard *s, size_t j)
     s->count--;
 }
 
-int ml_blocks_insert(uintptr_t addr, uint64_t size, uint32_t stack, uint16_t tag)
+int ml_blocks_insert(uintptr_t addr, uint64_t size, uint32_t stack, uint16_t tag, uint32_t seq)
 {
     uint64_t h = mix(addr);
     struct shard *s = shard_of(h);
@@ -132,7 +135,7 @@ int ml_blocks_insert(uintptr_t addr, uint64_t size, uint32_t stack, uint16_t tag
     size_t j = probe(s, addr, h);
     if (!s->slots[j].addr)
         s->count++;
-    s->slots[j] = (struct rec){addr, pack(size, tag, ML_BLOCK_LIVE), stack, 0};
+    s->slots[j] = (struct rec){addr, pack(size, tag, ML_BLOCK_LIVE), stack, seq};
     ml_tr_unlock(&s->lock);
     return 0;
 }
@@ -234,9 +237,12 @@ size_t ml_blocks_snapshot(struct ml_live *out, size_t cap, int locked)
             uint8_t state = state_of(r);
             if (!r->addr || state == ML_BLOCK_FREED)
                 continue;
-            out[n++] = (struct ml_live){r->addr,  r->packed & SIZE_MASK,
-                                        r->stack, (uint16_t)(r->packed >> SIZE_BITS),
-                                        0,        (uint8_t)(state == ML_BLOCK_INHERITED)};
+            out[n++] = (struct ml_live){.addr = r->addr,
+                                        .size = r->packed & SIZE_MASK,
+                                        .stack = r->stack,
+                                        .seq = r->free_stack,
+                                        .tag = (uint16_t)(r->packed >> SIZE_BITS),
+                                        .flags = (uint8_t)(state == ML_BLOCK_INHERITED)};
         }
         if (locked)
             ml_tr_unlock(&s->lock);
@@ -246,12 +252,6 @@ size_t ml_blocks_snapshot(struct ml_live *out, size_t cap, int locked)
 
 void ml_blocks_atfork(int phase)
 {
-    for (unsigned i = 0; i < SHARDS; i++) {
-        if (phase == 0)
-            ml_mutex_lock(&shards[i].lock);
-        else if (phase == 2)
-            ml_mutex_reset(&shards[i].lock);
-        else
-            ml_mutex_unlock(&shards[i].lock);
-    }
+    for (unsigned i = 0; i < SHARDS; i++)
+        ml_lock_atfork(&shards[i].lock, phase);
 }

@@ -15,13 +15,16 @@ struct ml_block_rec {
     uintptr_t addr;
     uint64_t size; /* requested size (saturates at 2^40 - 1) */
     uint32_t stack, free_stack;
+    uint32_t seq; /* allocation sequence number (live records) */
     uint16_t tag;
     uint8_t state;
 };
 
-/* Records a live block; replaces any record at addr.  0, or -1 when the
- * table cannot grow (the block is then simply not traced). */
-int ml_blocks_insert(uintptr_t addr, uint64_t size, uint32_t stack, uint16_t tag);
+/* Records a live block; replaces any record at addr.  seq orders the
+ * allocations (report/reach.c: the first-allocated block of a lost cycle
+ * is its definite one).  0, or -1 when the table cannot grow (the block is
+ * then simply not traced). */
+int ml_blocks_insert(uintptr_t addr, uint64_t size, uint32_t stack, uint16_t tag, uint32_t seq);
 /* Marks addr freed.  1: it was live (*out holds it as it was); 0: it was
  * already freed (*out holds the freed record); -1: unknown address. */
 int ml_blocks_free(uintptr_t addr, uint32_t free_stack, struct ml_block_rec *out);

@@ -12,6 +12,7 @@
 #ifndef ML_REPORT_BUSY_H
 #define ML_REPORT_BUSY_H
 
+#include "../core/lock.h"
 #include "../core/os.h"
 
 extern ML_TLS int ml_tr_busy;

@@ -5,7 +5,7 @@
 
 #include <stdint.h>
 
-#include "../core/os.h"
+#include "../core/lock.h"
 #include "report.h"
 
 struct ml_options;
@@ -42,7 +42,5 @@ extern struct ml_trace_state ml_tr;
 /* Sets the calling thread's recursion guard; returns its previous value. */
 int ml_trace_guard_enter(void);
 void ml_trace_guard_leave(int was);
-
-void ml_stack_atfork(int phase);
 
 #endif

@@ -29,6 +29,7 @@
 #define _GNU_SOURCE
 #include "report.h"
 
+#include "../core/meta.h"
 #include "../core/os.h"
 
 #include <elf.h>

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "../core/fmt.h"
+#include "../core/meta.h"
 #include "../core/os.h"
 #include "../core/options.h"
 #include "finish.h"

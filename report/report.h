@@ -24,6 +24,8 @@ int ml_stack_init(int depth);
 ml_stack_id ml_stack_capture(void);
 /* The frames (return addresses; frame 0 is the call site) of an id. */
 const uintptr_t *ml_stack_frames(ml_stack_id id, unsigned *n);
+/* The depot's shard locks under the fork protocol of ml_lock_atfork. */
+void ml_stack_atfork(int phase);
 
 /* ---- loaded objects (modules.c) --------------------------------------- */
 
@@ -98,25 +100,47 @@ struct ml_live {
     uintptr_t addr;
     uint64_t size; /* requested size; a pointer into [addr, addr+max(size,1)) keeps it alive */
     ml_stack_id stack;
+    uint32_t seq;   /* allocation order (0: unknown) */
+    uint32_t owner; /* out, INDIRECT blocks: index of the DEFINITE block that owns it */
     uint16_t tag;
     uint8_t kind;  /* out: enum ml_kind */
     uint8_t flags; /* scratch for reach.c */
 };
+
+/* The exiting thread as it was where it called exit, _exit or exec: its
+ * stack is scanned from sp up and these registers are roots, instead of
+ * the scanning thread's own registers and frames (mallard's, and below
+ * them whatever returned functions left).  See ml_exit_frame_find. */
+struct ml_exit_frame {
+    uintptr_t sp;
+    uintptr_t regs[6]; /* rbx, rbp, r12..r15 at the call */
+};
+
+/* Fills *out with the frame that called exit (libc's, found by unwinding
+ * through it), _exit or an exec function (mallard's wrappers: the first
+ * frame outside libmallard.so).  0, or -1 when no such frame is found. */
+int ml_exit_frame_find(int how, struct ml_exit_frame *out);
 
 /* Classifies n live blocks, sorted by addr, by a conservative scan done in
  * process.  Roots: the writable PT_LOAD segments of every loaded object
  * minus the skip ranges (mallard's own tables); the stack mapping of every
  * attached thread; the mapping that holds each thread's thread pointer
  * (TLS); the calling thread's registers and its stack from the current
- * stack pointer up; and, as valgrind does, every other private anonymous
- * writable mapping that holds no live block (programs that manage their
- * own memory, such as Python's arenas).  Memory mallard's own allocator
- * owns is never a root.  A block reachable from a root is REACHABLE; the first
- * unreached block of each unreached clique is DEFINITE and the blocks
- * reachable only from it are INDIRECT (valgrind's rule, so a dropped list
- * is 1 definite + n-1 indirect).  An interior pointer keeps a block alive.
+ * stack pointer up (from exit->sp, with exit->regs, when exit is given);
+ * and, as valgrind does, all other private anonymous writable memory,
+ * judged 64 KiB granule by granule, that neither mallard's allocator owns
+ * (the owner map) nor holds a live block (programs that manage their own
+ * memory, such as Python's arenas).  A word points into a block when it
+ * lies in [addr, addr + max(size, 1)): the start or any interior byte, as
+ * valgrind counts start and interior pointers; one past the end is not in
+ * the block, and the trace layer keeps the next block from starting there.
+ * A block reachable from a root is REACHABLE.  Of the rest, a block that
+ * no other unreached block points to is DEFINITE; in a structure with no
+ * such block (a pure cycle) the first allocated is; every other unreached
+ * block is INDIRECT and owner names the DEFINITE block it was found from.
  * Allocates its work space from the meta heap. */
-void ml_reach_classify(struct ml_live *blocks, size_t n, const struct ml_range *skip, size_t nskip);
+void ml_reach_classify(struct ml_live *blocks, size_t n, const struct ml_range *skip, size_t nskip,
+                       const struct ml_exit_frame *exit);
 
 /* ---- the report model (built by trace.c, written by write_*.c) ------- */
 
@@ -139,6 +163,14 @@ struct ml_leak_group {
     uint64_t bytes, blocks;
     const char *tag; /* NULL: untagged */
     ml_stack_id stack;
+    /* DEFINITE groups: the indirect blocks their blocks own (valgrind's
+     * "444 (144 direct, 300 indirect) bytes in 3 blocks") */
+    uint64_t indirect_bytes, indirect_blocks;
+    /* INDIRECT groups: indexes of the DEFINITE groups that own its blocks,
+     * ascending, counted among the groups a report lists (reachable ones
+     * only when show_reachable) */
+    const uint32_t *owners;
+    uint32_t nowners;
 };
 
 struct ml_error {
@@ -162,7 +194,7 @@ struct ml_report {
     int exit_status; /* exit code, or the signal number for ML_EXIT_SIGNAL */
     struct ml_count definite, indirect, reachable, suppressed;
     uint64_t nerrors;
-    struct ml_leak_group *groups; /* sorted by bytes, descending */
+    struct ml_leak_group *groups; /* sorted by bytes + indirect_bytes, descending */
     size_t ngroups;
     struct ml_error *errors;
     size_t nerrors_listed;

@@ -21,6 +21,8 @@
 #include <string.h>
 
 #include "../core/fmt.h"
+#include "../core/lock.h"
+#include "../core/meta.h"
 #include "../core/os.h"
 #include "busy.h"
 #include "report.h"
@@ -246,15 +248,8 @@ const uintptr_t *ml_stack_frames(ml_stack_id id, unsigned *n)
     return e ? e->frames : NULL;
 }
 
-void ml_stack_atfork(int phase);
 void ml_stack_atfork(int phase)
 {
-    for (int i = 0; i < SHARDS; i++) {
-        if (phase == 0)
-            ml_mutex_lock(&st.shards[i].lock);
-        else if (phase == 2)
-            ml_mutex_reset(&st.shards[i].lock);
-        else
-            ml_mutex_unlock(&st.shards[i].lock);
-    }
+    for (int i = 0; i < SHARDS; i++)
+        ml_lock_atfork(&st.shards[i].lock, phase);
 }

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "../core/fmt.h"
-#include "../core/os.h"
+#include "../core/meta.h"
 #include "outfile.h"
 #include "suppress.h"
 

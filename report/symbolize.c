@@ -39,6 +39,8 @@
 #define _GNU_SOURCE
 #include "report.h"
 
+#include "../core/lock.h"
+#include "../core/meta.h"
 #include "../core/os.h"
 
 #include <dwarf.h>

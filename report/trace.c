@@ -15,6 +15,23 @@
  * quarantine before the backend gets them, and their records stay in the
  * table meanwhile, so a double free names the allocation, the first free
  * and the second free.
+ *
+ * Exactness (what the leak scan may read as a pointer, report/reach.c):
+ *   - Every block is asked of the backend one byte longer than requested
+ *     (pad), unless the backend spaces its blocks itself, and
+ *     malloc_usable_size answers one byte less.  Blocks of a size class
+ *     sit back to back, so without it a pointer one past the end of a
+ *     block (stdio's _IO_buf_end, std::vector's _M_end_of_storage) would
+ *     equal the start of the next block and keep it alive.  With it, no
+ *     block starts at or below another's end: the end pointer belongs to
+ *     no block, as under valgrind, whose blocks are apart by redzones.
+ *   - The first two words of a block handed out are cleared (those inside
+ *     the requested size): a free list's link, glibc's fd/bk or tcache
+ *     key, left there by the backend, would otherwise read as a program
+ *     pointer to another block.
+ *   - A request for 0 bytes is recorded as 0 bytes (the backend gets 1).
+ *   - Each record carries the allocation's sequence number, so the scan
+ *     can name the first-allocated block of a lost cycle.
  */
 #define _GNU_SOURCE
 #include "trace.h"
@@ -24,6 +41,8 @@
 #include <unistd.h>
 
 #include "../core/fmt.h"
+#include "../core/lock.h"
+#include "../core/meta.h"
 #include "../core/os.h"
 #include "../core/options.h"
 #include "blocks.h"
@@ -63,12 +82,31 @@ static ML_TLS struct tr_thread t;
 struct ml_trace_state ml_tr = {.stderr_fd = -1};
 
 static const struct ml_backend *inner;
+static size_t pad; /* 1, or 0 for a backend that spaces its blocks */
+
+/* The size asked of the backend for a request of n bytes: never 0, and
+ * SIZE_MAX (which fails) rather than a wrapped sum. */
+static inline size_t inner_size(size_t n)
+{
+    size_t m = n + pad;
+    return m < n ? SIZE_MAX : m ? m : 1;
+}
+
+/* Clears the words of [p, p + n) in which the backend may have left a link
+ * (its first two); the program has not written them yet. */
+static inline void clear_links(void *p, size_t n)
+{
+    uintptr_t *w = p;
+    if (n >= 2 * sizeof *w)
+        w[1] = 0;
+    if (n >= sizeof *w)
+        w[0] = 0;
+}
 
 /* ---- statistics and tags ---------------------------------------------- */
 
 static void stats_alloc(size_t n, uint16_t tag)
 {
-    __atomic_add_fetch(&ml_tr.allocs, 1, __ATOMIC_RELAXED);
     __atomic_add_fetch(&ml_tr.bytes_allocated, n, __ATOMIC_RELAXED);
     uint64_t cur = __atomic_add_fetch(&ml_tr.current_bytes, n, __ATOMIC_RELAXED);
     uint64_t peak = __atomic_load_n(&ml_tr.peak_bytes, __ATOMIC_RELAXED);
@@ -184,7 +222,9 @@ static inline void record(void *p, size_t n)
     if (ML_UNLIKELY(!t.attached))
         attach_thread();
     ml_stack_id id = ml_stack_capture();
-    if (ml_blocks_insert((uintptr_t)p, n, id, t.tag) == 0)
+    /* the allocation count is the sequence number (wraps at 2^32) */
+    uint32_t seq = (uint32_t)__atomic_add_fetch(&ml_tr.allocs, 1, __ATOMIC_RELAXED);
+    if (ml_blocks_insert((uintptr_t)p, n, id, t.tag, seq) == 0)
         stats_alloc(n, t.tag);
 }
 
@@ -388,9 +428,11 @@ static void *tr_malloc(size_t n)
         return meta_alloc(n);
     t.guard = 1;
     void *p;
-    BACKEND(p = inner->malloc(n));
-    if (ML_LIKELY(p))
+    BACKEND(p = inner->malloc(inner_size(n)));
+    if (ML_LIKELY(p)) {
+        clear_links(p, n);
         record(p, n);
+    }
     SLOT_DONE();
     return p;
 }
@@ -404,9 +446,9 @@ static void *tr_zalloc(size_t n)
     t.guard = 1;
     void *p;
     if (inner->zalloc) {
-        BACKEND(p = inner->zalloc(n));
+        BACKEND(p = inner->zalloc(inner_size(n)));
     } else {
-        BACKEND(p = inner->malloc(n));
+        BACKEND(p = inner->malloc(inner_size(n)));
         if (p)
             memset(p, 0, n);
     }
@@ -422,8 +464,10 @@ static void *tr_zalloc(size_t n)
  * keeps it out of the leak list like every pre-tracing block. */
 static void *internal_block(void *p, size_t n)
 {
-    if (p && ml_blocks_insert((uintptr_t)p, n, 0, 0) == 0)
+    if (p && ml_blocks_insert((uintptr_t)p, n, 0, 0, 0) == 0) {
+        __atomic_add_fetch(&ml_tr.allocs, 1, __ATOMIC_RELAXED);
         stats_alloc(n, 0);
+    }
     return p;
 }
 
@@ -433,13 +477,15 @@ static void *tr_memalign(size_t align, size_t n)
         return emerg_alloc(align, n);
     void *p;
     if (ML_UNLIKELY(t.guard)) {
-        BACKEND(p = inner->memalign(align, n));
+        BACKEND(p = inner->memalign(align, inner_size(n)));
         return internal_block(p, n);
     }
     t.guard = 1;
-    BACKEND(p = inner->memalign(align, n));
-    if (ML_LIKELY(p))
+    BACKEND(p = inner->memalign(align, inner_size(n)));
+    if (ML_LIKELY(p)) {
+        clear_links(p, n);
         record(p, n);
+    }
     SLOT_DONE();
     return p;
 }
@@ -516,12 +562,12 @@ static void *tr_realloc(void *p, size_t n)
         /* The record goes before the block does: once the backend frees p,
          * another thread may get p back and record it. */
         ml_blocks_remove((uintptr_t)p, NULL);
-        BACKEND(q = inner->realloc(p, n));
+        BACKEND(q = inner->realloc(p, inner_size(n)));
         if (q) {
             stats_free(r.size, r.tag);
             internal_block(q, n);
         } else {
-            ml_blocks_insert((uintptr_t)p, r.size, r.stack, r.tag);
+            ml_blocks_insert((uintptr_t)p, r.size, r.stack, r.tag, r.seq);
         }
         return q;
     }
@@ -539,12 +585,16 @@ static void *tr_realloc(void *p, size_t n)
         return NULL;
     }
     ml_blocks_remove((uintptr_t)p, NULL);
-    BACKEND(q = inner->realloc(p, n));
+    BACKEND(q = inner->realloc(p, inner_size(n)));
     if (q) {
+        /* bytes past the old size that the copy did not cover may still
+         * hold the backend's links */
+        if (r.size < 2 * sizeof(uintptr_t) && n > r.size)
+            memset((char *)q + r.size, 0, (n < 2 * sizeof(uintptr_t) ? n : 2 * sizeof(uintptr_t)) - r.size);
         stats_free(r.size, r.tag);
         record(q, n);
     } else {
-        ml_blocks_insert((uintptr_t)p, r.size, r.stack, r.tag);
+        ml_blocks_insert((uintptr_t)p, r.size, r.stack, r.tag, r.seq);
     }
     SLOT_DONE();
     return q;
@@ -557,7 +607,8 @@ static size_t tr_usable_size(const void *p)
     int i = emerg_find(p);
     if (ML_UNLIKELY(i >= 0))
         return emerg[i].size;
-    return inner->usable_size(p);
+    size_t u = inner->usable_size(p);
+    return u > pad ? u - pad : u; /* the spare byte is not the program's */
 }
 
 static void tr_thread_exit(void)
@@ -578,8 +629,8 @@ static void tr_thread_exit(void)
 static void tr_atfork(int phase)
 {
     if (phase == ML_FORK_PREPARE) {
-        ml_mutex_lock(&ml_tr.error_lock);
-        ml_mutex_lock(&ml_tr.tag_lock);
+        ml_lock_atfork(&ml_tr.error_lock, phase);
+        ml_lock_atfork(&ml_tr.tag_lock, phase);
         ml_stack_atfork(phase);
         ml_blocks_atfork(phase);
         if (inner->atfork)
@@ -590,9 +641,9 @@ static void tr_atfork(int phase)
         inner->atfork(phase);
     ml_blocks_atfork(phase);
     ml_stack_atfork(phase);
+    ml_lock_atfork(&ml_tr.tag_lock, phase);
+    ml_lock_atfork(&ml_tr.error_lock, phase);
     if (phase == ML_FORK_CHILD) {
-        ml_mutex_reset(&ml_tr.tag_lock);
-        ml_mutex_reset(&ml_tr.error_lock);
         ml_blocks_mark_inherited();
         ml_threads_after_fork();
         ml_tr.pid = getpid();
@@ -600,9 +651,6 @@ static void tr_atfork(int phase)
         ml_tr.report_done = 1; /* a report the parent is writing is not this process's */
         ml_tr.nerrors_inherited = ml_tr.nerrors;
         ml_tr.allocs_at_fork = ml_tr.allocs;
-    } else {
-        ml_mutex_unlock(&ml_tr.tag_lock);
-        ml_mutex_unlock(&ml_tr.error_lock);
     }
 }
 
@@ -632,11 +680,13 @@ static const struct ml_backend trace_backend = {
     .usable_size = tr_usable_size,
     .thread_exit = tr_thread_exit,
     .atfork = tr_atfork,
+    .flags = ML_BACKEND_TAKES_ZERO,
 };
 
 const struct ml_backend *ml_trace_wrap(const struct ml_backend *b, const struct ml_options *opt)
 {
     inner = b;
+    pad = (b->flags & ML_BACKEND_SPACED) ? 0 : 1;
     ml_tr.backend_name = b->name;
     ml_tr.on_error = opt->on_error;
     ml_tr.depth = opt->depth;

@@ -147,6 +147,20 @@ int ml_write_json(int fd, const struct ml_report *r)
         ml_wbuf_u64(&o, g->blocks);
         ml_wbuf_str(&o, ", \"tag\": ");
         json_str(&o, g->tag);
+        if (g->kind == ML_KIND_DEFINITE) {
+            ml_wbuf_str(&o, ",\n     \"indirect_bytes\": ");
+            ml_wbuf_u64(&o, g->indirect_bytes);
+            ml_wbuf_str(&o, ", \"indirect_blocks\": ");
+            ml_wbuf_u64(&o, g->indirect_blocks);
+        } else if (g->kind == ML_KIND_INDIRECT) {
+            ml_wbuf_str(&o, ",\n     \"owners\": [");
+            for (uint32_t k = 0; k < g->nowners; k++) {
+                if (k)
+                    ml_wbuf_str(&o, ", ");
+                ml_wbuf_u64(&o, g->owners[k]);
+            }
+            ml_wbuf_chr(&o, ']');
+        }
         ml_wbuf_str(&o, ",\n     \"stack\": ");
         json_stack(&o, g->stack, "       ");
         ml_wbuf_chr(&o, '}');

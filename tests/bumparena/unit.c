@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #include "../../core/backend.h"
-#include "../../core/os.h"
+#include "../../core/lock.h"
 #include "../../core/options.h"
 
 #define MIB ((size_t)1 << 20)

@@ -22,7 +22,7 @@ fail() {
 run() {
     mode=$1
     shift
-    timeout -k 5 60 env LD_PRELOAD="$lib" MALLARD_SUMMARY=all "$@" "$prog" "$mode" >"$tmp/out" 2>"$tmp/err"
+    timeout -k 5 60 env LD_PRELOAD="$lib" MALLARD_SUMMARY=all MALLARD_SHOW=all "$@" "$prog" "$mode" >"$tmp/out" 2>"$tmp/err"
     rc=$?
     [ $rc -ne 124 ] && [ $rc -ne 137 ] || fail "hung (killed by the watchdog)"
     [ $rc -eq 0 ] || fail "exit status $rc"

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "core/backend.h"
+#include "core/meta.h"
 #include "core/os.h"
 #include "core/options.h"
 #include "tests/page/poke.h"

@@ -546,9 +546,9 @@ static void fixture_init(struct fixture *fx)
     r->reachable = (struct ml_count){64, 1};
     r->suppressed = (struct ml_count){7, 2};
     r->nerrors = 2;
-    fx->groups[0] = (struct ml_leak_group){ML_KIND_INDIRECT, 900, 9, NULL, 2};
-    fx->groups[1] = (struct ml_leak_group){ML_KIND_DEFINITE, 100, 1, "parser", 1};
-    fx->groups[2] = (struct ml_leak_group){ML_KIND_REACHABLE, 64, 1, NULL, 3};
+    fx->groups[0] = (struct ml_leak_group){.kind = ML_KIND_INDIRECT, .bytes = 900, .blocks = 9, .tag = NULL, .stack = 2};
+    fx->groups[1] = (struct ml_leak_group){.kind = ML_KIND_DEFINITE, .bytes = 100, .blocks = 1, .tag = "parser", .stack = 1};
+    fx->groups[2] = (struct ml_leak_group){.kind = ML_KIND_REACHABLE, .bytes = 64, .blocks = 1, .tag = NULL, .stack = 3};
     r->groups = fx->groups;
     r->ngroups = 3;
     fx->errors[0] = (struct ml_error){ML_ERR_DOUBLE_FREE, 0xdeadbeef0, 100, 3, 1, 2};
@@ -653,7 +653,7 @@ START_TEST(json_escaping)
     r.argv = argv;
     r.exe = "/tmp/we\"ird\\name";
     r.backend = "freelist";
-    struct ml_leak_group g = {ML_KIND_DEFINITE, 1, 1, "t\"a\\g\n", 0};
+    struct ml_leak_group g = {.kind = ML_KIND_DEFINITE, .bytes = 1, .blocks = 1, .tag = "t\"a\\g\n", .stack = 0};
     r.groups = &g;
     r.ngroups = 1;
     char path[64];
@@ -696,7 +696,7 @@ START_TEST(json_large_report)
         frames[i] = ra;
     set_stack(1, frames, 8);
     for (int i = 0; i < 100; i++)
-        groups[i] = (struct ml_leak_group){ML_KIND_DEFINITE, (uint64_t)(100 - i) * 16, 1, NULL, 1};
+        groups[i] = (struct ml_leak_group){.kind = ML_KIND_DEFINITE, .bytes = (uint64_t)(100 - i) * 16, .blocks = 1, .tag = NULL, .stack = 1};
     struct ml_report r;
     memset(&r, 0, sizeof r);
     r.argv = argv;

@@ -53,7 +53,7 @@ set(ML_REPORT_UNIT_SOURCES
   ${ML_REPORT_ROOT}/report/wbuf.c
   ${ML_REPORT_ROOT}/report/write_text.c
   ${ML_REPORT_ROOT}/report/write_json.c
-  ${ML_REPORT_ROOT}/core/os.c
+  ${ML_CORE_OS_SOURCES}
   ${ML_REPORT_ROOT}/core/fmt.c)
 
 function(ml_report_unit name)

@@ -1,0 +1,35 @@
+/* core/meta.h: mallard's internal heap, the meta heap.
+ *
+ * Zeroed, 16-byte aligned blocks for mallard's own data (tables, depots,
+ * the report) and for whatever libunwind, libdw or ld.so allocate while
+ * mallard is inside itself.  Thread-safe, never uses the host's malloc,
+ * and its blocks are owned by ML_OWNER_META in the owner map, so a free of
+ * one is recognised by address.
+ */
+#ifndef ML_CORE_META_H
+#define ML_CORE_META_H
+
+#include <stddef.h>
+
+#include "lock.h"
+
+/* NULL (errno ENOMEM) when out of memory; size 0 gives a minimal block. */
+void *ml_meta_alloc(size_t size);
+/* p NULL, or a block of this heap; anything else, and a second free of the
+ * same block, is ignored. */
+void ml_meta_free(void *p);
+/* Like realloc (p may be NULL); a size that fits keeps the block. */
+void *ml_meta_realloc(void *p, size_t size);
+/* Usable bytes of a block of this heap; 0 for any other pointer. */
+size_t ml_meta_usable_size(const void *p);
+
+/* Reads the file at path whole (at most max bytes) into a meta-heap buffer
+ * with a NUL after the data, with open/read only: for /proc files at
+ * report time.  NULL (errno set) when it cannot be opened or memory ran
+ * out. */
+char *ml_meta_read_file(const char *path, size_t max, size_t *len);
+
+/* The meta heap's lock under the fork protocol of ml_lock_atfork. */
+void ml_meta_atfork(int phase);
+
+#endif
