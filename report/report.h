@@ -177,7 +177,9 @@ enum ml_error_kind {
 enum ml_alloc_kind { ML_ALLOC_MALLOC, ML_ALLOC_NEW, ML_ALLOC_NEW_ARRAY };
 /* What a fault did (ML_ERR_OVERFLOW / ML_ERR_USE_AFTER_FREE from a signal). */
 enum ml_access { ML_ACCESS_NONE, ML_ACCESS_READ, ML_ACCESS_WRITE };
-enum ml_exit_how { ML_EXIT_EXIT, ML_EXIT__EXIT, ML_EXIT_EXEC, ML_EXIT_SIGNAL };
+/* ML_EXIT_LIVE: a report of a process that goes on (MALLARD_REPORT_SIGNAL,
+ * mallard_report_now, __lsan_do_*leak_check). */
+enum ml_exit_how { ML_EXIT_EXIT, ML_EXIT__EXIT, ML_EXIT_EXEC, ML_EXIT_SIGNAL, ML_EXIT_LIVE };
 
 struct ml_count {
     uint64_t bytes, blocks;
@@ -211,6 +213,11 @@ struct ml_error {
     char thread[16];               /* its name (comm), "" when unknown */
 };
 
+struct ml_supp_use {
+    const char *pattern; /* as written after "leak:" */
+    uint64_t blocks, bytes;
+};
+
 struct ml_tag_stats {
     const char *tag;
     uint64_t allocs, current_bytes, peak_bytes;
@@ -232,7 +239,9 @@ struct ml_report {
     struct ml_tag_stats *tags;
     size_t ntags;
     uint64_t allocs, frees, bytes_allocated, peak_bytes, current_bytes;
-    int show_reachable; /* text and JSON: list reachable groups too (MALLARD_SHOW=all) */
+    int show_reachable;              /* text and JSON: list reachable groups too (MALLARD_SHOW=all) */
+    const struct ml_supp_use *supps; /* the MALLARD_SUPPRESSIONS patterns and their use */
+    size_t nsupps;
 };
 
 /* Writes the report to fd through a fixed buffer over write(2).  Returns 0

@@ -10,6 +10,55 @@
  * comes from the meta heap and is neither traced nor handed to the backend;
  * such blocks are recognised by address on free.
  *
+ * Threads, locks and the exit path: which glibc calls they make, and when.
+ * glibc calls malloc while it holds locks of its own: a thread's descriptor
+ * lock (pthread_getattr_np reallocs its cpuset under it), a FILE lock
+ * (getline), the stdio list lock, ld.so's dl_load_lock (dlopen, TLS), the
+ * nss database lock.  So nothing mallard does inside an allocation may wait
+ * for any glibc lock, or call a glibc function that takes one:
+ *  - Thread bookkeeping (threads.c) runs at a thread's first traced
+ *    allocation and records only pthread_self() and the current frame
+ *    address; the stack's extent is read from /proc/self/maps at exit
+ *    (reach.c).  No pthread_getattr_np, no stdio, ever, inside malloc.
+ *    Detach runs from the backend's pthread key destructor at thread exit,
+ *    where glibc holds none of its locks.
+ *  - Inside an allocation mallard makes system calls (mmap, munmap,
+ *    gettid), reads pthread_self(), calls pthread_setspecific (backends'
+ *    thread attach: a key below 32, no allocation, no lock) and libunwind's
+ *    unw_backtrace, which may call dl_iterate_phdr (ld.so's recursive
+ *    dl_load_write_lock: re-entering it from a thread that holds it is
+ *    fine, and nobody waits for a mallard lock while holding it).
+ *  - Locks: the block table's 256 shard locks, the stack depot's 64, the
+ *    thread registry's, tag_lock and error_lock (all ml_spin), the meta
+ *    heap's and the backend's.  A thread holds at most one trace-layer lock
+ *    at a time, with at most the meta heap's inside it (a table growing),
+ *    and calls nothing outside mallard while it holds one.  Each is counted
+ *    in ml_tr_busy (busy.h): a malloc-family call that begins while the
+ *    count is non-zero is a signal handler on the same thread and is served
+ *    without any lock (see "re-entry from a signal handler" below).
+ *  - fork (boot.c): PREPARE takes glibc's stdio list lock first, then
+ *    error_lock, tag_lock, the depot shards, the block shards, the
+ *    backend's locks and the meta heap's; this is glibc's own order (list
+ *    lock before malloc's locks, bug 19431).  PARENT releases in reverse
+ *    and drops the list lock last; CHILD resets mallard's locks (glibc has
+ *    reset the list lock).  A fork from a single-threaded process takes
+ *    none (glibc's tst-mallocfork2).  Still open: glibc's fork briefly
+ *    takes the nss database lock after PREPARE, so a thread that holds it
+ *    while it loads nsswitch.conf and mallocs can meet a fork there, as it
+ *    can with any allocator that uses pthread_atfork.
+ *  - Exit (preload/hooks.c, finish.c): the on_exit handler, run after every
+ *    other handler with no glibc lock held, records the status; the report
+ *    is written from _IO_cleanup's second pass over the streams (stdio
+ *    flushed, the list lock held by glibc), so it follows the program's
+ *    output and a second thread in exit() waits on that lock until the
+ *    report is whole.  The report path makes no stdio call; it reads /proc
+ *    files with open/read, calls dl_iterate_phdr and, to name frames,
+ *    dlopens libdw (ld.so's lock: a thread inside dlopen whose constructor
+ *    opens a FILE at that very moment would wait for the list lock, the one
+ *    known gap).  _exit, exec and fatal signals call ml_trace_finish
+ *    directly; a caller that finds another thread's report in progress
+ *    waits for it (bounded), so the process never ends mid-report.
+ *
  * Errors: a free or realloc of a pointer that is not a live block is never
  * passed to the backend.  Freed blocks wait in a small per-thread FIFO
  * quarantine before the backend gets them, and their records stay in the

@@ -24,6 +24,17 @@ void ml_trace_start(void);
  * writes nothing. */
 int ml_trace_finish(enum ml_exit_how how, int status);
 
+/* A report of the live process, which goes on (the report signal,
+ * mallard_report_now, the LSan interface); with final, the last one: the
+ * exit report is not written.  Returns 1 when leaks or errors were found,
+ * 0 when none, -1 when no report was written (another process image, or
+ * the final report is already out). */
+int ml_trace_report_live(int final);
+
+/* Tags the LSan interface gives blocks that are never leaks. */
+#define ML_TAG_LSAN_IGNORED "lsan-ignored"
+#define ML_TAG_LSAN_DISABLED "lsan-disabled"
+
 /* In the child of a fork made while the process had one thread (no lock
  * was taken): the child's bookkeeping, unless the fork interrupted mallard
  * itself (a signal handler's fork during malloc), in which case the
