@@ -36,6 +36,7 @@
 #include "../report/trace.h"
 #include "boot.h"
 #include "children.h"
+#include "signals.h"
 
 #define ML_EXPORT __attribute__((visibility("default")))
 
@@ -133,10 +134,17 @@ static void on_exit_handler(int status, void *unused)
 
 static const int fatal_signals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGTRAP, SIGSYS};
 
+/* The fault's details, for fatal_report on mallard's own stack. */
+static ML_TLS siginfo_t *fatal_si;
+static ML_TLS void *fatal_uc;
+
 static void fatal_report(int sig)
 {
-    if (!ml_trace_guard_enter()) /* not crashed inside mallard itself */
+    if (!ml_trace_guard_enter()) { /* not crashed inside mallard itself */
+        if ((sig == SIGSEGV || sig == SIGBUS) && fatal_si)
+            ml_trace_fault(fatal_si, fatal_uc); /* a guard page or a freed block: name it */
         ml_trace_finish(ML_EXIT_SIGNAL, sig);
+    }
 }
 
 /* Calls fn(arg) with the stack pointer at top, then returns on the old
@@ -168,8 +176,10 @@ __asm__(".text\n"
 
 #define ML_FATAL_STACK ((size_t)1 << 20)
 
-static void on_fatal_signal(int sig)
+static void on_fatal_signal(int sig, siginfo_t *si, void *uc)
 {
+    fatal_si = si;
+    fatal_uc = uc;
     /* SA_RESETHAND already restored the default action.  The handler may
      * run on the program's alternate stack, which can be as small as
      * MINSIGSTKSZ: the report runs on a stack of mallard's own. */
@@ -193,8 +203,8 @@ static void fatal_handlers_off_altstack(void)
 {
     for (size_t i = 0; i < sizeof fatal_signals / sizeof fatal_signals[0]; i++) {
         struct sigaction cur;
-        if (sigaction(fatal_signals[i], NULL, &cur) != 0 || (cur.sa_flags & SA_SIGINFO) ||
-            cur.sa_handler != on_fatal_signal || !(cur.sa_flags & SA_ONSTACK))
+        if (sigaction(fatal_signals[i], NULL, &cur) != 0 || !(cur.sa_flags & SA_SIGINFO) ||
+            cur.sa_sigaction != on_fatal_signal || !(cur.sa_flags & SA_ONSTACK))
             continue;
         cur.sa_flags &= ~SA_ONSTACK;
         sigaction(fatal_signals[i], &cur, NULL);
@@ -260,11 +270,12 @@ void ml_hooks_start(void)
             (old.sa_flags & SA_SIGINFO))
             continue;
         struct sigaction sa = {0};
-        sa.sa_handler = on_fatal_signal;
-        sa.sa_flags = SA_RESETHAND | SA_NODEFER | SA_ONSTACK;
+        sa.sa_sigaction = on_fatal_signal;
+        sa.sa_flags = SA_SIGINFO | SA_RESETHAND | SA_NODEFER | SA_ONSTACK;
         sigemptyset(&sa.sa_mask);
         sigaction(fatal_signals[i], &sa, NULL);
     }
+    ml_signals_start(); /* termination and report signals: preload/signals.c */
 }
 
 ML_EXPORT __attribute__((noreturn)) void _exit(int status)

@@ -18,6 +18,7 @@
 #include "../core/os.h"
 #include "../report/trace.h"
 #include "boot.h"
+#define MALLARD_API __attribute__((visibility("default"))) /* defined here, not weak */
 #include "mallard.h"
 
 #define ML_EXPORT __attribute__((visibility("default")))

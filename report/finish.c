@@ -315,7 +315,17 @@ static __attribute__((noinline)) size_t collect_live(struct ml_live **out, int l
     return n;
 }
 
-static int finish_once(enum ml_exit_how how, int status);
+/* The tag id of name, 0 when no block carries it (ml_trace_set_tag
+ * registers names; preload/api.c uses these two for the LSan interface). */
+static uint16_t tag_id(const char *name)
+{
+    for (uint16_t i = 1; i <= ml_tr.ntags; i++)
+        if (ml_tr.tags[i].name && !strcmp(ml_tr.tags[i].name, name))
+            return i;
+    return 0;
+}
+
+static int report(enum ml_exit_how how, int status, int *found_out);
 
 /* One report per process, whole: the first caller writes it; a caller on
  * another thread (a second exit(), an _exit or a crash while the report is
@@ -337,21 +347,42 @@ int ml_trace_finish(enum ml_exit_how how, int status)
     }
     __atomic_store_n(&ml_tr.report_done, 0, __ATOMIC_RELEASE);
     __atomic_store_n(&ml_tr.report_tid, me, __ATOMIC_RELEASE);
-    int code = finish_once(how, status);
+    int code = status, found;
+    /* A fork child that allocated nothing and hit no error since the fork
+     * has nothing of its own to report: skip the scan (shells and signal
+     * handlers fork and _exit or exec at once, often). */
+    if (!(ml_tr.forked_child && ml_tr.nerrors == ml_tr.nerrors_inherited &&
+          __atomic_load_n(&ml_tr.allocs, __ATOMIC_RELAXED) == ml_tr.allocs_at_fork))
+        code = report(how, status, &found);
     __atomic_store_n(&ml_tr.report_done, 1, __ATOMIC_RELEASE);
     return code;
 }
 
-static int finish_once(enum ml_exit_how how, int status)
+int ml_trace_report_live(int final)
 {
-    /* A fork child that allocated nothing and hit no error since the fork
-     * has nothing of its own to report: skip the scan (shells and signal
-     * handlers fork and _exit or exec at once, often). */
-    if (ml_tr.forked_child && ml_tr.nerrors == ml_tr.nerrors_inherited &&
-        __atomic_load_n(&ml_tr.allocs, __ATOMIC_RELAXED) == ml_tr.allocs_at_fork)
-        return status;
+    if (getpid() != ml_tr.pid)
+        return -1;
+    if (final ? __atomic_exchange_n(&ml_tr.finished, 1, __ATOMIC_ACQ_REL)
+              : __atomic_load_n(&ml_tr.finished, __ATOMIC_ACQUIRE))
+        return -1;
+    static ml_mutex live_lock; /* one live report at a time */
+    ml_mutex_lock(&live_lock);
+    int found = 0;
+    report(ML_EXIT_LIVE, 0, &found);
+    ml_mutex_unlock(&live_lock);
+    if (final)
+        __atomic_store_n(&ml_tr.report_done, 1, __ATOMIC_RELEASE);
+    return found;
+}
+
+/* The report itself: final ones (exit, _exit, exec, signal) once per
+ * process through ml_trace_finish; live ones (ML_EXIT_LIVE) any number of
+ * times, the process going on.  *found_out: leaks or errors were found. */
+static int report(enum ml_exit_how how, int status, int *found_out)
+{
     int was = ml_trace_guard_enter();
     const struct ml_options *o = ml_tr.opt;
+    int live_report = how == ML_EXIT_LIVE;
     /* every message from here on goes where the report's stderr is */
     ml_say_to(ml_outfile_stderr());
 
@@ -370,7 +401,13 @@ static int finish_once(enum ml_exit_how how, int status)
     dl_iterate_phdr(find_own_data, &skip);
     ml_reach_classify(live, n, skip.r, skip.n, have_ef ? &ef : NULL);
 
-    ml_supp_load(ml_outfile_secure(o) ? NULL : o->suppressions);
+    static int supp_loaded;
+    if (!__atomic_exchange_n(&supp_loaded, 1, __ATOMIC_ACQ_REL))
+        ml_supp_load(ml_outfile_secure(o) ? NULL : o->suppressions);
+    /* __lsan_ignore_object and __lsan_disable (preload/api.c) tag blocks:
+     * they are never leaks, and count as suppressed */
+    uint16_t ignored_tag = tag_id(ML_TAG_LSAN_IGNORED), disabled_tag = tag_id(ML_TAG_LSAN_DISABLED);
+    ml_supp_reset_counts();
     struct ml_report r;
     memset(&r, 0, sizeof r);
     struct group_map gm = {0};
@@ -385,7 +422,9 @@ static int finish_once(enum ml_exit_how how, int status)
         struct ml_live *b = &live[i];
         /* the suppression verdict is per stack: remember it */
         int sup = 0;
-        if (b->kind != ML_KIND_REACHABLE) {
+        if (b->kind != ML_KIND_REACHABLE && b->tag && (b->tag == ignored_tag || b->tag == disabled_tag)) {
+            sup = ML_SUPP_NO_STACK; /* counted as suppressed, against no pattern */
+        } else if (b->kind != ML_KIND_REACHABLE) {
             if (!memo_cap) {
                 memo_cap = 64;
                 while (memo_cap < 2 * n)
@@ -406,6 +445,7 @@ static int finish_once(enum ml_exit_how how, int status)
             }
         }
         if (sup) {
+            ml_supp_count(sup, b->size);
             r.suppressed.bytes += b->size;
             r.suppressed.blocks++;
             continue;
@@ -478,11 +518,14 @@ static int finish_once(enum ml_exit_how how, int status)
     r.peak_bytes = ml_tr.peak_bytes;
     r.current_bytes = ml_tr.current_bytes;
     r.show_reachable = o->show == ML_SHOW_ALL;
+    r.nsupps = ml_supp_user(&r.supps);
 
     int found = r.definite.blocks || r.indirect.blocks || r.nerrors;
+    *found_out = found;
     /* A fork child (or one about to exec) with nothing of its own to say
      * stays quiet: the parent's report covers the heap it inherited. */
-    if (ml_tr.forked_child && !found && (how != ML_EXIT_EXIT || !o->report[0] || !strstr(o->report, "%p"))) {
+    if (!live_report && ml_tr.forked_child && !found &&
+        (how != ML_EXIT_EXIT || !o->report[0] || !strstr(o->report, "%p"))) {
         ml_trace_guard_leave(was);
         return status;
     }
@@ -491,13 +534,20 @@ static int finish_once(enum ml_exit_how how, int status)
      * tree the mallard command started (MALLARD_SUMMARY=auto; not while it
      * execs into the next image, which will say it), or every process (all,
      * -v); none (-q) prints nothing. */
-    int summary = o->summary == ML_SUMMARY_ALL ||
+    int summary = live_report || o->summary == ML_SUMMARY_ALL ||
                   (o->summary == ML_SUMMARY_AUTO && o->top_pid == r.pid && how != ML_EXIT_EXEC);
     /* Nothing found and nothing asked for: a report bound for stderr says
      * nothing at all, in any format and whatever was suppressed, as LSan
      * does, since programs capture and compare stderr (CMake, $(cmd 2>&1),
      * tests). */
-    if ((clean_text && !summary) || (!found && !r.show_reachable && !o->report[0] && !summary)) {
+    /* As LSan prints "Suppressions used:" even when every leak was
+     * suppressed, a process whose leaks the user's file suppressed writes
+     * its report: the table is how a user sees a suppression work. */
+    int supp_used = 0;
+    for (size_t k = 0; k < r.nsupps; k++)
+        supp_used |= r.supps[k].blocks != 0;
+    if ((clean_text && !summary) ||
+        (!found && !r.show_reachable && !o->report[0] && !summary && !supp_used)) {
         ml_trace_guard_leave(was);
         return status;
     }
@@ -513,7 +563,8 @@ static int finish_once(enum ml_exit_how how, int status)
     }
     if (owned)
         ml_outfile_lock(fd);
-    if (clean_text || (!found && !r.show_reachable && summary && o->format == ML_FORMAT_TEXT)) {
+    if (!supp_used &&
+        (clean_text || (!found && !r.show_reachable && summary && o->format == ML_FORMAT_TEXT))) {
         /* Nothing to show: one line, not a page per process (a shell
          * script runs dozens of them, each writing its own report). */
         const char *name = r.argv && r.argv[0] ? r.argv[0] : r.exe ? r.exe : "?";
@@ -532,6 +583,13 @@ static int finish_once(enum ml_exit_how how, int status)
     if (owned) {
         ml_outfile_unlock(fd);
         close(fd);
+    }
+    if (live_report) { /* the process goes on: give the work space back */
+        ml_meta_free(live);
+        ml_meta_free(inherited);
+        ml_meta_free(memo);
+        ml_meta_free(gm.g);
+        ml_meta_free(tags);
     }
     ml_trace_guard_leave(was);
     if (o->exitcode && (r.definite.blocks || r.nerrors))

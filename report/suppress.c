@@ -14,7 +14,9 @@
 
 struct supp {
     char **pat;
+    struct ml_supp_use *use; /* per pattern: what it suppressed */
     size_t n, cap;
+    size_t user; /* patterns from user_from on came from the file */
 };
 
 static struct supp supps;
@@ -46,6 +48,10 @@ static void supp_add(const char *p, size_t len)
         if (!grown)
             return;
         supps.pat = grown;
+        struct ml_supp_use *use = ml_meta_realloc(supps.use, cap * sizeof *use);
+        if (!use)
+            return;
+        supps.use = use;
         supps.cap = cap;
     }
     char *copy = ml_meta_alloc(len + 1);
@@ -53,6 +59,7 @@ static void supp_add(const char *p, size_t len)
         return;
     memcpy(copy, p, len);
     copy[len] = '\0';
+    supps.use[supps.n] = (struct ml_supp_use){copy, 0, 0};
     supps.pat[supps.n++] = copy;
 }
 
@@ -60,6 +67,7 @@ void ml_supp_load(const char *path)
 {
     for (size_t i = 0; i < sizeof default_supps / sizeof default_supps[0]; i++)
         supp_add(default_supps[i], strlen(default_supps[i]));
+    supps.user = supps.n;
     if (!path || !*path)
         return;
     size_t len;
@@ -85,6 +93,9 @@ void ml_supp_load(const char *path)
         if (sl && *line != '#') {
             if (sl > 5 && !strncmp(line, "leak:", 5) && !memchr(line, '\0', sl)) {
                 supp_add(line + 5, sl - 5);
+            } else if ((sl > 20 && !strncmp(line, "interceptor_via_fun:", 20)) ||
+                       (sl > 16 && !strncmp(line, "called_from_lib:", 16))) {
+                /* LSan's other kinds: nothing they name happens here */
             } else if (!bad++) {
                 first_bad = lineno;
                 size_t k = sl < sizeof shown - 1 ? sl : sizeof shown - 1;
@@ -168,22 +179,45 @@ int ml_supp_frame_matches(const struct ml_supp_frame *f)
     for (size_t k = 0; k < supps.n; k++)
         if (ml_supp_match(supps.pat[k], f->function) || ml_supp_match(supps.pat[k], f->mangled) ||
             ml_supp_match(supps.pat[k], f->file) || ml_supp_match(supps.pat[k], f->object))
-            return 1;
+            return (int)k + 1;
     return 0;
 }
 
 int ml_supp_stack(ml_stack_id id)
 {
     if (!id)
-        return 1; /* allocated before tracing could capture: ld.so/libc start-up */
+        return ML_SUPP_NO_STACK; /* allocated before tracing could capture: ld.so/libc start-up */
     unsigned n;
     const uintptr_t *f = ml_stack_frames(id, &n);
     for (unsigned i = 0; i < n; i++) {
-        struct ml_frame fr;
-        ml_symbolize(f[i], &fr);
-        struct ml_supp_frame sf = {fr.function, NULL, NULL, fr.object};
-        if (ml_supp_frame_matches(&sf))
-            return 1;
+        struct ml_frame chain[ML_INLINE_MAX]; /* inlined frames count too */
+        unsigned k = ml_symbolize_chain(f[i], chain, ML_INLINE_MAX);
+        for (unsigned j = 0; j < k; j++) {
+            struct ml_supp_frame sf = {chain[j].function, chain[j].mangled, chain[j].file, chain[j].object};
+            int m = ml_supp_frame_matches(&sf);
+            if (m)
+                return m;
+        }
     }
     return 0;
+}
+
+void ml_supp_count(int which, uint64_t bytes)
+{
+    if (which <= 0 || (size_t)which > supps.n)
+        return;
+    supps.use[which - 1].blocks++;
+    supps.use[which - 1].bytes += bytes;
+}
+
+size_t ml_supp_user(const struct ml_supp_use **out)
+{
+    *out = supps.use ? supps.use + supps.user : NULL;
+    return supps.n - supps.user;
+}
+
+void ml_supp_reset_counts(void)
+{
+    for (size_t k = 0; k < supps.n; k++)
+        supps.use[k].blocks = supps.use[k].bytes = 0;
 }

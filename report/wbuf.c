@@ -137,6 +137,8 @@ const char *ml_report_error_name(enum ml_error_kind k)
         return "overflow";
     case ML_ERR_USE_AFTER_FREE:
         return "use-after-free";
+    case ML_ERR_MISMATCH:
+        return "mismatched-free";
     }
     return "invalid-free";
 }
@@ -152,6 +154,8 @@ const char *ml_report_exit_name(enum ml_exit_how h)
         return "exec";
     case ML_EXIT_SIGNAL:
         return "signal";
+    case ML_EXIT_LIVE:
+        return "live";
     }
     return "exit";
 }
