@@ -78,7 +78,7 @@ ML_EXPORT void __lsan_ignore_object(const void *p)
             if (rec.tag)
                 __atomic_sub_fetch(&ml_tr.tags[rec.tag].current, rec.size, __ATOMIC_RELAXED);
             __atomic_add_fetch(&ml_tr.tags[id].current, rec.size, __ATOMIC_RELAXED);
-            ml_blocks_insert(rec.addr, rec.size, rec.stack, id, rec.seq);
+            ml_blocks_insert(rec.addr, rec.size, rec.stack, id, rec.seq, rec.kind);
         }
     }
     ml_trace_guard_leave(was);

@@ -22,6 +22,12 @@ int ml_stack_init(int depth);
 /* Captures the caller's stack, minus mallard's own frames, and interns it.
  * Frame 0 is the function that called the malloc-family function. */
 ml_stack_id ml_stack_capture(void);
+/* Whether addr is in libmallard.so's own code. */
+int ml_stack_is_own(uintptr_t addr);
+/* Captures the stack of a fault: pc is where it happened (frame 0, stored
+ * as pc + 1 like a return address), and the frames above the signal
+ * frame follow.  Called from a fatal-signal handler. */
+ml_stack_id ml_stack_capture_fault(uintptr_t pc);
 /* The frames (return addresses; frame 0 is the call site) of an id. */
 const uintptr_t *ml_stack_frames(ml_stack_id id, unsigned *n);
 /* The depot's shard locks under the fork protocol of ml_lock_atfork. */
@@ -54,17 +60,31 @@ const struct ml_module *ml_modules_find(uintptr_t addr);
 
 struct ml_frame {
     uintptr_t addr;       /* return address as captured */
-    const char *function; /* NULL when no symbol is known */
+    const char *function; /* NULL when no symbol is known; C++ names demangled */
+    const char *mangled;  /* the linkage name when function was demangled from it, else NULL */
     const char *file;   /* NULL without debug info; the full source path as DWARF gives it (writers print the
                            basename) */
     int line;           /* 0 when unknown */
     const char *object; /* path of the module, NULL when none */
     uintptr_t offset;   /* addr - module base */
+    int inlined;        /* 1: a call inlined into the next frame, which has the same addr */
 };
 
 /* Resolves one frame with elfutils libdw (function, file:line) and the
- * .symtab/.dynsym as a fallback; results are cached and live until exit. */
+ * .symtab/.dynsym as a fallback; results are cached and live until exit.
+ * out is the innermost frame of the address's inline chain. */
 void ml_symbolize(uintptr_t addr, struct ml_frame *out);
+
+#define ML_INLINE_MAX 16
+/* The inline chain of addr, innermost first, as valgrind and LSan show it:
+ * out[0] is the code at addr (perhaps inlined), each next frame the
+ * function it was inlined into, at the line of that call; the last frame
+ * is the out-of-line function.  Returns the count, 1..cap (cap >= 1). */
+unsigned ml_symbolize_chain(uintptr_t addr, struct ml_frame *out, unsigned cap);
+
+/* Whether a frame belongs in the text report: mallard's own frames and
+ * libc's start-up frames (below main) are left to the JSON report. */
+int ml_frame_shown(const struct ml_frame *f);
 
 /* ---- threads (threads.c) -------------------------------------------- */
 
@@ -151,7 +171,12 @@ enum ml_error_kind {
     ML_ERR_INVALID_REALLOC,
     ML_ERR_OVERFLOW,
     ML_ERR_USE_AFTER_FREE,
+    ML_ERR_MISMATCH, /* free of new, delete of new[], delete[] of malloc... */
 };
+/* Which family allocated a block, and which one freed it. */
+enum ml_alloc_kind { ML_ALLOC_MALLOC, ML_ALLOC_NEW, ML_ALLOC_NEW_ARRAY };
+/* What a fault did (ML_ERR_OVERFLOW / ML_ERR_USE_AFTER_FREE from a signal). */
+enum ml_access { ML_ACCESS_NONE, ML_ACCESS_READ, ML_ACCESS_WRITE };
 /* ML_EXIT_LIVE: a report of a process that goes on (MALLARD_REPORT_SIGNAL,
  * mallard_report_now, __lsan_do_*leak_check). */
 enum ml_exit_how { ML_EXIT_EXIT, ML_EXIT__EXIT, ML_EXIT_EXEC, ML_EXIT_SIGNAL, ML_EXIT_LIVE };
@@ -180,6 +205,12 @@ struct ml_error {
     uintptr_t address;
     uint64_t bytes;                             /* size of the block concerned, 0 when unknown */
     ml_stack_id stack, alloc_stack, free_stack; /* 0 when unknown */
+    uintptr_t block;                            /* start of the block address is in or next to; 0: none */
+    int64_t offset;                /* address - block: past the end when >= bytes, before when < 0 */
+    uint8_t alloc_kind, free_kind; /* enum ml_alloc_kind (ML_ERR_MISMATCH) */
+    uint8_t access;                /* enum ml_access (a fault) */
+    int tid;                       /* the thread that made the error */
+    char thread[16];               /* its name (comm), "" when unknown */
 };
 
 struct ml_supp_use {

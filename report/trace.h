@@ -2,6 +2,8 @@
 #ifndef ML_REPORT_TRACE_H
 #define ML_REPORT_TRACE_H
 
+#include <signal.h>
+
 #include "../core/backend.h"
 #include "report.h"
 
@@ -38,6 +40,29 @@ int ml_trace_report_live(int final);
  * itself (a signal handler's fork during malloc), in which case the
  * tables may be mid-update and the child writes no report. */
 void ml_trace_after_single_fork(void);
+
+/* The C++ allocation functions (preload/cxx.c) while tracing: like the
+ * malloc and free slots, recording which family (enum ml_alloc_kind)
+ * allocated a block and reporting a free by another family as a
+ * mismatch.  n > 0; align is 16 or a larger power of two. */
+void *ml_trace_alloc(size_t align, size_t n, unsigned kind);
+void ml_trace_free(void *p, unsigned kind);
+/* Records kind for the live block p (allocated through malloc on a
+ * fallback path). */
+void ml_trace_set_kind(void *p, unsigned kind);
+
+/* Records an error made by the calling thread (its tid and name are
+ * filled in).  For callers outside trace.c: the fatal-signal path. */
+void ml_trace_record_error(struct ml_error *e);
+
+/* The backend the decorator wraps. */
+const struct ml_backend *ml_trace_inner(void);
+
+/* From a fatal-signal handler, before the report: if the fault hit a
+ * guarded block (the page backend), records it as an error naming the
+ * access, the block and its stacks (report/fault.c).  si and uctx are the
+ * handler's arguments. */
+void ml_trace_fault(const siginfo_t *si, const void *uctx);
 
 /* 1 once ml_trace_wrap has run: the decorator is installed and records
  * every block; 0 when the bare backend runs (MALLARD_TRACE=0). */

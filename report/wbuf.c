@@ -137,6 +137,8 @@ const char *ml_report_error_name(enum ml_error_kind k)
         return "overflow";
     case ML_ERR_USE_AFTER_FREE:
         return "use-after-free";
+    case ML_ERR_MISMATCH:
+        return "mismatched-free";
     }
     return "invalid-free";
 }
