@@ -156,13 +156,10 @@ ML_EXPORT int posix_memalign(void **out, size_t align, size_t size)
 {
     if (align % sizeof(void *) != 0 || !is_pow2(align))
         return EINVAL;
-    int saved = errno;
+    /* glibc leaves errno set to ENOMEM on failure too */
     void *p = memalign_glibc(align, size);
-    if (!p) {
-        int rc = errno;
-        errno = saved;
-        return rc;
-    }
+    if (!p)
+        return errno;
     *out = p;
     return 0;
 }

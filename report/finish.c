@@ -26,7 +26,7 @@
 #include "../core/options.h"
 #include "blocks.h"
 #include "finish.h"
-#include "path.h"
+#include "outfile.h"
 #include "suppress.h"
 #include "trace.h"
 
@@ -294,52 +294,6 @@ static const char *const *read_argv(void)
     return argv;
 }
 
-/* ---- output ----------------------------------------------------------- */
-
-/* stderr for the report: the copy taken at start-up, because programs such
- * as sort and ls close fd 2 before they exit, unless something else has
- * since been opened under that number. */
-static int report_stderr(void)
-{
-    struct stat st;
-    if (ml_tr.stderr_fd >= 0 && fstat(ml_tr.stderr_fd, &st) == 0 && st.st_dev == ml_tr.stderr_dev &&
-        st.st_ino == ml_tr.stderr_ino)
-        return ml_tr.stderr_fd;
-    return 2;
-}
-
-/* The report file (report/path.h has the patterns).  A fixed path is
- * opened for appending and locked, so that the reports of a process tree
- * follow one another whole. */
-static int open_report(const struct ml_options *o, int *owned)
-{
-    *owned = 0;
-    if (!o->report[0])
-        return report_stderr();
-    char path[ML_PATH_MAX];
-    int fd = -1, err = 0;
-    for (unsigned n = 1; n <= 100000; n++) {
-        int flags = ml_report_path(o->report, (int)getpid(), ml_modules_exe(), n, path, sizeof path);
-        if (flags < 0) {
-            err = ENAMETOOLONG;
-            break;
-        }
-        int how = (flags & ML_PATH_HAS_COUNTER) ? O_EXCL : (flags & ML_PATH_HAS_PID) ? O_TRUNC : O_APPEND;
-        fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | how, 0644);
-        err = errno;
-        if (fd >= 0 || !(flags & ML_PATH_HAS_COUNTER) || err != EEXIST)
-            break;
-    }
-    if (fd < 0) {
-        ml_say("MALLARD_REPORT=%s: cannot open %s (%s); writing the report to stderr", o->report, path,
-               strerrordesc_np(err) ? strerrordesc_np(err) : "unknown error");
-        return report_stderr();
-    }
-    flock(fd, LOCK_EX); /* released by close */
-    *owned = 1;
-    return fd;
-}
-
 /* ---- the report ------------------------------------------------------- */
 
 /* Snapshot and sort, in a frame of its own: a block address left in a
@@ -429,6 +383,8 @@ static int report(enum ml_exit_how how, int status, int *found_out)
     int was = ml_trace_guard_enter();
     const struct ml_options *o = ml_tr.opt;
     int live_report = how == ML_EXIT_LIVE;
+    /* every message from here on goes where the report's stderr is */
+    ml_say_to(ml_outfile_stderr());
 
     struct ml_live *live = NULL;
     size_t n = collect_live(&live, how != ML_EXIT_SIGNAL);
@@ -447,7 +403,7 @@ static int report(enum ml_exit_how how, int status, int *found_out)
 
     static int supp_loaded;
     if (!__atomic_exchange_n(&supp_loaded, 1, __ATOMIC_ACQ_REL))
-        ml_supp_load(o->suppressions);
+        ml_supp_load(ml_outfile_secure(o) ? NULL : o->suppressions);
     /* __lsan_ignore_object and __lsan_disable (preload/api.c) tag blocks:
      * they are never leaks, and count as suppressed */
     uint16_t ignored_tag = tag_id(ML_TAG_LSAN_IGNORED), disabled_tag = tag_id(ML_TAG_LSAN_DISABLED);
@@ -596,8 +552,17 @@ static int report(enum ml_exit_how how, int status, int *found_out)
         return status;
     }
     int owned;
-    int fd = open_report(o, &owned);
-    int rc;
+    int fd = ml_outfile_report(o, &owned);
+    int rc = 0;
+    if (fd < 0) {
+        /* stderr is gone and its numbers hold the program's own files:
+         * nowhere to write, not even a warning */
+        ml_say_to(-1);
+        ml_trace_guard_leave(was);
+        return o->exitcode && (r.definite.blocks || r.nerrors) ? o->exitcode : status;
+    }
+    if (owned)
+        ml_outfile_lock(fd);
     if (!supp_used &&
         (clean_text || (!found && !r.show_reachable && summary && o->format == ML_FORMAT_TEXT))) {
         /* Nothing to show: one line, not a page per process (a shell
@@ -615,8 +580,10 @@ static int report(enum ml_exit_how how, int status, int *found_out)
     if (rc != 0)
         ml_say("the report could not be written (%s)",
                strerrordesc_np(rc) ? strerrordesc_np(rc) : "unknown error");
-    if (owned)
+    if (owned) {
+        ml_outfile_unlock(fd);
         close(fd);
+    }
     if (live_report) { /* the process goes on: give the work space back */
         ml_meta_free(live);
         ml_meta_free(inherited);

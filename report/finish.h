@@ -26,6 +26,7 @@ struct ml_trace_state {
     int report_done;                      /* ... and it is over: a thread ending the process waits for this */
     int stderr_fd;                        /* a copy of stderr taken at start-up, or -1 */
     unsigned long stderr_dev, stderr_ino; /* what stderr_fd was, to notice it being reused */
+    int stderr_known;                     /* stderr_dev/ino were taken (fd 2 was open at start-up) */
     uint64_t allocs, frees, bytes_allocated, current_bytes, peak_bytes;
     ml_mutex tag_lock;
     uint16_t ntags;

@@ -1,6 +1,7 @@
 /* report/suppress.c: suppression patterns (suppress.h).
  *
- * Loaded once, at exit, into the meta heap.  Matching is LSan's glob.
+ * Loaded once, at exit, into the meta heap.  Matching is LSan's glob, in
+ * linear time.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -8,6 +9,7 @@
 
 #include "../core/fmt.h"
 #include "../core/meta.h"
+#include "outfile.h"
 #include "suppress.h"
 
 struct supp {
@@ -69,13 +71,16 @@ void ml_supp_load(const char *path)
     if (!path || !*path)
         return;
     size_t len;
-    char *text = ml_meta_read_file(path, (size_t)1 << 20, &len);
+    const char *why = "";
+    char *text = ml_outfile_read(path, &len, &why);
     if (!text) {
-        ml_say("MALLARD_SUPPRESSIONS=%s cannot be read (errno %d); using the built-in list only", path,
-               errno);
+        ml_say("MALLARD_SUPPRESSIONS=%s is refused (%s); using the built-in list only", path, why);
         return;
     }
-    unsigned lineno = 0;
+    /* Bad lines are counted and named once: a wrong file must not flood
+     * stderr with one line each. */
+    unsigned long lineno = 0, bad = 0, first_bad = 0;
+    char shown[128] = "";
     for (char *line = text; line < text + len;) {
         char *nl = memchr(line, '\n', (size_t)(text + len - line));
         char *end = nl ? nl : text + len;
@@ -86,57 +91,87 @@ void ml_supp_load(const char *path)
             end--;
         size_t sl = (size_t)(end - line);
         if (sl && *line != '#') {
-            if (sl > 5 && !strncmp(line, "leak:", 5)) {
+            if (sl > 5 && !strncmp(line, "leak:", 5) && !memchr(line, '\0', sl)) {
                 supp_add(line + 5, sl - 5);
             } else if ((sl > 20 && !strncmp(line, "interceptor_via_fun:", 20)) ||
                        (sl > 16 && !strncmp(line, "called_from_lib:", 16))) {
                 /* LSan's other kinds: nothing they name happens here */
-            } else {
-                char shown[128];
+            } else if (!bad++) {
+                first_bad = lineno;
                 size_t k = sl < sizeof shown - 1 ? sl : sizeof shown - 1;
                 memcpy(shown, line, k);
                 shown[k] = '\0';
-                ml_say("%s:%u: not a suppression (expected leak:PATTERN): %s", path, lineno, shown);
+                for (size_t i = 0; i < k; i++)
+                    if ((unsigned char)shown[i] < ' ')
+                        shown[i] = '?';
             }
         }
         line = nl ? nl + 1 : text + len;
     }
     ml_meta_free(text);
+    if (bad == 1)
+        ml_say("%s:%lu: not a suppression (expected leak:PATTERN): %s", path, first_bad, shown);
+    else if (bad)
+        ml_say("%s: %lu lines are not suppressions (expected leak:PATTERN), the first at line %lu: %s", path,
+               bad, first_bad, shown);
 }
 
-static int glob_at(const char *p, const char *s, int anchored_end)
-{
-    for (; *p; p++, s++) {
-        if (*p == '*') {
-            while (*p == '*')
-                p++;
-            if (!*p && !anchored_end)
-                return 1;
-            for (; *s; s++)
-                if (glob_at(p, s, anchored_end))
-                    return 1;
-            return !*p;
-        }
-        if (*p == '$' && !p[1])
-            return !*s;
-        if (*s != *p)
-            return 0;
-    }
-    return !anchored_end || !*s;
-}
-
+/* Linear time, whatever the pattern: the pattern is literal segments
+ * between stars; the first is pinned to the start under '^', the last to
+ * the end under '$', and each other one is matched at its leftmost
+ * occurrence after the previous (leftmost is never worse), found with
+ * memmem (two-way: linear).  No backtracking. */
 int ml_supp_match(const char *pat, const char *s)
 {
-    if (!s)
+    if (!pat || !s || !*s)
         return 0;
-    size_t pl = strlen(pat);
-    int end = pl && pat[pl - 1] == '$';
-    if (*pat == '^')
-        return glob_at(pat + 1, s, end);
-    for (; *s; s++)
-        if (glob_at(pat, s, end))
+    size_t len = strlen(s);
+    int anchor_start = *pat == '^';
+    if (anchor_start)
+        pat++;
+    size_t plen = strcspn(pat, "$"); /* as LSan: '$' ends the pattern */
+    int anchor_end = pat[plen] == '$';
+    if (!plen)
+        return !(anchor_start && anchor_end); /* "^$" is the empty name only */
+    const char *p = pat, *pend = pat + plen;
+    size_t pos = 0, limit = len;
+    if (anchor_start && p < pend && *p != '*') {
+        const char *e = memchr(p, '*', (size_t)(pend - p));
+        size_t sl = (size_t)((e ? e : pend) - p);
+        if (sl > len || memcmp(s, p, sl))
+            return 0;
+        pos = sl;
+        p += sl;
+        if (p == pend)
+            return !anchor_end || pos == len;
+    }
+    if (anchor_end && pend > p && pend[-1] != '*') {
+        const char *q = memrchr(p, '*', (size_t)(pend - p));
+        const char *seg = q ? q + 1 : p;
+        size_t sl = (size_t)(pend - seg);
+        if (len - pos < sl || memcmp(s + len - sl, seg, sl))
+            return 0;
+        if (!q)
             return 1;
-    return 0;
+        limit = len - sl;
+        pend = q;
+    }
+    while (p < pend) {
+        if (*p == '*') {
+            p++;
+            continue;
+        }
+        const char *e = memchr(p, '*', (size_t)(pend - p));
+        if (!e)
+            e = pend;
+        size_t sl = (size_t)(e - p);
+        const char *f = limit - pos >= sl ? memmem(s + pos, limit - pos, p, sl) : NULL;
+        if (!f)
+            return 0;
+        pos = (size_t)(f - s) + sl;
+        p = e;
+    }
+    return 1;
 }
 
 int ml_supp_frame_matches(const struct ml_supp_frame *f)
@@ -159,9 +194,9 @@ int ml_supp_stack(ml_stack_id id)
         unsigned k = ml_symbolize_chain(f[i], chain, ML_INLINE_MAX);
         for (unsigned j = 0; j < k; j++) {
             struct ml_supp_frame sf = {chain[j].function, chain[j].mangled, chain[j].file, chain[j].object};
-            int which = ml_supp_frame_matches(&sf);
-            if (which)
-                return which;
+            int m = ml_supp_frame_matches(&sf);
+            if (m)
+                return m;
         }
     }
     return 0;

@@ -15,8 +15,10 @@
 void ml_supp_load(const char *path);
 
 /* One pattern against one string, LSan's rule: '*' matches any run of
- * characters, a leading '^' or a trailing '$' anchors the pattern,
- * otherwise it may match anywhere in s.  s NULL: no match. */
+ * characters, a leading '^' anchors the pattern at the start of s and a '$'
+ * at the end (what follows a '$' is ignored, as LSan does); otherwise it may
+ * match anywhere in s.  So "other*$" matches "other_leaker", "$" matches
+ * every name.  A NULL or empty s matches nothing.  Linear time. */
 int ml_supp_match(const char *pat, const char *s);
 
 /* The strings a frame can be matched by; any of them may be NULL. */
