@@ -102,3 +102,28 @@ ML_EXPORT void __lsan_enable(void)
     if (--disabled_depth == 0)
         ml_trace_set_tag(saved_tag);
 }
+
+/* ---- nested tags ------------------------------------------------------ */
+
+#define TAG_STACK_MAX 64
+static ML_TLS const char *tag_stack[TAG_STACK_MAX];
+static ML_TLS unsigned tag_depth; /* may pass TAG_STACK_MAX: those levels keep their tag */
+
+ML_EXPORT void mallard_tag_push(const char *name)
+{
+    if (!tracing())
+        return;
+    const char *prev = ml_trace_set_tag(name);
+    if (tag_depth < TAG_STACK_MAX)
+        tag_stack[tag_depth] = prev;
+    tag_depth++;
+}
+
+ML_EXPORT void mallard_tag_pop(void)
+{
+    if (!tracing() || tag_depth == 0)
+        return;
+    tag_depth--;
+    if (tag_depth < TAG_STACK_MAX)
+        ml_trace_set_tag(tag_stack[tag_depth]);
+}

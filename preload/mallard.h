@@ -30,6 +30,12 @@ extern "C" {
  * previous one (NULL when none).  Without tracing it returns NULL. */
 MALLARD_API const char *mallard_tag(const char *name);
 
+/* Nested tags: mallard_tag_push sets the calling thread's tag and keeps
+ * the one it replaces; mallard_tag_pop brings that back.  Pushes nest 64
+ * deep (deeper ones still set the tag; their pops do not change it). */
+MALLARD_API void mallard_tag_push(const char *name);
+MALLARD_API void mallard_tag_pop(void);
+
 /* Writes a report of the live process now (to stderr or MALLARD_REPORT,
  * as the exit report) and lets it go on: the leaks and the reachable
  * blocks so far.  The exit report is still written at the end.  Returns 1

@@ -596,6 +596,21 @@ def case_suppression_counts():
           "JSON: each pattern with its use: %s" % d.get("suppressions"))
 
 
+# ---- 9. nested tags --------------------------------------------------------
+
+
+def case_tags_nested():
+    exe = build("tags_nested")
+    p = run([exe])
+    check(p.stdout == "no mallard\n" and p.returncode == 0, "runs without mallard", p)
+    out = os.path.join(TMP, "tags.json")
+    p = run([A.cli, "-f", "json", "-o", out, "--", exe])
+    (d,) = json_docs(out)
+    got = sorted((g["bytes"], g["tag"]) for g in d["leaks"] if g["kind"] == "definite")
+    check(got == [(11, "outer"), (22, "inner"), (33, "outer"), (44, None), (55, None)],
+          "push/pop nest: %s" % got)
+
+
 CASES = {k[5:]: v for k, v in globals().items() if k.startswith("case_")}
 
 
