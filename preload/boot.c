@@ -15,6 +15,7 @@
 #include "../core/meta.h"
 #include "../core/os.h"
 #include "../report/trace.h"
+#include "hooks.h"
 #include "children.h"
 
 int ml_state = ML_UNINIT;
@@ -223,8 +224,6 @@ void *ml_boot_alloc(size_t align, size_t size)
     }
     return boot_carve(align, size);
 }
-
-void ml_hooks_start(void);
 
 __attribute__((constructor(101))) static void ml_boot_ctor(void)
 {

@@ -16,8 +16,6 @@
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
-#include <fcntl.h>
-#include <sys/stat.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -27,9 +25,9 @@
 #include <unistd.h>
 
 #include "../core/fmt.h"
-#include "../report/finish.h"
 #include "../report/trace.h"
 #include "boot.h"
+#include "hooks.h"
 #include "children.h"
 
 #define ML_EXPORT __attribute__((visibility("default")))
@@ -71,7 +69,7 @@ static ssize_t late_read(void *cookie, char *buf, size_t n)
 
 static int late_report(int status)
 {
-    int code = ml_trace_finish(ML_EXIT_EXIT, status);
+    int code = ml_trace_finish(ML_EXIT_EXIT, status, &ml_opts);
     if (code != status)
         syscall(SYS_exit_group, code); /* stdio is flushed: nothing is lost */
     return code;
@@ -132,27 +130,17 @@ static void on_fatal_signal(int sig)
 {
     /* SA_RESETHAND already restored the default action. */
     if (!ml_trace_guard_enter()) /* not crashed inside mallard itself */
-        ml_trace_finish(ML_EXIT_SIGNAL, sig);
+        ml_trace_finish(ML_EXIT_SIGNAL, sig, &ml_opts);
     raise(sig);
 }
 
-void ml_hooks_start(void);
 void ml_hooks_start(void)
 {
     if (!tracing())
         return;
-    ml_stack_init(ml_opts.depth);
+    ml_trace_start(&ml_opts, ml_boot_arena, ML_BOOT_ARENA_SIZE);
     on_exit(on_exit_handler, NULL);
     late_arm();
-    ml_tr.stderr_fd = fcntl(2, F_DUPFD_CLOEXEC, 100);
-    struct stat st;
-    if (ml_tr.stderr_fd >= 0 && fstat(ml_tr.stderr_fd, &st) == 0) {
-        ml_tr.stderr_dev = st.st_dev;
-        ml_tr.stderr_ino = st.st_ino;
-    } else if (ml_tr.stderr_fd >= 0) {
-        close(ml_tr.stderr_fd);
-        ml_tr.stderr_fd = -1;
-    }
     for (size_t i = 0; i < sizeof fatal_signals / sizeof fatal_signals[0]; i++) {
         struct sigaction old;
         if (sigaction(fatal_signals[i], NULL, &old) != 0 || old.sa_handler != SIG_DFL ||
@@ -169,7 +157,7 @@ void ml_hooks_start(void)
 ML_EXPORT __attribute__((noreturn)) void _exit(int status)
 {
     if (tracing())
-        status = ml_trace_finish(ML_EXIT__EXIT, status);
+        status = ml_trace_finish(ML_EXIT__EXIT, status, &ml_opts);
     for (;;)
         syscall(SYS_exit_group, status);
 }
@@ -186,13 +174,13 @@ static void *exec_begin(const char *name)
     if (!f)
         abort(); /* libc without exec: nothing sensible left to do */
     if (tracing())
-        ml_trace_finish(ML_EXIT_EXEC, 0);
+        ml_trace_finish(ML_EXIT_EXEC, 0, &ml_opts);
     return f;
 }
 
 static int exec_failed(int rc)
 {
-    __atomic_store_n(&ml_tr.finished, 0, __ATOMIC_RELEASE);
+    ml_trace_exec_failed();
     return rc;
 }
 
@@ -296,7 +284,6 @@ ML_EXPORT int execle(const char *path, const char *arg, ...)
  * RPATH and namespace from its return address, so the wrapper must reach
  * the real dlopen by a jump, not a call: it is written in assembly. */
 int (*ml_real_dlopen)(const char *, int);
-int ml_dlopen_mode(const char *file, int mode);
 int ml_dlopen_mode(const char *file, int mode)
 {
     if (!ml_real_dlopen)

@@ -20,7 +20,6 @@
 
 #include "../core/fmt.h"
 #include "../core/meta.h"
-#include "../preload/boot.h"
 #include "../core/options.h"
 #include "blocks.h"
 #include "finish.h"
@@ -93,7 +92,7 @@ static int find_own_data(struct dl_phdr_info *info, size_t size, void *data)
         if (me < lo || me >= hi)
             continue;
         /* the bootstrap arena holds program data: keep scanning it */
-        uintptr_t blo = (uintptr_t)ml_boot_arena, bhi = blo + ML_BOOT_ARENA_SIZE;
+        uintptr_t blo = ml_tr.boot_lo, bhi = ml_tr.boot_hi;
         if (blo >= lo && bhi <= hi) {
             c->r[c->n++] = (struct ml_range){lo, blo};
             c->r[c->n++] = (struct ml_range){bhi, hi};
@@ -260,14 +259,14 @@ static __attribute__((noinline)) size_t collect_live(struct ml_live **out, int l
     return n;
 }
 
-static int finish_once(enum ml_exit_how how, int status);
+static int finish_once(enum ml_exit_how how, int status, const struct ml_options *o);
 
 /* One report per process, whole: the first caller writes it; a caller on
  * another thread (a second exit(), an _exit or a crash while the report is
  * being written) waits for it before it goes on to end the process, which
  * would cut the report short.  The wait is bounded, so a reporter that
  * never finishes cannot hang the process forever. */
-int ml_trace_finish(enum ml_exit_how how, int status)
+int ml_trace_finish(enum ml_exit_how how, int status, const struct ml_options *o)
 {
     if (getpid() != ml_tr.pid)
         return status; /* a vfork child, or a clone mallard never saw */
@@ -282,12 +281,12 @@ int ml_trace_finish(enum ml_exit_how how, int status)
     }
     __atomic_store_n(&ml_tr.report_done, 0, __ATOMIC_RELEASE);
     __atomic_store_n(&ml_tr.report_tid, me, __ATOMIC_RELEASE);
-    int code = finish_once(how, status);
+    int code = finish_once(how, status, o);
     __atomic_store_n(&ml_tr.report_done, 1, __ATOMIC_RELEASE);
     return code;
 }
 
-static int finish_once(enum ml_exit_how how, int status)
+static int finish_once(enum ml_exit_how how, int status, const struct ml_options *o)
 {
     /* A fork child that allocated nothing and hit no error since the fork
      * has nothing of its own to report: skip the scan (shells and signal
@@ -296,7 +295,6 @@ static int finish_once(enum ml_exit_how how, int status)
         __atomic_load_n(&ml_tr.allocs, __ATOMIC_RELAXED) == ml_tr.allocs_at_fork)
         return status;
     int was = ml_trace_guard_enter();
-    const struct ml_options *o = ml_tr.opt;
 
     struct ml_live *live = NULL;
     size_t n = collect_live(&live, how != ML_EXIT_SIGNAL);

@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "trace.h" /* enum ml_exit_how */
+
 /* ---- stacks (stack.c) ------------------------------------------------- */
 
 #define ML_DEPTH_MAX 256
@@ -130,7 +132,6 @@ enum ml_error_kind {
     ML_ERR_OVERFLOW,
     ML_ERR_USE_AFTER_FREE,
 };
-enum ml_exit_how { ML_EXIT_EXIT, ML_EXIT__EXIT, ML_EXIT_EXEC, ML_EXIT_SIGNAL };
 
 struct ml_count {
     uint64_t bytes, blocks;
