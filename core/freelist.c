@@ -398,7 +398,7 @@ static void tcache_start(void)
     for (unsigned c = 0; c < NCLASS; c++)
         tc.bins[c].max = fl.class_size[c] > ((size_t)128 << 10) ? 0 : 2 * fl.class_batch[c];
     tc.live = 1;
-    ml_thread_attach();
+    ml_backend_watch_thread();
 }
 
 static __attribute__((noinline)) void *small_refill(unsigned c)

@@ -117,7 +117,7 @@ static void thread_dtor(void *unused)
         ml_active->thread_exit();
 }
 
-void ml_thread_attach(void)
+void ml_backend_watch_thread(void)
 {
     if (__atomic_load_n(&thread_key_ok, __ATOMIC_ACQUIRE))
         pthread_setspecific(thread_key, (void *)1);

@@ -245,7 +245,7 @@ static int open_report(const struct ml_options *o, int *owned)
  * stack during the scan and keep that block alive. */
 static __attribute__((noinline)) size_t collect_live(struct ml_live **out, int locked)
 {
-    size_t cap = ml_blocks_live_count() + 64;
+    size_t cap = ml_blocks_record_count() + 64;
     struct ml_live *live = ml_meta_alloc(cap * sizeof *live);
     size_t n = 0;
     if (live) {
