@@ -11,12 +11,23 @@
 #define ML_CORE_BACKEND_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "lock.h" /* enum ml_fork_phase */
 
 struct ml_options;
 
+/* The block a faulting address hits (describe_fault). */
+struct ml_fault_block {
+    uintptr_t user; /* the block's start */
+    size_t size;    /* its requested size */
+    int freed;      /* 1: freed, waiting in the backend's quarantine */
+};
+
 #define ML_BACKEND_GUARDS_FREED 1u
+#define ML_BACKEND_SPACED 2u     /* no block ever starts where another ends */
+#define ML_BACKEND_TAKES_ZERO 4u /* malloc and memalign accept size 0 */
+#define ML_FREE_OVERWRITTEN 1
 
 struct ml_backend {
     const char *name; /* the MALLARD_BACKEND value */
@@ -64,9 +75,26 @@ struct ml_backend {
      * (counted as none). */
     size_t (*free_bytes)(void);
 
+    /* Like free, for a caller that reports problems itself: returns
+     * ML_FREE_OVERWRITTEN when the bytes next to the block were found
+     * overwritten (the page backend's canary), else 0, and says nothing.
+     * May be NULL. */
+    int (*free_checked)(void *p);
+
+    /* For a fault at addr (from a fatal-signal handler, on a thread that
+     * is not inside the backend): the block whose guard page or freed
+     * pages hold addr.  1 and *out filled, or 0.  May be NULL. */
+    int (*describe_fault)(uintptr_t addr, struct ml_fault_block *out);
+
     /* ML_BACKEND_GUARDS_FREED: a freed block is made inaccessible at once
      * (the page backend), so the trace layer hands frees over immediately
-     * instead of delaying them in its quarantine. */
+     * instead of delaying them in its quarantine.
+     * ML_BACKEND_SPACED: blocks never sit back to back (the page backend
+     * puts a guard page after each), so the trace layer needs no spare byte
+     * to keep a pointer one past a block's end out of the next block.
+     * ML_BACKEND_TAKES_ZERO: set by the trace layer only, which records a
+     * request for 0 bytes as 0 bytes; the shim turns 0 into 1 for anyone
+     * else. */
     unsigned flags;
 
     /* Called in each pthread_atfork phase.  PREPARE takes every backend lock

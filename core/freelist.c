@@ -13,18 +13,26 @@
  *     address: segment = p & ~(4 MiB - 1).
  *   - Each thread keeps a LIFO list per class (the hot path: a pop or a
  *     push, no lock, no atomic).  An empty list refills a batch from the
- *     class's central list; an overlong one returns a batch.  Frees from
+ *     class's central list, and grows its limit by a batch each time, up to
+ *     256 KiB of objects (2 MiB a thread in all), so a working set larger
+ *     than the starting 128 objects stays in the thread; an overlong list
+ *     returns a batch.  Frees from
  *     other threads simply land in the freeing thread's cache; the central
  *     list returns each object to its own span.
+ *   - Free finds the class of any pointer in one lookup in the class map,
+ *     a two-level table laid out like the owner map, one byte a page.
  *   - A span whose objects are all back goes to the page heap.  Free pages
- *     stay committed until more than ML_FL_PURGE bytes of them accumulate,
- *     then they are decommitted (madvise) and empty segments unmapped, so a
- *     long-running program's RSS stays bounded.
+ *     are decommitted (madvise) by decay: once they have stayed free for a
+ *     whole 100 ms epoch, or at once past ML_FL_DIRTY_MAX; empty segments
+ *     are unmapped likewise.  Memory freed and reused in waves is not
+ *     faulted in again, and an idle heap still shrinks.
  *   - Blocks above 1 MiB get their own mapping, found through a hash
- *     table.  A few freed ones are kept for reuse, since programs that
- *     allocate and free megabyte buffers in a loop would otherwise pay for
- *     mmap, page faults and munmap every time; realloc grows them with
- *     mremap instead of copying.
+ *     table.  Freed ones are kept, by bytes (up to the peak of large bytes
+ *     in use, 8 to 64 MiB) and for at most two epochs, and reused best fit,
+ *     cut to size or grown by mremap, since programs that replace megabyte
+ *     buffers in a loop would otherwise pay for mmap, page faults and munmap
+ *     every time; calloc clears only what was used before.  realloc grows
+ *     them with mremap instead of copying.
  * Invariants: every object pointer is 16-byte aligned; a page's class byte
  * is non-zero exactly while it belongs to a live span; the owner map marks
  * segments ML_OWNER_FREELIST and large mappings ML_OWNER_FREELIST_LARGE,
@@ -38,6 +46,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 
 #include "backend.h"
 #include "lock.h"
@@ -53,9 +62,19 @@
 #define NCLASS 60
 #define MAX_SPAN_PAGES 16
 #define SEG_MAGIC 0x6d6c666c73656721ull
-#define ML_FL_PURGE ((size_t)4 << 20)
-#define LARGE_CACHE_SLOTS 8
-#define LARGE_CACHE_BYTES ((size_t)32 << 20)
+/* Free pages stay committed for one to two purge epochs; past ML_FL_DIRTY_MAX
+ * of them they are decommitted at once. */
+#define ML_FL_EPOCH_NS 100000000ull
+#define ML_FL_DIRTY_MAX ((size_t)32 << 20)
+#define LARGE_CACHE_SLOTS 16
+#define LARGE_CACHE_MIN ((size_t)8 << 20)  /* the cache's budget: the peak of live */
+#define LARGE_CACHE_MAX ((size_t)64 << 20) /* large bytes, within these bounds */
+/* Thread-cache growth: a bin that runs dry grows by a batch, up to
+ * BIN_CAP_BYTES of objects (BIN_CAP_OBJS at most), while the thread's
+ * TC_GROW_BYTES allowance lasts. */
+#define BIN_CAP_BYTES ((size_t)256 << 10)
+#define BIN_CAP_OBJS 8192u
+#define TC_GROW_BYTES ((size_t)2 << 20)
 
 struct fl_span {
     struct fl_span *next, *prev; /* central list of spans with free objects */
@@ -73,6 +92,7 @@ struct fl_seg {
     struct fl_seg *next;               /* all segments */
     uint64_t free_mask;                /* bit i: page i belongs to no span */
     uint64_t dirty_mask;               /* bit i: free page still committed */
+    uint64_t fresh_mask;               /* bit i: dirty since the current epoch began */
     uint8_t page_cls[PAGES_PER_SEG];   /* class + 1, or 0 */
     uint8_t page_first[PAGES_PER_SEG]; /* first page of the span */
     struct fl_span spans[PAGES_PER_SEG];
@@ -90,21 +110,27 @@ struct fl_large {
     size_t size;  /* usable bytes */
 };
 
+/* A thread's list of free objects of one class.  room = max - count, kept
+ * instead of the count so that free's overflow test is one decrement. */
 struct fl_bin {
     void *head;
-    uint32_t count;
+    int32_t room; /* objects the bin may still take; < 0: over its limit */
     uint32_t max;
 };
 
+static inline uint32_t bin_count(const struct fl_bin *b) { return (uint32_t)((int64_t)b->max - b->room); }
+
 struct fl_tcache {
     struct fl_bin bins[NCLASS];
-    int live; /* maxes set, thread registered */
-    int dead; /* thread_exit ran: bypass the cache */
+    size_t grow_left; /* bytes the bins may still grow by */
+    int live;         /* maxes set, thread registered */
+    int dead;         /* thread_exit ran: bypass the cache */
 };
 
 static struct {
     uint32_t class_size[NCLASS];
     uint32_t class_batch[NCLASS];
+    uint32_t class_cap[NCLASS]; /* most objects a thread's bin may grow to */
     uint8_t class_pages[NCLASS];
     struct fl_central central[NCLASS];
 
@@ -112,17 +138,65 @@ static struct {
     struct fl_seg *segs;
     size_t dirty_bytes;
 
+    uint64_t epoch_ns; /* when the current purge epoch began; atomic */
+    uint64_t epoch;    /* epochs so far; atomic */
+
     ml_mutex large_lock;
     struct fl_large *large; /* open addressing, power-of-two capacity */
     size_t large_cap, large_count, large_tomb;
     struct {
-        void *p;
+        void *p; /* NULL: empty slot */
         size_t total;
+        uint64_t epoch; /* when it was cached */
+        uint64_t seq;   /* age among the cached */
     } cache[LARGE_CACHE_SLOTS];
     size_t cache_bytes;
+    size_t large_live, large_peak; /* bytes of large mappings in use */
+    uint64_t cache_seq;
+    unsigned long large_maps; /* fresh large mappings made (a test hook) */
 } fl;
 
 static ML_TLS struct fl_tcache tc;
+
+/* The class map: for every 64 KiB page of a segment, class + 1 while it
+ * belongs to a span, else 0; laid out like the owner map (core/os.h), one
+ * byte per granule, so free finds the class of any pointer in one two-level
+ * lookup that never faults, without asking the owner map and then the
+ * segment header the same question.  Second-level tables come from the meta
+ * heap when a segment first lands in their 4 GiB; they are never freed. */
+_Static_assert(PAGE_SHIFT == ML_OS_GRANULE_SHIFT, "a class-map byte per freelist page");
+static uint8_t *fl_cls_l1[ML_OS_L1_SIZE];
+
+static inline unsigned fl_class_of(const void *p)
+{
+    uintptr_t a = (uintptr_t)p;
+    if (ML_UNLIKELY(a >> 47))
+        return 0;
+    uint8_t *l2 = __atomic_load_n(&fl_cls_l1[a >> ML_OS_L1_SHIFT], __ATOMIC_ACQUIRE);
+    if (ML_UNLIKELY(!l2))
+        return 0;
+    return __atomic_load_n(&l2[(a >> PAGE_SHIFT) & (ML_OS_L2_SIZE - 1)], __ATOMIC_RELAXED);
+}
+
+static inline uint8_t *fl_class_byte(const void *p)
+{
+    uintptr_t a = (uintptr_t)p;
+    return &fl_cls_l1[a >> ML_OS_L1_SHIFT][(a >> PAGE_SHIFT) & (ML_OS_L2_SIZE - 1)];
+}
+
+/* Makes sure the class map covers segment s.  Caller holds heap_lock (the
+ * only writer of the first level).  0, or ENOMEM. */
+static int fl_class_cover(const void *s)
+{
+    uintptr_t a = (uintptr_t)s;
+    if (fl_cls_l1[a >> ML_OS_L1_SHIFT])
+        return 0;
+    uint8_t *l2 = ml_meta_alloc(ML_OS_L2_SIZE);
+    if (!l2)
+        return ENOMEM;
+    __atomic_store_n(&fl_cls_l1[a >> ML_OS_L1_SHIFT], l2, __ATOMIC_RELEASE);
+    return 0;
+}
 
 /* ---- size classes ----------------------------------------------------- */
 
@@ -166,6 +240,12 @@ static void classes_init(void)
         size_t batch = 16384 / s;
         size_t least = s > ((size_t)128 << 10) ? 1 : 2; /* a thread keeps at most two blocks this big */
         fl.class_batch[c] = (uint32_t)(batch < least ? least : batch > 64 ? 64 : batch);
+        size_t cap = BIN_CAP_BYTES / s;
+        if (cap > BIN_CAP_OBJS)
+            cap = BIN_CAP_OBJS;
+        if (cap < 2 * fl.class_batch[c])
+            cap = 2 * fl.class_batch[c];
+        fl.class_cap[c] = (uint32_t)cap;
     }
     for (size_t i = 0; i <= 1024 / 16; i++)
         class_of_small[i] = (uint8_t)size_class_calc(i ? i * 16 : 1);
@@ -204,27 +284,36 @@ static struct fl_seg *seg_new(void)
     struct fl_seg *s = ml_os_map_user(SEG_SIZE, SEG_SIZE, ML_OWNER_FREELIST, 0);
     if (!s)
         return NULL;
+    if (fl_class_cover(s)) {
+        ml_os_unmap_user(s, SEG_SIZE);
+        return NULL;
+    }
     s->magic = SEG_MAGIC;
     s->free_mask = ~1ull;
     s->dirty_mask = 0;
+    s->fresh_mask = 0;
     s->next = fl.segs;
     fl.segs = s;
     return s;
 }
 
-/* Decommits every dirty free page and unmaps empty segments but one.
- * Caller holds heap_lock. */
-static void heap_purge(void)
+/* Decommits the dirty free pages that keep is clear for (all of them when
+ * everything is 1) and unmaps empty, clean segments but one.  Caller holds
+ * heap_lock. */
+static void heap_purge(int everything)
 {
     int kept_empty = 0;
     for (struct fl_seg **link = &fl.segs; *link;) {
         struct fl_seg *s = *link;
-        if (s->free_mask == ~1ull && kept_empty++) {
+        uint64_t d = everything ? s->dirty_mask : s->dirty_mask & ~s->fresh_mask;
+        if (s->free_mask == ~1ull && d == s->dirty_mask && kept_empty++) {
+            fl.dirty_bytes -= (size_t)__builtin_popcountll(s->dirty_mask) * PAGE_SIZE_FL;
             *link = s->next;
             ml_os_unmap_user(s, SEG_SIZE);
             continue;
         }
-        uint64_t d = s->dirty_mask;
+        fl.dirty_bytes -= (size_t)__builtin_popcountll(d) * PAGE_SIZE_FL;
+        s->dirty_mask &= ~d;
         while (d) {
             unsigned i = (unsigned)__builtin_ctzll(d);
             unsigned j = i;
@@ -233,10 +322,34 @@ static void heap_purge(void)
             ml_os_decommit((char *)s + (size_t)i * PAGE_SIZE_FL, (size_t)(j - i) * PAGE_SIZE_FL);
             d &= ~run_mask(i, j - i);
         }
-        s->dirty_mask = 0;
+        s->fresh_mask = 0; /* what was freed this epoch is old in the next */
         link = &s->next;
     }
-    fl.dirty_bytes = 0;
+}
+
+static void large_decay(uint64_t epoch);
+
+/* Purge by decay, as jemalloc and mimalloc do: a free page is decommitted
+ * once it has stayed free for a whole epoch (so between one and two), and
+ * a cached large mapping unmapped likewise, so memory freed and taken again
+ * in a loop is never given back and faulted in again, while an idle heap
+ * shrinks within a fraction of a second of its next free.  Called with no
+ * lock held, from the frees that make memory free. */
+static void fl_decay(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    uint64_t now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+    uint64_t start = __atomic_load_n(&fl.epoch_ns, __ATOMIC_RELAXED);
+    if (ML_LIKELY(now - start < ML_FL_EPOCH_NS))
+        return;
+    if (!__atomic_compare_exchange_n(&fl.epoch_ns, &start, now, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+        return; /* another thread rolls this epoch over */
+    uint64_t epoch = __atomic_add_fetch(&fl.epoch, 1, __ATOMIC_RELAXED);
+    ml_mutex_lock(&fl.heap_lock);
+    heap_purge(0);
+    ml_mutex_unlock(&fl.heap_lock);
+    large_decay(epoch);
 }
 
 /* A new span of class c, or NULL when the kernel refuses memory. */
@@ -262,8 +375,11 @@ static struct fl_span *span_new(unsigned c)
     fl.dirty_bytes -= was_dirty * PAGE_SIZE_FL;
     s->free_mask &= ~m;
     s->dirty_mask &= ~m;
+    s->fresh_mask &= ~m;
     for (unsigned i = (unsigned)first; i < (unsigned)first + n; i++) {
         s->page_cls[i] = (uint8_t)(c + 1);
+        __atomic_store_n(fl_class_byte((char *)s + (size_t)i * PAGE_SIZE_FL), (uint8_t)(c + 1),
+                         __ATOMIC_RELAXED);
         s->page_first[i] = (uint8_t)first;
     }
     ml_mutex_unlock(&fl.heap_lock);
@@ -288,14 +404,18 @@ static void span_release(struct fl_span *sp)
     unsigned first = (unsigned)(sp - s->spans);
     uint64_t m = run_mask(first, sp->npages);
     ml_mutex_lock(&fl.heap_lock);
-    for (unsigned i = first; i < first + sp->npages; i++)
+    for (unsigned i = first; i < first + sp->npages; i++) {
         s->page_cls[i] = 0;
+        __atomic_store_n(fl_class_byte((char *)s + (size_t)i * PAGE_SIZE_FL), 0, __ATOMIC_RELAXED);
+    }
     s->free_mask |= m;
     s->dirty_mask |= m;
+    s->fresh_mask |= m;
     fl.dirty_bytes += (size_t)sp->npages * PAGE_SIZE_FL;
-    if (fl.dirty_bytes > ML_FL_PURGE)
-        heap_purge();
+    if (fl.dirty_bytes > ML_FL_DIRTY_MAX)
+        heap_purge(1);
     ml_mutex_unlock(&fl.heap_lock);
+    fl_decay();
 }
 
 /* ---- central lists ---------------------------------------------------- */
@@ -395,8 +515,13 @@ static void tcache_start(void)
 {
     /* Blocks above 128 KiB are not kept per thread: a few of them would
      * pin megabytes, and their own cost dwarfs a trip to the central list. */
-    for (unsigned c = 0; c < NCLASS; c++)
-        tc.bins[c].max = fl.class_size[c] > ((size_t)128 << 10) ? 0 : 2 * fl.class_batch[c];
+    for (unsigned c = 0; c < NCLASS; c++) {
+        struct fl_bin *b = &tc.bins[c];
+        uint32_t count = bin_count(b); /* frees that came before the start */
+        b->max = fl.class_size[c] > ((size_t)128 << 10) ? 0 : 2 * fl.class_batch[c];
+        b->room = (int32_t)b->max - (int32_t)count;
+    }
+    tc.grow_left = TC_GROW_BYTES;
     tc.live = 1;
     ml_backend_watch_thread();
 }
@@ -410,12 +535,22 @@ static __attribute__((noinline)) void *small_refill(unsigned c)
     if (ML_UNLIKELY(!tc.live))
         tcache_start();
     struct fl_bin *b = &tc.bins[c];
+    /* The thread allocates from this class again after its bin ran dry: a
+     * working set larger than the bin, which then grows by a batch (as
+     * tcmalloc's lists do), so that the objects this thread frees stay
+     * with it instead of going through the central list and back.  A thread
+     * that only frees (a consumer) never grows its bins. */
+    size_t step = (size_t)fl.class_batch[c] * fl.class_size[c];
+    if (b->max && b->max < fl.class_cap[c] && tc.grow_left >= step) {
+        tc.grow_left -= step;
+        b->max += fl.class_batch[c];
+    }
     void *list;
     uint32_t got = central_fetch(c, fl.class_batch[c], &list);
     if (!got)
         return NULL;
     b->head = *(void **)list;
-    b->count = got - 1;
+    b->room = (int32_t)b->max - (int32_t)(got - 1);
     return list;
 }
 
@@ -425,16 +560,16 @@ static __attribute__((noinline)) void small_overflow(unsigned c)
     struct fl_bin *b = &tc.bins[c];
     if (!tc.live && !tc.dead) {
         tcache_start();
-        if (b->count <= b->max)
+        if (b->room >= 0)
             return;
     }
-    uint32_t n = tc.dead ? b->count : fl.class_batch[c];
+    uint32_t n = tc.dead ? bin_count(b) : fl.class_batch[c];
     void *list = b->head, *tail = list;
     for (uint32_t i = 1; i < n; i++)
         tail = *(void **)tail;
     b->head = *(void **)tail;
     *(void **)tail = NULL;
-    b->count -= n;
+    b->room += (int32_t)n;
     central_return(c, list);
 }
 
@@ -444,7 +579,7 @@ static inline void *small_alloc(unsigned c)
     void *p = b->head;
     if (ML_LIKELY(p)) {
         b->head = *(void **)p;
-        b->count--;
+        b->room++;
         return p;
     }
     return small_refill(c);
@@ -455,7 +590,7 @@ static inline void small_free(void *p, unsigned c)
     struct fl_bin *b = &tc.bins[c];
     *(void **)p = b->head;
     b->head = p;
-    if (ML_UNLIKELY(++b->count > b->max))
+    if (ML_UNLIKELY(--b->room < 0))
         small_overflow(c);
 }
 
@@ -525,41 +660,129 @@ static void large_erase(struct fl_large *e)
 
 static size_t large_total(size_t n) { return (n + ML_OS_GRANULE - 1) & ~(ML_OS_GRANULE - 1); }
 
-/* *fresh says whether the memory is straight from the kernel (zero). */
-static void *large_alloc(size_t align, size_t n, int *fresh)
+/* How many bytes of freed mappings may be kept: the peak of large bytes in
+ * use, within [LARGE_CACHE_MIN, LARGE_CACHE_MAX].  Since an allocation takes
+ * a cached mapping whenever there is one, what is cached plus what is live
+ * stays near that peak.  Caller holds large_lock. */
+static size_t large_budget(void)
+{
+    size_t b = fl.large_peak;
+    return b < LARGE_CACHE_MIN ? LARGE_CACHE_MIN : b > LARGE_CACHE_MAX ? LARGE_CACHE_MAX : b;
+}
+
+/* Takes the cached mapping that best serves total bytes: the smallest that
+ * is big enough, else the biggest (to be grown).  Caller holds large_lock. */
+static void *large_cache_take(size_t total, size_t *have)
+{
+    int best = -1;
+    for (int i = 0; i < LARGE_CACHE_SLOTS; i++) {
+        if (!fl.cache[i].p)
+            continue;
+        size_t t = fl.cache[i].total;
+        if (best < 0) {
+            best = i;
+            continue;
+        }
+        size_t bt = fl.cache[best].total;
+        if (t >= total ? (bt < total || t < bt) : (bt < total && t > bt))
+            best = i;
+    }
+    if (best < 0)
+        return NULL;
+    void *p = fl.cache[best].p;
+    *have = fl.cache[best].total;
+    fl.cache_bytes -= *have;
+    fl.cache[best].p = NULL;
+    return p;
+}
+
+/* Removes the oldest cached mapping but keep into *out; 0 when none. */
+static int large_cache_evict(void *keep, void **out, size_t *total)
+{
+    int old = -1;
+    for (int i = 0; i < LARGE_CACHE_SLOTS; i++)
+        if (fl.cache[i].p && fl.cache[i].p != keep && (old < 0 || fl.cache[i].seq < fl.cache[old].seq))
+            old = i;
+    if (old < 0)
+        return 0;
+    *out = fl.cache[old].p;
+    *total = fl.cache[old].total;
+    fl.cache_bytes -= *total;
+    fl.cache[old].p = NULL;
+    return 1;
+}
+
+/* At an epoch's end: unmaps the mappings cached since before the last one. */
+static void large_decay(uint64_t epoch)
+{
+    void *gone[LARGE_CACHE_SLOTS];
+    size_t sizes[LARGE_CACHE_SLOTS], k = 0;
+    ml_mutex_lock(&fl.large_lock);
+    for (int i = 0; i < LARGE_CACHE_SLOTS; i++)
+        if (fl.cache[i].p && fl.cache[i].epoch + 1 < epoch) {
+            gone[k] = fl.cache[i].p;
+            sizes[k++] = fl.cache[i].total;
+            fl.cache_bytes -= fl.cache[i].total;
+            fl.cache[i].p = NULL;
+        }
+    ml_mutex_unlock(&fl.large_lock);
+    for (size_t i = 0; i < k; i++)
+        ml_os_unmap_user(gone[i], sizes[i]);
+}
+
+/* A large block of n bytes.  Freed mappings are reused by bytes, best fit:
+ * a bigger one is cut to size when it would waste more than a quarter, a
+ * smaller one grown by mremap, so a program that replaces big buffers in a
+ * loop does not pay mmap, a fault per page and munmap every time.  *dirty
+ * is how many leading bytes may hold old data (calloc clears those; the
+ * rest is straight from the kernel, zero). */
+static void *large_alloc(size_t align, size_t n, size_t *dirty)
 {
     if (n > ((size_t)1 << 46))
         return NULL;
     size_t total = large_total(n);
     void *p = NULL;
-    ml_mutex_lock(&fl.large_lock);
+    size_t have = 0;
+    *dirty = 0;
     if (align <= ML_OS_GRANULE) {
-        /* best fit among the cached mappings, wasting at most a quarter */
-        int best = -1;
-        for (int i = 0; i < LARGE_CACHE_SLOTS; i++)
-            if (fl.cache[i].p && fl.cache[i].total >= total && fl.cache[i].total - total <= total / 4 &&
-                (best < 0 || fl.cache[i].total < fl.cache[best].total))
-                best = i;
-        if (best >= 0) {
-            p = fl.cache[best].p;
-            total = fl.cache[best].total;
-            fl.cache_bytes -= total;
-            fl.cache[best].p = NULL;
-            *fresh = 0;
+        ml_mutex_lock(&fl.large_lock);
+        p = large_cache_take(total, &have);
+        ml_mutex_unlock(&fl.large_lock);
+    }
+    if (p) {
+        *dirty = have < n ? have : n;
+        if (have > total && have - total > total / 4) {
+            ml_os_unmap_user((char *)p + total, have - total);
+            have = total;
+        } else if (have < total) {
+            void *q = ml_os_remap_user(p, have, total, ML_OWNER_FREELIST_LARGE);
+            if (!q) {
+                ml_os_unmap_user(p, have);
+                p = NULL;
+            } else {
+                p = q;
+                have = total;
+            }
         }
     }
-    ml_mutex_unlock(&fl.large_lock);
     if (!p) {
+        *dirty = 0;
         p = ml_os_map_user(total, align, ML_OWNER_FREELIST_LARGE, 0);
         if (!p)
             return NULL;
-        *fresh = 1;
+        have = total;
+        __atomic_add_fetch(&fl.large_maps, 1, __ATOMIC_RELAXED);
     }
     ml_mutex_lock(&fl.large_lock);
-    int rc = large_insert(p, total, total);
+    int rc = large_insert(p, have, have);
+    if (!rc) {
+        fl.large_live += have;
+        if (fl.large_live > fl.large_peak)
+            fl.large_peak = fl.large_live;
+    }
     ml_mutex_unlock(&fl.large_lock);
     if (rc) {
-        ml_os_unmap_user(p, total);
+        ml_os_unmap_user(p, have);
         return NULL;
     }
     return p;
@@ -575,46 +798,36 @@ static void large_free(void *p)
     }
     size_t total = e->total;
     large_erase(e);
-    void *evict = NULL;
-    size_t evict_total = 0;
-    if (total <= LARGE_CACHE_BYTES / 4) {
+    fl.large_live -= total;
+    void *gone[LARGE_CACHE_SLOTS + 1];
+    size_t sizes[LARGE_CACHE_SLOTS + 1], k = 0;
+    size_t budget = large_budget();
+    if (total <= budget) {
         int slot = -1;
-        for (int i = 0; i < LARGE_CACHE_SLOTS; i++)
-            if (!fl.cache[i].p) {
+        for (int i = 0; i < LARGE_CACHE_SLOTS && slot < 0; i++)
+            if (!fl.cache[i].p)
                 slot = i;
-                break;
-            }
-        if (slot < 0) {
-            slot = 0; /* evict the oldest-looking: slot 0, then shift */
-            evict = fl.cache[0].p;
-            evict_total = fl.cache[0].total;
-            fl.cache_bytes -= evict_total;
-            memmove(&fl.cache[0], &fl.cache[1], sizeof fl.cache[0] * (LARGE_CACHE_SLOTS - 1));
-            slot = LARGE_CACHE_SLOTS - 1;
+        if (slot < 0 && large_cache_evict(NULL, &gone[k], &sizes[k])) {
+            k++;
+            for (int i = 0; i < LARGE_CACHE_SLOTS && slot < 0; i++)
+                if (!fl.cache[i].p)
+                    slot = i;
         }
         fl.cache[slot].p = p;
         fl.cache[slot].total = total;
+        fl.cache[slot].epoch = __atomic_load_n(&fl.epoch, __ATOMIC_RELAXED);
+        fl.cache[slot].seq = ++fl.cache_seq;
         fl.cache_bytes += total;
-        p = NULL;
-        /* keep the cache within its byte budget */
-        while (fl.cache_bytes > LARGE_CACHE_BYTES && !evict) {
-            for (int i = 0; i < LARGE_CACHE_SLOTS; i++)
-                if (fl.cache[i].p && i != slot) {
-                    evict = fl.cache[i].p;
-                    evict_total = fl.cache[i].total;
-                    fl.cache[i].p = NULL;
-                    fl.cache_bytes -= evict_total;
-                    break;
-                }
-            if (!evict)
-                break;
-        }
+        while (fl.cache_bytes > budget && k <= LARGE_CACHE_SLOTS && large_cache_evict(p, &gone[k], &sizes[k]))
+            k++;
+    } else {
+        gone[k] = p;
+        sizes[k++] = total;
     }
     ml_mutex_unlock(&fl.large_lock);
-    if (p)
-        ml_os_unmap_user(p, total);
-    if (evict)
-        ml_os_unmap_user(evict, evict_total);
+    for (size_t i = 0; i < k; i++)
+        ml_os_unmap_user(gone[i], sizes[i]);
+    fl_decay();
 }
 
 static size_t large_usable(const void *p)
@@ -658,6 +871,11 @@ static void *large_realloc(void *p, size_t n)
     if (e)
         large_erase(e);
     int rc = large_insert(q, want, want);
+    if (!rc) {
+        fl.large_live += want - total;
+        if (fl.large_live > fl.large_peak)
+            fl.large_peak = fl.large_live;
+    }
     ml_mutex_unlock(&fl.large_lock);
     if (rc) { /* cannot track it: give it back rather than lose it */
         errno = ENOMEM;
@@ -685,7 +903,7 @@ static int fl_trim(void)
 {
     ml_mutex_lock(&fl.heap_lock);
     int released = fl.dirty_bytes != 0;
-    heap_purge();
+    heap_purge(1);
     ml_mutex_unlock(&fl.heap_lock);
     ml_mutex_lock(&fl.large_lock);
     void *evict[LARGE_CACHE_SLOTS];
@@ -723,8 +941,8 @@ static void *fl_malloc(size_t n)
 {
     if (ML_LIKELY(n <= SMALL_MAX))
         return small_alloc(size_class(n));
-    int fresh;
-    return large_alloc(0, n, &fresh);
+    size_t dirty;
+    return large_alloc(0, n, &dirty);
 }
 
 static void *fl_zalloc(size_t n)
@@ -736,10 +954,10 @@ static void *fl_zalloc(size_t n)
             memset(p, 0, n);
         return p;
     }
-    int fresh;
-    void *p = large_alloc(0, n, &fresh);
-    if (p && !fresh)
-        memset(p, 0, n);
+    size_t dirty;
+    void *p = large_alloc(0, n, &dirty);
+    if (p && dirty)
+        memset(p, 0, dirty);
     return p;
 }
 
@@ -750,21 +968,18 @@ static void *fl_memalign(size_t align, size_t n)
             if (fl.class_size[c] % align == 0)
                 return small_alloc(c);
     }
-    int fresh;
-    return large_alloc(align, n, &fresh);
+    size_t dirty;
+    return large_alloc(align, n, &dirty);
 }
 
 static void fl_free(void *p)
 {
-    enum ml_owner o = ml_os_owner(p);
-    if (ML_LIKELY(o == ML_OWNER_FREELIST)) {
-        struct fl_seg *s = seg_of(p);
-        unsigned c = s->page_cls[page_of(p)];
-        if (ML_LIKELY(c))
-            small_free(p, c - 1);
+    unsigned c = fl_class_of(p);
+    if (ML_LIKELY(c)) {
+        small_free(p, c - 1);
         return;
     }
-    if (o == ML_OWNER_FREELIST_LARGE)
+    if (ml_os_owner(p) == ML_OWNER_FREELIST_LARGE)
         large_free(p);
 }
 
@@ -808,11 +1023,12 @@ static void fl_thread_exit(void)
     tc.dead = 1;
     for (unsigned c = 0; c < NCLASS; c++) {
         struct fl_bin *b = &tc.bins[c];
+        uint32_t count = bin_count(b);
         b->max = 0;
-        if (b->count) {
+        b->room = 0;
+        if (count) {
             void *list = b->head;
             b->head = NULL;
-            b->count = 0;
             central_return(c, list);
         }
     }

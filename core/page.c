@@ -339,13 +339,19 @@ static void quarantine_evict(void)
     slot_release(s);
 }
 
-/* Checks the canary, closes the data pages, and queues the slot. */
-static void block_close(struct pg_slot *s)
+/* Checks the canary, closes the data pages, and queues the slot.  Returns
+ * ML_FREE_OVERWRITTEN when the canary was damaged; says so unless quiet. */
+static int block_close(struct pg_slot *s, int quiet)
 {
     uintptr_t lo = data_lo(s), hi = data_hi(s);
-    if (!canary_intact(lo, s->user) || !canary_intact(s->user + s->size, hi))
-        ml_say("page backend: the bytes next to block %p (%zu bytes) were overwritten (out-of-bounds write)",
-               (void *)s->user, s->size);
+    int bad = 0;
+    if (!canary_intact(lo, s->user) || !canary_intact(s->user + s->size, hi)) {
+        bad = ML_FREE_OVERWRITTEN;
+        if (!quiet)
+            ml_say(
+                "page backend: the bytes next to block %p (%zu bytes) were overwritten (out-of-bounds write)",
+                (void *)s->user, s->size);
+    }
     /* The run is a VMA of its own, so this merges rather than splits and
      * does not fail for want of a map slot. */
     ml_os_protect((void *)lo, hi - lo, 0);
@@ -361,6 +367,7 @@ static void block_close(struct pg_slot *s)
     pg.q_bytes += hi - lo;
     while (pg.q_bytes > pg.q_max)
         quarantine_evict();
+    return bad;
 }
 
 /* The slot whose block starts exactly at p; NULL for anything else.  With
@@ -500,20 +507,26 @@ static void *pg_zalloc(size_t size) { return pg_alloc(pg.align, size, 1); }
 
 static void *pg_memalign(size_t align, size_t size) { return pg_alloc(align, size, 0); }
 
-static void pg_free(void *p)
+static int pg_free_quiet(void *p, int quiet)
 {
     enum ml_owner o = ml_os_owner(p);
+    int bad = 0;
     if (o == ML_OWNER_PAGE) {
         ml_mutex_lock(&pg.lock);
-        struct pg_slot *s = slot_live(p, 1);
+        struct pg_slot *s = slot_live(p, !quiet);
         if (s)
-            block_close(s);
+            bad = block_close(s, quiet);
         ml_mutex_unlock(&pg.lock);
-        return;
+        return bad;
     }
     if (pg.fb && (o == ML_OWNER_FREELIST || o == ML_OWNER_FREELIST_LARGE))
         pg.fb->free(p);
+    return 0;
 }
+
+static void pg_free(void *p) { pg_free_quiet(p, 0); }
+
+static int pg_free_checked(void *p) { return pg_free_quiet(p, 1); }
 
 static size_t pg_usable_size(const void *p)
 {
@@ -549,6 +562,28 @@ static void *pg_realloc(void *p, size_t size)
     return q;
 }
 
+/* Every page of a slot that is not the live block's data pages is
+ * PROT_NONE, so a fault in a slot belongs to the block placed in it: past
+ * its end or before its start while it is live, anywhere in it once it is
+ * quarantined. */
+static int pg_describe_fault(uintptr_t a, struct ml_fault_block *out)
+{
+    int found = 0;
+    ml_mutex_lock(&pg.lock);
+    struct pg_region *r = region_find(a);
+    if (r) {
+        struct pg_slot *s = &r->slot[(a - r->base) / r->slot_bytes];
+        if (s < r->slot + r->carved && (s->state == PG_LIVE || s->state == PG_QUARANTINED) && s->user) {
+            out->user = s->user;
+            out->size = s->size;
+            out->freed = s->state == PG_QUARANTINED;
+            found = 1;
+        }
+    }
+    ml_mutex_unlock(&pg.lock);
+    return found;
+}
+
 static void pg_thread_exit(void)
 {
     if (pg.fb && pg.fb->thread_exit)
@@ -573,9 +608,11 @@ const struct ml_backend ml_backend_page = {
     .zalloc = pg_zalloc,
     .memalign = pg_memalign,
     .free = pg_free,
+    .free_checked = pg_free_checked,
+    .describe_fault = pg_describe_fault,
     .realloc = pg_realloc,
     .usable_size = pg_usable_size,
     .thread_exit = pg_thread_exit,
     .atfork = pg_atfork,
-    .flags = ML_BACKEND_GUARDS_FREED,
+    .flags = ML_BACKEND_GUARDS_FREED | ML_BACKEND_SPACED,
 };

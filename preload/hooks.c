@@ -126,11 +126,14 @@ static void on_exit_handler(int status, void *unused)
 
 static const int fatal_signals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGTRAP, SIGSYS};
 
-static void on_fatal_signal(int sig)
+static void on_fatal_signal(int sig, siginfo_t *si, void *uc)
 {
     /* SA_RESETHAND already restored the default action. */
-    if (!ml_trace_guard_enter()) /* not crashed inside mallard itself */
+    if (!ml_trace_guard_enter()) { /* not crashed inside mallard itself */
+        if (sig == SIGSEGV || sig == SIGBUS)
+            ml_trace_fault(si, uc); /* a guard page or a freed block: name it */
         ml_trace_finish(ML_EXIT_SIGNAL, sig, &ml_opts);
+    }
     raise(sig);
 }
 
@@ -147,8 +150,8 @@ void ml_hooks_start(void)
             (old.sa_flags & SA_SIGINFO))
             continue;
         struct sigaction sa = {0};
-        sa.sa_handler = on_fatal_signal;
-        sa.sa_flags = SA_RESETHAND | SA_NODEFER | SA_ONSTACK;
+        sa.sa_sigaction = on_fatal_signal;
+        sa.sa_flags = SA_SIGINFO | SA_RESETHAND | SA_NODEFER | SA_ONSTACK;
         sigemptyset(&sa.sa_mask);
         sigaction(fatal_signals[i], &sa, NULL);
     }

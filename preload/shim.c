@@ -23,12 +23,16 @@
 #define ML_EXPORT __attribute__((visibility("default")))
 #define ML_READY_NOW() ML_LIKELY(__atomic_load_n(&ml_state, __ATOMIC_RELAXED) == ML_READY)
 
+/* A request for 0 bytes: 1 for a backend, 0 for the trace layer, which
+ * reports the size the program asked for (ML_BACKEND_TAKES_ZERO). */
+static inline size_t zero_request(void) { return !(ml_active->flags & ML_BACKEND_TAKES_ZERO); }
+
 static inline void *alloc_aligned(size_t align, size_t size)
 {
-    if (size == 0)
-        size = 1;
     if (!ML_READY_NOW())
-        return ml_boot_alloc(align, size);
+        return ml_boot_alloc(align, size ? size : 1);
+    if (size == 0)
+        size = zero_request();
     void *p = align <= 16 ? ml_active->malloc(size) : ml_active->memalign(align, size);
     if (ML_UNLIKELY(!p))
         errno = ENOMEM;
@@ -123,11 +127,9 @@ static void *memalign_glibc(size_t align, size_t size)
     if (align <= 16) {
         /* An explicit request still goes to memalign: with
          * MALLARD_PAGE_ALIGN=1, malloc's blocks are byte-aligned. */
-        if (size == 0)
-            size = 1;
         if (!ML_READY_NOW())
-            return ml_boot_alloc(16, size);
-        void *p = ml_active->memalign(16, size);
+            return ml_boot_alloc(16, size ? size : 1);
+        void *p = ml_active->memalign(16, size ? size : zero_request());
         if (ML_UNLIKELY(!p))
             errno = ENOMEM;
         return p;

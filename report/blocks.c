@@ -6,7 +6,8 @@
  * 256 shards chosen by a hash of the address, each an open-addressing table
  * with linear probing and backward-shift deletion (no tombstones) under its
  * own lock: threads meet only when they touch the same shard at the same
- * moment.  A record is 24 bytes and tables stay between 3/8 and 3/4 full,
+ * moment.  A live record keeps the allocation's sequence number where a
+ * freed one keeps its free stack.  A record is 24 bytes and tables stay between 3/8 and 3/4 full,
  * about 40 bytes per live block on average.
  */
 #include <stddef.h>
@@ -25,9 +26,9 @@
 
 struct rec {
     uintptr_t addr;  /* 0: empty slot */
-    uint64_t packed; /* size:40, tag:16, state:8 */
+    uint64_t packed; /* size:40, tag:16, state:4, kind:2 */
     uint32_t stack;
-    uint32_t free_stack;
+    uint32_t free_stack; /* freed records; a live one keeps its sequence number here */
 };
 
 struct shard {
@@ -48,18 +49,21 @@ static inline uint64_t mix(uintptr_t a)
 
 static inline struct shard *shard_of(uint64_t h) { return &shards[h >> (64 - SHARD_BITS)]; }
 
-static inline uint64_t pack(uint64_t size, uint16_t tag, uint8_t state)
+static inline uint64_t pack(uint64_t size, uint16_t tag, uint8_t state, unsigned kind)
 {
     if (size > SIZE_MASK)
         size = SIZE_MASK;
-    return size | ((uint64_t)tag << SIZE_BITS) | ((uint64_t)state << 56);
+    return size | ((uint64_t)tag << SIZE_BITS) | ((uint64_t)(state & 15) << 56) |
+           ((uint64_t)(kind & 3) << 60);
 }
 
-static inline uint8_t state_of(const struct rec *r) { return (uint8_t)(r->packed >> 56); }
+static inline uint8_t state_of(const struct rec *r) { return (uint8_t)((r->packed >> 56) & 15); }
+
+static inline uint8_t kind_of(const struct rec *r) { return (uint8_t)((r->packed >> 60) & 3); }
 
 static inline void set_state(struct rec *r, uint8_t state)
 {
-    r->packed = (r->packed & ~(0xffull << 56)) | ((uint64_t)state << 56);
+    r->packed = (r->packed & ~(0xfull << 56)) | ((uint64_t)(state & 15) << 56);
 }
 
 static void unpack(const struct rec *r, struct ml_block_rec *out)
@@ -68,8 +72,10 @@ static void unpack(const struct rec *r, struct ml_block_rec *out)
     out->size = r->packed & SIZE_MASK;
     out->tag = (uint16_t)(r->packed >> SIZE_BITS);
     out->state = state_of(r);
+    out->kind = kind_of(r);
     out->stack = r->stack;
-    out->free_stack = r->free_stack;
+    out->free_stack = out->state == ML_BLOCK_FREED ? r->free_stack : 0;
+    out->seq = out->state == ML_BLOCK_FREED ? 0 : r->free_stack;
 }
 
 static int grow(struct shard *s)
@@ -121,7 +127,7 @@ static void erase(struct shard *s, size_t j)
     s->count--;
 }
 
-int ml_blocks_insert(uintptr_t addr, uint64_t size, uint32_t stack, uint16_t tag)
+int ml_blocks_insert(uintptr_t addr, uint64_t size, uint32_t stack, uint16_t tag, uint32_t seq, unsigned kind)
 {
     uint64_t h = mix(addr);
     struct shard *s = shard_of(h);
@@ -133,7 +139,7 @@ int ml_blocks_insert(uintptr_t addr, uint64_t size, uint32_t stack, uint16_t tag
     size_t j = probe(s, addr, h);
     if (!s->slots[j].addr)
         s->count++;
-    s->slots[j] = (struct rec){addr, pack(size, tag, ML_BLOCK_LIVE), stack, 0};
+    s->slots[j] = (struct rec){addr, pack(size, tag, ML_BLOCK_LIVE, kind), stack, seq};
     ml_tr_unlock(&s->lock);
     return 0;
 }
@@ -178,6 +184,37 @@ void ml_blocks_set_free_stack(uintptr_t addr, uint32_t free_stack)
     ml_tr_unlock(&s->lock);
 }
 
+void ml_blocks_set_kind(uintptr_t addr, unsigned kind)
+{
+    uint64_t h = mix(addr);
+    struct shard *s = shard_of(h);
+    ml_tr_lock(&s->lock);
+    struct rec *r = find(s, addr, h);
+    if (r && state_of(r) != ML_BLOCK_FREED)
+        r->packed = (r->packed & ~(3ull << 60)) | ((uint64_t)(kind & 3) << 60);
+    ml_tr_unlock(&s->lock);
+}
+
+int ml_blocks_find_containing(uintptr_t a, struct ml_block_rec *out)
+{
+    int found = 0;
+    for (unsigned i = 0; i < SHARDS; i++) {
+        struct shard *s = &shards[i];
+        ml_tr_lock(&s->lock);
+        for (size_t j = 0; j < s->cap; j++) {
+            const struct rec *r = &s->slots[j];
+            uint64_t size = r->packed & SIZE_MASK;
+            if (!r->addr || r->addr > a || a - r->addr >= (size ? size : 1))
+                continue;
+            if (!found || r->addr > out->addr)
+                unpack(r, out);
+            found = 1;
+        }
+        ml_tr_unlock(&s->lock);
+    }
+    return found ? 0 : -1;
+}
+
 int ml_blocks_remove(uintptr_t addr, struct ml_block_rec *out)
 {
     uint64_t h = mix(addr);
@@ -191,6 +228,17 @@ int ml_blocks_remove(uintptr_t addr, struct ml_block_rec *out)
     }
     ml_tr_unlock(&s->lock);
     return r ? 0 : -1;
+}
+
+void ml_blocks_remove_freed(uintptr_t addr)
+{
+    uint64_t h = mix(addr);
+    struct shard *s = shard_of(h);
+    ml_tr_lock(&s->lock);
+    struct rec *r = find(s, addr, h);
+    if (r && state_of(r) == ML_BLOCK_FREED)
+        erase(s, (size_t)(r - s->slots));
+    ml_tr_unlock(&s->lock);
 }
 
 int ml_blocks_lookup(uintptr_t addr, struct ml_block_rec *out)
@@ -235,9 +283,12 @@ size_t ml_blocks_snapshot(struct ml_live *out, size_t cap, int locked)
             uint8_t state = state_of(r);
             if (!r->addr || state == ML_BLOCK_FREED)
                 continue;
-            out[n++] = (struct ml_live){r->addr,  r->packed & SIZE_MASK,
-                                        r->stack, (uint16_t)(r->packed >> SIZE_BITS),
-                                        0,        (uint8_t)(state == ML_BLOCK_INHERITED)};
+            out[n++] = (struct ml_live){.addr = r->addr,
+                                        .size = r->packed & SIZE_MASK,
+                                        .stack = r->stack,
+                                        .seq = r->free_stack,
+                                        .tag = (uint16_t)(r->packed >> SIZE_BITS),
+                                        .flags = (uint8_t)(state == ML_BLOCK_INHERITED)};
         }
         if (locked)
             ml_tr_unlock(&s->lock);

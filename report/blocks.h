@@ -15,13 +15,24 @@ struct ml_block_rec {
     uintptr_t addr;
     uint64_t size; /* requested size (saturates at 2^40 - 1) */
     uint32_t stack, free_stack;
+    uint32_t seq; /* allocation sequence number (live records) */
     uint16_t tag;
     uint8_t state;
+    uint8_t kind; /* enum ml_alloc_kind: which call allocated it (2 bits) */
 };
 
-/* Records a live block; replaces any record at addr.  0, or -1 when the
- * table cannot grow (the block is then simply not traced). */
-int ml_blocks_insert(uintptr_t addr, uint64_t size, uint32_t stack, uint16_t tag);
+/* Records a live block; replaces any record at addr.  seq orders the
+ * allocations (report/reach.c: the first-allocated block of a lost cycle
+ * is its definite one).  0, or -1 when the table cannot grow (the block is
+ * then simply not traced).  kind: enum ml_alloc_kind. */
+int ml_blocks_insert(uintptr_t addr, uint64_t size, uint32_t stack, uint16_t tag, uint32_t seq,
+                     unsigned kind);
+/* Sets the allocation kind of the live record at addr. */
+void ml_blocks_set_kind(uintptr_t addr, unsigned kind);
+/* The record (live, inherited or freed) whose block [addr, addr+size)
+ * holds a, nearest below a; 0 or -1.  Walks the whole table: for error
+ * reports only, never a hot path. */
+int ml_blocks_find_containing(uintptr_t a, struct ml_block_rec *out);
 /* Marks addr freed.  1: it was live (*out holds it as it was); 0: it was
  * already freed (*out holds the freed record); -1: unknown address. */
 int ml_blocks_free(uintptr_t addr, uint32_t free_stack, struct ml_block_rec *out);
@@ -30,6 +41,8 @@ int ml_blocks_free(uintptr_t addr, uint32_t free_stack, struct ml_block_rec *out
 void ml_blocks_set_free_stack(uintptr_t addr, uint32_t free_stack);
 /* Drops the record at addr (*out gets it when out is non-NULL); 0 or -1. */
 int ml_blocks_remove(uintptr_t addr, struct ml_block_rec *out);
+/* Drops the record at addr only if it is a freed one. */
+void ml_blocks_remove_freed(uintptr_t addr);
 /* Copies the record at addr; 0 or -1. */
 int ml_blocks_lookup(uintptr_t addr, struct ml_block_rec *out);
 /* In a fork child: every live block now belongs to the parent's report. */

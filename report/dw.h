@@ -25,6 +25,8 @@
     X(dwfl_module_build_id)                                                                                  \
     X(dwfl_module_getsrc)                                                                                    \
     X(dwfl_module_addrinfo)                                                                                  \
+    X(dwfl_module_getsymtab)                                                                                 \
+    X(dwfl_module_getsym_info)                                                                               \
     X(dwfl_module_addrdie)                                                                                   \
     X(dwfl_lineinfo)                                                                                         \
     X(dwfl_offline_section_address)                                                                          \
@@ -35,6 +37,10 @@
     X(dwarf_tag)                                                                                             \
     X(dwarf_srclang)                                                                                         \
     X(dwarf_getscopes)                                                                                       \
+    X(dwarf_getscopes_die)                                                                                   \
+    X(dwarf_formudata)                                                                                       \
+    X(dwarf_getsrcfiles)                                                                                     \
+    X(dwarf_filesrc)                                                                                         \
     X(dwarf_formstring)                                                                                      \
     X(dwarf_diename)                                                                                         \
     X(dwelf_elf_gnu_build_id)                                                                                \
@@ -61,6 +67,8 @@ int ml_dw_load(void);
 #define dwfl_module_build_id ml_dw.dwfl_module_build_id
 #define dwfl_module_getsrc ml_dw.dwfl_module_getsrc
 #define dwfl_module_addrinfo ml_dw.dwfl_module_addrinfo
+#define dwfl_module_getsymtab ml_dw.dwfl_module_getsymtab
+#define dwfl_module_getsym_info ml_dw.dwfl_module_getsym_info
 #define dwfl_module_addrdie ml_dw.dwfl_module_addrdie
 #define dwfl_lineinfo ml_dw.dwfl_lineinfo
 #define dwfl_offline_section_address ml_dw.dwfl_offline_section_address
@@ -71,6 +79,10 @@ int ml_dw_load(void);
 #define dwarf_tag ml_dw.dwarf_tag
 #define dwarf_srclang ml_dw.dwarf_srclang
 #define dwarf_getscopes ml_dw.dwarf_getscopes
+#define dwarf_getscopes_die ml_dw.dwarf_getscopes_die
+#define dwarf_formudata ml_dw.dwarf_formudata
+#define dwarf_getsrcfiles ml_dw.dwarf_getsrcfiles
+#define dwarf_filesrc ml_dw.dwarf_filesrc
 #define dwarf_formstring ml_dw.dwarf_formstring
 #define dwarf_diename ml_dw.dwarf_diename
 #define dwelf_elf_gnu_build_id ml_dw.dwelf_elf_gnu_build_id

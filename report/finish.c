@@ -2,8 +2,10 @@
  *
  * Record now, interpret at exit: snapshot the live blocks, sort them by
  * address, classify them by reachability (reach.c), drop what the
- * suppressions match, group the rest by (kind, stack, tag), sort the groups
- * by bytes and hand the model to the text or JSON writer (write_text.c, write_json.c).  Runs
+ * suppressions match, group the rest by (kind, stack, tag), roll each
+ * indirect block up into the definite group of its owner, sort the groups
+ * by bytes (a definite group's with the indirect bytes it owns) and hand
+ * the model to the text or JSON writer (write_text.c, write_json.c).  Runs
  * once per process, with the recursion guard set so that whatever libdw or
  * the unwinder allocate comes from the meta heap.
  */
@@ -146,21 +148,42 @@ static struct ml_leak_group *group_get(struct group_map *m, unsigned kind, ml_st
     }
     m->n++;
     /* tag holds the id until the groups are finished */
-    m->g[j] = (struct ml_leak_group){(enum ml_kind)kind, 0, 0, (const char *)(uintptr_t)tag, s};
+    m->g[j] =
+        (struct ml_leak_group){.kind = (enum ml_kind)kind, .tag = (const char *)(uintptr_t)tag, .stack = s};
     return &m->g[j];
 }
 
+/* The group of (kind, s, tag) if there is one; never adds. */
+static struct ml_leak_group *group_find(const struct group_map *m, unsigned kind, ml_stack_id s, uint16_t tag)
+{
+    if (!m->cap)
+        return NULL;
+    size_t j = group_hash(kind, s, tag) & (m->cap - 1);
+    for (; m->g[j].blocks; j = (j + 1) & (m->cap - 1)) {
+        const struct ml_leak_group *e = &m->g[j];
+        if (e->kind == kind && e->stack == s && (uint16_t)(uintptr_t)e->tag == tag)
+            return &m->g[j];
+    }
+    return NULL;
+}
+
+/* Until the report is finished a group's tag field holds the tag's id. */
+static uint16_t gm_tag_id(const struct ml_leak_group *g) { return (uint16_t)(uintptr_t)g->tag; }
+
+static uint64_t group_total(const struct ml_leak_group *g) { return g->bytes + g->indirect_bytes; }
+
 static void sort_groups(struct ml_leak_group *g, size_t n)
 {
-    /* shell sort: bytes descending, then kind, then stack id for stability */
+    /* shell sort: total bytes descending, then kind, then stack id for
+     * stability */
     static const size_t gaps[] = {701, 301, 132, 57, 23, 10, 4, 1};
     for (size_t gi = 0; gi < sizeof gaps / sizeof gaps[0]; gi++) {
         size_t gap = gaps[gi];
         for (size_t i = gap; i < n; i++) {
             struct ml_leak_group v = g[i];
             size_t j = i;
-            while (j >= gap && (g[j - gap].bytes < v.bytes ||
-                                (g[j - gap].bytes == v.bytes &&
+            while (j >= gap && (group_total(&g[j - gap]) < group_total(&v) ||
+                                (group_total(&g[j - gap]) == group_total(&v) &&
                                  (g[j - gap].kind > v.kind ||
                                   (g[j - gap].kind == v.kind && g[j - gap].stack > v.stack))))) {
                 g[j] = g[j - gap];
@@ -169,6 +192,84 @@ static void sort_groups(struct ml_leak_group *g, size_t n)
             g[j] = v;
         }
     }
+}
+
+/* After the sort: gives every indirect group the indexes of the definite
+ * groups that own its blocks.  The groups sit compacted in g->g[0..ng);
+ * a table of their keys finds them again. */
+static void link_owners(struct group_map *gm, size_t ng, const struct ml_live *live, size_t n,
+                        const uint8_t *inherited, size_t nowned, int show_reachable)
+{
+    if (!nowned)
+        return;
+    struct group_map ix = {0};
+    /* a map from key to sorted index: the index rides in .blocks (+1),
+     * the index among the listed leaks in .bytes */
+    size_t cap = 256;
+    while (cap < 2 * ng + 2)
+        cap *= 2;
+    ix.g = ml_meta_alloc(cap * sizeof *ix.g);
+    uint64_t *pairs = ml_meta_alloc(nowned * sizeof *pairs); /* indirect index << 32 | owner index */
+    if (!ix.g || !pairs) {
+        ml_meta_free(ix.g);
+        ml_meta_free(pairs);
+        return;
+    }
+    ix.cap = cap;
+    size_t listed_before = 0;
+    for (size_t k = 0; k < ng; k++) {
+        const struct ml_leak_group *e = &gm->g[k];
+        size_t j = group_hash(e->kind, e->stack, gm_tag_id(e)) & (cap - 1);
+        while (ix.g[j].blocks)
+            j = (j + 1) & (cap - 1);
+        ix.g[j] = (struct ml_leak_group){.kind = e->kind,
+                                         .stack = e->stack,
+                                         .tag = (const char *)(uintptr_t)gm_tag_id(e),
+                                         .blocks = k + 1,
+                                         .bytes = k - listed_before};
+        ix.n++;
+        /* the index in the report's leaks, which lists reachable groups
+         * only with MALLARD_SHOW=all */
+        if (e->kind == ML_KIND_REACHABLE && !show_reachable)
+            listed_before++;
+    }
+    size_t np = 0;
+    for (size_t i = 0; i < n && np < nowned; i++) {
+        const struct ml_live *b = &live[i];
+        if (b->kind != ML_KIND_INDIRECT || (inherited && inherited[i]) || b->owner >= n)
+            continue;
+        const struct ml_live *o = &live[b->owner];
+        const struct ml_leak_group *og = group_find(&ix, ML_KIND_DEFINITE, o->stack, o->tag);
+        const struct ml_leak_group *bg = group_find(&ix, ML_KIND_INDIRECT, b->stack, b->tag);
+        if (og && bg)
+            pairs[np++] = (bg->blocks - 1) << 32 | og->bytes;
+    }
+    /* sort the pairs (shell sort), then hand each indirect group its run */
+    static const size_t gaps[] = {701, 301, 132, 57, 23, 10, 4, 1};
+    for (size_t gi = 0; gi < sizeof gaps / sizeof gaps[0]; gi++)
+        for (size_t i = gaps[gi]; i < np; i++) {
+            uint64_t v = pairs[i];
+            size_t j = i;
+            for (; j >= gaps[gi] && pairs[j - gaps[gi]] > v; j -= gaps[gi])
+                pairs[j] = pairs[j - gaps[gi]];
+            pairs[j] = v;
+        }
+    uint32_t *owners = (uint32_t *)pairs; /* compacted in place: 4 bytes per 8 read */
+    size_t w = 0;
+    for (size_t i = 0; i < np;) {
+        size_t gidx = (size_t)(pairs[i] >> 32);
+        size_t first = w;
+        uint32_t last = UINT32_MAX;
+        for (; i < np && (size_t)(pairs[i] >> 32) == gidx; i++) {
+            uint32_t own = (uint32_t)pairs[i];
+            if (own != last)
+                owners[w++] = own;
+            last = own;
+        }
+        gm->g[gidx].owners = owners + first;
+        gm->g[gidx].nowners = (uint32_t)(w - first);
+    }
+    ml_meta_free(ix.g);
 }
 
 /* ---- process facts ---------------------------------------------------- */
@@ -303,9 +404,13 @@ static int finish_once(enum ml_exit_how how, int status, const struct ml_options
     for (size_t i = 0; inherited && i < n; i++)
         inherited[i] = live[i].flags;
 
+    /* where the program called exit, _exit or exec: the scan starts there */
+    struct ml_exit_frame ef;
+    int have_ef = how != ML_EXIT_SIGNAL && ml_exit_frame_find((int)how, &ef) == 0;
+
     struct skip_ctx skip = {.n = 0};
     dl_iterate_phdr(find_own_data, &skip);
-    ml_reach_classify(live, n, skip.r, skip.n);
+    ml_reach_classify(live, n, skip.r, skip.n, have_ef ? &ef : NULL);
 
     ml_supp_load(o->suppressions);
     struct ml_report r;
@@ -358,17 +463,34 @@ static int finish_once(enum ml_exit_how how, int status, const struct ml_options
             g->blocks++;
         }
     }
+    /* the owner roll-up: each indirect block's bytes go to the definite
+     * group of the block that owns it (none when that one is suppressed) */
+    size_t nowned = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct ml_live *b = &live[i];
+        if (b->kind != ML_KIND_INDIRECT || (inherited && inherited[i]) || b->owner >= n)
+            continue;
+        const struct ml_live *ob = &live[b->owner];
+        struct ml_leak_group *og = group_find(&gm, ML_KIND_DEFINITE, ob->stack, ob->tag);
+        if (!og || !group_find(&gm, ML_KIND_INDIRECT, b->stack, b->tag))
+            continue; /* the owner or the block itself was suppressed */
+        og->indirect_bytes += b->size;
+        og->indirect_blocks++;
+        nowned++;
+    }
     /* compact the groups and resolve tag names */
     size_t ng = 0;
     for (size_t i = 0; i < gm.cap; i++) {
         if (!gm.g[i].blocks)
             continue;
-        struct ml_leak_group g = gm.g[i];
-        uint16_t tag = (uint16_t)(uintptr_t)g.tag;
-        g.tag = tag ? ml_tr.tags[tag].name : NULL;
-        gm.g[ng++] = g;
+        gm.g[ng++] = gm.g[i];
     }
     sort_groups(gm.g, ng);
+    link_owners(&gm, ng, live, n, inherited, nowned, o->show == ML_SHOW_ALL);
+    for (size_t i = 0; i < ng; i++) {
+        uint16_t tag = gm_tag_id(&gm.g[i]);
+        gm.g[i].tag = tag ? ml_tr.tags[tag].name : NULL;
+    }
 
     size_t ntags = ml_tr.ntags;
     struct ml_tag_stats *tags = ml_meta_alloc((ntags + 1) * sizeof *tags);
@@ -406,23 +528,25 @@ static int finish_once(enum ml_exit_how how, int status, const struct ml_options
         ml_trace_guard_leave(was);
         return status;
     }
-    int clean = !found && !r.show_reachable;
-    /* A clean process says nothing, as LSan does, since programs capture
-     * and compare stderr (CMake, $(cmd 2>&1), tests).  It prints its one
-     * line only when asked: the top of a tree the mallard command started
-     * (MALLARD_SUMMARY=auto, unless that process is exec'ing into another
-     * program), or every process (all, -v); none (-q) prints nothing.  A
-     * JSON report file is still written, so a tree's reports can be merged. */
+    int clean_text = o->format == ML_FORMAT_TEXT && !found && !r.show_reachable && !r.suppressed.blocks;
+    /* A clean process prints its one line only when asked: the top of a
+     * tree the mallard command started (MALLARD_SUMMARY=auto; not while it
+     * execs into the next image, which will say it), or every process (all,
+     * -v); none (-q) prints nothing. */
     int summary = o->summary == ML_SUMMARY_ALL ||
                   (o->summary == ML_SUMMARY_AUTO && o->top_pid == r.pid && how != ML_EXIT_EXEC);
-    if (clean && !summary && (!o->report[0] || o->format == ML_FORMAT_TEXT)) {
+    /* Nothing found and nothing asked for: a report bound for stderr says
+     * nothing at all, in any format and whatever was suppressed, as LSan
+     * does, since programs capture and compare stderr (CMake, $(cmd 2>&1),
+     * tests). */
+    if ((clean_text && !summary) || (!found && !r.show_reachable && !o->report[0] && !summary)) {
         ml_trace_guard_leave(was);
         return status;
     }
     int owned;
     int fd = open_report(o, &owned);
     int rc;
-    if (o->format == ML_FORMAT_TEXT && clean && !r.suppressed.blocks) {
+    if (clean_text || (!found && !r.show_reachable && summary && o->format == ML_FORMAT_TEXT)) {
         /* Nothing to show: one line, not a page per process (a shell
          * script runs dozens of them, each writing its own report). */
         const char *name = r.argv && r.argv[0] ? r.argv[0] : r.exe ? r.exe : "?";

@@ -36,4 +36,11 @@ struct ml_trace_state {
 
 extern struct ml_trace_state ml_tr;
 
+/* Records an error made by the calling thread (its tid and name are
+ * filled in).  For callers outside trace.c: the fatal-signal path. */
+void ml_trace_record_error(struct ml_error *e);
+
+/* The backend the decorator wraps. */
+const struct ml_backend *ml_trace_inner(void);
+
 #endif

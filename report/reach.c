@@ -11,16 +11,30 @@
  *      its stack block (the main thread's TLS, made by ld.so), the TLS and
  *      descriptor of exited threads whose blocks glibc keeps cached, the
  *      calling thread's spilled registers and its stack from the current
- *      stack pointer up, and every other private anonymous writable mapping
- *      that holds no live block (memory a program manages itself, like
- *      Python's object arenas, as valgrind scans it).  Every root loses the
- *      skip ranges and any 64 KiB granule mallard owns (meta heap, backend
- *      heaps).  A word marks the block whose [addr, addr + max(size,1))
- *      holds it, found by binary search; marked blocks go on an explicit
- *      work stack and are scanned in turn, so chains of any length are fine.
- *   3. Cliques: walk the unmarked blocks in address order; each one not yet
- *      classified becomes DEFINITE and every unmarked block reachable from
- *      it becomes INDIRECT, including an earlier leader it reaches.
+ *      stack pointer up (at exit: from the stack pointer of the frame that
+ *      called exit, _exit or exec, with its callee-saved registers, so that
+ *      neither mallard's frames nor the dead ones of returned functions
+ *      count), and all other private anonymous writable memory, 64 KiB
+ *      granule by granule, that mallard does not own and that holds no live
+ *      block (memory a program manages itself, like Python's object arenas,
+ *      as valgrind scans it; the kernel may merge such a mapping with one of
+ *      mallard's into one /proc/self/maps entry, so the entry says nothing).
+ *      Every root loses the skip ranges and any granule mallard owns (meta
+ *      heap, backend heaps).  A word marks the block whose
+ *      [addr, addr + max(size,1)) holds it, found by binary search; marked
+ *      blocks go on an explicit work stack and are scanned in turn, so
+ *      chains of any length are fine.
+ *   3. Pointed: every unmarked block is scanned once, and each unmarked
+ *      block another one points to is flagged.
+ *   4. Cliques: walk the unmarked blocks, first those no other points to,
+ *      then the rest (cycles, and what hangs off them), each group in
+ *      allocation order.  Each one not yet classified becomes DEFINITE, a
+ *      leader, and every unmarked block reachable from it becomes INDIRECT,
+ *      owned by it; an earlier leader it reaches (only possible in the
+ *      second walk) becomes INDIRECT too, its blocks passing to the new
+ *      leader.  So the definite block of a structure is the one nothing else
+ *      lost points to, and of a pure cycle the first allocated (valgrind
+ *      takes the lowest address, which its allocator hands out first).
  *
  * Invariants: blocks[] is sorted by addr and its blocks do not overlap;
  * each block enters the work stack once per phase, so the stack holds at
@@ -55,10 +69,15 @@
 #include <unistd.h>
 
 /* flags, scratch per block */
-#define F_MARK 1u    /* reached from a root */
-#define F_DONE 2u    /* classified by a clique walk */
-#define F_SCANNED 4u /* its words were (or are being) read */
-#define F_NOREAD 8u  /* not inside readable memory: never read */
+#define F_MARK 1u     /* reached from a root */
+#define F_DONE 2u     /* classified by a clique walk */
+#define F_SCANNED 4u  /* its words were (or are being) read */
+#define F_NOREAD 8u   /* not inside readable memory: never read */
+#define F_POINTED 16u /* unmarked, and another unmarked block points to it */
+#define F_LEADER 32u  /* DEFINITE, the head of a clique (until an other reaches it) */
+
+/* what reach_hit does with a hit */
+enum reach_mode { MODE_ROOTS, MODE_POINTED, MODE_CLIQUE };
 
 /* map flags */
 #define M_READ 1u
@@ -86,7 +105,8 @@ struct reach {
     size_t nindex;
     size_t *work;
     size_t top;
-    size_t leader; /* phase 2: the clique's leader; SIZE_MAX in phase 1 */
+    enum reach_mode mode;
+    size_t leader; /* MODE_POINTED: the block being read; MODE_CLIQUE: the clique's leader */
     struct reach_map *maps;
     size_t nmaps;
     char *maps_text;       /* kept to the end: unmapping it would stale the snapshot */
@@ -354,21 +374,30 @@ static inline void reach_hit(struct reach *st, uintptr_t w)
         return;
     struct ml_live *blk = (struct ml_live *)base;
     size_t j = (size_t)(blk - st->b);
-    if (st->leader == SIZE_MAX) {
+    if (st->mode == MODE_ROOTS) {
         if (blk->flags & F_MARK)
             return;
         blk->flags |= F_MARK;
         blk->kind = ML_KIND_REACHABLE;
+    } else if (st->mode == MODE_POINTED) {
+        if (!(blk->flags & F_MARK) && j != st->leader)
+            blk->flags |= F_POINTED;
+        return;
     } else {
         if ((blk->flags & F_MARK) || j == st->leader)
             return;
         if (blk->flags & F_DONE) {
-            /* an earlier leader: reached from this clique, so not its head */
-            blk->kind = ML_KIND_INDIRECT;
+            if (blk->flags & F_LEADER) {
+                /* an earlier leader reached from this clique: not a head */
+                blk->flags &= (uint8_t)~F_LEADER;
+                blk->kind = ML_KIND_INDIRECT;
+                blk->owner = (uint32_t)st->leader;
+            }
             return;
         }
         blk->flags |= F_DONE;
         blk->kind = ML_KIND_INDIRECT;
+        blk->owner = (uint32_t)st->leader;
     }
     st->work[st->top++] = j;
 }
@@ -502,6 +531,20 @@ static void root_add(struct reach *st, uintptr_t lo, uintptr_t hi)
     }
 }
 
+/* Reads the words of one block. */
+static void scan_block(struct reach *st, const struct ml_live *blk)
+{
+    uintptr_t lo = blk->addr, hi = blk->addr + blk->size;
+    if (hi - lo >= REACH_PAGEMAP_MIN && st->pagemap >= 0) {
+        const struct reach_map *m = map_find(st, lo);
+        if (m && (m->flags & M_ANON) && hi <= m->hi) {
+            scan_touched(st, lo, hi); /* a big block, barely written */
+            return;
+        }
+    }
+    scan_guarded(st, lo, hi);
+}
+
 static void drain(struct reach *st)
 {
     for (;;) {
@@ -511,15 +554,7 @@ static void drain(struct reach *st)
             if (blk->flags & (F_SCANNED | F_NOREAD))
                 continue;
             blk->flags |= F_SCANNED;
-            uintptr_t lo = blk->addr, hi = blk->addr + blk->size;
-            if (hi - lo >= REACH_PAGEMAP_MIN && st->pagemap >= 0) {
-                const struct reach_map *m = map_find(st, lo);
-                if (m && (m->flags & M_ANON) && hi <= m->hi) {
-                    scan_touched(st, lo, hi); /* a big block, barely written */
-                    continue;
-                }
-            }
-            scan_guarded(st, lo, hi);
+            scan_block(st, blk);
         }
         if (!st->lost)
             return;
@@ -612,12 +647,19 @@ static int thread_block_intact(const struct reach *st, uintptr_t tp)
     return tcb[0] == tp && tcb[2] == tp;
 }
 
-/* Everything after the register spill; `sp` is below the spill's frame. */
-static __attribute__((noinline)) void reach_run(struct reach *st)
+/* The threads, as the roots see them. */
+struct thread_set {
+    struct ml_thread_root *th;
+    size_t n;
+    uintptr_t self;             /* pthread_self() of the scanning thread */
+    uintptr_t self_lo, self_hi; /* its stack */
+};
+
+/* Lists the threads, drops exited ones whose block is gone, finds the
+ * calling thread's stack around sp and builds st->excl: the skip ranges
+ * and every thread stack, which the anonymous roots must not take again. */
+static void threads_collect(struct reach *st, struct thread_set *ts, uintptr_t sp)
 {
-    /* Below the caller's frame, which holds the spilled registers. */
-    uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
-    /* threads */
     struct ml_thread_root *th = NULL;
     size_t nth = ml_threads_list(NULL, 0);
     while (nth) {
@@ -642,7 +684,7 @@ static __attribute__((noinline)) void reach_run(struct reach *st)
             i++;
     }
 
-    /* the calling thread: from sp to the top of its stack block */
+    /* the calling thread: the stack block that holds sp */
     uintptr_t self_lo = sp, self_hi = 0;
     for (size_t i = 0; i < nth; i++) {
         if (th[i].tp != self || th[i].gone)
@@ -660,7 +702,6 @@ static __attribute__((noinline)) void reach_run(struct reach *st)
         self_hi = m ? m->hi : sp;
     }
 
-    /* exclusions for anonymous roots: skip, and every stack handled below */
     size_t nex = st->nskip + nth + 1;
     st->excl = ml_meta_alloc(nex * sizeof *st->excl);
     if (st->excl) {
@@ -674,8 +715,13 @@ static __attribute__((noinline)) void reach_run(struct reach *st)
         st->excl[k++] = (struct ml_range){self_lo, self_hi};
         st->nexcl = range_normalize(st->excl, k);
     }
+    *ts = (struct thread_set){th, nth, self, self_lo, self_hi};
+}
 
-    /* loaded objects */
+/* Roots: the writable segments of every loaded object.  Also learns how
+ * far static TLS reaches below a thread pointer. */
+static void roots_objects(struct reach *st, uintptr_t self)
+{
     const struct reach_map *tp_map = map_find(st, self);
     struct phdr_ctx pc = {.tp = self, .tp_map_lo = tp_map ? tp_map->lo : self};
     dl_iterate_phdr(phdr_collect, &pc);
@@ -683,15 +729,33 @@ static __attribute__((noinline)) void reach_run(struct reach *st)
     for (size_t i = 0; i < pc.n; i++)
         root_add(st, pc.r[i].lo, pc.r[i].hi);
     ml_meta_free(pc.r);
+}
 
-    /* the calling thread: spilled registers and live frames */
-    root_add(st, sp, self_hi);
+/* Roots: the calling thread from sp (or from where it called exit) up, the
+ * other live threads' stacks, every thread's TLS and descriptor. */
+static void roots_threads(struct reach *st, const struct thread_set *ts, uintptr_t sp,
+                          const struct ml_exit_frame *exitf)
+{
+    if (exitf && exitf->sp > ts->self_lo && exitf->sp < ts->self_hi) {
+        /* the registers as they were at the call, read from the meta heap
+         * (root_add would drop it as mallard's) */
+        uintptr_t *regs = ml_meta_alloc(sizeof exitf->regs);
+        if (regs) {
+            memcpy(regs, exitf->regs, sizeof exitf->regs);
+            scan_guarded(st, (uintptr_t)regs, (uintptr_t)regs + sizeof exitf->regs);
+            ml_meta_free(regs);
+        }
+        root_add(st, exitf->sp, ts->self_hi);
+    } else {
+        /* spilled registers and live frames, mallard's included */
+        root_add(st, sp, ts->self_hi);
+    }
 
-    for (size_t i = 0; i < nth; i++) {
-        const struct ml_thread_root *t = &th[i];
+    for (size_t i = 0; i < ts->n; i++) {
+        const struct ml_thread_root *t = &ts->th[i];
         uintptr_t lo, hi;
         thread_extent(st, t, &lo, &hi);
-        int self_entry = t->tp == self && !t->gone;
+        int self_entry = t->tp == ts->self && !t->gone;
         if (!t->gone && !self_entry)
             root_add(st, lo, hi);
         if (t->tp >= lo && t->tp < hi) {
@@ -709,17 +773,59 @@ static __attribute__((noinline)) void reach_run(struct reach *st)
                 root_add(st, m->lo, m->hi);
         }
     }
+}
 
-    /* every other private anonymous writable mapping with no live block */
+/* Whether the granule-sized piece [lo, hi) of an anonymous mapping is the
+ * program's own memory: mallard does not own it and no live block lies in
+ * it (glibc's heap under the system backend, say). */
+static int anon_is_root(const struct reach *st, uintptr_t lo, uintptr_t hi)
+{
+    return ml_os_owner((const void *)lo) == ML_OWNER_NONE && !blocks_within(st, lo, hi);
+}
+
+/* Roots: private anonymous writable memory the program manages itself,
+ * judged granule by granule; runs of such granules are scanned at once so
+ * that big ones can skip untouched pages. */
+static void roots_anonymous(struct reach *st)
+{
+    if (!st->excl)
+        return;
+    const unsigned need = M_READ | M_WRITE | M_ANON;
     for (size_t i = 0; i < st->nmaps; i++) {
         const struct reach_map *m = &st->maps[i];
-        unsigned need = M_READ | M_WRITE | M_ANON;
-        if ((m->flags & need) != need || blocks_within(st, m->lo, m->hi))
+        if ((m->flags & need) != need)
             continue;
-        if (st->excl)
-            root_minus(st, m->lo, m->hi, st->excl, st->nexcl, m->flags);
+        uintptr_t run = 0, lo = m->lo;
+        int in_run = 0;
+        while (lo < m->hi) {
+            uintptr_t g = (lo & ~(uintptr_t)(ML_OS_GRANULE - 1)) + ML_OS_GRANULE;
+            uintptr_t hi = g < m->hi ? g : m->hi;
+            int root = anon_is_root(st, lo, hi);
+            if (root && !in_run) {
+                run = lo;
+                in_run = 1;
+            } else if (!root && in_run) {
+                root_minus(st, run, lo, st->excl, st->nexcl, m->flags);
+                in_run = 0;
+            }
+            lo = hi;
+        }
+        if (in_run)
+            root_minus(st, run, m->hi, st->excl, st->nexcl, m->flags);
     }
-    ml_meta_free(th);
+}
+
+/* Every root; `sp` is below the caller's frame, which holds the spilled
+ * registers. */
+static __attribute__((noinline)) void reach_run(struct reach *st, const struct ml_exit_frame *exitf)
+{
+    uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
+    struct thread_set ts;
+    threads_collect(st, &ts, sp);
+    roots_objects(st, ts.self);
+    roots_threads(st, &ts, sp, exitf);
+    roots_anonymous(st);
+    ml_meta_free(ts.th);
 }
 
 /* ---- entry ------------------------------------------------------------ */
@@ -746,25 +852,136 @@ static void blocks_check_readable(struct reach *st)
     }
 }
 
-/* Spills every caller's callee-saved registers into this frame, so that
- * reach_run, one frame below, sees them in the stack it scans. */
-static __attribute__((noinline)) void classify(struct reach *st)
+/* Order of the clique walk: blocks no other lost block points to first,
+ * then the rest; allocation order within each, address order last. */
+static int walk_before(const struct ml_live *b, size_t x, size_t y)
 {
-    __builtin_unwind_init();
-    st->leader = SIZE_MAX;
-    reach_run(st);
-    drain(st);
+    unsigned px = b[x].flags & F_POINTED, py = b[y].flags & F_POINTED;
+    if (px != py)
+        return px < py;
+    if (b[x].seq != b[y].seq)
+        return b[x].seq < b[y].seq;
+    return x < y;
+}
 
-    for (size_t i = 0; i < st->n; i++) {
-        struct ml_live *blk = &st->b[i];
-        if (blk->flags & (F_MARK | F_DONE))
+/* Heap sort of the m indexes by walk_before: no recursion, no allocation. */
+static void walk_sort(const struct ml_live *b, size_t *ix, size_t m)
+{
+    for (size_t k = m / 2; k-- > 0;) {
+        for (size_t r = k;;) {
+            size_t c = 2 * r + 1;
+            if (c >= m)
+                break;
+            if (c + 1 < m && walk_before(b, ix[c], ix[c + 1]))
+                c++;
+            if (!walk_before(b, ix[r], ix[c]))
+                break;
+            size_t t = ix[r];
+            ix[r] = ix[c];
+            ix[c] = t;
+            r = c;
+        }
+    }
+    for (size_t end = m; end-- > 1;) {
+        size_t t = ix[0];
+        ix[0] = ix[end];
+        ix[end] = t;
+        for (size_t r = 0;;) {
+            size_t c = 2 * r + 1;
+            if (c >= end)
+                break;
+            if (c + 1 < end && walk_before(b, ix[c], ix[c + 1]))
+                c++;
+            if (!walk_before(b, ix[r], ix[c]))
+                break;
+            t = ix[r];
+            ix[r] = ix[c];
+            ix[c] = t;
+            r = c;
+        }
+    }
+}
+
+/* Steps 3 and 4 over the m unmarked blocks (their indexes in lost). */
+static void classify_lost(struct reach *st, size_t *lost, size_t m)
+{
+    st->mode = MODE_POINTED;
+    for (size_t k = 0; k < m; k++) {
+        const struct ml_live *blk = &st->b[lost[k]];
+        if (blk->flags & F_NOREAD)
             continue;
-        blk->flags |= F_DONE;
+        st->leader = lost[k];
+        scan_block(st, blk);
+    }
+    st->lost = 0; /* nothing was pushed in this step */
+    walk_sort(st->b, lost, m);
+    st->mode = MODE_CLIQUE;
+    for (size_t k = 0; k < m; k++) {
+        size_t i = lost[k];
+        struct ml_live *blk = &st->b[i];
+        if (blk->flags & F_DONE)
+            continue;
+        blk->flags |= F_DONE | F_LEADER;
         blk->kind = ML_KIND_DEFINITE;
+        blk->owner = (uint32_t)i;
         st->leader = i;
         st->work[st->top++] = i;
         drain(st);
     }
+    /* owners: follow demoted leaders to the leader that reached them */
+    for (size_t k = 0; k < m; k++) {
+        struct ml_live *blk = &st->b[lost[k]];
+        uint32_t o = blk->owner;
+        while (st->b[o].kind == ML_KIND_INDIRECT)
+            o = st->b[o].owner;
+        blk->owner = o;
+    }
+}
+
+/* Spills every caller's callee-saved registers into this frame, so that
+ * reach_run, one frame below, sees them in the stack it scans. */
+static __attribute__((noinline)) void classify(struct reach *st, const struct ml_exit_frame *exitf)
+{
+    __builtin_unwind_init();
+    st->mode = MODE_ROOTS;
+    reach_run(st, exitf);
+    drain(st);
+
+    /* the unmarked blocks: they need an order of their own */
+    size_t m = 0;
+    for (size_t i = 0; i < st->n; i++)
+        m += !(st->b[i].flags & F_MARK);
+    if (!m)
+        return;
+    size_t *lost = ml_meta_alloc(m * sizeof *lost);
+    if (!lost) {
+        /* no space to order them: address order, as before */
+        st->mode = MODE_CLIQUE;
+        for (size_t i = 0; i < st->n; i++) {
+            struct ml_live *blk = &st->b[i];
+            if (blk->flags & (F_MARK | F_DONE))
+                continue;
+            blk->flags |= F_DONE | F_LEADER;
+            blk->kind = ML_KIND_DEFINITE;
+            blk->owner = (uint32_t)i;
+            st->leader = i;
+            st->work[st->top++] = i;
+            drain(st);
+        }
+        for (size_t i = 0; i < st->n; i++) {
+            uint32_t o = st->b[i].owner;
+            while (!(st->b[i].flags & F_MARK) && st->b[o].kind == ML_KIND_INDIRECT)
+                o = st->b[o].owner;
+            st->b[i].owner = o;
+        }
+        return;
+    }
+    m = 0;
+    for (size_t i = 0; i < st->n; i++)
+        if (!(st->b[i].flags & F_MARK))
+            lost[m++] = i;
+    classify_lost(st, lost, m);
+    ml_meta_free(lost);
 }
 
 /* Everything that reads block addresses before the scan happens here, in
@@ -780,13 +997,25 @@ static __attribute__((noinline)) void reach_prepare(struct reach *st)
     blocks_check_readable(st);
 }
 
-void ml_reach_classify(struct ml_live *blocks, size_t n, const struct ml_range *skip, size_t nskip)
+/* Zeroes the dead stack below the caller, where reach_prepare and the maps
+ * snapshot left block addresses: classify's and reach_run's frames, made
+ * there next, have slots they never write, and the scan reads them. */
+static __attribute__((noinline)) void scrub_below(void)
+{
+    char buf[16384];
+    memset(buf, 0, sizeof buf);
+    __asm__ volatile("" : : "r"(buf) : "memory");
+}
+
+void ml_reach_classify(struct ml_live *blocks, size_t n, const struct ml_range *skip, size_t nskip,
+                       const struct ml_exit_frame *exitf)
 {
     if (!n)
         return;
     for (size_t i = 0; i < n; i++) {
         blocks[i].flags = 0;
         blocks[i].kind = ML_KIND_REACHABLE;
+        blocks[i].owner = (uint32_t)i;
     }
     /* All state in the meta heap: min alone, on the stack, would be a
      * pointer to the first block. */
@@ -829,7 +1058,8 @@ void ml_reach_classify(struct ml_live *blocks, size_t n, const struct ml_range *
     reach_prepare(st);
 
     guard_install(g);
-    classify(st);
+    scrub_below();
+    classify(st, exitf);
     guard_remove(g);
 
     if (st->pagemap >= 0)

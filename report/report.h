@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "trace.h" /* enum ml_exit_how */
+#include "trace.h" /* enum ml_exit_how, enum ml_alloc_kind */
 
 /* ---- stacks (stack.c) ------------------------------------------------- */
 
@@ -24,6 +24,12 @@ int ml_stack_init(int depth);
 /* Captures the caller's stack, minus mallard's own frames, and interns it.
  * Frame 0 is the function that called the malloc-family function. */
 ml_stack_id ml_stack_capture(void);
+/* Whether addr is in libmallard.so's own code. */
+int ml_stack_is_own(uintptr_t addr);
+/* Captures the stack of a fault: pc is where it happened (frame 0, stored
+ * as pc + 1 like a return address), and the frames above the signal
+ * frame follow.  Called from a fatal-signal handler. */
+ml_stack_id ml_stack_capture_fault(uintptr_t pc);
 /* The frames (return addresses; frame 0 is the call site) of an id. */
 const uintptr_t *ml_stack_frames(ml_stack_id id, unsigned *n);
 /* The depot's shard locks under the fork protocol of ml_lock_atfork. */
@@ -56,17 +62,31 @@ const struct ml_module *ml_modules_find(uintptr_t addr);
 
 struct ml_frame {
     uintptr_t addr;       /* return address as captured */
-    const char *function; /* NULL when no symbol is known */
+    const char *function; /* NULL when no symbol is known; C++ names demangled */
+    const char *mangled;  /* the linkage name when function was demangled from it, else NULL */
     const char *file;   /* NULL without debug info; the full source path as DWARF gives it (writers print the
                            basename) */
     int line;           /* 0 when unknown */
     const char *object; /* path of the module, NULL when none */
     uintptr_t offset;   /* addr - module base */
+    int inlined;        /* 1: a call inlined into the next frame, which has the same addr */
 };
 
 /* Resolves one frame with elfutils libdw (function, file:line) and the
- * .symtab/.dynsym as a fallback; results are cached and live until exit. */
+ * .symtab/.dynsym as a fallback; results are cached and live until exit.
+ * out is the innermost frame of the address's inline chain. */
 void ml_symbolize(uintptr_t addr, struct ml_frame *out);
+
+#define ML_INLINE_MAX 16
+/* The inline chain of addr, innermost first, as valgrind and LSan show it:
+ * out[0] is the code at addr (perhaps inlined), each next frame the
+ * function it was inlined into, at the line of that call; the last frame
+ * is the out-of-line function.  Returns the count, 1..cap (cap >= 1). */
+unsigned ml_symbolize_chain(uintptr_t addr, struct ml_frame *out, unsigned cap);
+
+/* Whether a frame belongs in the text report: mallard's own frames and
+ * libc's start-up frames (below main) are left to the JSON report. */
+int ml_frame_shown(const struct ml_frame *f);
 
 /* ---- threads (threads.c) -------------------------------------------- */
 
@@ -102,25 +122,47 @@ struct ml_live {
     uintptr_t addr;
     uint64_t size; /* requested size; a pointer into [addr, addr+max(size,1)) keeps it alive */
     ml_stack_id stack;
+    uint32_t seq;   /* allocation order (0: unknown) */
+    uint32_t owner; /* out, INDIRECT blocks: index of the DEFINITE block that owns it */
     uint16_t tag;
     uint8_t kind;  /* out: enum ml_kind */
     uint8_t flags; /* scratch for reach.c */
 };
+
+/* The exiting thread as it was where it called exit, _exit or exec: its
+ * stack is scanned from sp up and these registers are roots, instead of
+ * the scanning thread's own registers and frames (mallard's, and below
+ * them whatever returned functions left).  See ml_exit_frame_find. */
+struct ml_exit_frame {
+    uintptr_t sp;
+    uintptr_t regs[6]; /* rbx, rbp, r12..r15 at the call */
+};
+
+/* Fills *out with the frame that called exit (libc's, found by unwinding
+ * through it), _exit or an exec function (mallard's wrappers: the first
+ * frame outside libmallard.so).  0, or -1 when no such frame is found. */
+int ml_exit_frame_find(int how, struct ml_exit_frame *out);
 
 /* Classifies n live blocks, sorted by addr, by a conservative scan done in
  * process.  Roots: the writable PT_LOAD segments of every loaded object
  * minus the skip ranges (mallard's own tables); the stack mapping of every
  * attached thread; the mapping that holds each thread's thread pointer
  * (TLS); the calling thread's registers and its stack from the current
- * stack pointer up; and, as valgrind does, every other private anonymous
- * writable mapping that holds no live block (programs that manage their
- * own memory, such as Python's arenas).  Memory mallard's own allocator
- * owns is never a root.  A block reachable from a root is REACHABLE; the first
- * unreached block of each unreached clique is DEFINITE and the blocks
- * reachable only from it are INDIRECT (valgrind's rule, so a dropped list
- * is 1 definite + n-1 indirect).  An interior pointer keeps a block alive.
+ * stack pointer up (from exit->sp, with exit->regs, when exit is given);
+ * and, as valgrind does, all other private anonymous writable memory,
+ * judged 64 KiB granule by granule, that neither mallard's allocator owns
+ * (the owner map) nor holds a live block (programs that manage their own
+ * memory, such as Python's arenas).  A word points into a block when it
+ * lies in [addr, addr + max(size, 1)): the start or any interior byte, as
+ * valgrind counts start and interior pointers; one past the end is not in
+ * the block, and the trace layer keeps the next block from starting there.
+ * A block reachable from a root is REACHABLE.  Of the rest, a block that
+ * no other unreached block points to is DEFINITE; in a structure with no
+ * such block (a pure cycle) the first allocated is; every other unreached
+ * block is INDIRECT and owner names the DEFINITE block it was found from.
  * Allocates its work space from the meta heap. */
-void ml_reach_classify(struct ml_live *blocks, size_t n, const struct ml_range *skip, size_t nskip);
+void ml_reach_classify(struct ml_live *blocks, size_t n, const struct ml_range *skip, size_t nskip,
+                       const struct ml_exit_frame *exit);
 
 /* ---- the report model (built by trace.c, written by write_*.c) ------- */
 
@@ -131,7 +173,10 @@ enum ml_error_kind {
     ML_ERR_INVALID_REALLOC,
     ML_ERR_OVERFLOW,
     ML_ERR_USE_AFTER_FREE,
+    ML_ERR_MISMATCH, /* free of new, delete of new[], delete[] of malloc... */
 };
+/* What a fault did (ML_ERR_OVERFLOW / ML_ERR_USE_AFTER_FREE from a signal). */
+enum ml_access { ML_ACCESS_NONE, ML_ACCESS_READ, ML_ACCESS_WRITE };
 
 struct ml_count {
     uint64_t bytes, blocks;
@@ -142,6 +187,14 @@ struct ml_leak_group {
     uint64_t bytes, blocks;
     const char *tag; /* NULL: untagged */
     ml_stack_id stack;
+    /* DEFINITE groups: the indirect blocks their blocks own (valgrind's
+     * "444 (144 direct, 300 indirect) bytes in 3 blocks") */
+    uint64_t indirect_bytes, indirect_blocks;
+    /* INDIRECT groups: indexes of the DEFINITE groups that own its blocks,
+     * ascending, counted among the groups a report lists (reachable ones
+     * only when show_reachable) */
+    const uint32_t *owners;
+    uint32_t nowners;
 };
 
 struct ml_error {
@@ -149,6 +202,12 @@ struct ml_error {
     uintptr_t address;
     uint64_t bytes;                             /* size of the block concerned, 0 when unknown */
     ml_stack_id stack, alloc_stack, free_stack; /* 0 when unknown */
+    uintptr_t block;                            /* start of the block address is in or next to; 0: none */
+    int64_t offset;                /* address - block: past the end when >= bytes, before when < 0 */
+    uint8_t alloc_kind, free_kind; /* enum ml_alloc_kind (ML_ERR_MISMATCH) */
+    uint8_t access;                /* enum ml_access (a fault) */
+    int tid;                       /* the thread that made the error */
+    char thread[16];               /* its name (comm), "" when unknown */
 };
 
 struct ml_tag_stats {
@@ -165,7 +224,7 @@ struct ml_report {
     int exit_status; /* exit code, or the signal number for ML_EXIT_SIGNAL */
     struct ml_count definite, indirect, reachable, suppressed;
     uint64_t nerrors;
-    struct ml_leak_group *groups; /* sorted by bytes, descending */
+    struct ml_leak_group *groups; /* sorted by bytes + indirect_bytes, descending */
     size_t ngroups;
     struct ml_error *errors;
     size_t nerrors_listed;

@@ -241,6 +241,27 @@ ml_stack_id ml_stack_capture(void)
     return id;
 }
 
+int ml_stack_is_own(uintptr_t addr) { return addr - 1 >= st.self_lo && addr - 1 < st.self_hi; }
+
+ml_stack_id ml_stack_capture_fault(uintptr_t pc)
+{
+    int (*bt)(void **, int) = __atomic_load_n(&st.backtrace, __ATOMIC_ACQUIRE);
+    void *raw[ML_DEPTH_MAX + 32];
+    int got = bt ? bt(raw, st.depth + 24) : 0;
+    /* libunwind steps through the signal frame and reports the faulting
+     * pc itself as one frame: what follows it are the callers. */
+    int at = 0;
+    while (at < got && (uintptr_t)raw[at] != pc)
+        at++;
+    uintptr_t frames[ML_DEPTH_MAX];
+    unsigned n = 0;
+    frames[n++] = pc + 1;
+    for (int i = at + 1; i < got && n < (unsigned)st.depth; i++)
+        frames[n++] = (uintptr_t)raw[i];
+    int fresh;
+    return intern(frames, n, hash_frames(frames, n), &fresh);
+}
+
 const uintptr_t *ml_stack_frames(ml_stack_id id, unsigned *n)
 {
     struct depot_entry *e = id ? entry_of(id) : NULL;

@@ -144,11 +144,13 @@ int ml_supp_stack(ml_stack_id id)
     unsigned n;
     const uintptr_t *f = ml_stack_frames(id, &n);
     for (unsigned i = 0; i < n; i++) {
-        struct ml_frame fr;
-        ml_symbolize(f[i], &fr);
-        struct ml_supp_frame sf = {fr.function, NULL, NULL, fr.object};
-        if (ml_supp_frame_matches(&sf))
-            return 1;
+        struct ml_frame chain[ML_INLINE_MAX]; /* inlined frames count too */
+        unsigned k = ml_symbolize_chain(f[i], chain, ML_INLINE_MAX);
+        for (unsigned j = 0; j < k; j++) {
+            struct ml_supp_frame sf = {chain[j].function, chain[j].mangled, chain[j].file, chain[j].object};
+            if (ml_supp_frame_matches(&sf))
+                return 1;
+        }
     }
     return 0;
 }

@@ -43,6 +43,7 @@
 #include "../core/meta.h"
 #include "../core/os.h"
 
+#include <dlfcn.h>
 #include <dwarf.h>
 #include <elfutils/libdw.h>
 #include <elfutils/libdwelf.h>
@@ -57,7 +58,8 @@
 
 struct sym_entry {
     uintptr_t addr; /* 0: empty slot */
-    struct ml_frame f;
+    unsigned n;
+    struct ml_frame *chain; /* meta heap: n frames, innermost first */
 };
 
 struct sym_mod {
@@ -228,36 +230,177 @@ static int sym_is_cxx(Dwarf_Die *cu)
     }
 }
 
-/* The innermost function (out-of-line or inlined) whose code holds pc;
- * cu is the compilation unit holding it, bias its address bias. */
-static const char *sym_dwarf_function(Dwarf_Die *cu, Dwarf_Addr bias, Dwarf_Addr pc)
+/* libstdc++'s __cxa_demangle, found on demand as libdw is, so that
+ * libmallard.so needs nothing but libc: the program's own copy when it has
+ * one (a C++ program always does), else libstdc++.so.6 loaded RTLD_LOCAL,
+ * and only once a mangled name turns up.  It mallocs its result; callers
+ * hold the trace layer's recursion guard, so that memory is the meta
+ * heap's, and it lives until exit with the cache that points to it. */
+static char *(*sym_demangler)(const char *, char *, size_t *, int *);
+static int sym_demangler_tried;
+
+static const char *sym_demangle(const char *name)
 {
-    /* C++: the mangled linkage name, as .symtab has it (no demangler in
-     * here), so that overloads stay apart.  C: the source name; a C
-     * linkage name only appears for asm labels, such as glibc's internal
-     * __GI_ aliases, which nobody wants to read. */
+    if (!name || name[0] != '_' || name[1] != 'Z')
+        return NULL;
+    if (!sym_demangler_tried) {
+        sym_demangler_tried = 1;
+        void *f = dlsym(RTLD_DEFAULT, "__cxa_demangle");
+        if (!f) {
+            void *h = dlopen("libstdc++.so.6", RTLD_NOW | RTLD_LOCAL);
+            f = h ? dlsym(h, "__cxa_demangle") : NULL;
+        }
+        *(void **)&sym_demangler = f;
+    }
+    if (!sym_demangler)
+        return NULL;
+    int status = -1;
+    char *d = sym_demangler(name, NULL, NULL, &status);
+    return status == 0 ? d : NULL;
+}
+
+/* A symbol or linkage name as the report shows it: demangled, with the
+ * mangled one kept aside. */
+static void sym_set_name(struct ml_frame *f, const char *name)
+{
+    const char *d = sym_demangle(name);
+    f->function = d ? d : name;
+    f->mangled = d ? name : NULL;
+}
+
+/* The name of a subprogram or inlined subroutine DIE.  C++: the linkage
+ * name, demangled (overloads stay apart: app::Registry::add(int)).  C: the
+ * source name; a C linkage name only appears for asm labels, such as
+ * glibc's internal __GI_ aliases, which nobody wants to read.  0: the DIE
+ * is anonymous. */
+static int sym_die_name(Dwarf_Die *die, int cxx, struct ml_frame *f)
+{
+    Dwarf_Attribute attr;
+    const char *name = NULL;
+    if (cxx && (dwarf_attr_integrate(die, DW_AT_linkage_name, &attr) ||
+                dwarf_attr_integrate(die, DW_AT_MIPS_linkage_name, &attr)))
+        name = dwarf_formstring(&attr);
+    if (name) {
+        sym_set_name(f, name);
+        return 1;
+    }
+    name = dwarf_diename(die);
+    f->function = name;
+    f->mangled = NULL;
+    return name != NULL;
+}
+
+static int sym_is_function(Dwarf_Die *die)
+{
+    int tag = dwarf_tag(die);
+    return tag == DW_TAG_subprogram || tag == DW_TAG_inlined_subroutine;
+}
+
+/* Fills out[0..] with the inline chain at pc (see ml_symbolize_chain);
+ * out[0] already holds the address, object and the line table's
+ * file:line.  Returns the frames filled, 0 when DWARF has no function. */
+static unsigned sym_dwarf_chain(Dwarf_Die *cu, Dwarf_Addr bias, Dwarf_Addr pc, struct ml_frame *out,
+                                unsigned cap)
+{
     int cxx = sym_is_cxx(cu);
     Dwarf_Die *scopes = NULL;
     int n = dwarf_getscopes(cu, pc - bias, &scopes);
-    const char *name = NULL;
-    for (int i = 0; i < n && !name; i++) {
-        int tag = dwarf_tag(&scopes[i]);
-        if (tag != DW_TAG_subprogram && tag != DW_TAG_inlined_subroutine)
-            continue;
-        Dwarf_Attribute attr;
-        if (cxx && (dwarf_attr_integrate(&scopes[i], DW_AT_linkage_name, &attr) ||
-                    dwarf_attr_integrate(&scopes[i], DW_AT_MIPS_linkage_name, &attr)))
-            name = dwarf_formstring(&attr);
-        if (!name)
-            name = dwarf_diename(&scopes[i]);
-        if (!name)
-            break; /* anonymous: let the symbol table answer */
-    }
+    int inner = -1;
+    for (int i = 0; i < n && inner < 0; i++)
+        if (sym_is_function(&scopes[i]))
+            inner = i;
+    /* dwarf_getscopes continues past an inlined instance with the scopes
+     * of its abstract definition; the concrete parents of the innermost
+     * function are what dwarf_getscopes_die gives. */
+    Dwarf_Die *chain = NULL;
+    int m = inner >= 0 ? dwarf_getscopes_die(&scopes[inner], &chain) : -1;
     free(scopes); /* libdw's malloc; see the header comment */
-    return name;
+    if (m <= 0) {
+        free(chain);
+        return 0;
+    }
+    Dwarf_Files *files = NULL;
+    size_t nfiles = 0;
+    int have_files = -1;
+    unsigned k = 0;
+    struct ml_frame base = out[0];
+    base.function = base.mangled = NULL;
+    base.file = NULL;
+    base.line = 0;
+    base.inlined = 0;
+    /* out[k]'s file:line is set before its name: the line table's for
+     * out[0], the call site of the inlined instance inside it for the rest */
+    for (int i = 0; i < m && k < cap; i++) {
+        Dwarf_Die *d = &chain[i];
+        if (!sym_is_function(d))
+            continue;
+        int tag = dwarf_tag(d);
+        struct ml_frame *f = &out[k];
+        if (!sym_die_name(d, cxx, f) && k == 0 && tag == DW_TAG_subprogram) {
+            free(chain);
+            return 0; /* anonymous: let the symbol table answer */
+        }
+        k++;
+        if (tag == DW_TAG_subprogram || k == cap)
+            break;
+        f->inlined = 1;
+        struct ml_frame *next = &out[k];
+        *next = base;
+        Dwarf_Attribute attr;
+        Dwarf_Word file = 0, line = 0;
+        if (dwarf_formudata(dwarf_attr_integrate(d, DW_AT_call_file, &attr), &file) == 0) {
+            if (have_files < 0)
+                have_files = dwarf_getsrcfiles(cu, &files, &nfiles) == 0;
+            if (have_files > 0 && file < nfiles)
+                next->file = dwarf_filesrc(files, file, NULL, NULL);
+        }
+        if (next->file && dwarf_formudata(dwarf_attr_integrate(d, DW_AT_call_line, &attr), &line) == 0)
+            next->line = (int)line;
+    }
+    free(chain);
+    return k;
 }
 
-static void sym_resolve(uintptr_t addr, struct ml_frame *out)
+static unsigned sym_underscores(const char *s)
+{
+    unsigned n = 0;
+    while (s[n] == '_')
+        n++;
+    return n;
+}
+
+/* glibc's DWARF names the implementation (__strdup, __getdelim); the
+ * public alias at the same address is what programs call and what
+ * valgrind prints (it prefers the alias with the fewest leading
+ * underscores).  Only for names that start with '_': a linear pass over
+ * the module's symbols, once per address thanks to the cache. */
+static const char *sym_public_alias(Dwfl_Module *dm, Dwarf_Addr pc, const char *name)
+{
+    GElf_Off off;
+    GElf_Sym s;
+    if (!name || name[0] != '_' || !dwfl_module_addrinfo(dm, pc, &off, &s, NULL, NULL, NULL))
+        return name;
+    GElf_Addr start = pc - off;
+    const char *best = name;
+    unsigned best_u = sym_underscores(name);
+    int n = dwfl_module_getsymtab(dm);
+    for (int i = 1; i < n && best_u; i++) {
+        GElf_Sym es;
+        GElf_Addr a;
+        const char *nm = dwfl_module_getsym_info(dm, i, &es, &a, NULL, NULL, NULL);
+        if (!nm || a != start || GELF_ST_TYPE(es.st_info) != STT_FUNC ||
+            GELF_ST_BIND(es.st_info) == STB_LOCAL || strchr(nm, '@'))
+            continue;
+        unsigned u = sym_underscores(nm);
+        if (u < best_u) {
+            best = nm;
+            best_u = u;
+        }
+    }
+    return best;
+}
+
+static unsigned sym_resolve(uintptr_t addr, struct ml_frame *out, unsigned cap)
 {
     memset(out, 0, sizeof *out);
     out->addr = addr;
@@ -265,12 +408,12 @@ static void sym_resolve(uintptr_t addr, struct ml_frame *out)
     uintptr_t pc = addr ? addr - 1 : 0;
     const struct ml_module *m = ml_modules_find(pc);
     if (!m)
-        return;
+        return 1;
     out->object = m->path;
     out->offset = addr - m->base;
     Dwfl_Module *dm = sym.dwfl ? sym_module(m) : NULL;
     if (!dm)
-        return;
+        return 1;
     Dwarf_Addr bias = 0;
     Dwarf_Die *cu = dwfl_module_addrdie(dm, pc, &bias);
     Dwfl_Line *line = dwfl_module_getsrc(dm, pc);
@@ -282,23 +425,44 @@ static void sym_resolve(uintptr_t addr, struct ml_frame *out)
             out->line = lineno;
         }
     }
-    if (cu)
-        out->function = sym_dwarf_function(cu, bias, pc);
-    if (!out->function) {
-        GElf_Off off;
-        GElf_Sym s;
-        const char *name = dwfl_module_addrinfo(dm, pc, &off, &s, NULL, NULL, NULL);
-        if (name && name[0])
-            out->function = name;
+    unsigned n = cu ? sym_dwarf_chain(cu, bias, pc, out, cap) : 0;
+    if (n) {
+        /* The physical function may lack a DWARF name, or (a C++ static
+         * function) its linkage name: the symbol table has it, as valgrind
+         * shows it (make_pair(), not make_pair). */
+        struct ml_frame *last = &out[n - 1];
+        if (!last->function || (!last->mangled && !last->inlined)) {
+            GElf_Off off;
+            GElf_Sym s;
+            const char *name = dwfl_module_addrinfo(dm, pc, &off, &s, NULL, NULL, NULL);
+            if (name && name[0] && (!last->function || (name[0] == '_' && name[1] == 'Z')))
+                sym_set_name(last, name);
+        }
+        if (!last->mangled && !last->inlined)
+            last->function = sym_public_alias(dm, pc, last->function);
+        return n;
     }
+    out->function = NULL;
+    out->mangled = NULL;
+    out->inlined = 0;
+    GElf_Off off;
+    GElf_Sym s;
+    const char *name = dwfl_module_addrinfo(dm, pc, &off, &s, NULL, NULL, NULL);
+    if (name && name[0])
+        sym_set_name(out, name);
+    if (out->function && !out->mangled)
+        out->function = sym_public_alias(dm, pc, out->function);
+    return 1;
 }
 
 /* Set while this thread is inside libdw: a fatal signal raised there whose
  * handler writes the report must not wait for the lock it already holds. */
 static ML_TLS int sym_inside;
 
-void ml_symbolize(uintptr_t addr, struct ml_frame *out)
+unsigned ml_symbolize_chain(uintptr_t addr, struct ml_frame *out, unsigned cap)
 {
+    if (!cap)
+        return 0;
     if (sym_inside) {
         memset(out, 0, sizeof *out);
         out->addr = addr;
@@ -308,7 +472,7 @@ void ml_symbolize(uintptr_t addr, struct ml_frame *out)
             out->object = m->path;
             out->offset = addr - m->base;
         }
-        return;
+        return 1;
     }
     ml_mutex_lock(&sym.lock);
     sym_inside = 1;
@@ -324,19 +488,54 @@ void ml_symbolize(uintptr_t addr, struct ml_frame *out)
     struct sym_entry *e = NULL;
     if (addr && sym_cache_reserve() == 0) {
         e = sym_cache_slot(addr);
-        if (e->addr == addr) {
-            *out = e->f;
-            sym_inside = 0;
-            ml_mutex_unlock(&sym.lock);
-            return;
+        if (e->addr != addr) {
+            struct ml_frame tmp[ML_INLINE_MAX];
+            unsigned n = sym_resolve(addr, tmp, ML_INLINE_MAX);
+            struct ml_frame *chain = ml_meta_alloc(n * sizeof *chain);
+            if (chain) {
+                memcpy(chain, tmp, n * sizeof *chain);
+                e->addr = addr;
+                e->n = n;
+                e->chain = chain;
+                sym.cache_n++;
+            } else {
+                e = NULL;
+            }
         }
     }
-    sym_resolve(addr, out);
+    unsigned n;
     if (e) {
-        e->addr = addr;
-        e->f = *out;
-        sym.cache_n++;
+        n = e->n < cap ? e->n : cap;
+        memcpy(out, e->chain, n * sizeof *out);
+    } else {
+        struct ml_frame tmp[ML_INLINE_MAX];
+        n = sym_resolve(addr, tmp, ML_INLINE_MAX);
+        n = n < cap ? n : cap;
+        memcpy(out, tmp, n * sizeof *out);
     }
+    if (n && out[n - 1].inlined && n == cap)
+        out[n - 1].inlined = 0; /* cut short: the last frame shown stands alone */
     sym_inside = 0;
     ml_mutex_unlock(&sym.lock);
+    return n;
+}
+
+void ml_symbolize(uintptr_t addr, struct ml_frame *out) { ml_symbolize_chain(addr, out, 1); }
+
+/* Weak: the report unit tests link symbolize.c without stack.c, and then
+ * no frame is mallard's own. */
+extern __typeof__(ml_stack_is_own) ml_stack_is_own __attribute__((weak));
+
+int ml_frame_shown(const struct ml_frame *f)
+{
+    static const char *const below_main[] = {"__libc_start_call_main", "__libc_start_main_impl",
+                                             "__libc_start_main", "_start"};
+    if (ml_stack_is_own && ml_stack_is_own(f->addr))
+        return 0;
+    if (!f->function)
+        return 1;
+    for (size_t i = 0; i < sizeof below_main / sizeof *below_main; i++)
+        if (!strcmp(f->function, below_main[i]))
+            return 0;
+    return 1;
 }

@@ -10,11 +10,77 @@
  * comes from the meta heap and is neither traced nor handed to the backend;
  * such blocks are recognised by address on free.
  *
+ * Threads, locks and the exit path: which glibc calls they make, and when.
+ * glibc calls malloc while it holds locks of its own: a thread's descriptor
+ * lock (pthread_getattr_np reallocs its cpuset under it), a FILE lock
+ * (getline), the stdio list lock, ld.so's dl_load_lock (dlopen, TLS), the
+ * nss database lock.  So nothing mallard does inside an allocation may wait
+ * for any glibc lock, or call a glibc function that takes one:
+ *  - Thread bookkeeping (threads.c) runs at a thread's first traced
+ *    allocation and records only pthread_self() and the current frame
+ *    address; the stack's extent is read from /proc/self/maps at exit
+ *    (reach.c).  No pthread_getattr_np, no stdio, ever, inside malloc.
+ *    Detach runs from the backend's pthread key destructor at thread exit,
+ *    where glibc holds none of its locks.
+ *  - Inside an allocation mallard makes system calls (mmap, munmap,
+ *    gettid), reads pthread_self(), calls pthread_setspecific (backends'
+ *    thread attach: a key below 32, no allocation, no lock) and libunwind's
+ *    unw_backtrace, which may call dl_iterate_phdr (ld.so's recursive
+ *    dl_load_write_lock: re-entering it from a thread that holds it is
+ *    fine, and nobody waits for a mallard lock while holding it).
+ *  - Locks: the block table's 256 shard locks, the stack depot's 64, the
+ *    thread registry's, tag_lock and error_lock (all ml_spin), the meta
+ *    heap's and the backend's.  A thread holds at most one trace-layer lock
+ *    at a time, with at most the meta heap's inside it (a table growing),
+ *    and calls nothing outside mallard while it holds one.  Each is counted
+ *    in ml_tr_busy (busy.h): a malloc-family call that begins while the
+ *    count is non-zero is a signal handler on the same thread and is served
+ *    without any lock (see "re-entry from a signal handler" below).
+ *  - fork (boot.c): PREPARE takes glibc's stdio list lock first, then
+ *    error_lock, tag_lock, the depot shards, the block shards, the
+ *    backend's locks and the meta heap's; this is glibc's own order (list
+ *    lock before malloc's locks, bug 19431).  PARENT releases in reverse
+ *    and drops the list lock last; CHILD resets mallard's locks (glibc has
+ *    reset the list lock).  A fork from a single-threaded process takes
+ *    none (glibc's tst-mallocfork2).  Still open: glibc's fork briefly
+ *    takes the nss database lock after PREPARE, so a thread that holds it
+ *    while it loads nsswitch.conf and mallocs can meet a fork there, as it
+ *    can with any allocator that uses pthread_atfork.
+ *  - Exit (preload/hooks.c, finish.c): the on_exit handler, run after every
+ *    other handler with no glibc lock held, records the status; the report
+ *    is written from _IO_cleanup's second pass over the streams (stdio
+ *    flushed, the list lock held by glibc), so it follows the program's
+ *    output and a second thread in exit() waits on that lock until the
+ *    report is whole.  The report path makes no stdio call; it reads /proc
+ *    files with open/read, calls dl_iterate_phdr and, to name frames,
+ *    dlopens libdw (ld.so's lock: a thread inside dlopen whose constructor
+ *    opens a FILE at that very moment would wait for the list lock, the one
+ *    known gap).  _exit, exec and fatal signals call ml_trace_finish
+ *    directly; a caller that finds another thread's report in progress
+ *    waits for it (bounded), so the process never ends mid-report.
+ *
  * Errors: a free or realloc of a pointer that is not a live block is never
  * passed to the backend.  Freed blocks wait in a small per-thread FIFO
  * quarantine before the backend gets them, and their records stay in the
  * table meanwhile, so a double free names the allocation, the first free
  * and the second free.
+ *
+ * Exactness (what the leak scan may read as a pointer, report/reach.c):
+ *   - Every block is asked of the backend one byte longer than requested
+ *     (pad), unless the backend spaces its blocks itself, and
+ *     malloc_usable_size answers one byte less.  Blocks of a size class
+ *     sit back to back, so without it a pointer one past the end of a
+ *     block (stdio's _IO_buf_end, std::vector's _M_end_of_storage) would
+ *     equal the start of the next block and keep it alive.  With it, no
+ *     block starts at or below another's end: the end pointer belongs to
+ *     no block, as under valgrind, whose blocks are apart by redzones.
+ *   - The first two words of a block handed out are cleared (those inside
+ *     the requested size): a free list's link, glibc's fd/bk or tcache
+ *     key, left there by the backend, would otherwise read as a program
+ *     pointer to another block.
+ *   - A request for 0 bytes is recorded as 0 bytes (the backend gets 1).
+ *   - Each record carries the allocation's sequence number, so the scan
+ *     can name the first-allocated block of a lost cycle.
  */
 #define _GNU_SOURCE
 #include "trace.h"
@@ -22,7 +88,9 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "../core/fmt.h"
@@ -68,12 +136,31 @@ static ML_TLS struct tr_thread t;
 struct ml_trace_state ml_tr = {.stderr_fd = -1};
 
 static const struct ml_backend *inner;
+static size_t pad; /* 1, or 0 for a backend that spaces its blocks */
+
+/* The size asked of the backend for a request of n bytes: never 0, and
+ * SIZE_MAX (which fails) rather than a wrapped sum. */
+static inline size_t inner_size(size_t n)
+{
+    size_t m = n + pad;
+    return m < n ? SIZE_MAX : m ? m : 1;
+}
+
+/* Clears the words of [p, p + n) in which the backend may have left a link
+ * (its first two); the program has not written them yet. */
+static inline void clear_links(void *p, size_t n)
+{
+    uintptr_t *w = p;
+    if (n >= 2 * sizeof *w)
+        w[1] = 0;
+    if (n >= sizeof *w)
+        w[0] = 0;
+}
 
 /* ---- statistics and tags ---------------------------------------------- */
 
 static void stats_alloc(size_t n, uint16_t tag)
 {
-    __atomic_add_fetch(&ml_tr.allocs, 1, __ATOMIC_RELAXED);
     __atomic_add_fetch(&ml_tr.bytes_allocated, n, __ATOMIC_RELAXED);
     uint64_t cur = __atomic_add_fetch(&ml_tr.current_bytes, n, __ATOMIC_RELAXED);
     uint64_t peak = __atomic_load_n(&ml_tr.peak_bytes, __ATOMIC_RELAXED);
@@ -133,13 +220,36 @@ const char *ml_trace_set_tag(const char *name)
 
 /* ---- errors ----------------------------------------------------------- */
 
-static const char *const error_words[] = {"double free", "invalid free", "invalid realloc", "overflow",
-                                          "use after free"};
+static const char *const error_words[] = {"double free", "invalid free",   "invalid realloc",
+                                          "overflow",    "use after free", "mismatched free"};
 
-static void report_error(enum ml_error_kind kind, const void *p, uint64_t bytes, ml_stack_id stack,
-                         ml_stack_id alloc_stack, ml_stack_id free_stack)
+/* The calling thread's id and name, for an error it made: one syscall
+ * each, no glibc thread internals (this may run inside an allocation). */
+static void error_thread(struct ml_error *e)
 {
-    struct ml_error e = {kind, (uintptr_t)p, bytes, stack, alloc_stack, free_stack};
+    e->tid = (int)syscall(SYS_gettid);
+    char name[16] = {0};
+    if (prctl(PR_GET_NAME, (unsigned long)name, 0, 0, 0) == 0) {
+        name[15] = '\0';
+        memcpy(e->thread, name, sizeof e->thread);
+    }
+}
+
+/* Fills block context for an address inside (or freed as) a known block. */
+static void error_block(struct ml_error *e, const struct ml_block_rec *r)
+{
+    e->block = r->addr;
+    e->offset = (int64_t)(e->address - r->addr);
+    e->bytes = r->size;
+    e->alloc_stack = r->stack;
+    e->alloc_kind = r->kind;
+    if (r->state == ML_BLOCK_FREED)
+        e->free_stack = r->free_stack;
+}
+
+void ml_trace_record_error(struct ml_error *e)
+{
+    error_thread(e);
     ml_tr_lock(&ml_tr.error_lock);
     if (ml_tr.nerrors == ml_tr.errors_cap) {
         size_t cap = ml_tr.errors_cap ? ml_tr.errors_cap * 2 : 64;
@@ -150,30 +260,53 @@ static void report_error(enum ml_error_kind kind, const void *p, uint64_t bytes,
         }
     }
     if (ml_tr.nerrors < ml_tr.errors_cap)
-        ml_tr.errors[ml_tr.nerrors] = e;
+        ml_tr.errors[ml_tr.nerrors] = *e;
     ml_tr.nerrors++;
     ml_tr_unlock(&ml_tr.error_lock);
+}
 
+static void report_error(struct ml_error *e)
+{
+    ml_trace_record_error(e);
     struct ml_frame f = {0};
     unsigned n;
-    const uintptr_t *frames = ml_stack_frames(stack, &n);
+    const uintptr_t *frames = ml_stack_frames(e->stack, &n);
+    const void *p = (const void *)e->address;
+    const char *what =
+        (unsigned)e->kind < sizeof error_words / sizeof *error_words ? error_words[e->kind] : "error";
     if (n) {
         ml_symbolize(frames[0], &f);
         const char *file = f.file ? strrchr(f.file, '/') : NULL;
         file = file ? file + 1 : f.file ? f.file : "?";
-        if (bytes)
-            ml_say("%s of %p (a %lu-byte block) in %s %s:%d; the report has the stacks", error_words[kind], p,
-                   (unsigned long)bytes, f.function ? f.function : "??", file, f.line);
+        if (e->kind == ML_ERR_OVERFLOW && !e->access)
+            ml_say("page backend: the bytes next to block %p (%lu bytes) were overwritten (out-of-bounds "
+                   "write), "
+                   "found by free in %s %s:%d; the report has the allocation stack",
+                   p, (unsigned long)e->bytes, f.function ? f.function : "??", file, f.line);
+        else if (e->bytes)
+            ml_say("%s of %p (a %lu-byte block) in %s %s:%d; the report has the stacks", what, p,
+                   (unsigned long)e->bytes, f.function ? f.function : "??", file, f.line);
         else
-            ml_say("%s of %p in %s %s:%d; the report has the stacks", error_words[kind], p,
-                   f.function ? f.function : "??", file, f.line);
+            ml_say("%s of %p in %s %s:%d; the report has the stacks", what, p, f.function ? f.function : "??",
+                   file, f.line);
     } else {
-        ml_say("%s of %p; the report has the stacks", error_words[kind], p);
+        ml_say("%s of %p; the report has the stacks", what, p);
     }
     if (ml_tr.on_error == ML_ON_ERROR_ABORT) {
         t.guard = 0;
         abort();
     }
+}
+
+/* A free or realloc of p that is not a live block: say which block, if
+ * any, it points into (valgrind's "is 16 bytes inside a 96-byte block"). */
+static void report_bad_pointer(enum ml_error_kind kind, void *p, ml_stack_id here)
+{
+    struct ml_error e = {.kind = kind, .address = (uintptr_t)p, .stack = here};
+    struct ml_block_rec r;
+    if (ml_blocks_find_containing((uintptr_t)p, &r) == 0)
+        error_block(&e, &r);
+    report_error(&e);
 }
 
 /* ---- recording -------------------------------------------------------- */
@@ -184,12 +317,14 @@ static void attach_thread(void)
     ml_threads_attach();
 }
 
-static inline void record(void *p, size_t n)
+static inline void record(void *p, size_t n, unsigned kind)
 {
     if (ML_UNLIKELY(!t.attached))
         attach_thread();
     ml_stack_id id = ml_stack_capture();
-    if (ml_blocks_insert((uintptr_t)p, n, id, t.tag) == 0)
+    /* the allocation count is the sequence number (wraps at 2^32) */
+    uint32_t seq = (uint32_t)__atomic_add_fetch(&ml_tr.allocs, 1, __ATOMIC_RELAXED);
+    if (ml_blocks_insert((uintptr_t)p, n, id, t.tag, seq, kind) == 0)
         stats_alloc(n, t.tag);
 }
 
@@ -199,15 +334,38 @@ static void quarantine_evict_one(void)
     void *old = t.q[i].p;
     t.qbytes -= t.q[i].size;
     t.qcount--;
+    if (inner->flags & ML_BACKEND_GUARDS_FREED) {
+        /* the backend has had the block since it was freed; only the
+         * record waited, and the address may hold a new block by now */
+        ml_blocks_remove_freed((uintptr_t)old);
+        return;
+    }
     ml_blocks_remove((uintptr_t)old, NULL);
     BACKEND(inner->free(old));
 }
 
-static void quarantine_push(void *p, size_t n)
+static void quarantine_push(void *p, const struct ml_block_rec *r, ml_stack_id here)
 {
-    /* The page backend keeps freed blocks inaccessible itself, so a
-     * use-after-free faults and the canary is checked at once. */
-    if (n > QUARANTINE_BYTES / 4 || (inner->flags & ML_BACKEND_GUARDS_FREED)) {
+    size_t n = r->size;
+    if (inner->flags & ML_BACKEND_GUARDS_FREED) {
+        /* The page backend keeps freed blocks inaccessible itself, so a
+         * use-after-free faults and the canary is checked at once; the
+         * record stays in the FIFO, so a second free is still a double
+         * free naming all three stacks. */
+        int bad = 0;
+        if (inner->free_checked)
+            BACKEND(bad = inner->free_checked(p));
+        else
+            BACKEND(inner->free(p));
+        if (bad) {
+            struct ml_error e = {.kind = ML_ERR_OVERFLOW, .address = (uintptr_t)p, .stack = here};
+            error_block(&e, r);
+            e.free_stack = 0;
+            e.offset = (int64_t)r->size; /* the bytes past (or before) the block were written */
+            report_error(&e);
+        }
+        n = 0;
+    } else if (n > QUARANTINE_BYTES / 4) {
         ml_blocks_remove((uintptr_t)p, NULL);
         BACKEND(inner->free(p));
         return;
@@ -393,9 +551,11 @@ static void *tr_malloc(size_t n)
         return meta_alloc(n);
     t.guard = 1;
     void *p;
-    BACKEND(p = inner->malloc(n));
-    if (ML_LIKELY(p))
-        record(p, n);
+    BACKEND(p = inner->malloc(inner_size(n)));
+    if (ML_LIKELY(p)) {
+        clear_links(p, n);
+        record(p, n, ML_ALLOC_MALLOC);
+    }
     SLOT_DONE();
     return p;
 }
@@ -409,14 +569,14 @@ static void *tr_zalloc(size_t n)
     t.guard = 1;
     void *p;
     if (inner->zalloc) {
-        BACKEND(p = inner->zalloc(n));
+        BACKEND(p = inner->zalloc(inner_size(n)));
     } else {
-        BACKEND(p = inner->malloc(n));
+        BACKEND(p = inner->malloc(inner_size(n)));
         if (p)
             memset(p, 0, n);
     }
     if (ML_LIKELY(p))
-        record(p, n);
+        record(p, n, ML_ALLOC_MALLOC);
     SLOT_DONE();
     return p;
 }
@@ -427,8 +587,10 @@ static void *tr_zalloc(size_t n)
  * keeps it out of the leak list like every pre-tracing block. */
 static void *internal_block(void *p, size_t n)
 {
-    if (p && ml_blocks_insert((uintptr_t)p, n, 0, 0) == 0)
+    if (p && ml_blocks_insert((uintptr_t)p, n, 0, 0, 0, ML_ALLOC_MALLOC) == 0) {
+        __atomic_add_fetch(&ml_tr.allocs, 1, __ATOMIC_RELAXED);
         stats_alloc(n, 0);
+    }
     return p;
 }
 
@@ -438,18 +600,20 @@ static void *tr_memalign(size_t align, size_t n)
         return emerg_alloc(align, n);
     void *p;
     if (ML_UNLIKELY(t.guard)) {
-        BACKEND(p = inner->memalign(align, n));
+        BACKEND(p = inner->memalign(align, inner_size(n)));
         return internal_block(p, n);
     }
     t.guard = 1;
-    BACKEND(p = inner->memalign(align, n));
-    if (ML_LIKELY(p))
-        record(p, n);
+    BACKEND(p = inner->memalign(align, inner_size(n)));
+    if (ML_LIKELY(p)) {
+        clear_links(p, n);
+        record(p, n, ML_ALLOC_MALLOC);
+    }
     SLOT_DONE();
     return p;
 }
 
-static void tr_free(void *p)
+static void tr_free_kind(void *p, unsigned kind)
 {
     if (ML_UNLIKELY(ml_tr_busy)) {
         busy_free(p);
@@ -490,14 +654,28 @@ static void tr_free(void *p)
         if (here)
             ml_blocks_set_free_stack((uintptr_t)p, here);
         stats_free(r.size, r.tag);
-        quarantine_push(p, r.size);
+        if (ML_UNLIKELY(r.kind != kind) && r.stack) {
+            /* valgrind's "Mismatched free() / delete / delete []"; the
+             * block is freed all the same.  Blocks with no stack were
+             * allocated before tracing (or by mallard's callees). */
+            struct ml_error e = {.kind = ML_ERR_MISMATCH, .address = (uintptr_t)p, .stack = here};
+            error_block(&e, &r);
+            e.free_kind = (uint8_t)kind;
+            report_error(&e);
+        }
+        quarantine_push(p, &r, here);
     } else if (rc == 0) {
-        report_error(ML_ERR_DOUBLE_FREE, p, r.size, here, r.stack, r.free_stack);
+        struct ml_error e = {.kind = ML_ERR_DOUBLE_FREE, .address = (uintptr_t)p, .stack = here};
+        error_block(&e, &r);
+        e.free_kind = (uint8_t)kind;
+        report_error(&e);
     } else {
-        report_error(ML_ERR_INVALID_FREE, p, 0, here, 0, 0);
+        report_bad_pointer(ML_ERR_INVALID_FREE, p, here);
     }
     SLOT_DONE();
 }
+
+static void tr_free(void *p) { tr_free_kind(p, ML_ALLOC_MALLOC); }
 
 static void *tr_realloc(void *p, size_t n)
 {
@@ -521,12 +699,12 @@ static void *tr_realloc(void *p, size_t n)
         /* The record goes before the block does: once the backend frees p,
          * another thread may get p back and record it. */
         ml_blocks_remove((uintptr_t)p, NULL);
-        BACKEND(q = inner->realloc(p, n));
+        BACKEND(q = inner->realloc(p, inner_size(n)));
         if (q) {
             stats_free(r.size, r.tag);
             internal_block(q, n);
         } else {
-            ml_blocks_insert((uintptr_t)p, r.size, r.stack, r.tag);
+            ml_blocks_insert((uintptr_t)p, r.size, r.stack, r.tag, r.seq, r.kind);
         }
         return q;
     }
@@ -537,22 +715,54 @@ static void *tr_realloc(void *p, size_t n)
             SLOT_DONE();
             return emerg_move(i, p, n, tr_malloc);
         }
-        int known = ml_blocks_lookup((uintptr_t)p, &r) == 0;
-        report_error(ML_ERR_INVALID_REALLOC, p, known ? r.size : 0, ml_stack_capture(), known ? r.stack : 0,
-                     known ? r.free_stack : 0);
+        report_bad_pointer(ML_ERR_INVALID_REALLOC, p, ml_stack_capture());
         SLOT_DONE();
         return NULL;
     }
     ml_blocks_remove((uintptr_t)p, NULL);
-    BACKEND(q = inner->realloc(p, n));
+    BACKEND(q = inner->realloc(p, inner_size(n)));
     if (q) {
+        /* bytes past the old size that the copy did not cover may still
+         * hold the backend's links */
+        if (r.size < 2 * sizeof(uintptr_t) && n > r.size)
+            memset((char *)q + r.size, 0, (n < 2 * sizeof(uintptr_t) ? n : 2 * sizeof(uintptr_t)) - r.size);
         stats_free(r.size, r.tag);
-        record(q, n);
+        record(q, n, ML_ALLOC_MALLOC);
     } else {
-        ml_blocks_insert((uintptr_t)p, r.size, r.stack, r.tag);
+        ml_blocks_insert((uintptr_t)p, r.size, r.stack, r.tag, r.seq, r.kind);
     }
     SLOT_DONE();
     return q;
+}
+
+/* operator new and new[] (preload/cxx.c): n > 0, align a power of two. */
+void *ml_trace_alloc(size_t align, size_t n, unsigned kind)
+{
+    if (ML_UNLIKELY(ml_tr_busy))
+        return emerg_alloc(align, n);
+    void *p;
+    if (ML_UNLIKELY(t.guard)) {
+        if (align <= 16)
+            return meta_alloc(n);
+        BACKEND(p = inner->memalign(align, n));
+        return internal_block(p, n);
+    }
+    t.guard = 1;
+    BACKEND(p = align <= 16 ? inner->malloc(inner_size(n)) : inner->memalign(align, inner_size(n)));
+    if (ML_LIKELY(p)) {
+        clear_links(p, n);
+        record(p, n, kind);
+    }
+    SLOT_DONE();
+    return p;
+}
+
+void ml_trace_free(void *p, unsigned kind) { tr_free_kind(p, kind); }
+
+void ml_trace_set_kind(void *p, unsigned kind)
+{
+    if (ml_os_owner(p) != ML_OWNER_META)
+        ml_blocks_set_kind((uintptr_t)p, kind);
 }
 
 static size_t tr_usable_size(const void *p)
@@ -562,7 +772,8 @@ static size_t tr_usable_size(const void *p)
     int i = emerg_find(p);
     if (ML_UNLIKELY(i >= 0))
         return emerg[i].size;
-    return inner->usable_size(p);
+    size_t u = inner->usable_size(p);
+    return u > pad ? u - pad : u; /* the spare byte is not the program's */
 }
 
 static void tr_thread_exit(void)
@@ -634,11 +845,13 @@ static const struct ml_backend trace_backend = {
     .usable_size = tr_usable_size,
     .thread_exit = tr_thread_exit,
     .atfork = tr_atfork,
+    .flags = ML_BACKEND_TAKES_ZERO,
 };
 
 const struct ml_backend *ml_trace_wrap(const struct ml_backend *b, const struct ml_options *opt)
 {
     inner = b;
+    pad = (b->flags & ML_BACKEND_SPACED) ? 0 : 1;
     ml_tr.backend_name = b->name;
     ml_tr.on_error = opt->on_error;
     ml_tr.pid = getpid();
@@ -662,6 +875,7 @@ void ml_trace_start(const struct ml_options *opt, const void *boot_arena, size_t
 }
 
 void ml_trace_exec_failed(void) { __atomic_store_n(&ml_tr.finished, 0, __ATOMIC_RELEASE); }
+const struct ml_backend *ml_trace_inner(void) { return inner; }
 
 int ml_trace_guard_enter(void)
 {

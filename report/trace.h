@@ -11,11 +11,16 @@
 #ifndef ML_REPORT_TRACE_H
 #define ML_REPORT_TRACE_H
 
+#include <signal.h>
 #include <stddef.h>
 
 #include "../core/backend.h"
 
 struct ml_options;
+
+/* Which family allocated a block, and which one freed it (the kind of
+ * ml_trace_alloc and ml_trace_free). */
+enum ml_alloc_kind { ML_ALLOC_MALLOC, ML_ALLOC_NEW, ML_ALLOC_NEW_ARRAY };
 
 /* How the process is ending, for ml_trace_finish. */
 enum ml_exit_how { ML_EXIT_EXIT, ML_EXIT__EXIT, ML_EXIT_EXEC, ML_EXIT_SIGNAL };
@@ -62,6 +67,22 @@ void ml_trace_guard_leave(int was);
  * itself (a signal handler's fork during malloc), in which case the
  * tables may be mid-update and the child writes no report. */
 void ml_trace_after_single_fork(void);
+
+/* The C++ allocation functions (preload/cxx.c) while tracing: like the
+ * malloc and free slots, recording which family (enum ml_alloc_kind)
+ * allocated a block and reporting a free by another family as a
+ * mismatch.  n > 0; align is 16 or a larger power of two. */
+void *ml_trace_alloc(size_t align, size_t n, unsigned kind);
+void ml_trace_free(void *p, unsigned kind);
+/* Records kind for the live block p (allocated through malloc on a
+ * fallback path). */
+void ml_trace_set_kind(void *p, unsigned kind);
+
+/* From a fatal-signal handler, before the report: if the fault hit a
+ * guarded block (the page backend), records it as an error naming the
+ * access, the block and its stacks (report/fault.c).  si and uctx are the
+ * handler's arguments. */
+void ml_trace_fault(const siginfo_t *si, const void *uctx);
 
 /* Requested bytes of the blocks live now (mallinfo's in-use bytes). */
 size_t ml_trace_current_bytes(void);

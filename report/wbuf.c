@@ -1,5 +1,6 @@
 /* report/wbuf.c: the writers' fixed output buffer over write(2), and the
  * names every format shares (wbuf.h). */
+#define _GNU_SOURCE
 #include "wbuf.h"
 
 #include "../core/fmt.h"
@@ -20,11 +21,28 @@ static void wbuf_flush(struct ml_wbuf *o)
     o->len = 0;
 }
 
+/* A full buffer goes out up to its last newline, the rest stays: each
+ * write(2) then holds whole lines (at most PIPE_BUF bytes), so reports of
+ * processes that exit together on one stderr interleave by lines, never
+ * inside one. */
+static void wbuf_flush_lines(struct ml_wbuf *o)
+{
+    const char *nl = memrchr(o->buf, '\n', o->len);
+    if (!nl || o->err) {
+        wbuf_flush(o);
+        return;
+    }
+    size_t k = (size_t)(nl - o->buf) + 1;
+    o->err = ml_write_all(o->fd, o->buf, k);
+    memmove(o->buf, o->buf + k, o->len - k);
+    o->len -= k;
+}
+
 void ml_wbuf_mem(struct ml_wbuf *o, const char *s, size_t n)
 {
     while (n) {
         if (o->len == sizeof o->buf)
-            wbuf_flush(o);
+            wbuf_flush_lines(o);
         size_t room = sizeof o->buf - o->len;
         size_t k = n < room ? n : room;
         memcpy(o->buf + o->len, s, k);
@@ -119,6 +137,8 @@ const char *ml_report_error_name(enum ml_error_kind k)
         return "overflow";
     case ML_ERR_USE_AFTER_FREE:
         return "use-after-free";
+    case ML_ERR_MISMATCH:
+        return "mismatched-free";
     }
     return "invalid-free";
 }

@@ -55,7 +55,33 @@ static void json_count(struct ml_wbuf *o, const char *key, const struct ml_count
     ml_wbuf_str(o, "},\n");
 }
 
-/* A stack as an array of frames; indent is the frames' indentation. */
+static void json_frame(struct ml_wbuf *o, const struct ml_frame *f)
+{
+    ml_wbuf_str(o, "{\"addr\": ");
+    json_hex(o, f->addr);
+    ml_wbuf_str(o, ", \"function\": ");
+    json_str(o, f->function);
+    ml_wbuf_str(o, ", \"file\": ");
+    json_str(o, f->file ? ml_report_basename(f->file) : NULL);
+    ml_wbuf_str(o, ", \"line\": ");
+    if (f->file)
+        ml_wbuf_i64(o, f->line);
+    else
+        ml_wbuf_str(o, "null");
+    ml_wbuf_str(o, ", \"object\": ");
+    json_str(o, f->object);
+    ml_wbuf_str(o, ", \"path\": ");
+    json_str(o, f->file);
+    ml_wbuf_str(o, ", \"offset\": ");
+    json_hex(o, f->offset);
+    ml_wbuf_str(o, ", \"mangled\": ");
+    json_str(o, f->mangled);
+    ml_wbuf_str(o, f->inlined ? ", \"inlined\": true}" : ", \"inlined\": false}");
+}
+
+/* A stack as an array of frames, each address expanded into its inline
+ * chain (the frames of one chain share addr); indent is the frames'
+ * indentation. */
 static void json_stack(struct ml_wbuf *o, ml_stack_id id, const char *indent)
 {
     unsigned n = 0;
@@ -66,31 +92,52 @@ static void json_stack(struct ml_wbuf *o, ml_stack_id id, const char *indent)
     }
     ml_wbuf_str(o, "[\n");
     for (unsigned i = 0; i < n; i++) {
-        struct ml_frame f;
-        ml_symbolize(frames[i], &f);
-        ml_wbuf_str(o, indent);
-        ml_wbuf_str(o, "{\"addr\": ");
-        json_hex(o, frames[i]);
-        ml_wbuf_str(o, ", \"function\": ");
-        json_str(o, f.function);
-        ml_wbuf_str(o, ", \"file\": ");
-        json_str(o, f.file ? ml_report_basename(f.file) : NULL);
-        ml_wbuf_str(o, ", \"line\": ");
-        if (f.file)
-            ml_wbuf_i64(o, f.line);
-        else
-            ml_wbuf_str(o, "null");
-        ml_wbuf_str(o, ", \"object\": ");
-        json_str(o, f.object);
-        ml_wbuf_str(o, ", \"path\": ");
-        json_str(o, f.file);
-        ml_wbuf_str(o, ", \"offset\": ");
-        json_hex(o, f.offset);
-        ml_wbuf_str(o, i + 1 < n ? "},\n" : "}\n");
+        struct ml_frame chain[ML_INLINE_MAX];
+        unsigned k = ml_symbolize_chain(frames[i], chain, ML_INLINE_MAX);
+        for (unsigned j = 0; j < k; j++) {
+            ml_wbuf_str(o, indent);
+            json_frame(o, &chain[j]);
+            ml_wbuf_str(o, i + 1 < n || j + 1 < k ? ",\n" : "\n");
+        }
     }
     /* close at the indentation of the key that holds the array */
     ml_wbuf_mem(o, indent, strlen(indent) > 2 ? strlen(indent) - 2 : 0);
     ml_wbuf_chr(o, ']');
+}
+
+/* The fields that place an error: its thread, the block it concerns, the
+ * allocation and deallocation families, and a fault's access. */
+static void json_error_context(struct ml_wbuf *o, const struct ml_error *e)
+{
+    static const char *const alloc_fn[] = {"malloc", "new", "new[]"};
+    static const char *const free_fn[] = {"free", "delete", "delete[]"};
+    char name[sizeof e->thread + 1];
+    memcpy(name, e->thread, sizeof e->thread);
+    name[sizeof e->thread] = '\0';
+    ml_wbuf_str(o, ",\n     \"thread\": {\"tid\": ");
+    ml_wbuf_i64(o, e->tid);
+    ml_wbuf_str(o, ", \"name\": ");
+    json_str(o, name[0] ? name : NULL);
+    ml_wbuf_str(o, "}, \"block\": ");
+    if (e->block) {
+        ml_wbuf_str(o, "{\"address\": ");
+        json_hex(o, e->block);
+        ml_wbuf_str(o, ", \"bytes\": ");
+        ml_wbuf_u64(o, e->bytes);
+        ml_wbuf_str(o, ", \"offset\": ");
+        ml_wbuf_i64(o, e->offset);
+        ml_wbuf_str(o, ", \"allocated_by\": ");
+        json_str(o, e->alloc_kind < 3 ? alloc_fn[e->alloc_kind] : NULL);
+        ml_wbuf_chr(o, '}');
+    } else {
+        ml_wbuf_str(o, "null");
+    }
+    ml_wbuf_str(o, ", \"freed_by\": ");
+    int is_free =
+        e->kind == ML_ERR_MISMATCH || e->kind == ML_ERR_DOUBLE_FREE || e->kind == ML_ERR_INVALID_FREE;
+    json_str(o, is_free && e->free_kind < 3 ? free_fn[e->free_kind] : NULL);
+    ml_wbuf_str(o, ", \"access\": ");
+    json_str(o, e->access == ML_ACCESS_WRITE ? "write" : e->access == ML_ACCESS_READ ? "read" : NULL);
 }
 
 int ml_write_json(int fd, const struct ml_report *r)
@@ -147,6 +194,20 @@ int ml_write_json(int fd, const struct ml_report *r)
         ml_wbuf_u64(&o, g->blocks);
         ml_wbuf_str(&o, ", \"tag\": ");
         json_str(&o, g->tag);
+        if (g->kind == ML_KIND_DEFINITE) {
+            ml_wbuf_str(&o, ",\n     \"indirect_bytes\": ");
+            ml_wbuf_u64(&o, g->indirect_bytes);
+            ml_wbuf_str(&o, ", \"indirect_blocks\": ");
+            ml_wbuf_u64(&o, g->indirect_blocks);
+        } else if (g->kind == ML_KIND_INDIRECT) {
+            ml_wbuf_str(&o, ",\n     \"owners\": [");
+            for (uint32_t k = 0; k < g->nowners; k++) {
+                if (k)
+                    ml_wbuf_str(&o, ", ");
+                ml_wbuf_u64(&o, g->owners[k]);
+            }
+            ml_wbuf_chr(&o, ']');
+        }
         ml_wbuf_str(&o, ",\n     \"stack\": ");
         json_stack(&o, g->stack, "       ");
         ml_wbuf_chr(&o, '}');
@@ -167,6 +228,7 @@ int ml_write_json(int fd, const struct ml_report *r)
         json_stack(&o, e->alloc_stack, "       ");
         ml_wbuf_str(&o, ",\n     \"free_stack\": ");
         json_stack(&o, e->free_stack, "       ");
+        json_error_context(&o, e);
         ml_wbuf_chr(&o, '}');
     }
     ml_wbuf_str(&o, r->nerrors_listed ? "\n  ],\n  \"tags\": [" : "],\n  \"tags\": [");

@@ -6,14 +6,18 @@
  *   - a summary: pid, command, backend, how the program ended, then
  *     definitely lost / indirectly lost / still reachable / suppressed
  *     bytes and blocks, and the error count;
- *   - the leak groups in the model's order (bytes, descending), each a
- *     header "[<rank>] definite leak of 100 bytes in 1 block [tag parser]"
- *     followed by its frames, innermost first:
+ *   - the leak groups in the model's order (total bytes, descending), each
+ *     a header "[<rank>] definite leak of 100 bytes in 1 block [tag parser]"
+ *     or, for a definite group that owns indirect blocks, valgrind's
+ *     "[1] definite leak of 444 (144 direct, 300 indirect) bytes in 3 blocks"
+ *     (the blocks are the direct ones), followed by its frames, innermost
+ *     first:
  *       "    #0 leak_one simple_leak.c:7 (/path/prog)"   function and line
  *       "    #1 foo (/lib/x.so+0x1234)"                  symbol only
  *       "    #2 0x7f0012345678 (/lib/x.so+0x1234)"       object only
  *       "    #3 0x7f0012345678 (unknown)"                nothing
- *     Reachable groups are listed only when r->show_reachable;
+ *     Reachable groups, and indirect groups that an owner's line already
+ *     counts, are listed only when r->show_reachable;
  *   - the errors, each with the bad call's stack, then "  first freed by:"
  *     (double free) or "  freed by:", then "  allocated by:";
  *   - the tag table, then one stats line.
@@ -45,50 +49,55 @@ static void text_count(struct ml_wbuf *o, uint64_t bytes, uint64_t blocks)
     ml_wbuf_str(o, blocks == 1 ? " block" : " blocks");
 }
 
-static void text_frame(struct ml_wbuf *o, unsigned i, uintptr_t addr)
+static void text_frame(struct ml_wbuf *o, unsigned i, const struct ml_frame *f)
 {
-    struct ml_frame f;
-    ml_symbolize(addr, &f);
     text_begin(o);
     ml_wbuf_str(o, "    #");
     ml_wbuf_u64(o, i);
     ml_wbuf_chr(o, ' ');
-    if (f.function)
-        ml_wbuf_str(o, f.function);
+    if (f->function)
+        ml_wbuf_str(o, f->function);
     else
-        ml_wbuf_hex(o, addr);
-    if (f.file) {
+        ml_wbuf_hex(o, f->addr);
+    if (f->file) {
         ml_wbuf_chr(o, ' ');
-        ml_wbuf_str(o, ml_report_basename(f.file));
+        ml_wbuf_str(o, ml_report_basename(f->file));
         ml_wbuf_chr(o, ':');
-        ml_wbuf_u64(o, (uint64_t)(f.line > 0 ? f.line : 0));
+        ml_wbuf_u64(o, (uint64_t)(f->line > 0 ? f->line : 0));
     }
     ml_wbuf_str(o, " (");
-    if (!f.object) {
+    if (!f->object) {
         ml_wbuf_str(o, "unknown");
     } else {
-        ml_wbuf_str(o, f.object);
-        if (!f.file) {
+        ml_wbuf_str(o, f->object);
+        if (!f->file) {
             ml_wbuf_chr(o, '+');
-            ml_wbuf_hex(o, f.offset);
+            ml_wbuf_hex(o, f->offset);
         }
     }
     ml_wbuf_chr(o, ')');
     text_end(o);
 }
 
+/* Each address expands into its inline chain; mallard's own frames and
+ * libc's start-up frames are left out (the JSON report keeps them). */
 static void text_stack(struct ml_wbuf *o, ml_stack_id id)
 {
     unsigned n = 0;
     const uintptr_t *frames = id ? ml_stack_frames(id, &n) : NULL;
-    if (!frames || !n) {
+    unsigned shown = 0;
+    for (unsigned i = 0; frames && i < n; i++) {
+        struct ml_frame chain[ML_INLINE_MAX];
+        unsigned k = ml_symbolize_chain(frames[i], chain, ML_INLINE_MAX);
+        for (unsigned j = 0; j < k; j++)
+            if (ml_frame_shown(&chain[j]))
+                text_frame(o, shown++, &chain[j]);
+    }
+    if (!shown) {
         text_begin(o);
         ml_wbuf_str(o, "    (no stack recorded)");
         text_end(o);
-        return;
     }
-    for (unsigned i = 0; i < n; i++)
-        text_frame(o, i, frames[i]);
 }
 
 static void text_exit(struct ml_wbuf *o, const struct ml_report *r)
@@ -141,7 +150,14 @@ static void text_summary(struct ml_wbuf *o, const struct ml_report *r)
     if (r->argv && r->argv[0]) {
         for (const char *const *a = r->argv; *a; a++) {
             ml_wbuf_chr(o, ' ');
-            ml_wbuf_str(o, *a);
+            /* a newline in an argument (ruby -e 'script') would start a
+             * line without the ==mallard== prefix: written as \n */
+            for (const char *c = *a; *c; c++) {
+                if (*c == '\n')
+                    ml_wbuf_str(o, "\\n");
+                else
+                    ml_wbuf_chr(o, *c);
+            }
         }
     } else if (r->exe) {
         ml_wbuf_chr(o, ' ');
@@ -178,7 +194,8 @@ static void text_groups(struct ml_wbuf *o, const struct ml_report *r)
     unsigned rank = 0;
     for (size_t i = 0; i < r->ngroups; i++) {
         const struct ml_leak_group *g = &r->groups[i];
-        if (g->kind == ML_KIND_REACHABLE && !r->show_reachable)
+        if (!r->show_reachable &&
+            (g->kind == ML_KIND_REACHABLE || (g->kind == ML_KIND_INDIRECT && g->nowners)))
             continue;
         text_blank(o);
         text_begin(o);
@@ -192,7 +209,18 @@ static void text_groups(struct ml_wbuf *o, const struct ml_report *r)
             ml_wbuf_str(o, ml_report_kind_name(g->kind));
             ml_wbuf_str(o, " leak of ");
         }
-        text_count(o, g->bytes, g->blocks);
+        if (g->kind == ML_KIND_DEFINITE && g->indirect_bytes) {
+            ml_wbuf_u64(o, g->bytes + g->indirect_bytes);
+            ml_wbuf_str(o, " (");
+            ml_wbuf_u64(o, g->bytes);
+            ml_wbuf_str(o, " direct, ");
+            ml_wbuf_u64(o, g->indirect_bytes);
+            ml_wbuf_str(o, " indirect) bytes in ");
+            ml_wbuf_u64(o, g->blocks);
+            ml_wbuf_str(o, g->blocks == 1 ? " block" : " blocks");
+        } else {
+            text_count(o, g->bytes, g->blocks);
+        }
         if (g->tag) {
             ml_wbuf_str(o, " [tag ");
             ml_wbuf_str(o, g->tag);
@@ -203,33 +231,103 @@ static void text_groups(struct ml_wbuf *o, const struct ml_report *r)
     }
 }
 
-static void text_errors(struct ml_wbuf *o, const struct ml_report *r)
+static const char *const alloc_fn[] = {"malloc", "new", "new[]"};
+static const char *const free_fn[] = {"free", "delete", "delete[]"};
+
+/* "  0x1234 is 16 bytes inside a 96-byte block allocated at:" */
+static void text_block(struct ml_wbuf *o, const struct ml_error *e)
+{
+    text_begin(o);
+    ml_wbuf_str(o, "  ");
+    ml_wbuf_hex(o, e->address);
+    ml_wbuf_str(o, " is ");
+    uint64_t dist;
+    const char *where;
+    if (e->offset < 0) {
+        dist = (uint64_t)-e->offset;
+        where = " before a ";
+    } else if ((uint64_t)e->offset >= e->bytes && e->bytes) {
+        dist = (uint64_t)e->offset - e->bytes;
+        where = " after a ";
+    } else {
+        dist = (uint64_t)e->offset;
+        where = " inside a ";
+    }
+    ml_wbuf_u64(o, dist);
+    ml_wbuf_str(o, dist == 1 ? " byte" : " bytes");
+    ml_wbuf_str(o, where);
+    ml_wbuf_u64(o, e->bytes);
+    ml_wbuf_str(o, "-byte block allocated at:");
+    text_end(o);
+}
+
+static void text_error_title(struct ml_wbuf *o, const struct ml_error *e)
 {
     static const char *const titles[] = {
         [ML_ERR_DOUBLE_FREE] = "double free of ",         [ML_ERR_INVALID_FREE] = "invalid free of ",
         [ML_ERR_INVALID_REALLOC] = "invalid realloc of ", [ML_ERR_OVERFLOW] = "heap overflow at ",
-        [ML_ERR_USE_AFTER_FREE] = "use after free of ",
+        [ML_ERR_USE_AFTER_FREE] = "use after free of ",   [ML_ERR_MISMATCH] = "mismatched free of ",
     };
-    for (size_t i = 0; i < r->nerrors_listed; i++) {
-        const struct ml_error *e = &r->errors[i];
-        text_blank(o);
-        text_begin(o);
+    if (e->access) {
+        ml_wbuf_str(o, e->access == ML_ACCESS_WRITE ? "invalid write at " : "invalid read at ");
+        ml_wbuf_hex(o, e->address);
+        ml_wbuf_str(o, e->kind == ML_ERR_USE_AFTER_FREE ? " (use after free)" : " (heap overflow)");
+    } else if (e->kind == ML_ERR_OVERFLOW) {
+        ml_wbuf_str(o, "heap overflow: the bytes next to block ");
+        ml_wbuf_hex(o, e->block);
+        ml_wbuf_str(o, " (");
+        ml_wbuf_u64(o, e->bytes);
+        ml_wbuf_str(o, " bytes) were overwritten, found when it was freed");
+    } else {
         ml_wbuf_str(o, (unsigned)e->kind < sizeof titles / sizeof *titles ? titles[e->kind] : "error at ");
         ml_wbuf_hex(o, e->address);
-        if (e->bytes) {
+        if (e->bytes && (!e->block || e->offset == 0)) {
             ml_wbuf_str(o, " (");
             ml_wbuf_u64(o, e->bytes);
             ml_wbuf_str(o, e->bytes == 1 ? " byte)" : " bytes)");
         }
+        if (e->kind == ML_ERR_MISMATCH && e->alloc_kind < 3 && e->free_kind < 3) {
+            ml_wbuf_str(o, ": allocated by ");
+            ml_wbuf_str(o, alloc_fn[e->alloc_kind]);
+            ml_wbuf_str(o, ", freed by ");
+            ml_wbuf_str(o, free_fn[e->free_kind]);
+        }
+    }
+    if (e->tid) {
+        ml_wbuf_str(o, " in thread ");
+        ml_wbuf_u64(o, (uint64_t)e->tid);
+        if (e->thread[0]) {
+            char name[sizeof e->thread + 1];
+            memcpy(name, e->thread, sizeof e->thread);
+            name[sizeof e->thread] = '\0';
+            ml_wbuf_str(o, " (");
+            ml_wbuf_str(o, name);
+            ml_wbuf_chr(o, ')');
+        }
+    }
+}
+
+static void text_errors(struct ml_wbuf *o, const struct ml_report *r)
+{
+    for (size_t i = 0; i < r->nerrors_listed; i++) {
+        const struct ml_error *e = &r->errors[i];
+        text_blank(o);
+        text_begin(o);
+        text_error_title(o, e);
         text_end(o);
         text_stack(o, e->stack);
+        int context = e->block && (e->offset != 0 || e->access);
+        if (context) {
+            text_block(o, e);
+            text_stack(o, e->alloc_stack);
+        }
         if (e->free_stack) {
             text_begin(o);
             ml_wbuf_str(o, e->kind == ML_ERR_DOUBLE_FREE ? "  first freed by:" : "  freed by:");
             text_end(o);
             text_stack(o, e->free_stack);
         }
-        if (e->alloc_stack) {
+        if (e->alloc_stack && !context) {
             text_begin(o);
             ml_wbuf_str(o, "  allocated by:");
             text_end(o);

@@ -16,6 +16,9 @@ packages=(
     python3 python3-jsonschema valgrind groff-base file clang-format
     # tests: the real programs run under every backend (tests/real)
     perl git make xz-utils sqlite3 coreutils util-linux findutils mawk
+    # tests/real: interpreters with threads and fork, and a server on
+    # loopback driven by its benchmark (issue 7); cmake is listed above
+    ruby nodejs redis-server redis-tools
 )
 
 missing=()

@@ -2,7 +2,8 @@
 # tests/conformance/check_exports.sh LIB: the library exports the whole
 # malloc family and nothing but it, mallard_*, __libc_* and the calls that
 # end a process image (_exit, _Exit and the exec family, interposed for the
-# exit report by preload/hooks.c) (HAZARDS §2, §10).
+# exit report by preload/hooks.c), and the C++ operator new/delete family
+# (preload/cxx.c) (HAZARDS §2, §10).  It needs nothing but libc (and ld.so).
 set -u
 lib=$1
 syms=$(nm -D --defined-only "$lib" | awk 'NF == 3 { print $2, $3 }') || exit 1
@@ -15,7 +16,25 @@ for f in malloc free calloc realloc reallocarray posix_memalign aligned_alloc me
         status=1
     fi
 done
-extra=$(printf '%s\n' "$syms" | awk '{ print $2 }' | grep -Ev '^(malloc|free|calloc|realloc|reallocarray|posix_memalign|aligned_alloc|memalign|valloc|pvalloc|malloc_usable_size|cfree|mallard_.*|__libc_.*|_exit|_Exit|execve|execv|execvp|execvpe|fexecve|execl|execlp|execle|dlopen|mallinfo|mallinfo2|malloc_trim|mallopt|malloc_stats|malloc_info)$')
+cxx="_Znwm _Znam _ZnwmRKSt9nothrow_t _ZnamRKSt9nothrow_t _ZnwmSt11align_val_t _ZnamSt11align_val_t
+    _ZnwmSt11align_val_tRKSt9nothrow_t _ZnamSt11align_val_tRKSt9nothrow_t
+    _ZdlPv _ZdaPv _ZdlPvm _ZdaPvm _ZdlPvRKSt9nothrow_t _ZdaPvRKSt9nothrow_t
+    _ZdlPvSt11align_val_t _ZdaPvSt11align_val_t _ZdlPvmSt11align_val_t _ZdaPvmSt11align_val_t
+    _ZdlPvSt11align_val_tRKSt9nothrow_t _ZdaPvSt11align_val_tRKSt9nothrow_t"
+for f in $cxx; do
+    if ! printf '%s\n' "$syms" | grep -qx "T $f"; then
+        echo "check_exports: operator new/delete $f is not exported as a function" >&2
+        status=1
+    fi
+done
+# operator new must not pull in libstdc++ (nor symbolization libdw or libunwind)
+needed=$(readelf -d "$lib" | awk '/\(NEEDED\)/ { print $NF }' | tr -d '[]' | grep -Evx 'libc\.so\.6|ld-linux-x86-64\.so\.2')
+if [ -n "$needed" ]; then
+    echo "check_exports: DT_NEEDED beyond libc and ld.so:" $needed >&2
+    status=1
+fi
+cxx_re=$(printf '%s' "$cxx" | tr -s ' \n' '|')
+extra=$(printf '%s\n' "$syms" | awk '{ print $2 }' | grep -Ev '^(malloc|free|calloc|realloc|reallocarray|posix_memalign|aligned_alloc|memalign|valloc|pvalloc|malloc_usable_size|cfree|mallard_.*|__libc_.*|_exit|_Exit|execve|execv|execvp|execvpe|fexecve|execl|execlp|execle|dlopen|mallinfo|mallinfo2|malloc_trim|mallopt|malloc_stats|malloc_info|'"$cxx_re"')$')
 if [ -n "$extra" ]; then
     echo "check_exports: unexpected exports:" $extra >&2
     status=1

@@ -22,7 +22,7 @@ add_executable(mallard_demo ${CMAKE_SOURCE_DIR}/tests/programs/demo.c)
 set_target_properties(mallard_demo PROPERTIES OUTPUT_NAME demo)
 target_compile_options(mallard_demo PRIVATE ${ML_WARN} -O0 -g -fno-omit-frame-pointer)
 
-set(ML_REAL_CASES python perl bash git make sort xz sqlite gcc cxx demo)
+set(ML_REAL_CASES python perl bash git make sort xz sqlite gcc cxx demo cmake gitfsck bashcap ruby node redis)
 set(ML_REAL_ENV
   "ML_LIB=${ML_LIB}"
   "ML_CLI=$<TARGET_FILE:mallard_cli>"

@@ -546,13 +546,13 @@ static void fixture_init(struct fixture *fx)
     r->reachable = (struct ml_count){64, 1};
     r->suppressed = (struct ml_count){7, 2};
     r->nerrors = 2;
-    fx->groups[0] = (struct ml_leak_group){ML_KIND_INDIRECT, 900, 9, NULL, 2};
-    fx->groups[1] = (struct ml_leak_group){ML_KIND_DEFINITE, 100, 1, "parser", 1};
-    fx->groups[2] = (struct ml_leak_group){ML_KIND_REACHABLE, 64, 1, NULL, 3};
+    fx->groups[0] = (struct ml_leak_group){.kind = ML_KIND_INDIRECT, .bytes = 900, .blocks = 9, .tag = NULL, .stack = 2};
+    fx->groups[1] = (struct ml_leak_group){.kind = ML_KIND_DEFINITE, .bytes = 100, .blocks = 1, .tag = "parser", .stack = 1};
+    fx->groups[2] = (struct ml_leak_group){.kind = ML_KIND_REACHABLE, .bytes = 64, .blocks = 1, .tag = NULL, .stack = 3};
     r->groups = fx->groups;
     r->ngroups = 3;
-    fx->errors[0] = (struct ml_error){ML_ERR_DOUBLE_FREE, 0xdeadbeef0, 100, 3, 1, 2};
-    fx->errors[1] = (struct ml_error){ML_ERR_INVALID_FREE, 0x7ffc1000, 0, 3, 0, 0};
+    fx->errors[0] = (struct ml_error){.kind = ML_ERR_DOUBLE_FREE, .address = 0xdeadbeef0, .bytes = 100, .stack = 3, .alloc_stack = 1, .free_stack = 2};
+    fx->errors[1] = (struct ml_error){.kind = ML_ERR_INVALID_FREE, .address = 0x7ffc1000, .stack = 3};
     r->errors = fx->errors;
     r->nerrors_listed = 2;
     fx->tags[0] = (struct ml_tag_stats){"parser", 10, 0, 4096};
@@ -590,14 +590,14 @@ START_TEST(json_report_validates)
     char want[8192];
     snprintf(want, sizeof want,
              "{\"addr\": \"0x%lx\", \"function\": \"leak_site\", \"file\": \"test_report.c\", \"line\": %d, "
-             "\"object\": \"%s\", \"path\": \"%s\", \"offset\": \"0x%lx\"}",
+             "\"object\": \"%s\", \"path\": \"%s\", \"offset\": \"0x%lx\", \"mangled\": null, \"inlined\": false}",
              (unsigned long)fx.ra, fx.line, exe_path(), __FILE__,
              (unsigned long)(fx.ra - loader_bias((void *)fx.ra)));
     ck_assert_msg(strstr(s, want), "missing %s", want);
     /* symbol only, then nothing but the object, then nothing at all */
     snprintf(want, sizeof want,
              "{\"addr\": \"0x%lx\", \"function\": \"report_nodebug_exported\", \"file\": null, \"line\": null, "
-             "\"object\": \"%s\", \"path\": null, \"offset\": \"0x%lx\"}",
+             "\"object\": \"%s\", \"path\": null, \"offset\": \"0x%lx\", \"mangled\": null, \"inlined\": false}",
              (unsigned long)fx.ra_exported, ML_NODEBUG_PATH,
              (unsigned long)(fx.ra_exported - loader_bias((void *)fx.ra_exported)));
     ck_assert_msg(strstr(s, want), "missing %s", want);
@@ -605,7 +605,8 @@ START_TEST(json_report_validates)
              (unsigned long)fx.ra_hidden, ML_NODEBUG_PATH);
     ck_assert_msg(strstr(s, want), "missing %s", want);
     ck_assert_ptr_nonnull(strstr(s, "{\"addr\": \"0x1234\", \"function\": null, \"file\": null, \"line\": null, "
-                                    "\"object\": null, \"path\": null, \"offset\": \"0x1234\"}"));
+                                    "\"object\": null, \"path\": null, \"offset\": \"0x1234\", \"mangled\": null, "
+                                    "\"inlined\": false}"));
 
     /* groups in the model's order, each kind listed, reachable included */
     const char *g0 = strstr(s, "{\"kind\": \"indirect\", \"bytes\": 900, \"blocks\": 9, \"tag\": null,");
@@ -616,7 +617,7 @@ START_TEST(json_report_validates)
     /* errors: the three stacks, empty arrays for id 0 */
     ck_assert_ptr_nonnull(strstr(s, "{\"kind\": \"double-free\", \"address\": \"0xdeadbeef0\", \"bytes\": 100,"));
     ck_assert_ptr_nonnull(strstr(s, "{\"kind\": \"invalid-free\", \"address\": \"0x7ffc1000\", \"bytes\": 0,"));
-    ck_assert_ptr_nonnull(strstr(s, "\"alloc_stack\": [],\n     \"free_stack\": []}"));
+    ck_assert_ptr_nonnull(strstr(s, "\"alloc_stack\": [],\n     \"free_stack\": [],\n     \"thread\": "));
     ck_assert_uint_eq(count(s, "\"function\": \"leak_site\""), 1 + 1 + 2 + 1); /* groups 1,3; errors */
 
     ck_assert_ptr_nonnull(strstr(s, "{\"tag\": \"parser\", \"allocs\": 10, \"current_bytes\": 0, \"peak_bytes\": 4096}"));
@@ -653,7 +654,7 @@ START_TEST(json_escaping)
     r.argv = argv;
     r.exe = "/tmp/we\"ird\\name";
     r.backend = "freelist";
-    struct ml_leak_group g = {ML_KIND_DEFINITE, 1, 1, "t\"a\\g\n", 0};
+    struct ml_leak_group g = {.kind = ML_KIND_DEFINITE, .bytes = 1, .blocks = 1, .tag = "t\"a\\g\n", .stack = 0};
     r.groups = &g;
     r.ngroups = 1;
     char path[64];
@@ -696,7 +697,7 @@ START_TEST(json_large_report)
         frames[i] = ra;
     set_stack(1, frames, 8);
     for (int i = 0; i < 100; i++)
-        groups[i] = (struct ml_leak_group){ML_KIND_DEFINITE, (uint64_t)(100 - i) * 16, 1, NULL, 1};
+        groups[i] = (struct ml_leak_group){.kind = ML_KIND_DEFINITE, .bytes = (uint64_t)(100 - i) * 16, .blocks = 1, .tag = NULL, .stack = 1};
     struct ml_report r;
     memset(&r, 0, sizeof r);
     r.argv = argv;

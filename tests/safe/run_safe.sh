@@ -18,8 +18,9 @@ set -euo pipefail
 [ $# -eq 3 ] || { echo "usage: $0 CASE BACKEND TRACE" >&2; exit 2; }
 case_name=$1 backend=$2 trace=$3
 name="safe_${case_name}_${backend}_${trace}"
+exec 3>&2 # fail() may run where stderr is redirected to a file
 fail() {
-    echo "FAIL $name: $*" >&2
+    echo "FAIL $name: $*" >&3
     exit 1
 }
 [ -r "${ML_LIB:-}" ] || fail "ML_LIB is not set"

@@ -16,13 +16,47 @@ endforeach()
 add_executable(fx_cxx_new ${CMAKE_SOURCE_DIR}/tests/programs/cxx_new.cpp)
 target_compile_options(fx_cxx_new PRIVATE -g -O0 -Wall -Wextra)
 set_target_properties(fx_cxx_new PROPERTIES OUTPUT_NAME cxx_new RUNTIME_OUTPUT_DIRECTORY ${ML_FIXTURE_DIR})
+# Fixtures built as users build what they debug: -O1 -g (inlining happens).
+foreach(src registry.cc cxx_mismatch.cpp interior_free.c inline_leak.c page_fault.c cxx_bad_alloc.cpp)
+  get_filename_component(f ${src} NAME_WE)
+  add_executable(fx_${f} ${CMAKE_SOURCE_DIR}/tests/programs/${src})
+  target_compile_options(fx_${f} PRIVATE -g -O1 -fno-omit-frame-pointer -Wall -Wextra
+    -Wno-free-nonheap-object -Wno-use-after-free -Wno-array-bounds $<$<COMPILE_LANGUAGE:CXX>:-Wno-mismatched-new-delete>)
+  target_link_libraries(fx_${f} PRIVATE Threads::Threads)
+  set_target_properties(fx_${f} PROPERTIES OUTPUT_NAME ${f} RUNTIME_OUTPUT_DIRECTORY ${ML_FIXTURE_DIR})
+endforeach()
 add_library(fx_dl_leak_lib SHARED ${CMAKE_SOURCE_DIR}/tests/programs/dl_leak_lib.c)
 target_compile_options(fx_dl_leak_lib PRIVATE -g -O0 -Wall -Wextra)
 set_target_properties(fx_dl_leak_lib PROPERTIES OUTPUT_NAME dl_leak_lib LIBRARY_OUTPUT_DIRECTORY ${ML_FIXTURE_DIR})
 
+# Exactness fixtures (issue 12), built as a user would build them, -O1 -g,
+# each run under every backend and checked against valgrind's figures.
+set(ML_EXACT_FIXTURES end_pointer reused_blocks malloc_zero dead_frame cycle_owner anon_merge)
+foreach(f ${ML_EXACT_FIXTURES})
+  add_executable(fx_${f} ${CMAKE_SOURCE_DIR}/tests/programs/${f}.c)
+  target_compile_options(fx_${f} PRIVATE -g -O1 -Wall -Wextra)
+  set_target_properties(fx_${f} PROPERTIES OUTPUT_NAME ${f} RUNTIME_OUTPUT_DIRECTORY ${ML_FIXTURE_DIR})
+endforeach()
+add_executable(fx_cxx_registry ${CMAKE_SOURCE_DIR}/tests/programs/cxx_registry.cpp)
+target_compile_options(fx_cxx_registry PRIVATE -g -O1 -Wall -Wextra)
+set_target_properties(fx_cxx_registry PROPERTIES OUTPUT_NAME cxx_registry RUNTIME_OUTPUT_DIRECTORY ${ML_FIXTURE_DIR})
+foreach(c end_pointer reused_blocks malloc_zero dead_frame dead_frame_exit cycle_owner anon_merge cxx_registry)
+  foreach(b freelist bump arena system page)
+    add_test(NAME trace_${c}_${b}
+      COMMAND python3 ${CMAKE_CURRENT_LIST_DIR}/run_case.py ${c} --backend ${b}
+        --lib $<TARGET_FILE:mallard> --bin ${ML_FIXTURE_DIR} --src ${CMAKE_SOURCE_DIR})
+    set_tests_properties(trace_${c}_${b} PROPERTIES TIMEOUT 120)
+  endforeach()
+endforeach()
+
 set(ML_TRACE_CASES simple_leak list_leak global_reach tls_reach xor_leak double_free bad_free
     threads_leak fork_leak dl_leak cxx_new exit_leak big_leak clean_git clean_bash
-    tag_leak exitcode suppressions abort_on_error fatal_signal show_all)
+    tag_leak exitcode suppressions abort_on_error fatal_signal show_all
+    registry registry_supp_name registry_supp_file registry_supp_mangled cxx_mismatch inline_leak
+    interior_free interior_free@bump interior_free@arena interior_free@page interior_free@system
+    cxx_mismatch@page cxx_mismatch@system double_free@page double_free@arena double_free@system
+    page_fault_overflow page_fault_underflow page_fault_after_free page_fault_slack
+    cxx_bad_alloc cxx_bad_alloc@bump cxx_bad_alloc@arena cxx_bad_alloc@page cxx_bad_alloc@system)
 foreach(c ${ML_TRACE_CASES})
   add_test(NAME trace_${c}
     COMMAND python3 ${CMAKE_CURRENT_LIST_DIR}/run_case.py ${c}
@@ -31,9 +65,20 @@ foreach(c ${ML_TRACE_CASES})
 endforeach()
 
 # Real programs that leak, against valgrind memcheck on the same command.
-foreach(c perl_e1 sort_passwd bash_c python3_c git_version)
+foreach(c perl_e1 perl_dumper sort_passwd bash_c python3_c python3_import git_version tar_hostname
+    gcc_version cxx_registry)
   add_test(NAME trace_valgrind_${c}
     COMMAND python3 ${CMAKE_CURRENT_LIST_DIR}/vs_valgrind.py ${c} --lib $<TARGET_FILE:mallard>
-      --src ${CMAKE_SOURCE_DIR})
+      --src ${CMAKE_SOURCE_DIR} --bin ${ML_FIXTURE_DIR})
   set_tests_properties(trace_valgrind_${c} PROPERTIES TIMEOUT 300)
+endforeach()
+
+# What a user reads, against valgrind memcheck on the -O1 fixtures: every
+# definite record and bad free with the same demangled frame 0 and line
+# (and the same allocation frame 0 for errors).
+foreach(c registry cxx_mismatch interior_free inline_leak)
+  add_test(NAME trace_valgrind_frames_${c}
+    COMMAND python3 ${CMAKE_CURRENT_LIST_DIR}/vs_valgrind_frames.py ${c} --lib $<TARGET_FILE:mallard>
+      --bin ${ML_FIXTURE_DIR})
+  set_tests_properties(trace_valgrind_frames_${c} PROPERTIES TIMEOUT 300)
 endforeach()

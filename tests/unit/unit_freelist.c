@@ -1,0 +1,196 @@
+/* tests/unit/unit_freelist.c: the freelist backend's memory reuse, called
+ * directly (no preload).
+ *   - large_reuse: a 5-25 MiB buffer freed and asked for again in a loop is
+ *     served from the freed mapping (its pages already resident, as mincore
+ *     shows before the program touches them), not from a fresh mmap each
+ *     time; a fresh mapping has no resident page.
+ *   - large_calloc_zero: calloc served from a reused mapping reads zero
+ *     everywhere, whether the mapping was cut to size, grown by mremap or
+ *     taken as it was.
+ *   - purge_decay: freed pages are not decommitted the moment a few MiB
+ *     pile up (a program that frees and reallocates in waves would fault
+ *     them in again), but are once they have stayed free for a while.
+ * Timing: purge_decay only waits (sleeps of at least the decay period), it
+ * never asserts that something happened quickly. */
+#define _GNU_SOURCE
+#include <check.h>
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../../core/backend.h"
+#include "../../core/options.h"
+
+static const struct ml_backend *be;
+
+static void setup(void)
+{
+    static struct ml_options opt;
+    be = ml_backend_find("freelist");
+    ck_assert_ptr_nonnull(be);
+    ck_assert_int_eq(be->init(&opt), 0);
+}
+
+/* Resident pages of [p, p+n), page-aligned inward. */
+static size_t resident_pages(const void *p, size_t n)
+{
+    size_t ps = (size_t)sysconf(_SC_PAGESIZE);
+    uintptr_t a = ((uintptr_t)p + ps - 1) & ~(ps - 1);
+    uintptr_t end = ((uintptr_t)p + n) & ~(ps - 1);
+    if (end <= a)
+        return 0;
+    size_t pages = (end - a) / ps;
+    unsigned char *vec = calloc(pages, 1);
+    ck_assert_ptr_nonnull(vec);
+    ck_assert_int_eq(mincore((void *)a, end - a, vec), 0);
+    size_t r = 0;
+    for (size_t i = 0; i < pages; i++)
+        r += vec[i] & 1;
+    free(vec);
+    return r;
+}
+
+/* Whether the page holding p is resident. */
+static int page_resident(const void *p)
+{
+    size_t ps = (size_t)sysconf(_SC_PAGESIZE);
+    unsigned char v = 0;
+    if (mincore((void *)((uintptr_t)p & ~(ps - 1)), 1, &v) != 0) {
+        ck_assert_int_eq(errno, ENOMEM); /* unmapped: not resident either */
+        return 0;
+    }
+    return v & 1;
+}
+
+static void touch(unsigned char *p, size_t n, unsigned char v)
+{
+    for (size_t i = 0; i < n; i += 4096)
+        p[i] = v;
+    p[n - 1] = v;
+}
+
+START_TEST(large_reuse)
+{
+    uint64_t x = 12345;
+    int fresh = 0;
+    const int rounds = 40;
+    unsigned char *keep = be->malloc((size_t)20 << 20); /* a second live buffer, as programs have */
+    ck_assert_ptr_nonnull(keep);
+    touch(keep, (size_t)20 << 20, 1);
+    unsigned char *p = be->malloc((size_t)12 << 20);
+    ck_assert_ptr_nonnull(p);
+    touch(p, (size_t)12 << 20, 2);
+    for (int i = 0; i < rounds; i++) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        size_t n = ((size_t)5 << 20) + (size_t)((x >> 33) % ((size_t)20 << 20));
+        be->free(p);
+        p = be->malloc(n);
+        ck_assert_ptr_nonnull(p);
+        /* the first page is resident only if the memory was reused */
+        if (resident_pages(p, 4096 * 4) == 0)
+            fresh++;
+        touch(p, n, (unsigned char)i);
+    }
+    be->free(p);
+    be->free(keep);
+    /* Growing a smaller freed mapping maps the new part fresh, but its
+     * start stays resident: nearly every round must reuse. */
+    ck_assert_msg(fresh <= 2, "%d of %d large allocations got a fresh mapping", fresh, rounds);
+}
+END_TEST
+
+static void check_zero(const unsigned char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i += 509)
+        ck_assert_msg(p[i] == 0, "byte %zu of %zu is %d", i, n, p[i]);
+    ck_assert_int_eq(p[n - 1], 0);
+}
+
+START_TEST(large_calloc_zero)
+{
+    static const size_t pairs[][2] = {
+        {(size_t)24 << 20, (size_t)6 << 20},  /* cut to size */
+        {(size_t)6 << 20, (size_t)20 << 20},  /* grown */
+        {(size_t)10 << 20, (size_t)10 << 20}, /* as it was */
+        {(size_t)9 << 20, (size_t)8 << 20},   /* a little smaller, kept whole */
+    };
+    for (size_t k = 0; k < sizeof pairs / sizeof pairs[0]; k++) {
+        unsigned char *p = be->malloc(pairs[k][0]);
+        ck_assert_ptr_nonnull(p);
+        memset(p, 0xa5, pairs[k][0]);
+        be->free(p);
+        unsigned char *q = be->zalloc(pairs[k][1]);
+        ck_assert_ptr_nonnull(q);
+        check_zero(q, pairs[k][1]);
+        ck_assert_uint_ge(be->usable_size(q), pairs[k][1]);
+        memset(q, 0x5a, pairs[k][1]);
+        be->free(q);
+    }
+}
+END_TEST
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0)
+        ;
+}
+
+START_TEST(purge_decay)
+{
+    enum { N = 16384, SIZE = 1000 }; /* 16 MiB of one class */
+    static unsigned char *blk[N];
+    for (int i = 0; i < N; i++) {
+        blk[i] = be->malloc(SIZE);
+        ck_assert_ptr_nonnull(blk[i]);
+        memset(blk[i], 7, SIZE);
+    }
+    for (int i = 0; i < N; i++)
+        be->free(blk[i]);
+    /* Right after the wave of frees most of those pages are still there,
+     * ready for the next wave. */
+    size_t before = 0;
+    for (int i = 0; i < N; i += 64)
+        before += page_resident(blk[i]);
+    ck_assert_msg(before >= (N / 64) * 3 / 4, "only %zu of %d sampled blocks resident right after free", before,
+                  N / 64);
+    /* After they stayed free for more than two decay periods (and a free
+     * gave the backend a chance to look), they are given back. */
+    for (int round = 0; round < 3; round++) {
+        sleep_ms(250);
+        void *big = be->malloc((size_t)2 << 20);
+        ck_assert_ptr_nonnull(big);
+        be->free(big);
+    }
+    size_t after = 0;
+    for (int i = 0; i < N; i += 64)
+        after += page_resident(blk[i]);
+    ck_assert_msg(after <= (N / 64) / 4, "%zu of %d sampled blocks still resident after the decay", after, N / 64);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("freelist reuse");
+    const struct {
+        const char *name;
+        const TTest *test;
+    } cases[] = {{"large_reuse", large_reuse}, {"large_calloc_zero", large_calloc_zero}, {"purge_decay", purge_decay}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        TCase *tc = tcase_create(cases[i].name);
+        tcase_add_unchecked_fixture(tc, setup, NULL);
+        tcase_set_timeout(tc, 120);
+        tcase_add_test(tc, cases[i].test);
+        suite_add_tcase(s, tc);
+    }
+    SRunner *sr = srunner_create(s);
+    srunner_set_fork_status(sr, CK_NOFORK);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
