@@ -23,7 +23,6 @@
 #include <string.h>
 
 #include "../core/fmt.h"
-#include "../report/finish.h"
 #include "../report/trace.h"
 #include "boot.h"
 #include "signals.h"

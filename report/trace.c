@@ -892,3 +892,29 @@ size_t ml_trace_current_bytes(void)
 }
 
 int ml_trace_enabled(void) { return __atomic_load_n(&inner, __ATOMIC_RELAXED) != NULL; }
+
+void ml_trace_ignore_object(const void *p)
+{
+    int was = ml_trace_guard_enter();
+    struct ml_block_rec rec;
+    if (ml_blocks_lookup((uintptr_t)p, &rec) == 0 && rec.state == ML_BLOCK_LIVE) {
+        /* register the tag by name, then find its id */
+        ml_trace_guard_leave(was);
+        const char *prev = ml_trace_set_tag(ML_TAG_LSAN_IGNORED);
+        ml_trace_set_tag(prev);
+        was = ml_trace_guard_enter();
+        uint16_t id = 0;
+        for (uint16_t i = 1; i <= ml_tr.ntags; i++)
+            if (ml_tr.tags[i].name && !__builtin_strcmp(ml_tr.tags[i].name, ML_TAG_LSAN_IGNORED))
+                id = i;
+        if (id && rec.tag != id) {
+            /* move the block's bytes between the tags' current counts, as
+             * its free will take them from the new tag */
+            if (rec.tag)
+                __atomic_sub_fetch(&ml_tr.tags[rec.tag].current, rec.size, __ATOMIC_RELAXED);
+            __atomic_add_fetch(&ml_tr.tags[id].current, rec.size, __ATOMIC_RELAXED);
+            ml_blocks_insert(rec.addr, rec.size, rec.stack, id, rec.seq, rec.kind);
+        }
+    }
+    ml_trace_guard_leave(was);
+}

@@ -73,6 +73,9 @@ int ml_trace_report_live(int final, const struct ml_options *opt);
 /* Tags the LSan interface gives blocks that are never leaks. */
 #define ML_TAG_LSAN_IGNORED "lsan-ignored"
 #define ML_TAG_LSAN_DISABLED "lsan-disabled"
+/* __lsan_ignore_object: the live block at p carries ML_TAG_LSAN_IGNORED
+ * from now on (its bytes move to that tag's counts); else nothing. */
+void ml_trace_ignore_object(const void *p);
 
 /* In the child of a fork made while the process had one thread (no lock
  * was taken): the child's bookkeeping, unless the fork interrupted mallard
