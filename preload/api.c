@@ -37,14 +37,14 @@ ML_EXPORT int mallard_report_now(void)
 {
     if (!tracing())
         return -1;
-    return ml_trace_report_live(0);
+    return ml_trace_report_live(0, &ml_opts);
 }
 
 ML_EXPORT void __lsan_do_leak_check(void)
 {
     if (!tracing())
         return;
-    int found = ml_trace_report_live(1);
+    int found = ml_trace_report_live(1, &ml_opts);
     if (found > 0 && ml_opts.exitcode)
         _exit(ml_opts.exitcode);
 }
@@ -53,7 +53,7 @@ ML_EXPORT int __lsan_do_recoverable_leak_check(void)
 {
     if (!tracing())
         return 0;
-    return ml_trace_report_live(0) > 0;
+    return ml_trace_report_live(0, &ml_opts) > 0;
 }
 
 ML_EXPORT void __lsan_ignore_object(const void *p)

@@ -32,9 +32,9 @@
 #include <unistd.h>
 
 #include "../core/fmt.h"
-#include "../report/finish.h"
 #include "../report/trace.h"
 #include "boot.h"
+#include "hooks.h"
 #include "children.h"
 #include "signals.h"
 
@@ -77,7 +77,7 @@ static ssize_t late_read(void *cookie, char *buf, size_t n)
 
 static int late_report(int status)
 {
-    int code = ml_trace_finish(ML_EXIT_EXIT, status);
+    int code = ml_trace_finish(ML_EXIT_EXIT, status, &ml_opts);
     if (code != status)
         syscall(SYS_exit_group, code); /* stdio is flushed: nothing is lost */
     return code;
@@ -143,7 +143,7 @@ static void fatal_report(int sig)
     if (!ml_trace_guard_enter()) { /* not crashed inside mallard itself */
         if ((sig == SIGSEGV || sig == SIGBUS) && fatal_si)
             ml_trace_fault(fatal_si, fatal_uc); /* a guard page or a freed block: name it */
-        ml_trace_finish(ML_EXIT_SIGNAL, sig);
+        ml_trace_finish(ML_EXIT_SIGNAL, sig, &ml_opts);
     }
 }
 
@@ -230,7 +230,7 @@ static int quick_status;
 
 static void on_quick_exit_handler(void)
 {
-    int code = ml_trace_finish(ML_EXIT_EXIT, quick_status);
+    int code = ml_trace_finish(ML_EXIT_EXIT, quick_status, &ml_opts);
     if (code != quick_status)
         syscall(SYS_exit_group, code); /* quick_exit flushes nothing either */
 }
@@ -245,25 +245,15 @@ ML_EXPORT __attribute__((noreturn)) void quick_exit(int status)
         syscall(SYS_exit_group, status);
 }
 
-void ml_hooks_start(void);
 void ml_hooks_start(void)
 {
     if (!tracing())
         return;
-    ml_stack_init(ml_opts.depth);
+    ml_trace_start(&ml_opts, ml_boot_arena, ML_BOOT_ARENA_SIZE);
     on_exit(on_exit_handler, NULL);
     int quick = at_quick_exit(on_quick_exit_handler); /* fails only out of memory: no report then */
     (void)quick;
     late_arm();
-    struct stat st;
-    if (fstat(2, &st) == 0) {
-        ml_tr.stderr_dev = st.st_dev;
-        ml_tr.stderr_ino = st.st_ino;
-        ml_tr.stderr_known = 1;
-        ml_tr.stderr_fd = fcntl(2, F_DUPFD_CLOEXEC, 100);
-        if (ml_tr.stderr_fd < 0) /* RLIMIT_NOFILE below 100 */
-            ml_tr.stderr_fd = fcntl(2, F_DUPFD_CLOEXEC, 3);
-    }
     for (size_t i = 0; i < sizeof fatal_signals / sizeof fatal_signals[0]; i++) {
         struct sigaction old;
         if (sigaction(fatal_signals[i], NULL, &old) != 0 || old.sa_handler != SIG_DFL ||
@@ -281,7 +271,7 @@ void ml_hooks_start(void)
 ML_EXPORT __attribute__((noreturn)) void _exit(int status)
 {
     if (tracing())
-        status = ml_trace_finish(ML_EXIT__EXIT, status);
+        status = ml_trace_finish(ML_EXIT__EXIT, status, &ml_opts);
     for (;;)
         syscall(SYS_exit_group, status);
 }
@@ -298,13 +288,13 @@ static void *exec_begin(const char *name)
     if (!f)
         abort(); /* libc without exec: nothing sensible left to do */
     if (tracing())
-        ml_trace_finish(ML_EXIT_EXEC, 0);
+        ml_trace_finish(ML_EXIT_EXEC, 0, &ml_opts);
     return f;
 }
 
 static int exec_failed(int rc)
 {
-    __atomic_store_n(&ml_tr.finished, 0, __ATOMIC_RELEASE);
+    ml_trace_exec_failed();
     return rc;
 }
 
@@ -408,7 +398,6 @@ ML_EXPORT int execle(const char *path, const char *arg, ...)
  * RPATH and namespace from its return address, so the wrapper must reach
  * the real dlopen by a jump, not a call: it is written in assembly. */
 int (*ml_real_dlopen)(const char *, int);
-int ml_dlopen_mode(const char *file, int mode);
 int ml_dlopen_mode(const char *file, int mode)
 {
     if (!ml_real_dlopen)

@@ -215,7 +215,7 @@ ML_EXPORT const char *mallard_tag(const char *name)
     return ml_trace_set_tag(name);
 }
 
-/* ---- glibc's malloc introspection (HAZARDS §10) ------------------------
+/* ---- glibc's malloc introspection ---------------------------------------
  * Left to glibc, these would describe glibc's own, unused heap.  mallard's
  * answers: the arena is the read-write memory it has mapped for blocks;
  * in-use bytes are exact when tracing (the requested sizes of live blocks),

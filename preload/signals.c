@@ -40,7 +40,7 @@ static void on_term_signal(int sig)
     /* SA_RESETHAND restored the default action; SA_NODEFER lets the raise
      * below through at once */
     if (!ml_trace_guard_enter())
-        ml_trace_finish(ML_EXIT_SIGNAL, sig);
+        ml_trace_finish(ML_EXIT_SIGNAL, sig, &ml_opts);
     raise(sig);
 }
 
@@ -51,7 +51,7 @@ static void on_report_signal(int sig)
     int inside = ml_trace_guard_enter();
     ml_trace_guard_leave(inside);
     if (!inside) {
-        ml_trace_report_live(0);
+        ml_trace_report_live(0, &ml_opts);
     } else {
         ml_say("the report signal arrived while this thread was inside mallard; no report this time");
     }

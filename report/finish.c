@@ -22,7 +22,6 @@
 
 #include "../core/fmt.h"
 #include "../core/meta.h"
-#include "../preload/boot.h"
 #include "../core/options.h"
 #include "blocks.h"
 #include "finish.h"
@@ -95,7 +94,7 @@ static int find_own_data(struct dl_phdr_info *info, size_t size, void *data)
         if (me < lo || me >= hi)
             continue;
         /* the bootstrap arena holds program data: keep scanning it */
-        uintptr_t blo = (uintptr_t)ml_boot_arena, bhi = blo + ML_BOOT_ARENA_SIZE;
+        uintptr_t blo = ml_tr.boot_lo, bhi = ml_tr.boot_hi;
         if (blo >= lo && bhi <= hi) {
             c->r[c->n++] = (struct ml_range){lo, blo};
             c->r[c->n++] = (struct ml_range){bhi, hi};
@@ -301,7 +300,7 @@ static const char *const *read_argv(void)
  * stack during the scan and keep that block alive. */
 static __attribute__((noinline)) size_t collect_live(struct ml_live **out, int locked)
 {
-    size_t cap = ml_blocks_live_count() + 64;
+    size_t cap = ml_blocks_record_count() + 64;
     struct ml_live *live = ml_meta_alloc(cap * sizeof *live);
     size_t n = 0;
     if (live) {
@@ -325,14 +324,14 @@ static uint16_t tag_id(const char *name)
     return 0;
 }
 
-static int report(enum ml_exit_how how, int status, int *found_out);
+static int report(enum ml_exit_how how, int status, const struct ml_options *o, int *found_out);
 
 /* One report per process, whole: the first caller writes it; a caller on
  * another thread (a second exit(), an _exit or a crash while the report is
  * being written) waits for it before it goes on to end the process, which
  * would cut the report short.  The wait is bounded, so a reporter that
  * never finishes cannot hang the process forever. */
-int ml_trace_finish(enum ml_exit_how how, int status)
+int ml_trace_finish(enum ml_exit_how how, int status, const struct ml_options *o)
 {
     if (getpid() != ml_tr.pid)
         return status; /* a vfork child, or a clone mallard never saw */
@@ -353,12 +352,12 @@ int ml_trace_finish(enum ml_exit_how how, int status)
      * handlers fork and _exit or exec at once, often). */
     if (!(ml_tr.forked_child && ml_tr.nerrors == ml_tr.nerrors_inherited &&
           __atomic_load_n(&ml_tr.allocs, __ATOMIC_RELAXED) == ml_tr.allocs_at_fork))
-        code = report(how, status, &found);
+        code = report(how, status, o, &found);
     __atomic_store_n(&ml_tr.report_done, 1, __ATOMIC_RELEASE);
     return code;
 }
 
-int ml_trace_report_live(int final)
+int ml_trace_report_live(int final, const struct ml_options *o)
 {
     if (getpid() != ml_tr.pid)
         return -1;
@@ -368,7 +367,7 @@ int ml_trace_report_live(int final)
     static ml_mutex live_lock; /* one live report at a time */
     ml_mutex_lock(&live_lock);
     int found = 0;
-    report(ML_EXIT_LIVE, 0, &found);
+    report(ML_EXIT_LIVE, 0, o, &found);
     ml_mutex_unlock(&live_lock);
     if (final)
         __atomic_store_n(&ml_tr.report_done, 1, __ATOMIC_RELEASE);
@@ -378,10 +377,9 @@ int ml_trace_report_live(int final)
 /* The report itself: final ones (exit, _exit, exec, signal) once per
  * process through ml_trace_finish; live ones (ML_EXIT_LIVE) any number of
  * times, the process going on.  *found_out: leaks or errors were found. */
-static int report(enum ml_exit_how how, int status, int *found_out)
+static int report(enum ml_exit_how how, int status, const struct ml_options *o, int *found_out)
 {
     int was = ml_trace_guard_enter();
-    const struct ml_options *o = ml_tr.opt;
     int live_report = how == ML_EXIT_LIVE;
     /* every message from here on goes where the report's stderr is */
     ml_say_to(ml_outfile_stderr());

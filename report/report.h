@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "trace.h" /* enum ml_exit_how, enum ml_alloc_kind */
+
 /* ---- stacks (stack.c) ------------------------------------------------- */
 
 #define ML_DEPTH_MAX 256
@@ -173,13 +175,8 @@ enum ml_error_kind {
     ML_ERR_USE_AFTER_FREE,
     ML_ERR_MISMATCH, /* free of new, delete of new[], delete[] of malloc... */
 };
-/* Which family allocated a block, and which one freed it. */
-enum ml_alloc_kind { ML_ALLOC_MALLOC, ML_ALLOC_NEW, ML_ALLOC_NEW_ARRAY };
 /* What a fault did (ML_ERR_OVERFLOW / ML_ERR_USE_AFTER_FREE from a signal). */
 enum ml_access { ML_ACCESS_NONE, ML_ACCESS_READ, ML_ACCESS_WRITE };
-/* ML_EXIT_LIVE: a report of a process that goes on (MALLARD_REPORT_SIGNAL,
- * mallard_report_now, __lsan_do_*leak_check). */
-enum ml_exit_how { ML_EXIT_EXIT, ML_EXIT__EXIT, ML_EXIT_EXEC, ML_EXIT_SIGNAL, ML_EXIT_LIVE };
 
 struct ml_count {
     uint64_t bytes, blocks;

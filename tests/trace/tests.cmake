@@ -17,7 +17,8 @@ add_executable(fx_cxx_new ${CMAKE_SOURCE_DIR}/tests/programs/cxx_new.cpp)
 target_compile_options(fx_cxx_new PRIVATE -g -O0 -Wall -Wextra)
 set_target_properties(fx_cxx_new PROPERTIES OUTPUT_NAME cxx_new RUNTIME_OUTPUT_DIRECTORY ${ML_FIXTURE_DIR})
 # Fixtures built as users build what they debug: -O1 -g (inlining happens).
-foreach(src registry.cc cxx_mismatch.cpp interior_free.c inline_leak.c page_fault.c cxx_bad_alloc.cpp)
+foreach(src registry.cc cxx_mismatch.cpp interior_free.c inline_leak.c page_fault.c cxx_bad_alloc.cpp
+    cxx_owners.cpp)
   get_filename_component(f ${src} NAME_WE)
   add_executable(fx_${f} ${CMAKE_SOURCE_DIR}/tests/programs/${src})
   target_compile_options(fx_${f} PRIVATE -g -O1 -fno-omit-frame-pointer -Wall -Wextra
@@ -84,7 +85,7 @@ endforeach()
 # What a user reads, against valgrind memcheck on the -O1 fixtures: every
 # definite record and bad free with the same demangled frame 0 and line
 # (and the same allocation frame 0 for errors).
-foreach(c registry cxx_mismatch interior_free inline_leak)
+foreach(c registry cxx_mismatch interior_free inline_leak cxx_owners)
   add_test(NAME trace_valgrind_frames_${c}
     COMMAND python3 ${CMAKE_CURRENT_LIST_DIR}/vs_valgrind_frames.py ${c} --lib $<TARGET_FILE:mallard>
       --bin ${ML_FIXTURE_DIR})
