@@ -395,11 +395,11 @@ static struct pg_slot *slot_live(const void *p, int complain)
 static void fallback_engage(int rc)
 {
     if (!__atomic_exchange_n(&pg.fallback, 1, __ATOMIC_ACQ_REL))
-        ml_say("page backend: %s (errno %d); blocks are unguarded from now on",
+        ml_say("page backend: %s (%s); blocks are unguarded from now on",
                rc == ENOMEM && pg.live >= pg.map_budget
                    ? "so many guarded blocks are open that vm.max_map_count is near"
                    : "the kernel refused another guarded mapping (vm.max_map_count or a memory rlimit)",
-               rc);
+               strerrordesc_np(rc) ? strerrordesc_np(rc) : "unknown error");
 }
 
 static void *fb_alloc(size_t align, size_t size, int zero)

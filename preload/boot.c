@@ -192,7 +192,8 @@ static void boot_init(void)
     const struct ml_backend *b = ml_backends[ml_opts.backend];
     int rc = b->init(&ml_opts);
     if (rc != 0) {
-        ml_say("the %s backend failed to start (errno %d); using system", b->name, rc);
+        ml_say("the %s backend failed to start (%s); using system", b->name,
+               strerrordesc_np(rc) ? strerrordesc_np(rc) : "unknown error");
         b = &ml_backend_system;
         if (b->init(&ml_opts) != 0) {
             ml_say("the system backend failed to start; giving up");

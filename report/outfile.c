@@ -51,10 +51,14 @@ int ml_outfile_stderr(void)
     return -1;
 }
 
-/* A reason naming errno, for what has no word of its own (strerror may
+/* A reason naming errno, for what has no word of its own: glibc's
+ * untranslated text (strerrordesc_np returns a constant; strerror may
  * allocate for its locale). */
 static const char *errno_reason(int err)
 {
+    const char *d = strerrordesc_np(err);
+    if (d)
+        return d;
     static char buf[32];
     ml_fmt(buf, sizeof buf, "errno %d", err);
     return buf;

@@ -1223,8 +1223,8 @@ void ml_reach_classify(struct ml_live *blocks, size_t n, const struct ml_range *
         st->nmaps = 0;
         st->nomaps = 1;
         if (maps_synthesize(st) != 0) {
-            ml_say("/proc/self/maps cannot be read (errno %d): no leak scan, every block counts as reachable",
-                   err);
+            ml_say("/proc/self/maps cannot be read (%s): no leak scan, every block counts as reachable",
+                   strerrordesc_np(err) ? strerrordesc_np(err) : "unknown error");
             ml_meta_free(st);
             ml_meta_free(g);
             ml_meta_free(work);
@@ -1232,9 +1232,9 @@ void ml_reach_classify(struct ml_live *blocks, size_t n, const struct ml_range *
             ml_meta_free(index);
             return;
         }
-        ml_say("/proc/self/maps cannot be read (errno %d): roots are the loaded objects, thread stacks and "
+        ml_say("/proc/self/maps cannot be read (%s): roots are the loaded objects, thread stacks and "
                "TLS only; memory the program mapped itself is not scanned",
-               err);
+               strerrordesc_np(err) ? strerrordesc_np(err) : "unknown error");
     }
     st->pagemap = st->nomaps ? -1 : open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
     reach_prepare(st);

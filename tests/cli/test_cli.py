@@ -611,6 +611,17 @@ def case_tags_nested():
           "push/pop nest: %s" % got)
 
 
+def case_strerror_text():
+    # the library's own messages give the error's text, not "errno N"
+    p = run([A.cli, "-o", os.path.join(TMP, "no-such-dir", "r.txt"), "--", fixture("simple_leak")])
+    check("No such file or directory" in p.stderr and not re.search(r"errno \d", p.stderr),
+          "an unopenable report path: strerror text", p)
+    check("definitely lost: 100 bytes" in p.stderr, "the report still reaches stderr", p)
+    p = run([A.cli, "-s", os.path.join(TMP, "no-such.supp"), "--", fixture("simple_leak")])
+    check(not re.search(r"errno \d", p.stderr) and "No such file or directory" in p.stderr,
+          "an unreadable suppressions file: strerror text", p)
+
+
 CASES = {k[5:]: v for k, v in globals().items() if k.startswith("case_")}
 
 
