@@ -719,13 +719,21 @@ static void *tr_realloc(void *p, size_t n)
         SLOT_DONE();
         return NULL;
     }
+    /* What the program may have written: all of the old usable size
+     * (malloc_usable_size promised it; redis's sds strings use it). */
+    size_t kept = r.size;
+    if (kept < 2 * sizeof(uintptr_t)) {
+        size_t u;
+        BACKEND(u = inner->usable_size(p));
+        kept = u > pad ? u - pad : u;
+    }
     ml_blocks_remove((uintptr_t)p, NULL);
     BACKEND(q = inner->realloc(p, inner_size(n)));
     if (q) {
-        /* bytes past the old size that the copy did not cover may still
-         * hold the backend's links */
-        if (r.size < 2 * sizeof(uintptr_t) && n > r.size)
-            memset((char *)q + r.size, 0, (n < 2 * sizeof(uintptr_t) ? n : 2 * sizeof(uintptr_t)) - r.size);
+        /* bytes past the old usable size that the copy did not cover may
+         * still hold the backend's links */
+        if (kept < 2 * sizeof(uintptr_t) && n > kept)
+            memset((char *)q + kept, 0, (n < 2 * sizeof(uintptr_t) ? n : 2 * sizeof(uintptr_t)) - kept);
         stats_free(r.size, r.tag);
         record(q, n, ML_ALLOC_MALLOC);
     } else {

@@ -196,3 +196,16 @@ foreach(b ${ML_BACKENDS})
     PASS_REGULAR_EXPRESSION "sigfork ok" FAIL_REGULAR_EXPRESSION "mallard:;cannot be preloaded;stuck"
     TIMEOUT 90 LABELS "conformance")
 endforeach()
+
+# The bytes malloc_usable_size promised survive realloc, tracer on and off.
+add_executable(conf_hz_usable_realloc ${ML_CONF_DIR}/hz_usable_realloc.c)
+target_compile_options(conf_hz_usable_realloc PRIVATE ${ML_CONF_FLAGS})
+foreach(b ${ML_BACKENDS})
+  foreach(trace 1 0)
+    add_test(NAME hazard_usable_realloc_${b}_${trace} COMMAND $<TARGET_FILE:conf_hz_usable_realloc>)
+    set_tests_properties(hazard_usable_realloc_${b}_${trace} PROPERTIES
+      ENVIRONMENT "LD_PRELOAD=${ML_LIB};MALLARD_BACKEND=${b};MALLARD_TRACE=${trace}"
+      PASS_REGULAR_EXPRESSION "usable realloc ok" FAIL_REGULAR_EXPRESSION "mallard:;cannot be preloaded;lost"
+      TIMEOUT 60 LABELS "conformance")
+  endforeach()
+endforeach()
