@@ -716,13 +716,21 @@ static void *tr_realloc(void *p, size_t n)
         SLOT_DONE();
         return NULL;
     }
+    /* What the program may have written: malloc_usable_size's answer, not
+     * just the requested size (redis's sds strings fill it). */
+    size_t old_usable;
+    BACKEND(old_usable = inner->usable_size(p));
+    old_usable = old_usable > pad ? old_usable - pad : old_usable;
+    if (old_usable < r.size)
+        old_usable = r.size;
     ml_blocks_remove((uintptr_t)p, NULL);
     BACKEND(q = inner->realloc(p, inner_size(n)));
     if (q) {
-        /* bytes past the old size that the copy did not cover may still
-         * hold the backend's links */
-        if (r.size < 2 * sizeof(uintptr_t) && n > r.size)
-            memset((char *)q + r.size, 0, (n < 2 * sizeof(uintptr_t) ? n : 2 * sizeof(uintptr_t)) - r.size);
+        /* bytes past the old usable size that the copy did not cover may
+         * still hold the backend's links */
+        if (old_usable < 2 * sizeof(uintptr_t) && n > old_usable)
+            memset((char *)q + old_usable, 0,
+                   (n < 2 * sizeof(uintptr_t) ? n : 2 * sizeof(uintptr_t)) - old_usable);
         stats_free(r.size, r.tag);
         record(q, n, ML_ALLOC_MALLOC);
     } else {

@@ -12,6 +12,7 @@
 #                  in a file and 20 with it on stderr: one whole report each
 #   exit_order     unflushed stdout and a leak: in the merged 2>&1 stream
 #                  (a pipe, and a file) the report follows all the output
+#   usable         realloc keeps every byte malloc_usable_size offered
 #   quiet          a clean program: a bare preload adds nothing to stderr;
 #                  the mallard command adds one line, for its own process
 set -euo pipefail
@@ -108,6 +109,12 @@ exit_order)
         [ "$first" -gt "$last" ] || fail "$how: the report (line $first) comes before the program's output (line $last):
 $(head -n 8 "$T/ml.$how")"
     done
+    ;;
+usable)
+    WATCH=60
+    watch "${ml[@]}" "$B/usable_realloc" >"$T/ml.out" 2>"$T/ml.err"
+    [ "$rc" -eq 0 ] || fail "exited $rc"
+    [ "$(cat "$T/ml.out")" = "usable ok" ] || fail "$(cat "$T/ml.out"): $(head -n 3 "$T/ml.err")"
     ;;
 quiet)
     WATCH=60

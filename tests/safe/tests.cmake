@@ -5,7 +5,7 @@
 # or off ("0"), under a watchdog timeout, and checks what the case needs
 # (see the script).  Loops for races are bounded to a few seconds.
 set(ML_SAFE_DIR ${CMAKE_CURRENT_LIST_DIR})
-foreach(p getattr_thread fork_deadlock sig_malloc exit_race exit_order clean)
+foreach(p getattr_thread fork_deadlock sig_malloc exit_race exit_order clean usable_realloc)
   add_executable(safe_${p} ${ML_SAFE_DIR}/${p}.c)
   target_compile_options(safe_${p} PRIVATE ${ML_WARN} -O1 -g -fno-omit-frame-pointer
     -fno-builtin-malloc -fno-builtin-free -fno-builtin-realloc)
@@ -33,4 +33,5 @@ foreach(backend ${ML_BACKENDS})
   ml_safe_test(exit_race ${backend} 1)
   ml_safe_test(exit_order ${backend} 1)
   ml_safe_test(quiet ${backend} 1)
+  ml_safe_test(usable ${backend} 1)
 endforeach()
