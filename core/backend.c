@@ -15,4 +15,4 @@ const struct ml_backend *ml_backend_find(const char *name)
     return NULL;
 }
 
-__attribute__((weak)) void ml_thread_attach(void) {}
+__attribute__((weak)) void ml_backend_watch_thread(void) {}

@@ -104,10 +104,11 @@ struct ml_backend {
 };
 
 /* Provided by the host of the backends (preload/boot.c): a backend calls it
- * when it first creates state for the calling thread, so that thread_exit
- * runs when the thread ends.  Never allocates.  A weak no-op stands in when
- * the backends are linked without the preload layer (unit tests). */
-void ml_thread_attach(void);
+ * when it first creates state for the calling thread, so that the host
+ * watches the thread and calls thread_exit when it ends.  Never allocates.
+ * A weak no-op stands in when the backends are linked without the preload
+ * layer (unit tests). */
+void ml_backend_watch_thread(void);
 
 /* The registry, in the order MALLARD_BACKEND documents them. */
 extern const struct ml_backend ml_backend_freelist;

@@ -68,7 +68,7 @@ struct ml_chunk_tls {
     void *last;             /* the most recent block's header (backend's type) */
     char *clean;            /* [max(clean, cur), end) was never written */
     int64_t count;          /* own allocations - own frees in chunk */
-    int attached;           /* ml_thread_attach called since thread_exit */
+    int attached;           /* ml_backend_watch_thread called since thread_exit */
 };
 
 /* 32 bytes before every large block. */
@@ -193,7 +193,7 @@ static inline int ml_chunk_take(struct ml_chunk_pool *pool, struct ml_chunk_tls 
     /* Last, with the state complete: pthread_setspecific may allocate. */
     if (!t->attached) {
         t->attached = 1;
-        ml_thread_attach();
+        ml_backend_watch_thread();
     }
     return 0;
 }

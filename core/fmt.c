@@ -125,8 +125,15 @@ int ml_write_all(int fd, const char *buf, size_t len)
     return 0;
 }
 
+static int say_fd = 2;
+
+void ml_say_to(int fd) { __atomic_store_n(&say_fd, fd, __ATOMIC_RELAXED); }
+
 void ml_say(const char *fmt, ...)
 {
+    int fd = __atomic_load_n(&say_fd, __ATOMIC_RELAXED);
+    if (fd < 0)
+        return;
     char line[1024];
     int saved = errno;
     size_t n = ml_fmt(line, sizeof line - 1, "mallard: ");
@@ -135,6 +142,6 @@ void ml_say(const char *fmt, ...)
     n += ml_vfmt(line + n, sizeof line - 1 - n, fmt, ap);
     va_end(ap);
     line[n++] = '\n';
-    ml_write_all(2, line, n);
+    ml_write_all(fd, line, n);
     errno = saved;
 }

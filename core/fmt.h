@@ -17,6 +17,9 @@ size_t ml_fmt(char *buf, size_t cap, const char *fmt, ...) __attribute__((format
 
 /* One line "mallard: <text>\n" on stderr, written with a single write(2). */
 void ml_say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Where ml_say writes from now on: fd 2 by default; -1 for nowhere (at exit,
+ * when fd 2 has become one of the program's own files). */
+void ml_say_to(int fd);
 
 /* write(2) all of buf to fd, retrying on EINTR and short writes.
  * Returns 0, or an errno value. */

@@ -523,7 +523,7 @@ static void tcache_start(void)
     }
     tc.grow_left = TC_GROW_BYTES;
     tc.live = 1;
-    ml_thread_attach();
+    ml_backend_watch_thread();
 }
 
 static __attribute__((noinline)) void *small_refill(unsigned c)

@@ -32,6 +32,9 @@ const struct ml_option ml_option_table[] = {
      "report (text and JSON): list leak groups only, or reachable groups too", OFF(show), 0, 0},
     {"MALLARD_EXITCODE", ML_OPT_INT, "0", "0..255 (0 = leave the status alone)",
      "exit status to use when definite leaks or errors were found", OFF(exitcode), 0, 255},
+    {"MALLARD_REPORT_SIGNAL", ML_OPT_ENUM, "off", "off|SIGUSR1|SIGUSR2",
+     "a signal that writes a report of the live process each time it arrives, without stopping it",
+     OFF(report_signal), 0, 0},
     {"MALLARD_CHILDREN", ML_OPT_PATH, "yes", "yes|no|PATTERN,... (name or path, * wildcard)",
      "which descendants are traced: all, none (they run without the preload), or matching programs",
      OFF(children), 0, 0},
@@ -177,6 +180,21 @@ int ml_option_set(struct ml_options *o, const struct ml_option *row, const char 
     return -1;
 }
 
+/* A value echoed in a warning: its head and tail around "...", so that a
+ * long value never pushes the rest of the message out of ml_say's line. */
+static const char *option_shorten(const char *v, char *buf, size_t cap)
+{
+    size_t len = strlen(v);
+    if (len < cap)
+        return v;
+    size_t head = (cap - 4) / 2, tail = cap - 4 - head;
+    memcpy(buf, v, head);
+    memcpy(buf + head, "...", 3);
+    memcpy(buf + head + 3, v + len - tail, tail);
+    buf[cap - 1] = '\0';
+    return buf;
+}
+
 void ml_options_parse(struct ml_options *o, char *const *envp, int warn)
 {
     memset(o, 0, sizeof *o);
@@ -199,9 +217,11 @@ void ml_options_parse(struct ml_options *o, char *const *envp, int warn)
             known = 1;
             if (ml_option_set(o, row, eq + 1) != 0) {
                 ml_option_set(o, row, row->def);
-                char names[256];
+                char names[256], shown[160];
                 if (warn)
-                    ml_say("%s=%s is not valid; accepted: %s; using the default %s", row->name, eq + 1,
+                    ml_say("%s=%s is not valid%s; accepted: %s; using the default %s", row->name,
+                           option_shorten(eq + 1, shown, sizeof shown),
+                           row->type == ML_OPT_PATH && strlen(eq + 1) >= ML_PATH_MAX ? " (too long)" : "",
                            ml_option_accepted(row, names, sizeof names), row->def);
             }
         }

@@ -32,6 +32,7 @@ struct ml_options {
     char suppressions[ML_PATH_MAX]; /* "" : built-in list only */
     char children[ML_PATH_MAX];     /* MALLARD_CHILDREN: "yes", "no" or patterns (preload/children.c) */
     int summary;                    /* enum ml_summary */
+    int report_signal;              /* 0: off, 1: SIGUSR1, 2: SIGUSR2 */
     int top_pid;                    /* the process the mallard command started; 0: unknown */
 };
 

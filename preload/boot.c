@@ -15,6 +15,7 @@
 #include "../core/meta.h"
 #include "../core/os.h"
 #include "../report/trace.h"
+#include "hooks.h"
 #include "children.h"
 
 int ml_state = ML_UNINIT;
@@ -116,7 +117,7 @@ static void thread_dtor(void *unused)
         ml_active->thread_exit();
 }
 
-void ml_thread_attach(void)
+void ml_backend_watch_thread(void)
 {
     if (__atomic_load_n(&thread_key_ok, __ATOMIC_ACQUIRE))
         pthread_setspecific(thread_key, (void *)1);
@@ -223,8 +224,6 @@ void *ml_boot_alloc(size_t align, size_t size)
     }
     return boot_carve(align, size);
 }
-
-void ml_hooks_start(void);
 
 __attribute__((constructor(101))) static void ml_boot_ctor(void)
 {

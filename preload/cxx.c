@@ -52,7 +52,7 @@ static inline void *cxx_alloc(size_t n, size_t align, unsigned kind)
     }
     /* new(0) and the bootstrap: the C entry points know both cases */
     void *p = align <= 16 ? malloc(n) : aligned_alloc(align, n);
-    if (p && kind != ML_ALLOC_MALLOC && ML_READY_NOW() && ml_active != ml_chosen)
+    if (p && kind != ML_ALLOC_MALLOC && ML_READY_NOW() && ml_trace_enabled())
         ml_trace_set_kind(p, kind);
     return p;
 }
@@ -68,7 +68,7 @@ static void *cxx_next(const char *name, size_t n, size_t align, unsigned kind)
         abort(); /* no C++ runtime behind us, yet operator new was called */
     void *p = align ? ((void *(*)(size_t, size_t))f)(n, align) : ((void *(*)(size_t))f)(n);
     /* it allocated through malloc or aligned_alloc: record the family */
-    if (ML_READY_NOW() && ml_active != ml_chosen)
+    if (ML_READY_NOW() && ml_trace_enabled())
         ml_trace_set_kind(p, kind);
     return p;
 }

@@ -10,27 +10,33 @@
  *   besides the malloc family that libmallard.so exports): the report is
  *   written, then the real call proceeds.  libc's own internal calls to
  *   _exit (from exit()) use a hidden alias and never reach these.
+ * - quick_exit(): an at_quick_exit handler registered first, so it runs
+ *   last; quick_exit itself is interposed only to learn the status.
  * - Fatal signals (SEGV, BUS, FPE, ILL, ABRT, TRAP, SYS) whose disposition
- *   is still the default get a one-shot handler that writes the report and
+ *   is still the default get a one-shot handler that writes the report (on
+ *   a stack of its own: the program's sigaltstack may be tiny) and
  *   re-raises the signal, so the process dies exactly as it would have.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/auxv.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include "../core/fmt.h"
-#include "../report/finish.h"
 #include "../report/trace.h"
 #include "boot.h"
+#include "hooks.h"
 #include "children.h"
+#include "signals.h"
 
 #define ML_EXPORT __attribute__((visibility("default")))
 
@@ -71,7 +77,7 @@ static ssize_t late_read(void *cookie, char *buf, size_t n)
 
 static int late_report(int status)
 {
-    int code = ml_trace_finish(ML_EXIT_EXIT, status);
+    int code = ml_trace_finish(ML_EXIT_EXIT, status, &ml_opts);
     if (code != status)
         syscall(SYS_exit_group, code); /* stdio is flushed: nothing is lost */
     return code;
@@ -128,34 +134,126 @@ static void on_exit_handler(int status, void *unused)
 
 static const int fatal_signals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGTRAP, SIGSYS};
 
+/* The fault's details, for fatal_report on mallard's own stack. */
+static ML_TLS siginfo_t *fatal_si;
+static ML_TLS void *fatal_uc;
+
+static void fatal_report(int sig)
+{
+    if (!ml_trace_guard_enter()) { /* not crashed inside mallard itself */
+        if ((sig == SIGSEGV || sig == SIGBUS) && fatal_si)
+            ml_trace_fault(fatal_si, fatal_uc); /* a guard page or a freed block: name it */
+        ml_trace_finish(ML_EXIT_SIGNAL, sig, &ml_opts);
+    }
+}
+
+/* Calls fn(arg) with the stack pointer at top, then returns on the old
+ * stack; the CFA stays in rbp so the unwinder can walk out of it. */
+void ml_call_on_stack(void (*fn)(int), int arg, void *top);
+__asm__(".text\n"
+        ".globl ml_call_on_stack\n"
+        ".hidden ml_call_on_stack\n"
+        ".type ml_call_on_stack, @function\n"
+        "ml_call_on_stack:\n"
+        "    .cfi_startproc\n"
+        "    push %rbp\n"
+        "    .cfi_adjust_cfa_offset 8\n"
+        "    .cfi_rel_offset %rbp, 0\n"
+        "    mov %rsp, %rbp\n"
+        "    .cfi_def_cfa_register %rbp\n"
+        "    mov %rdx, %rsp\n"
+        "    mov %rdi, %rax\n"
+        "    mov %esi, %edi\n"
+        "    call *%rax\n"
+        "    mov %rbp, %rsp\n"
+        "    .cfi_def_cfa_register %rsp\n"
+        "    pop %rbp\n"
+        "    .cfi_adjust_cfa_offset -8\n"
+        "    .cfi_restore %rbp\n"
+        "    ret\n"
+        "    .cfi_endproc\n"
+        ".size ml_call_on_stack, .-ml_call_on_stack\n");
+
+#define ML_FATAL_STACK ((size_t)1 << 20)
+
 static void on_fatal_signal(int sig, siginfo_t *si, void *uc)
 {
-    /* SA_RESETHAND already restored the default action. */
-    if (!ml_trace_guard_enter()) { /* not crashed inside mallard itself */
-        if (sig == SIGSEGV || sig == SIGBUS)
-            ml_trace_fault(si, uc); /* a guard page or a freed block: name it */
-        ml_trace_finish(ML_EXIT_SIGNAL, sig);
-    }
+    fatal_si = si;
+    fatal_uc = uc;
+    /* SA_RESETHAND already restored the default action.  The handler may
+     * run on the program's alternate stack, which can be as small as
+     * MINSIGSTKSZ: the report runs on a stack of mallard's own. */
+    void *stack =
+        mmap(NULL, ML_FATAL_STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (stack != MAP_FAILED)
+        ml_call_on_stack(fatal_report, sig, (char *)stack + ML_FATAL_STACK - 64);
+    else
+        fatal_report(sig);
     raise(sig);
 }
 
-void ml_hooks_start(void);
+/* sigaltstack: a program may give its threads a signal stack smaller than
+ * the kernel's signal frame (AT_MINSIGSTKSZ is near 12 KiB with AVX-512 or
+ * AMX, MINSIGSTKSZ is 2 KiB).  A fatal signal delivered SA_ONSTACK there
+ * cannot even reach a handler: the kernel kills the process, and no report
+ * is written.  So, once such a stack is installed, mallard's fatal-signal
+ * handlers stop asking for the alternate stack (the report then runs from
+ * the thread's own stack, switching at once to a stack of mallard's). */
+static void fatal_handlers_off_altstack(void)
+{
+    for (size_t i = 0; i < sizeof fatal_signals / sizeof fatal_signals[0]; i++) {
+        struct sigaction cur;
+        if (sigaction(fatal_signals[i], NULL, &cur) != 0 || !(cur.sa_flags & SA_SIGINFO) ||
+            cur.sa_sigaction != on_fatal_signal || !(cur.sa_flags & SA_ONSTACK))
+            continue;
+        cur.sa_flags &= ~SA_ONSTACK;
+        sigaction(fatal_signals[i], &cur, NULL);
+    }
+}
+
+ML_EXPORT int sigaltstack(const stack_t *ss, stack_t *old)
+{
+    long rc = syscall(SYS_sigaltstack, ss, old);
+    if (rc == 0 && ss && !(ss->ss_flags & SS_DISABLE)) {
+        size_t need = getauxval(AT_MINSIGSTKSZ);
+        if (need < 2048) /* MINSIGSTKSZ, a sysconf call under _GNU_SOURCE */
+            need = 2048;
+        if (ss->ss_size < need + 4096)
+            fatal_handlers_off_altstack();
+    }
+    return rc == 0 ? 0 : -1;
+}
+
+/* quick_exit: the status, for the at_quick_exit handler registered first
+ * (so it runs last, after the program's own, as on_exit for exit). */
+static int quick_status;
+
+static void on_quick_exit_handler(void)
+{
+    int code = ml_trace_finish(ML_EXIT_EXIT, quick_status, &ml_opts);
+    if (code != quick_status)
+        syscall(SYS_exit_group, code); /* quick_exit flushes nothing either */
+}
+
+ML_EXPORT __attribute__((noreturn)) void quick_exit(int status)
+{
+    quick_status = status;
+    void (*real)(int) = (void (*)(int))dlsym(RTLD_NEXT, "quick_exit");
+    if (real)
+        real(status);
+    for (;;)
+        syscall(SYS_exit_group, status);
+}
+
 void ml_hooks_start(void)
 {
     if (!tracing())
         return;
-    ml_stack_init(ml_opts.depth);
+    ml_trace_start(&ml_opts, ml_boot_arena, ML_BOOT_ARENA_SIZE);
     on_exit(on_exit_handler, NULL);
+    int quick = at_quick_exit(on_quick_exit_handler); /* fails only out of memory: no report then */
+    (void)quick;
     late_arm();
-    ml_tr.stderr_fd = fcntl(2, F_DUPFD_CLOEXEC, 100);
-    struct stat st;
-    if (ml_tr.stderr_fd >= 0 && fstat(ml_tr.stderr_fd, &st) == 0) {
-        ml_tr.stderr_dev = st.st_dev;
-        ml_tr.stderr_ino = st.st_ino;
-    } else if (ml_tr.stderr_fd >= 0) {
-        close(ml_tr.stderr_fd);
-        ml_tr.stderr_fd = -1;
-    }
     for (size_t i = 0; i < sizeof fatal_signals / sizeof fatal_signals[0]; i++) {
         struct sigaction old;
         if (sigaction(fatal_signals[i], NULL, &old) != 0 || old.sa_handler != SIG_DFL ||
@@ -167,12 +265,13 @@ void ml_hooks_start(void)
         sigemptyset(&sa.sa_mask);
         sigaction(fatal_signals[i], &sa, NULL);
     }
+    ml_signals_start(); /* termination and report signals: preload/signals.c */
 }
 
 ML_EXPORT __attribute__((noreturn)) void _exit(int status)
 {
     if (tracing())
-        status = ml_trace_finish(ML_EXIT__EXIT, status);
+        status = ml_trace_finish(ML_EXIT__EXIT, status, &ml_opts);
     for (;;)
         syscall(SYS_exit_group, status);
 }
@@ -189,13 +288,13 @@ static void *exec_begin(const char *name)
     if (!f)
         abort(); /* libc without exec: nothing sensible left to do */
     if (tracing())
-        ml_trace_finish(ML_EXIT_EXEC, 0);
+        ml_trace_finish(ML_EXIT_EXEC, 0, &ml_opts);
     return f;
 }
 
 static int exec_failed(int rc)
 {
-    __atomic_store_n(&ml_tr.finished, 0, __ATOMIC_RELEASE);
+    ml_trace_exec_failed();
     return rc;
 }
 
@@ -299,7 +398,6 @@ ML_EXPORT int execle(const char *path, const char *arg, ...)
  * RPATH and namespace from its return address, so the wrapper must reach
  * the real dlopen by a jump, not a call: it is written in assembly. */
 int (*ml_real_dlopen)(const char *, int);
-int ml_dlopen_mode(const char *file, int mode);
 int ml_dlopen_mode(const char *file, int mode)
 {
     if (!ml_real_dlopen)

@@ -18,6 +18,7 @@
 #include "../core/os.h"
 #include "../report/trace.h"
 #include "boot.h"
+#define MALLARD_API __attribute__((visibility("default"))) /* defined here, not weak */
 #include "mallard.h"
 
 #define ML_EXPORT __attribute__((visibility("default")))
@@ -155,13 +156,10 @@ ML_EXPORT int posix_memalign(void **out, size_t align, size_t size)
 {
     if (align % sizeof(void *) != 0 || !is_pow2(align))
         return EINVAL;
-    int saved = errno;
+    /* glibc leaves errno set to ENOMEM on failure too */
     void *p = memalign_glibc(align, size);
-    if (!p) {
-        int rc = errno;
-        errno = saved;
-        return rc;
-    }
+    if (!p)
+        return errno;
     *out = p;
     return 0;
 }
@@ -217,7 +215,7 @@ ML_EXPORT const char *mallard_tag(const char *name)
     return ml_trace_set_tag(name);
 }
 
-/* ---- glibc's malloc introspection (HAZARDS §10) ------------------------
+/* ---- glibc's malloc introspection ---------------------------------------
  * Left to glibc, these would describe glibc's own, unused heap.  mallard's
  * answers: the arena is the read-write memory it has mapped for blocks;
  * in-use bytes are exact when tracing (the requested sizes of live blocks),

@@ -263,7 +263,7 @@ void ml_blocks_mark_inherited(void)
     }
 }
 
-size_t ml_blocks_live_count(void)
+size_t ml_blocks_record_count(void)
 {
     size_t n = 0;
     for (unsigned i = 0; i < SHARDS; i++)

@@ -48,7 +48,7 @@ int ml_blocks_lookup(uintptr_t addr, struct ml_block_rec *out);
 /* In a fork child: every live block now belongs to the parent's report. */
 void ml_blocks_mark_inherited(void);
 /* Records in the table (live, inherited and freed). */
-size_t ml_blocks_live_count(void);
+size_t ml_blocks_record_count(void);
 /* Copies up to cap live and inherited blocks, flags = 1 for inherited
  * ones; locked = 0 when locks cannot be trusted (a fatal signal). */
 struct ml_live;

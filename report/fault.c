@@ -22,6 +22,7 @@
 
 #include "../core/backend.h"
 #include "blocks.h"
+#include "finish.h"
 #include "trace.h"
 
 void ml_trace_fault(const siginfo_t *si, const void *uctx)

@@ -22,11 +22,10 @@
 
 #include "../core/fmt.h"
 #include "../core/meta.h"
-#include "../preload/boot.h"
 #include "../core/options.h"
 #include "blocks.h"
 #include "finish.h"
-#include "path.h"
+#include "outfile.h"
 #include "suppress.h"
 #include "trace.h"
 
@@ -95,7 +94,7 @@ static int find_own_data(struct dl_phdr_info *info, size_t size, void *data)
         if (me < lo || me >= hi)
             continue;
         /* the bootstrap arena holds program data: keep scanning it */
-        uintptr_t blo = (uintptr_t)ml_boot_arena, bhi = blo + ML_BOOT_ARENA_SIZE;
+        uintptr_t blo = ml_tr.boot_lo, bhi = ml_tr.boot_hi;
         if (blo >= lo && bhi <= hi) {
             c->r[c->n++] = (struct ml_range){lo, blo};
             c->r[c->n++] = (struct ml_range){bhi, hi};
@@ -294,52 +293,6 @@ static const char *const *read_argv(void)
     return argv;
 }
 
-/* ---- output ----------------------------------------------------------- */
-
-/* stderr for the report: the copy taken at start-up, because programs such
- * as sort and ls close fd 2 before they exit, unless something else has
- * since been opened under that number. */
-static int report_stderr(void)
-{
-    struct stat st;
-    if (ml_tr.stderr_fd >= 0 && fstat(ml_tr.stderr_fd, &st) == 0 && st.st_dev == ml_tr.stderr_dev &&
-        st.st_ino == ml_tr.stderr_ino)
-        return ml_tr.stderr_fd;
-    return 2;
-}
-
-/* The report file (report/path.h has the patterns).  A fixed path is
- * opened for appending and locked, so that the reports of a process tree
- * follow one another whole. */
-static int open_report(const struct ml_options *o, int *owned)
-{
-    *owned = 0;
-    if (!o->report[0])
-        return report_stderr();
-    char path[ML_PATH_MAX];
-    int fd = -1, err = 0;
-    for (unsigned n = 1; n <= 100000; n++) {
-        int flags = ml_report_path(o->report, (int)getpid(), ml_modules_exe(), n, path, sizeof path);
-        if (flags < 0) {
-            err = ENAMETOOLONG;
-            break;
-        }
-        int how = (flags & ML_PATH_HAS_COUNTER) ? O_EXCL : (flags & ML_PATH_HAS_PID) ? O_TRUNC : O_APPEND;
-        fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | how, 0644);
-        err = errno;
-        if (fd >= 0 || !(flags & ML_PATH_HAS_COUNTER) || err != EEXIST)
-            break;
-    }
-    if (fd < 0) {
-        ml_say("MALLARD_REPORT=%s: cannot open %s (%s); writing the report to stderr", o->report, path,
-               strerrordesc_np(err) ? strerrordesc_np(err) : "unknown error");
-        return report_stderr();
-    }
-    flock(fd, LOCK_EX); /* released by close */
-    *owned = 1;
-    return fd;
-}
-
 /* ---- the report ------------------------------------------------------- */
 
 /* Snapshot and sort, in a frame of its own: a block address left in a
@@ -347,7 +300,7 @@ static int open_report(const struct ml_options *o, int *owned)
  * stack during the scan and keep that block alive. */
 static __attribute__((noinline)) size_t collect_live(struct ml_live **out, int locked)
 {
-    size_t cap = ml_blocks_live_count() + 64;
+    size_t cap = ml_blocks_record_count() + 64;
     struct ml_live *live = ml_meta_alloc(cap * sizeof *live);
     size_t n = 0;
     if (live) {
@@ -361,14 +314,24 @@ static __attribute__((noinline)) size_t collect_live(struct ml_live **out, int l
     return n;
 }
 
-static int finish_once(enum ml_exit_how how, int status);
+/* The tag id of name, 0 when no block carries it (ml_trace_set_tag
+ * registers names; preload/api.c uses these two for the LSan interface). */
+static uint16_t tag_id(const char *name)
+{
+    for (uint16_t i = 1; i <= ml_tr.ntags; i++)
+        if (ml_tr.tags[i].name && !strcmp(ml_tr.tags[i].name, name))
+            return i;
+    return 0;
+}
+
+static int report(enum ml_exit_how how, int status, const struct ml_options *o, int *found_out);
 
 /* One report per process, whole: the first caller writes it; a caller on
  * another thread (a second exit(), an _exit or a crash while the report is
  * being written) waits for it before it goes on to end the process, which
  * would cut the report short.  The wait is bounded, so a reporter that
  * never finishes cannot hang the process forever. */
-int ml_trace_finish(enum ml_exit_how how, int status)
+int ml_trace_finish(enum ml_exit_how how, int status, const struct ml_options *o)
 {
     if (getpid() != ml_tr.pid)
         return status; /* a vfork child, or a clone mallard never saw */
@@ -383,21 +346,43 @@ int ml_trace_finish(enum ml_exit_how how, int status)
     }
     __atomic_store_n(&ml_tr.report_done, 0, __ATOMIC_RELEASE);
     __atomic_store_n(&ml_tr.report_tid, me, __ATOMIC_RELEASE);
-    int code = finish_once(how, status);
+    int code = status, found;
+    /* A fork child that allocated nothing and hit no error since the fork
+     * has nothing of its own to report: skip the scan (shells and signal
+     * handlers fork and _exit or exec at once, often). */
+    if (!(ml_tr.forked_child && ml_tr.nerrors == ml_tr.nerrors_inherited &&
+          __atomic_load_n(&ml_tr.allocs, __ATOMIC_RELAXED) == ml_tr.allocs_at_fork))
+        code = report(how, status, o, &found);
     __atomic_store_n(&ml_tr.report_done, 1, __ATOMIC_RELEASE);
     return code;
 }
 
-static int finish_once(enum ml_exit_how how, int status)
+int ml_trace_report_live(int final, const struct ml_options *o)
 {
-    /* A fork child that allocated nothing and hit no error since the fork
-     * has nothing of its own to report: skip the scan (shells and signal
-     * handlers fork and _exit or exec at once, often). */
-    if (ml_tr.forked_child && ml_tr.nerrors == ml_tr.nerrors_inherited &&
-        __atomic_load_n(&ml_tr.allocs, __ATOMIC_RELAXED) == ml_tr.allocs_at_fork)
-        return status;
+    if (getpid() != ml_tr.pid)
+        return -1;
+    if (final ? __atomic_exchange_n(&ml_tr.finished, 1, __ATOMIC_ACQ_REL)
+              : __atomic_load_n(&ml_tr.finished, __ATOMIC_ACQUIRE))
+        return -1;
+    static ml_mutex live_lock; /* one live report at a time */
+    ml_mutex_lock(&live_lock);
+    int found = 0;
+    report(ML_EXIT_LIVE, 0, o, &found);
+    ml_mutex_unlock(&live_lock);
+    if (final)
+        __atomic_store_n(&ml_tr.report_done, 1, __ATOMIC_RELEASE);
+    return found;
+}
+
+/* The report itself: final ones (exit, _exit, exec, signal) once per
+ * process through ml_trace_finish; live ones (ML_EXIT_LIVE) any number of
+ * times, the process going on.  *found_out: leaks or errors were found. */
+static int report(enum ml_exit_how how, int status, const struct ml_options *o, int *found_out)
+{
     int was = ml_trace_guard_enter();
-    const struct ml_options *o = ml_tr.opt;
+    int live_report = how == ML_EXIT_LIVE;
+    /* every message from here on goes where the report's stderr is */
+    ml_say_to(ml_outfile_stderr());
 
     struct ml_live *live = NULL;
     size_t n = collect_live(&live, how != ML_EXIT_SIGNAL);
@@ -414,7 +399,13 @@ static int finish_once(enum ml_exit_how how, int status)
     dl_iterate_phdr(find_own_data, &skip);
     ml_reach_classify(live, n, skip.r, skip.n, have_ef ? &ef : NULL);
 
-    ml_supp_load(o->suppressions);
+    static int supp_loaded;
+    if (!__atomic_exchange_n(&supp_loaded, 1, __ATOMIC_ACQ_REL))
+        ml_supp_load(ml_outfile_secure(o) ? NULL : o->suppressions);
+    /* __lsan_ignore_object and __lsan_disable (preload/api.c) tag blocks:
+     * they are never leaks, and count as suppressed */
+    uint16_t ignored_tag = tag_id(ML_TAG_LSAN_IGNORED), disabled_tag = tag_id(ML_TAG_LSAN_DISABLED);
+    ml_supp_reset_counts();
     struct ml_report r;
     memset(&r, 0, sizeof r);
     struct group_map gm = {0};
@@ -429,7 +420,9 @@ static int finish_once(enum ml_exit_how how, int status)
         struct ml_live *b = &live[i];
         /* the suppression verdict is per stack: remember it */
         int sup = 0;
-        if (b->kind != ML_KIND_REACHABLE) {
+        if (b->kind != ML_KIND_REACHABLE && b->tag && (b->tag == ignored_tag || b->tag == disabled_tag)) {
+            sup = ML_SUPP_NO_STACK; /* counted as suppressed, against no pattern */
+        } else if (b->kind != ML_KIND_REACHABLE) {
             if (!memo_cap) {
                 memo_cap = 64;
                 while (memo_cap < 2 * n)
@@ -450,6 +443,7 @@ static int finish_once(enum ml_exit_how how, int status)
             }
         }
         if (sup) {
+            ml_supp_count(sup, b->size);
             r.suppressed.bytes += b->size;
             r.suppressed.blocks++;
             continue;
@@ -522,11 +516,14 @@ static int finish_once(enum ml_exit_how how, int status)
     r.peak_bytes = ml_tr.peak_bytes;
     r.current_bytes = ml_tr.current_bytes;
     r.show_reachable = o->show == ML_SHOW_ALL;
+    r.nsupps = ml_supp_user(&r.supps);
 
     int found = r.definite.blocks || r.indirect.blocks || r.nerrors;
+    *found_out = found;
     /* A fork child (or one about to exec) with nothing of its own to say
      * stays quiet: the parent's report covers the heap it inherited. */
-    if (ml_tr.forked_child && !found && (how != ML_EXIT_EXIT || !o->report[0] || !strstr(o->report, "%p"))) {
+    if (!live_report && ml_tr.forked_child && !found &&
+        (how != ML_EXIT_EXIT || !o->report[0] || !strstr(o->report, "%p"))) {
         ml_trace_guard_leave(was);
         return status;
     }
@@ -535,20 +532,37 @@ static int finish_once(enum ml_exit_how how, int status)
      * tree the mallard command started (MALLARD_SUMMARY=auto; not while it
      * execs into the next image, which will say it), or every process (all,
      * -v); none (-q) prints nothing. */
-    int summary = o->summary == ML_SUMMARY_ALL ||
+    int summary = live_report || o->summary == ML_SUMMARY_ALL ||
                   (o->summary == ML_SUMMARY_AUTO && o->top_pid == r.pid && how != ML_EXIT_EXEC);
     /* Nothing found and nothing asked for: a report bound for stderr says
      * nothing at all, in any format and whatever was suppressed, as LSan
      * does, since programs capture and compare stderr (CMake, $(cmd 2>&1),
      * tests). */
-    if ((clean_text && !summary) || (!found && !r.show_reachable && !o->report[0] && !summary)) {
+    /* As LSan prints "Suppressions used:" even when every leak was
+     * suppressed, a process whose leaks the user's file suppressed writes
+     * its report: the table is how a user sees a suppression work. */
+    int supp_used = 0;
+    for (size_t k = 0; k < r.nsupps; k++)
+        supp_used |= r.supps[k].blocks != 0;
+    if ((clean_text && !summary) ||
+        (!found && !r.show_reachable && !o->report[0] && !summary && !supp_used)) {
         ml_trace_guard_leave(was);
         return status;
     }
     int owned;
-    int fd = open_report(o, &owned);
-    int rc;
-    if (clean_text || (!found && !r.show_reachable && summary && o->format == ML_FORMAT_TEXT)) {
+    int fd = ml_outfile_report(o, &owned);
+    int rc = 0;
+    if (fd < 0) {
+        /* stderr is gone and its numbers hold the program's own files:
+         * nowhere to write, not even a warning */
+        ml_say_to(-1);
+        ml_trace_guard_leave(was);
+        return o->exitcode && (r.definite.blocks || r.nerrors) ? o->exitcode : status;
+    }
+    if (owned)
+        ml_outfile_lock(fd);
+    if (!supp_used &&
+        (clean_text || (!found && !r.show_reachable && summary && o->format == ML_FORMAT_TEXT))) {
         /* Nothing to show: one line, not a page per process (a shell
          * script runs dozens of them, each writing its own report). */
         const char *name = r.argv && r.argv[0] ? r.argv[0] : r.exe ? r.exe : "?";
@@ -564,8 +578,17 @@ static int finish_once(enum ml_exit_how how, int status)
     if (rc != 0)
         ml_say("the report could not be written (%s)",
                strerrordesc_np(rc) ? strerrordesc_np(rc) : "unknown error");
-    if (owned)
+    if (owned) {
+        ml_outfile_unlock(fd);
         close(fd);
+    }
+    if (live_report) { /* the process goes on: give the work space back */
+        ml_meta_free(live);
+        ml_meta_free(inherited);
+        ml_meta_free(memo);
+        ml_meta_free(gm.g);
+        ml_meta_free(tags);
+    }
     ml_trace_guard_leave(was);
     if (o->exitcode && (r.definite.blocks || r.nerrors))
         return o->exitcode;

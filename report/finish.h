@@ -8,8 +8,6 @@
 #include "../core/lock.h"
 #include "report.h"
 
-struct ml_options;
-
 struct ml_tag_slot {
     const char *name;
     uint64_t allocs, current, peak;
@@ -17,8 +15,7 @@ struct ml_tag_slot {
 
 struct ml_trace_state {
     const char *backend_name;
-    const struct ml_options *opt;
-    int on_error, depth;
+    int on_error;
     int pid;                              /* this process, as mallard last saw it (fork updates it) */
     int forked_child;                     /* a fork child: blocks from before the fork are the parent's */
     int finished;                         /* the report was started (ml_trace_finish ran) */
@@ -26,6 +23,8 @@ struct ml_trace_state {
     int report_done;                      /* ... and it is over: a thread ending the process waits for this */
     int stderr_fd;                        /* a copy of stderr taken at start-up, or -1 */
     unsigned long stderr_dev, stderr_ino; /* what stderr_fd was, to notice it being reused */
+    int stderr_known;                     /* stderr_dev/ino were taken (fd 2 was open at start-up) */
+    uintptr_t boot_lo, boot_hi;           /* the bootstrap arena (ml_trace_start): scanned, not skipped */
     uint64_t allocs, frees, bytes_allocated, current_bytes, peak_bytes;
     ml_mutex tag_lock;
     uint16_t ntags;
@@ -38,8 +37,11 @@ struct ml_trace_state {
 
 extern struct ml_trace_state ml_tr;
 
-/* Sets the calling thread's recursion guard; returns its previous value. */
-int ml_trace_guard_enter(void);
-void ml_trace_guard_leave(int was);
+/* Records an error made by the calling thread (its tid and name are
+ * filled in).  For callers outside trace.c: the fatal-signal path. */
+void ml_trace_record_error(struct ml_error *e);
+
+/* The backend the decorator wraps. */
+const struct ml_backend *ml_trace_inner(void);
 
 #endif

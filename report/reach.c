@@ -43,8 +43,8 @@
  * Safety: other threads keep running while this scans, and may unmap or
  * protect memory (the page backend makes a freed block PROT_NONE).  A
  * SIGSEGV/SIGBUS on the scanning thread while it reads is caught and the
- * page (or block) is skipped; any other fault goes to the handler the
- * program had.
+ * page (or block) is skipped; any other fault is passed to the handler the
+ * program had, with the guard kept in place.
  *
  * Trade-off: the stacks of other threads are scanned whole, below their
  * stack pointers too, and their registers are not seen (no ptrace, no
@@ -54,6 +54,7 @@
 #define _GNU_SOURCE
 #include "report.h"
 
+#include "../core/fmt.h"
 #include "../core/meta.h"
 #include "../core/os.h"
 
@@ -65,6 +66,7 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -117,7 +119,8 @@ struct reach {
     uintptr_t tls_span; /* bound on static TLS below a thread pointer */
     size_t page;
     int pagemap;
-    int lost; /* a fault may have dropped pushes: rebuild the work stack */
+    int lost;   /* a fault may have dropped pushes: rebuild the work stack */
+    int nomaps; /* the maps are synthesized (no /proc): blocks are not checked against them */
     struct reach_guard *g;
 };
 
@@ -133,20 +136,54 @@ struct reach_guard {
 };
 static struct reach_guard *volatile guard;
 
+/* A fault that is not the scan's (another thread of a program that uses
+ * SIGSEGV on purpose, as GCs and JVMs do): run the program's own handler
+ * as the kernel would have, and keep the guard installed, since the scan's
+ * next fault must still be caught.  A default or ignored disposition is
+ * restored for real: the fault repeats on return and ends the process, as
+ * it would have without mallard. */
+static void reach_chain(int sig, siginfo_t *si, void *uc, struct sigaction *old)
+{
+    if (old->sa_handler == SIG_DFL || old->sa_handler == SIG_IGN) {
+        struct sigaction dfl;
+        memset(&dfl, 0, sizeof dfl);
+        dfl.sa_handler = SIG_DFL;
+        sigemptyset(&dfl.sa_mask);
+        sigaction(sig, &dfl, NULL);
+        if (si->si_code <= 0)
+            raise(sig);
+        return;
+    }
+    struct sigaction use = *old;
+    if (old->sa_flags & SA_RESETHAND) {
+        memset(old, 0, sizeof *old);
+        old->sa_handler = SIG_DFL;
+        sigemptyset(&old->sa_mask);
+    }
+    sigset_t mask, was;
+    mask = use.sa_mask;
+    if (!(use.sa_flags & SA_NODEFER))
+        sigaddset(&mask, sig);
+    pthread_sigmask(SIG_BLOCK, &mask, &was);
+    if (use.sa_flags & SA_SIGINFO)
+        use.sa_sigaction(sig, si, uc);
+    else
+        use.sa_handler(sig);
+    pthread_sigmask(SIG_SETMASK, &was, NULL);
+}
+
 static void reach_fault(int sig, siginfo_t *si, void *uc)
 {
-    (void)uc;
     struct reach_guard *g = guard;
     if (g && g->armed && (pid_t)syscall(SYS_gettid) == g->tid) {
         g->armed = 0;
         siglongjmp(g->jb, 1);
     }
-    /* Not ours: hand the fault back to the program's own disposition.  A
-     * synchronous fault repeats on return; a sent one is sent again. */
-    if (g)
-        sigaction(sig, sig == SIGBUS ? &g->old_bus : &g->old_segv, NULL);
-    else
-        signal(sig, SIG_DFL);
+    if (g) {
+        reach_chain(sig, si, uc, sig == SIGBUS ? &g->old_bus : &g->old_segv);
+        return;
+    }
+    signal(sig, SIG_DFL);
     if (si->si_code <= 0)
         raise(sig);
 }
@@ -301,6 +338,133 @@ static int maps_snapshot(struct reach *st)
         s = nl + 1;
     }
     st->maps_text = buf;
+    return 0;
+}
+
+/* ---- without /proc/self/maps ----------------------------------------- */
+
+/* No /proc (a chroot, a minimal container), no free fd, or vm.max_map_count
+ * reached: build the snapshot from what mallard knows without it, so that
+ * no range is ever walked blindly (a catch-all map would walk a stack to
+ * 2^64).  Known: the PT_LOAD segments of every loaded object
+ * (dl_iterate_phdr), each registered thread's stack block, and around the
+ * main stack, the calling thread's stack pointer and each thread pointer
+ * the extent mincore(2) says is mapped.  Memory a program maps itself is
+ * not known: it is not a root (the report says so on stderr). */
+
+/* Reach at most this far from an anchor when probing with mincore. */
+#define REACH_PROBE_MAX ((uintptr_t)256 << 20)
+/* Around a thread pointer: static TLS below it, the descriptor above. */
+#define REACH_TLS_PROBE ((uintptr_t)1 << 20)
+
+static int page_mapped(uintptr_t a, size_t page)
+{
+    unsigned char v;
+    return mincore((void *)a, page, &v) == 0 || errno != ENOMEM;
+}
+
+/* [*lo, *hi): the mapped pages around the page holding a, within max of it. */
+static void probe_extent(uintptr_t a, uintptr_t max, size_t page, uintptr_t *lo, uintptr_t *hi)
+{
+    uintptr_t p = a & ~(uintptr_t)(page - 1);
+    *lo = *hi = p;
+    if (!page_mapped(p, page))
+        return;
+    *hi = p + page;
+    while (*lo > page && p - (*lo - page) <= max && page_mapped(*lo - page, page))
+        *lo -= page;
+    while (*hi && *hi - p <= max && page_mapped(*hi, page))
+        *hi += page;
+}
+
+struct synth {
+    struct reach_map *m;
+    size_t n, cap;
+};
+
+static void synth_add(struct synth *s, uintptr_t lo, uintptr_t hi, unsigned flags)
+{
+    if (hi <= lo)
+        return;
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 64;
+        struct reach_map *m = ml_meta_realloc(s->m, cap * sizeof *m);
+        if (!m)
+            return;
+        s->m = m;
+        s->cap = cap;
+    }
+    s->m[s->n++] = (struct reach_map){lo, hi, flags};
+}
+
+static int synth_phdr(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    struct synth *s = data;
+    size_t page = ml_os_page_size();
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_R) || !ph->p_memsz)
+            continue;
+        uintptr_t lo = info->dlpi_addr + ph->p_vaddr, hi = lo + ph->p_memsz;
+        lo &= ~(uintptr_t)(page - 1);
+        hi = (hi + page - 1) & ~(uintptr_t)(page - 1);
+        synth_add(s, lo, hi, M_READ | M_PRIVATE | ((ph->p_flags & PF_W) ? M_WRITE : 0));
+    }
+    return 0;
+}
+
+static int maps_synthesize(struct reach *st)
+{
+    struct synth s = {0};
+    size_t page = st->page;
+    dl_iterate_phdr(synth_phdr, &s);
+    size_t nth = ml_threads_list(NULL, 0);
+    struct ml_thread_root *th = nth ? ml_meta_alloc((nth + 8) * sizeof *th) : NULL;
+    if (th)
+        nth = ml_threads_list(th, nth + 8) < nth + 8 ? ml_threads_list(th, nth + 8) : nth + 8;
+    else
+        nth = 0;
+    uintptr_t lo, hi;
+    for (size_t i = 0; i < nth; i++) {
+        if (th[i].is_main) {
+            probe_extent(th[i].lo, REACH_PROBE_MAX, page, &lo, &hi);
+            synth_add(&s, lo, hi, M_READ | M_WRITE | M_PRIVATE);
+        } else if (!th[i].gone) {
+            synth_add(&s, th[i].lo, th[i].hi, M_READ | M_WRITE | M_PRIVATE);
+        }
+        /* the thread pointer: static TLS below it, the descriptor above */
+        probe_extent(th[i].tp, REACH_TLS_PROBE, page, &lo, &hi);
+        synth_add(&s, lo, hi, M_READ | M_WRITE | M_PRIVATE);
+    }
+    ml_meta_free(th);
+    uintptr_t here = (uintptr_t)__builtin_frame_address(0);
+    probe_extent(here, REACH_PROBE_MAX, page, &lo, &hi);
+    synth_add(&s, lo, hi, M_READ | M_WRITE | M_PRIVATE);
+    uintptr_t tp = (uintptr_t)pthread_self();
+    probe_extent(tp, REACH_TLS_PROBE, page, &lo, &hi);
+    synth_add(&s, lo, hi, M_READ | M_WRITE | M_PRIVATE);
+    if (!s.n)
+        return -1;
+    /* sorted, disjoint, as map_find expects */
+    struct ml_range *r = ml_meta_alloc(s.n * sizeof *r);
+    if (!r) {
+        ml_meta_free(s.m);
+        return -1;
+    }
+    for (size_t i = 0; i < s.n; i++)
+        r[i] = (struct ml_range){s.m[i].lo, s.m[i].hi};
+    size_t nr = range_normalize(r, s.n);
+    for (size_t i = 0; i < nr; i++) {
+        unsigned f = 0;
+        for (size_t k = 0; k < s.n; k++)
+            if (s.m[k].lo < r[i].hi && s.m[k].hi > r[i].lo)
+                f |= s.m[k].flags;
+        s.m[i] = (struct reach_map){r[i].lo, r[i].hi, f};
+    }
+    ml_meta_free(r);
+    st->maps = s.m;
+    st->nmaps = nr;
     return 0;
 }
 
@@ -653,6 +817,7 @@ struct thread_set {
     size_t n;
     uintptr_t self;             /* pthread_self() of the scanning thread */
     uintptr_t self_lo, self_hi; /* its stack */
+    int on_own_stack;           /* sp lies in it (not on a signal stack): only its live frames are roots */
 };
 
 /* Lists the threads, drops exited ones whose block is gone, finds the
@@ -686,6 +851,7 @@ static void threads_collect(struct reach *st, struct thread_set *ts, uintptr_t s
 
     /* the calling thread: the stack block that holds sp */
     uintptr_t self_lo = sp, self_hi = 0;
+    int on_own_stack = 0;
     for (size_t i = 0; i < nth; i++) {
         if (th[i].tp != self || th[i].gone)
             continue;
@@ -694,6 +860,7 @@ static void threads_collect(struct reach *st, struct thread_set *ts, uintptr_t s
         if (sp >= lo && sp < hi) {
             self_lo = lo;
             self_hi = hi;
+            on_own_stack = 1;
         }
     }
     if (!self_hi) {
@@ -715,7 +882,7 @@ static void threads_collect(struct reach *st, struct thread_set *ts, uintptr_t s
         st->excl[k++] = (struct ml_range){self_lo, self_hi};
         st->nexcl = range_normalize(st->excl, k);
     }
-    *ts = (struct thread_set){th, nth, self, self_lo, self_hi};
+    *ts = (struct thread_set){th, nth, self, self_lo, self_hi, on_own_stack};
 }
 
 /* Roots: the writable segments of every loaded object.  Also learns how
@@ -755,7 +922,7 @@ static void roots_threads(struct reach *st, const struct thread_set *ts, uintptr
         const struct ml_thread_root *t = &ts->th[i];
         uintptr_t lo, hi;
         thread_extent(st, t, &lo, &hi);
-        int self_entry = t->tp == ts->self && !t->gone;
+        int self_entry = t->tp == ts->self && !t->gone && ts->on_own_stack;
         if (!t->gone && !self_entry)
             root_add(st, lo, hi);
         if (t->tp >= lo && t->tp < hi) {
@@ -994,7 +1161,10 @@ static __attribute__((noinline)) void reach_prepare(struct reach *st)
     st->span = last->addr + (last->size ? last->size : 1) - st->min;
     for (size_t k = 0; k < st->nindex; k++)
         st->index[k] = st->b[k * REACH_STRIDE].addr;
-    blocks_check_readable(st);
+    /* without the real maps, the fault guard alone keeps block reads safe
+     * (each block is bounded: no walk can run away) */
+    if (!st->nomaps)
+        blocks_check_readable(st);
 }
 
 /* Zeroes the dead stack below the caller, where reach_prepare and the maps
@@ -1047,14 +1217,26 @@ void ml_reach_classify(struct ml_live *blocks, size_t n, const struct ml_range *
     st->skip = sk;
     st->nskip = range_normalize(sk, nskip);
     if (maps_snapshot(st) != 0) {
-        /* No /proc: trust every range, the fault guard catches the rest. */
+        int err = errno;
         ml_meta_free(st->maps);
-        st->maps = ml_meta_alloc(sizeof *st->maps);
-        st->nmaps = st->maps ? 1 : 0;
-        if (st->maps)
-            st->maps[0] = (struct reach_map){0, UINTPTR_MAX, M_READ | M_WRITE};
+        st->maps = NULL;
+        st->nmaps = 0;
+        st->nomaps = 1;
+        if (maps_synthesize(st) != 0) {
+            ml_say("/proc/self/maps cannot be read (errno %d): no leak scan, every block counts as reachable",
+                   err);
+            ml_meta_free(st);
+            ml_meta_free(g);
+            ml_meta_free(work);
+            ml_meta_free(sk);
+            ml_meta_free(index);
+            return;
+        }
+        ml_say("/proc/self/maps cannot be read (errno %d): roots are the loaded objects, thread stacks and "
+               "TLS only; memory the program mapped itself is not scanned",
+               err);
     }
-    st->pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+    st->pagemap = st->nomaps ? -1 : open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
     reach_prepare(st);
 
     guard_install(g);

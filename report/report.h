@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "trace.h" /* enum ml_exit_how, enum ml_alloc_kind */
+
 /* ---- stacks (stack.c) ------------------------------------------------- */
 
 #define ML_DEPTH_MAX 256
@@ -173,11 +175,8 @@ enum ml_error_kind {
     ML_ERR_USE_AFTER_FREE,
     ML_ERR_MISMATCH, /* free of new, delete of new[], delete[] of malloc... */
 };
-/* Which family allocated a block, and which one freed it. */
-enum ml_alloc_kind { ML_ALLOC_MALLOC, ML_ALLOC_NEW, ML_ALLOC_NEW_ARRAY };
 /* What a fault did (ML_ERR_OVERFLOW / ML_ERR_USE_AFTER_FREE from a signal). */
 enum ml_access { ML_ACCESS_NONE, ML_ACCESS_READ, ML_ACCESS_WRITE };
-enum ml_exit_how { ML_EXIT_EXIT, ML_EXIT__EXIT, ML_EXIT_EXEC, ML_EXIT_SIGNAL };
 
 struct ml_count {
     uint64_t bytes, blocks;
@@ -211,6 +210,11 @@ struct ml_error {
     char thread[16];               /* its name (comm), "" when unknown */
 };
 
+struct ml_supp_use {
+    const char *pattern; /* as written after "leak:" */
+    uint64_t blocks, bytes;
+};
+
 struct ml_tag_stats {
     const char *tag;
     uint64_t allocs, current_bytes, peak_bytes;
@@ -232,7 +236,9 @@ struct ml_report {
     struct ml_tag_stats *tags;
     size_t ntags;
     uint64_t allocs, frees, bytes_allocated, peak_bytes, current_bytes;
-    int show_reachable; /* text and JSON: list reachable groups too (MALLARD_SHOW=all) */
+    int show_reachable;              /* text and JSON: list reachable groups too (MALLARD_SHOW=all) */
+    const struct ml_supp_use *supps; /* the MALLARD_SUPPRESSIONS patterns and their use */
+    size_t nsupps;
 };
 
 /* Writes the report to fd through a fixed buffer over write(2).  Returns 0

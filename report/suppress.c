@@ -1,6 +1,7 @@
 /* report/suppress.c: suppression patterns (suppress.h).
  *
- * Loaded once, at exit, into the meta heap.  Matching is LSan's glob.
+ * Loaded once, at exit, into the meta heap.  Matching is LSan's glob, in
+ * linear time.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -8,11 +9,14 @@
 
 #include "../core/fmt.h"
 #include "../core/meta.h"
+#include "outfile.h"
 #include "suppress.h"
 
 struct supp {
     char **pat;
+    struct ml_supp_use *use; /* per pattern: what it suppressed */
     size_t n, cap;
+    size_t user; /* patterns from user_from on came from the file */
 };
 
 static struct supp supps;
@@ -44,6 +48,10 @@ static void supp_add(const char *p, size_t len)
         if (!grown)
             return;
         supps.pat = grown;
+        struct ml_supp_use *use = ml_meta_realloc(supps.use, cap * sizeof *use);
+        if (!use)
+            return;
+        supps.use = use;
         supps.cap = cap;
     }
     char *copy = ml_meta_alloc(len + 1);
@@ -51,6 +59,7 @@ static void supp_add(const char *p, size_t len)
         return;
     memcpy(copy, p, len);
     copy[len] = '\0';
+    supps.use[supps.n] = (struct ml_supp_use){copy, 0, 0};
     supps.pat[supps.n++] = copy;
 }
 
@@ -58,16 +67,20 @@ void ml_supp_load(const char *path)
 {
     for (size_t i = 0; i < sizeof default_supps / sizeof default_supps[0]; i++)
         supp_add(default_supps[i], strlen(default_supps[i]));
+    supps.user = supps.n;
     if (!path || !*path)
         return;
     size_t len;
-    char *text = ml_meta_read_file(path, (size_t)1 << 20, &len);
+    const char *why = "";
+    char *text = ml_outfile_read(path, &len, &why);
     if (!text) {
-        ml_say("MALLARD_SUPPRESSIONS=%s cannot be read (errno %d); using the built-in list only", path,
-               errno);
+        ml_say("MALLARD_SUPPRESSIONS=%s is refused (%s); using the built-in list only", path, why);
         return;
     }
-    unsigned lineno = 0;
+    /* Bad lines are counted and named once: a wrong file must not flood
+     * stderr with one line each. */
+    unsigned long lineno = 0, bad = 0, first_bad = 0;
+    char shown[128] = "";
     for (char *line = text; line < text + len;) {
         char *nl = memchr(line, '\n', (size_t)(text + len - line));
         char *end = nl ? nl : text + len;
@@ -78,54 +91,87 @@ void ml_supp_load(const char *path)
             end--;
         size_t sl = (size_t)(end - line);
         if (sl && *line != '#') {
-            if (sl > 5 && !strncmp(line, "leak:", 5)) {
+            if (sl > 5 && !strncmp(line, "leak:", 5) && !memchr(line, '\0', sl)) {
                 supp_add(line + 5, sl - 5);
-            } else {
-                char shown[128];
+            } else if ((sl > 20 && !strncmp(line, "interceptor_via_fun:", 20)) ||
+                       (sl > 16 && !strncmp(line, "called_from_lib:", 16))) {
+                /* LSan's other kinds: nothing they name happens here */
+            } else if (!bad++) {
+                first_bad = lineno;
                 size_t k = sl < sizeof shown - 1 ? sl : sizeof shown - 1;
                 memcpy(shown, line, k);
                 shown[k] = '\0';
-                ml_say("%s:%u: not a suppression (expected leak:PATTERN): %s", path, lineno, shown);
+                for (size_t i = 0; i < k; i++)
+                    if ((unsigned char)shown[i] < ' ')
+                        shown[i] = '?';
             }
         }
         line = nl ? nl + 1 : text + len;
     }
     ml_meta_free(text);
+    if (bad == 1)
+        ml_say("%s:%lu: not a suppression (expected leak:PATTERN): %s", path, first_bad, shown);
+    else if (bad)
+        ml_say("%s: %lu lines are not suppressions (expected leak:PATTERN), the first at line %lu: %s", path,
+               bad, first_bad, shown);
 }
 
-static int glob_at(const char *p, const char *s, int anchored_end)
-{
-    for (; *p; p++, s++) {
-        if (*p == '*') {
-            while (*p == '*')
-                p++;
-            if (!*p && !anchored_end)
-                return 1;
-            for (; *s; s++)
-                if (glob_at(p, s, anchored_end))
-                    return 1;
-            return !*p;
-        }
-        if (*p == '$' && !p[1])
-            return !*s;
-        if (*s != *p)
-            return 0;
-    }
-    return !anchored_end || !*s;
-}
-
+/* Linear time, whatever the pattern: the pattern is literal segments
+ * between stars; the first is pinned to the start under '^', the last to
+ * the end under '$', and each other one is matched at its leftmost
+ * occurrence after the previous (leftmost is never worse), found with
+ * memmem (two-way: linear).  No backtracking. */
 int ml_supp_match(const char *pat, const char *s)
 {
-    if (!s)
+    if (!pat || !s || !*s)
         return 0;
-    size_t pl = strlen(pat);
-    int end = pl && pat[pl - 1] == '$';
-    if (*pat == '^')
-        return glob_at(pat + 1, s, end);
-    for (; *s; s++)
-        if (glob_at(pat, s, end))
+    size_t len = strlen(s);
+    int anchor_start = *pat == '^';
+    if (anchor_start)
+        pat++;
+    size_t plen = strcspn(pat, "$"); /* as LSan: '$' ends the pattern */
+    int anchor_end = pat[plen] == '$';
+    if (!plen)
+        return !(anchor_start && anchor_end); /* "^$" is the empty name only */
+    const char *p = pat, *pend = pat + plen;
+    size_t pos = 0, limit = len;
+    if (anchor_start && p < pend && *p != '*') {
+        const char *e = memchr(p, '*', (size_t)(pend - p));
+        size_t sl = (size_t)((e ? e : pend) - p);
+        if (sl > len || memcmp(s, p, sl))
+            return 0;
+        pos = sl;
+        p += sl;
+        if (p == pend)
+            return !anchor_end || pos == len;
+    }
+    if (anchor_end && pend > p && pend[-1] != '*') {
+        const char *q = memrchr(p, '*', (size_t)(pend - p));
+        const char *seg = q ? q + 1 : p;
+        size_t sl = (size_t)(pend - seg);
+        if (len - pos < sl || memcmp(s + len - sl, seg, sl))
+            return 0;
+        if (!q)
             return 1;
-    return 0;
+        limit = len - sl;
+        pend = q;
+    }
+    while (p < pend) {
+        if (*p == '*') {
+            p++;
+            continue;
+        }
+        const char *e = memchr(p, '*', (size_t)(pend - p));
+        if (!e)
+            e = pend;
+        size_t sl = (size_t)(e - p);
+        const char *f = limit - pos >= sl ? memmem(s + pos, limit - pos, p, sl) : NULL;
+        if (!f)
+            return 0;
+        pos = (size_t)(f - s) + sl;
+        p = e;
+    }
+    return 1;
 }
 
 int ml_supp_frame_matches(const struct ml_supp_frame *f)
@@ -133,14 +179,14 @@ int ml_supp_frame_matches(const struct ml_supp_frame *f)
     for (size_t k = 0; k < supps.n; k++)
         if (ml_supp_match(supps.pat[k], f->function) || ml_supp_match(supps.pat[k], f->mangled) ||
             ml_supp_match(supps.pat[k], f->file) || ml_supp_match(supps.pat[k], f->object))
-            return 1;
+            return (int)k + 1;
     return 0;
 }
 
 int ml_supp_stack(ml_stack_id id)
 {
     if (!id)
-        return 1; /* allocated before tracing could capture: ld.so/libc start-up */
+        return ML_SUPP_NO_STACK; /* allocated before tracing could capture: ld.so/libc start-up */
     unsigned n;
     const uintptr_t *f = ml_stack_frames(id, &n);
     for (unsigned i = 0; i < n; i++) {
@@ -148,9 +194,30 @@ int ml_supp_stack(ml_stack_id id)
         unsigned k = ml_symbolize_chain(f[i], chain, ML_INLINE_MAX);
         for (unsigned j = 0; j < k; j++) {
             struct ml_supp_frame sf = {chain[j].function, chain[j].mangled, chain[j].file, chain[j].object};
-            if (ml_supp_frame_matches(&sf))
-                return 1;
+            int m = ml_supp_frame_matches(&sf);
+            if (m)
+                return m;
         }
     }
     return 0;
+}
+
+void ml_supp_count(int which, uint64_t bytes)
+{
+    if (which <= 0 || (size_t)which > supps.n)
+        return;
+    supps.use[which - 1].blocks++;
+    supps.use[which - 1].bytes += bytes;
+}
+
+size_t ml_supp_user(const struct ml_supp_use **out)
+{
+    *out = supps.use ? supps.use + supps.user : NULL;
+    return supps.n - supps.user;
+}
+
+void ml_supp_reset_counts(void)
+{
+    for (size_t k = 0; k < supps.n; k++)
+        supps.use[k].blocks = supps.use[k].bytes = 0;
 }

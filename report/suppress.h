@@ -15,8 +15,10 @@
 void ml_supp_load(const char *path);
 
 /* One pattern against one string, LSan's rule: '*' matches any run of
- * characters, a leading '^' or a trailing '$' anchors the pattern,
- * otherwise it may match anywhere in s.  s NULL: no match. */
+ * characters, a leading '^' anchors the pattern at the start of s and a '$'
+ * at the end (what follows a '$' is ignored, as LSan does); otherwise it may
+ * match anywhere in s.  So "other*$" matches "other_leaker", "$" matches
+ * every name.  A NULL or empty s matches nothing.  Linear time. */
 int ml_supp_match(const char *pat, const char *s);
 
 /* The strings a frame can be matched by; any of them may be NULL. */
@@ -27,11 +29,23 @@ struct ml_supp_frame {
     const char *object;   /* module path */
 };
 
-/* Whether a loaded pattern matches any string of f. */
+/* Whether a loaded pattern matches any string of f: 0, or the number of
+ * the first pattern that does (1-based, for ml_supp_count). */
 int ml_supp_frame_matches(const struct ml_supp_frame *f);
 
-/* Whether a loaded pattern matches a frame of the stack.  Stack 0 (taken
- * before tracing could capture: ld.so/libc start-up) counts as suppressed. */
+/* Whether a loaded pattern matches a frame of the stack: 0, or the first
+ * matching pattern's number.  Stack 0 (taken before tracing could
+ * capture: ld.so/libc start-up) counts as suppressed: ML_SUPP_NO_STACK. */
+#define ML_SUPP_NO_STACK 0x7fffffff
 int ml_supp_stack(ml_stack_id id);
+
+/* Counts a block of bytes against pattern number which (as returned
+ * above); the report lists each file pattern's use, LSan's "Suppressions
+ * used", and the unused ones. */
+void ml_supp_count(int which, uint64_t bytes);
+/* The patterns from the file, in file order, with their use. */
+size_t ml_supp_user(const struct ml_supp_use **out);
+/* Zeroes the counts (before each live report). */
+void ml_supp_reset_counts(void);
 
 #endif

@@ -13,10 +13,13 @@
  *
  * Per address, the lookup uses addr - 1: a return address points after the
  * call, and may already belong to the next line or even the next function.
- * The function name is the innermost DWARF subprogram or inlined
- * subroutine (so the name agrees with the file:line, even when the leaking
- * function was inlined into its caller), then the ELF .symtab/.dynsym
- * symbol, else NULL.  A file whose build-id no longer matches the one
+ * Each address expands into its inline chain (ml_symbolize_chain): the
+ * innermost DWARF function at the pc, then each function it was inlined
+ * into at the line of the call.  Names follow valgrind: an out-of-line
+ * function by its demangled linkage name (app::Registry::add(int)), else
+ * the .symtab/.dynsym symbol (glibc's public alias: strdup, not __strdup);
+ * an inlined C++ function by its DW_AT_name (push_back), keeping the
+ * linkage name in mangled.  A file whose build-id no longer matches the one
  * recorded at load time is not trusted for anything but object+offset.
  *
  * Debug files come from the local disk only (see sym_find_debuginfo): never
@@ -290,6 +293,25 @@ static int sym_die_name(Dwarf_Die *die, int cxx, struct ml_frame *f)
     return name != NULL;
 }
 
+/* An inlined C++ function as valgrind prints it: its DW_AT_name
+ * ("push_back", "_M_create_node<...>"), not the qualified, demangled
+ * linkage name, so that frame 0 reads the same in both tools; the linkage
+ * name stays in mangled (JSON, suppressions).  0: no DW_AT_name. */
+static int sym_inlined_name(Dwarf_Die *die, struct ml_frame *f)
+{
+    const char *name = dwarf_diename(die);
+    if (!name)
+        return 0;
+    Dwarf_Attribute attr;
+    const char *linkage = NULL;
+    if (dwarf_attr_integrate(die, DW_AT_linkage_name, &attr) ||
+        dwarf_attr_integrate(die, DW_AT_MIPS_linkage_name, &attr))
+        linkage = dwarf_formstring(&attr);
+    f->function = name;
+    f->mangled = linkage && strcmp(linkage, name) ? linkage : NULL;
+    return 1;
+}
+
 static int sym_is_function(Dwarf_Die *die)
 {
     int tag = dwarf_tag(die);
@@ -336,7 +358,9 @@ static unsigned sym_dwarf_chain(Dwarf_Die *cu, Dwarf_Addr bias, Dwarf_Addr pc, s
             continue;
         int tag = dwarf_tag(d);
         struct ml_frame *f = &out[k];
-        if (!sym_die_name(d, cxx, f) && k == 0 && tag == DW_TAG_subprogram) {
+        if (tag == DW_TAG_inlined_subroutine && cxx && sym_inlined_name(d, f)) {
+            /* named as valgrind names inlined C++ code (see sym_inlined_name) */
+        } else if (!sym_die_name(d, cxx, f) && k == 0 && tag == DW_TAG_subprogram) {
             free(chain);
             return 0; /* anonymous: let the symbol table answer */
         }

@@ -85,9 +85,11 @@
 #define _GNU_SOURCE
 #include "trace.h"
 
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -99,6 +101,7 @@
 #include "blocks.h"
 #include "busy.h"
 #include "finish.h"
+#include "report.h"
 
 #define QUARANTINE_SLOTS 256
 #define QUARANTINE_BYTES ((size_t)4 << 20)
@@ -859,12 +862,27 @@ const struct ml_backend *ml_trace_wrap(const struct ml_backend *b, const struct 
     pad = (b->flags & ML_BACKEND_SPACED) ? 0 : 1;
     ml_tr.backend_name = b->name;
     ml_tr.on_error = opt->on_error;
-    ml_tr.depth = opt->depth;
     ml_tr.pid = getpid();
-    ml_tr.opt = opt;
     return &trace_backend;
 }
 
+void ml_trace_start(const struct ml_options *opt, const void *boot_arena, size_t boot_size)
+{
+    ml_stack_init(opt->depth);
+    ml_tr.boot_lo = (uintptr_t)boot_arena;
+    ml_tr.boot_hi = (uintptr_t)boot_arena + boot_size;
+    struct stat st;
+    if (fstat(2, &st) == 0) {
+        ml_tr.stderr_dev = st.st_dev;
+        ml_tr.stderr_ino = st.st_ino;
+        ml_tr.stderr_known = 1;
+        ml_tr.stderr_fd = fcntl(2, F_DUPFD_CLOEXEC, 100);
+        if (ml_tr.stderr_fd < 0) /* RLIMIT_NOFILE below 100 */
+            ml_tr.stderr_fd = fcntl(2, F_DUPFD_CLOEXEC, 3);
+    }
+}
+
+void ml_trace_exec_failed(void) { __atomic_store_n(&ml_tr.finished, 0, __ATOMIC_RELEASE); }
 const struct ml_backend *ml_trace_inner(void) { return inner; }
 
 int ml_trace_guard_enter(void)

@@ -154,6 +154,8 @@ const char *ml_report_exit_name(enum ml_exit_how h)
         return "exec";
     case ML_EXIT_SIGNAL:
         return "signal";
+    case ML_EXIT_LIVE:
+        return "live";
     }
     return "exit";
 }

@@ -179,7 +179,18 @@ int ml_write_json(int fd, const struct ml_report *r)
     ml_wbuf_u64(&o, nreach);
     ml_wbuf_str(&o, ", \"reachable_listed\": ");
     ml_wbuf_str(&o, r->show_reachable ? "true" : "false");
-    ml_wbuf_str(&o, ",\n  \"leaks\": [");
+    /* each MALLARD_SUPPRESSIONS pattern with what it suppressed; 0: unused */
+    ml_wbuf_str(&o, ",\n  \"suppressions\": [");
+    for (size_t i = 0; i < r->nsupps; i++) {
+        ml_wbuf_str(&o, i ? ", {\"pattern\": " : "{\"pattern\": ");
+        json_str(&o, r->supps[i].pattern);
+        ml_wbuf_str(&o, ", \"blocks\": ");
+        ml_wbuf_u64(&o, r->supps[i].blocks);
+        ml_wbuf_str(&o, ", \"bytes\": ");
+        ml_wbuf_u64(&o, r->supps[i].bytes);
+        ml_wbuf_chr(&o, '}');
+    }
+    ml_wbuf_str(&o, "],\n  \"leaks\": [");
 
     size_t listed = 0;
     for (size_t i = 0; i < r->ngroups; i++) {

@@ -28,6 +28,8 @@
 
 #include <string.h>
 
+#include "../core/fmt.h"
+
 #define ML_TEXT_PREFIX "==mallard== "
 
 static void text_begin(struct ml_wbuf *o) { ml_wbuf_str(o, ML_TEXT_PREFIX); }
@@ -100,6 +102,8 @@ static void text_stack(struct ml_wbuf *o, ml_stack_id id)
     }
 }
 
+static void text_suppressions(struct ml_wbuf *o, const struct ml_report *r);
+
 static void text_exit(struct ml_wbuf *o, const struct ml_report *r)
 {
     static const char *const signames[] = {
@@ -117,6 +121,9 @@ static void text_exit(struct ml_wbuf *o, const struct ml_report *r)
         break;
     case ML_EXIT_EXEC:
         ml_wbuf_str(o, "exec");
+        break;
+    case ML_EXIT_LIVE:
+        ml_wbuf_str(o, "still running (a live report)");
         break;
     case ML_EXIT_SIGNAL:
         ml_wbuf_str(o, "signal ");
@@ -167,7 +174,7 @@ static void text_summary(struct ml_wbuf *o, const struct ml_report *r)
     text_begin(o);
     ml_wbuf_str(o, "backend ");
     ml_wbuf_str(o, r->backend ? r->backend : "unknown");
-    ml_wbuf_str(o, ", program ended by ");
+    ml_wbuf_str(o, r->exit_how == ML_EXIT_LIVE ? ", program " : ", program ended by ");
     text_exit(o, r);
     text_end(o);
     text_blank(o);
@@ -186,6 +193,44 @@ static void text_summary(struct ml_wbuf *o, const struct ml_report *r)
         text_begin(o);
         ml_wbuf_str(o, "reachable blocks are counted, not listed (MALLARD_SHOW=all lists them)");
         text_end(o);
+    }
+    text_suppressions(o, r);
+}
+
+/* LSan's "Suppressions used:" table for the MALLARD_SUPPRESSIONS patterns,
+ * then the ones that matched nothing, so that a dead line shows. */
+static void text_suppressions(struct ml_wbuf *o, const struct ml_report *r)
+{
+    size_t used = 0;
+    for (size_t i = 0; i < r->nsupps; i++)
+        used += r->supps[i].blocks != 0;
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 0 ? !used : used == r->nsupps)
+            continue;
+        text_begin(o);
+        ml_wbuf_str(o, pass == 0 ? "Suppressions used:" : "Suppressions not used:");
+        text_end(o);
+        if (pass == 0) {
+            text_begin(o);
+            ml_wbuf_str(o, "  count      bytes template");
+            text_end(o);
+        }
+        for (size_t i = 0; i < r->nsupps; i++) {
+            const struct ml_supp_use *u = &r->supps[i];
+            if ((u->blocks != 0) != (pass == 0))
+                continue;
+            char cells[64];
+            text_begin(o);
+            if (pass == 0) {
+                ml_fmt(cells, sizeof cells, "%7lu %10lu ", (unsigned long)u->blocks, (unsigned long)u->bytes);
+                ml_wbuf_str(o, cells);
+                ml_wbuf_str(o, u->pattern);
+            } else {
+                ml_wbuf_str(o, "  leak:");
+                ml_wbuf_str(o, u->pattern);
+            }
+            text_end(o);
+        }
     }
 }
 

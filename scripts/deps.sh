@@ -19,6 +19,13 @@ packages=(
     # tests/real: interpreters with threads and fork, and a server on
     # loopback driven by its benchmark (issue 7); cmake is listed above
     ruby nodejs redis-server redis-tools
+    # tests: numpy maps its own memory next to the allocator's
+    # (trace_valgrind_python3_numpy*)
+    python3-numpy
+    # hardening (issue 8): cppcheck for the static analysis step, clang 14 and
+    # its libFuzzer runtime for tests/fuzz, gdb for the soak watchdog's
+    # backtraces (util-linux above gives unshare and setpriv to tests/hostile)
+    cppcheck clang-14 libclang-rt-14-dev gdb
 )
 
 missing=()

@@ -7,6 +7,9 @@
 #                  (the output of `mallard --markdown`)
 #   man/mallard.1  .\" options:begin  ...  .\" options:end
 #                  (the output of `mallard --man`)
+# check man also runs groff with warnings on over man/mallard.1 and
+# man/mallard.3 (they must print none), and checks that mallard.3 has a
+# synopsis line for every function preload/mallard.h declares.
 # check:  exit 1 and show a diff when a file's table differs from the command's.
 #         For the man page, also run groff with warnings on: it must print none.
 # update: rewrite the part between the markers with the command's output.
@@ -79,13 +82,26 @@ if [ "$which" = man ] || [ "$which" = all ]; then
     one "$root/man/mallard.1" '.\" options:begin' '.\" options:end' --man man || status=1
     if [ "$mode" = check ]; then
         command -v groff >/dev/null || { echo "man: groff is not installed (scripts/deps.sh installs groff-base)" >&2; exit 1; }
-        if ! groff -man -ww -z -Tutf8 "$root/man/mallard.1" 2>"$tmp/groff" || [ -s "$tmp/groff" ]; then
-            echo "man: groff warns about man/mallard.1:" >&2
-            cat "$tmp/groff" >&2
-            status=1
-        else
-            echo "man: groff -man -ww prints no warning"
-        fi
+        for page in mallard.1 mallard.3; do
+            if ! groff -man -ww -z -Tutf8 "$root/man/$page" 2>"$tmp/groff" || [ -s "$tmp/groff" ]; then
+                echo "man: groff warns about man/$page:" >&2
+                cat "$tmp/groff" >&2
+                status=1
+            else
+                echo "man: groff -man -ww prints no warning for man/$page"
+            fi
+        done
+        # mallard(3) documents every function preload/mallard.h declares
+        sed -n 's/^MALLARD_API [^(]*[ *]\([A-Za-z_][A-Za-z_0-9]*\)(.*/\1/p' "$root/preload/mallard.h" >"$tmp/api"
+        [ -s "$tmp/api" ] || { echo "man: no MALLARD_API function found in preload/mallard.h" >&2; status=1; }
+        while read -r fn; do
+            if ! FN=$fn awk '/^\.SH / { syn = ($2 == "SYNOPSIS") } syn && index($0, ENVIRON["FN"] "(") { found = 1 }
+                    END { exit !found }' "$root/man/mallard.3"; then
+                echo "man: man/mallard.3 has no synopsis line for $fn (declared in preload/mallard.h)" >&2
+                status=1
+            fi
+        done <"$tmp/api"
+        [ $status -eq 0 ] && echo "man: man/mallard.3 covers the $(wc -l <"$tmp/api") functions of mallard.h"
     fi
 fi
 exit $status

@@ -463,6 +463,154 @@ def case_json_scales():
 case_json_scales.before = 0.0
 
 
+# ---- 5. reports on termination and on demand ------------------------------
+
+
+def build(name, extra=()):
+    exe = os.path.join(TMP, name)
+    if not os.path.exists(exe):
+        subprocess.run(["cc", "-g", "-O0", "-fno-omit-frame-pointer", "-I", os.path.join(A.src, "tests/programs"),
+                        "-I", os.path.join(A.src, "preload"), "-o", exe,
+                        os.path.join(A.src, "tests/cli", name + ".c")] + list(extra), check=True, timeout=120)
+    return exe
+
+
+def start(args, env=None):
+    e = dict(os.environ)
+    for k in list(e):
+        if k.startswith("MALLARD_") or k == "LD_PRELOAD":
+            del e[k]
+    e.update(env or {})
+    p = subprocess.Popen(args, env=e, cwd=TMP, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = p.stdout.readline()
+    if line != "ready\n":
+        p.kill()
+        raise SystemExit("FAIL: %s did not start: %r" % (args, line))
+    return p
+
+
+def case_term_signals():
+    import signal
+    exe = build("signals")
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT):
+        for mode in ("", "churn"):
+            p = start([A.cli, "--", exe] + ([mode] if mode else []))
+            p.send_signal(sig)
+            out, err = p.communicate(timeout=60)
+            check(p.returncode == -sig, "%s: still killed by the signal (status %s)" % (sig.name, p.returncode))
+            check("definitely lost: 123 bytes in 1 block" in err and "signal %d (%s)" % (sig, sig.name) in err,
+                  "%s %s: the report is written:\n%s" % (sig.name, mode, err[-3000:]))
+    # a handler the program installed is left alone, and still runs
+    p = start([A.cli, "--", exe, "handler"])
+    p.send_signal(signal.SIGTERM)
+    out, err = p.communicate(timeout=60)
+    check(p.returncode == 0 and out == "got 1\n" and "program ended by exit(0)" in err,
+          "the program's own SIGTERM handler ran: rc %s out %r" % (p.returncode, out))
+    # a program asking for a disposition sees SIG_DFL: Python still raises KeyboardInterrupt
+    code = ("import os, signal, time\nprint(signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM))\n"
+            "try:\n    os.kill(os.getpid(), signal.SIGINT)\n    time.sleep(5)\nexcept KeyboardInterrupt:\n"
+            "    print('KeyboardInterrupt')\n")
+    native = run(["python3", "-c", code])
+    traced = run([A.cli, "-q", "--", "python3", "-c", code])
+    check(traced.stdout == native.stdout and traced.returncode == native.returncode,
+          "python under mallard behaves as without: %r vs %r" % (traced.stdout, native.stdout), traced)
+    # ignored signals stay ignored (nohup)
+    p = run([A.cli, "-q", "--", "sh", "-c", "trap '' TERM; kill -TERM $$; echo alive"])
+    check(p.stdout == "alive\n", "an ignored SIGTERM stays ignored", p)
+
+
+def case_report_signal():
+    import signal
+    import time
+    exe = build("signals")
+    out = os.path.join(TMP, "live.%n.json")
+    p = start([A.cli, "-f", "json", "-o", out, "--report-signal=SIGUSR2", "--", exe, "handler"])
+    for i in range(2):
+        p.send_signal(signal.SIGUSR2)
+        deadline = time.monotonic() + 30
+        want = os.path.join(TMP, "live.%d.json" % (i + 1))
+        while time.monotonic() < deadline and not (os.path.exists(want) and open(want).read().rstrip().endswith("}")):
+            time.sleep(0.05)
+    p.send_signal(signal.SIGTERM)
+    o, err = p.communicate(timeout=60)
+    check(p.returncode == 0 and o == "got 1\n", "the process went on after the live reports: %s %r %s"
+          % (p.returncode, o, err))
+    docs = [json_docs(os.path.join(TMP, "live.%d.json" % i)) for i in (1, 2, 3)]
+    hows = [d[0]["exit"]["how"] for d in docs]
+    check(hows == ["live", "live", "exit"], "two live reports, then the exit report: %s" % hows)
+    for d in docs:
+        check(d[0]["summary"]["definite"] == {"bytes": 123, "blocks": 1}, "each report has the leak: %s"
+              % d[0]["summary"])
+    check(run([A.cli, "--report-signal=SIGKILL", "true"]).returncode == 2, "a bad report signal is a usage error")
+    # off by default: SIGUSR2 keeps its default action
+    p = start([A.cli, "-q", "--", exe])
+    p.send_signal(signal.SIGUSR2)
+    o, err = p.communicate(timeout=60)
+    check(p.returncode == -signal.SIGUSR2, "without the option SIGUSR2 kills as before (%s)" % p.returncode)
+
+
+def case_lsan_interface():
+    exe = build("lsan_api")
+    p = run([exe])
+    check(p.returncode == 0 and p.stdout == "no mallard\n" and p.stderr == "",
+          "mallard.h: builds without mallard and runs: every function NULL", p)
+    out = os.path.join(TMP, "lsan.json")
+    p = run([A.cli, "-f", "json", "-o", out, "--", exe])
+    check(p.returncode == 0 and p.stdout == "recoverable 1\nreport_now 1\nafter check\n", "the calls returned", p)
+    docs = json_docs(out)
+    check(len(docs) == 3 and [d["exit"]["how"] for d in docs] == ["live"] * 3,
+          "recoverable, report_now, do_leak_check: three reports and no exit report: %s"
+          % [d["exit"]["how"] for d in docs])
+    for d in docs:
+        check(d["summary"]["definite"] == {"bytes": 555, "blocks": 2},
+              "A and D leak, B (disabled) and C (ignored) do not: %s" % d["summary"])
+        check(d["summary"]["suppressed"]["bytes"] >= 555, "B and C count as suppressed: %s" % d["summary"])
+        fns = sorted(g["stack"][0]["function"] for g in d["leaks"] if g["kind"] == "definite")
+        check(fns == ["leak_a", "leak_d"], "the leak groups: %s" % fns)
+    p = run([A.cli, "-f", "json", "-o", out + "2", "--exitcode=9", "--", exe])
+    check(p.returncode == 9 and "after check" not in p.stdout, "__lsan_do_leak_check exits with the exitcode", p)
+
+
+# ---- 6. suppressions a user can trust ------------------------------------
+
+
+def case_suppression_counts():
+    supp = os.path.join(TMP, "u.supp")
+    with open(supp, "w") as f:
+        f.write("# a real LSan file\nleak:leak_one\nleak:never_matches_xyz\n"
+                "interceptor_via_fun:some_interceptor\ncalled_from_lib:libfoo.so\nleak:push\n")
+    p = run([A.cli, "-s", supp, "--", fixture("simple_leak")])
+    check(p.returncode == 0 and "definitely lost: 0 bytes" in p.stderr, "the leak is suppressed", p)
+    check("not a suppression" not in p.stderr and "mallard:" not in p.stderr,
+          "interceptor_via_fun: and called_from_lib: are skipped without a word", p)
+    check(re.search(r"Suppressions used:\n==mallard==   count      bytes template\n==mallard== +1 +100 leak_one\n",
+                    p.stderr), "LSan's Suppressions used: table", p)
+    check(re.search(r"Suppressions not used:\n==mallard==   leak:never_matches_xyz\n==mallard==   leak:push\n",
+                    p.stderr), "unused patterns listed, in file order", p)
+    out = os.path.join(TMP, "s.json")
+    p = run([A.cli, "-s", supp, "-f", "json", "-o", out, "--", fixture("list_leak")])
+    (d,) = json_docs(out)
+    check(d["suppressions"] == [{"pattern": "leak_one", "blocks": 0, "bytes": 0},
+                                {"pattern": "never_matches_xyz", "blocks": 0, "bytes": 0},
+                                {"pattern": "push", "blocks": 10, "bytes": 480}],
+          "JSON: each pattern with its use: %s" % d.get("suppressions"))
+
+
+# ---- 9. nested tags --------------------------------------------------------
+
+
+def case_tags_nested():
+    exe = build("tags_nested")
+    p = run([exe])
+    check(p.stdout == "no mallard\n" and p.returncode == 0, "runs without mallard", p)
+    out = os.path.join(TMP, "tags.json")
+    p = run([A.cli, "-f", "json", "-o", out, "--", exe])
+    (d,) = json_docs(out)
+    got = sorted((g["bytes"], g["tag"]) for g in d["leaks"] if g["kind"] == "definite")
+    check(got == [(11, "outer"), (22, "inner"), (33, "outer"), (44, None), (55, None)],
+          "push/pop nest: %s" % got)
+
+
 CASES = {k[5:]: v for k, v in globals().items() if k.startswith("case_")}
 
 

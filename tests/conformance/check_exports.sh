@@ -1,9 +1,11 @@
 #!/bin/sh
 # tests/conformance/check_exports.sh LIB: the library exports the whole
 # malloc family and nothing but it, mallard_*, __libc_* and the calls that
-# end a process image (_exit, _Exit and the exec family, interposed for the
-# exit report by preload/hooks.c), and the C++ operator new/delete family
-# (preload/cxx.c) (HAZARDS §2, §10).  It needs nothing but libc (and ld.so).
+# end a process image (_exit, _Exit, quick_exit and the exec family, interposed
+# for the exit report by preload/hooks.c; sigaltstack, to keep the fatal-signal
+# report off a too-small signal stack), the C++ operator new/delete family
+# (preload/cxx.c), LSan's interface (preload/api.c) and sigaction/signal
+# (preload/signals.c) (HAZARDS §2, §10).  It needs nothing but libc (and ld.so).
 set -u
 lib=$1
 syms=$(nm -D --defined-only "$lib" | awk 'NF == 3 { print $2, $3 }') || exit 1
@@ -34,7 +36,7 @@ if [ -n "$needed" ]; then
     status=1
 fi
 cxx_re=$(printf '%s' "$cxx" | tr -s ' \n' '|')
-extra=$(printf '%s\n' "$syms" | awk '{ print $2 }' | grep -Ev '^(malloc|free|calloc|realloc|reallocarray|posix_memalign|aligned_alloc|memalign|valloc|pvalloc|malloc_usable_size|cfree|mallard_.*|__libc_.*|_exit|_Exit|execve|execv|execvp|execvpe|fexecve|execl|execlp|execle|dlopen|mallinfo|mallinfo2|malloc_trim|mallopt|malloc_stats|malloc_info|'"$cxx_re"')$')
+extra=$(printf '%s\n' "$syms" | awk '{ print $2 }' | grep -Ev '^(malloc|free|calloc|realloc|reallocarray|posix_memalign|aligned_alloc|memalign|valloc|pvalloc|malloc_usable_size|cfree|mallard_.*|__libc_.*|_exit|_Exit|quick_exit|sigaltstack|execve|execv|execvp|execvpe|fexecve|execl|execlp|execle|dlopen|mallinfo|mallinfo2|malloc_trim|mallopt|malloc_stats|malloc_info|__lsan_do_leak_check|__lsan_do_recoverable_leak_check|__lsan_ignore_object|__lsan_disable|__lsan_enable|sigaction|signal|'"$cxx_re"')$')
 if [ -n "$extra" ]; then
     echo "check_exports: unexpected exports:" $extra >&2
     status=1

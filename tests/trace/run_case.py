@@ -461,6 +461,10 @@ def main():
         if e:
             check(e["block"] and e["block"]["bytes"] == 13 and e["access"] is None, "block %s" % e["block"])
         check("were overwritten, found when it was freed" in text_report, "text:\n" + text_report[-3000:])
+    elif case == "cxx_bad_alloc":
+        check(b"with a handler: bad_alloc after 2 handler calls" in traced.stdout, "stdout %r" % traced.stdout)
+        check(rep["summary"]["errors"] == 0, "errors in %s" % json.dumps(rep["errors"])[:2000])
+        expect_summary(rep, "definite", 0, 0)
     elif case in EXACT_CASES:
         EXACT_CASES[case](rep, L, traced, backend or "freelist")
     elif case in ("clean_git", "clean_bash"):

@@ -30,6 +30,10 @@ CASES = {
     "bash_c": ["bash", "-c", "echo hi"],
     "python3_c": ["/usr/bin/python3", "-c", "pass"],
     "python3_import": ["/usr/bin/python3", "-c", "import json,re,collections"],
+    "python3_numpy": ["/usr/bin/python3", "-c",
+                      "import numpy as np; r = np.random.default_rng(1); v = r.random(1000); "
+                      "m = np.array([[2.0, 1.0], [1.0, 3.0]]); "
+                      "print(round(float(v.sum()), 3), np.linalg.inv(m).round(3).tolist())"],
     "git_version": ["git", "--version"],
     "tar_hostname": ["tar", "cf", "-", "/etc/hostname"],
     "gcc_version": ["gcc", "--version"],
