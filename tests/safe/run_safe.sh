@@ -12,7 +12,6 @@
 #                  in a file and 20 with it on stderr: one whole report each
 #   exit_order     unflushed stdout and a leak: in the merged 2>&1 stream
 #                  (a pipe, and a file) the report follows all the output
-#   usable         realloc keeps every byte malloc_usable_size offered
 #   quiet          a clean program: a bare preload adds nothing to stderr;
 #                  the mallard command adds one line, for its own process
 set -euo pipefail
