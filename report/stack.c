@@ -19,6 +19,9 @@
 #include <dlfcn.h>
 #include <link.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "../core/fmt.h"
 #include "../core/lock.h"
@@ -59,6 +62,70 @@ static ML_TLS struct {
     uint64_t hash;
     ml_stack_id id;
 } recent[RECENT];
+
+/* ---- unwinding across fork ------------------------------------------
+ *
+ * libunwind takes locks of its own while it unwinds (its caches, its
+ * memory pool; dl_iterate_phdr's lock).  A fork taken while another thread
+ * is inside unw_backtrace leaves them locked in the child, whose first
+ * stack capture then hangs.  So each capture is counted in flight (a
+ * counter per stripe of threads, two locked operations on a line its
+ * threads share), and a fork's prepare handler closes a gate at which new
+ * captures wait, then waits for the ones in flight to finish.  Both waits
+ * are bounded, so neither can hang a program whose threads hold locks the
+ * other side needs; and a child forked while a capture was still in
+ * flight (the counts it inherits say so exactly) records no stacks rather
+ * than risk libunwind's locks. */
+#define GATE_STRIPES 64
+#define GATE_WAIT_MS 2000
+static struct {
+    int n;
+    char pad[60];
+} in_flight[GATE_STRIPES] __attribute__((aligned(64)));
+static int gate_closed;
+static int no_unwind;         /* a fork child that inherited a capture in flight */
+static ML_TLS int my_unwinds; /* this thread's captures in flight (a signal handler's nest) */
+
+static unsigned gate_stripe(void)
+{
+    uint64_t h = (uint64_t)(uintptr_t)&my_unwinds * 0x9e3779b97f4a7c15ull;
+    return (unsigned)(h >> 58) & (GATE_STRIPES - 1);
+}
+
+static void gate_nap(void)
+{
+    struct timespec ms = {0, 1000000};
+    syscall(SYS_nanosleep, &ms, NULL);
+}
+
+static unsigned gate_enter(void)
+{
+    unsigned s = gate_stripe();
+    for (int waited = 0;; waited++) {
+        __atomic_add_fetch(&in_flight[s].n, 1, __ATOMIC_SEQ_CST);
+        if (!__atomic_load_n(&gate_closed, __ATOMIC_SEQ_CST) || waited >= GATE_WAIT_MS)
+            break;
+        __atomic_sub_fetch(&in_flight[s].n, 1, __ATOMIC_SEQ_CST);
+        gate_nap();
+    }
+    my_unwinds++;
+    return s;
+}
+
+static void gate_leave(unsigned s)
+{
+    my_unwinds--;
+    __atomic_sub_fetch(&in_flight[s].n, 1, __ATOMIC_RELEASE);
+}
+
+/* Captures in flight on other threads. */
+static int gate_others(void)
+{
+    int sum = 0;
+    for (int i = 0; i < GATE_STRIPES; i++)
+        sum += __atomic_load_n(&in_flight[i].n, __ATOMIC_SEQ_CST);
+    return sum - my_unwinds;
+}
 
 static int find_self(struct dl_phdr_info *info, size_t size, void *data)
 {
@@ -205,8 +272,12 @@ ml_stack_id ml_stack_capture(void)
     int (*bt)(void **, int) = __atomic_load_n(&st.backtrace, __ATOMIC_ACQUIRE);
     if (!bt)
         return 0;
+    if (ML_UNLIKELY(no_unwind))
+        return 0;
     void *raw[ML_DEPTH_MAX + 16];
+    unsigned stripe = gate_enter();
     int got = bt(raw, st.depth + 8);
+    gate_leave(stripe);
     int first = 0;
     while (first < got && (uintptr_t)raw[first] >= st.self_lo && (uintptr_t)raw[first] < st.self_hi)
         first++;
@@ -271,6 +342,20 @@ const uintptr_t *ml_stack_frames(ml_stack_id id, unsigned *n)
 
 void ml_stack_atfork(int phase)
 {
+    if (phase == ML_FORK_PREPARE) {
+        __atomic_store_n(&gate_closed, 1, __ATOMIC_SEQ_CST);
+        for (int i = 0; i < GATE_WAIT_MS && gate_others() > 0; i++)
+            gate_nap();
+    }
     for (int i = 0; i < SHARDS; i++)
         ml_lock_atfork(&st.shards[i].lock, phase);
+    if (phase == ML_FORK_CHILD) {
+        if (gate_others() > 0)
+            no_unwind = 1;
+        for (int i = 0; i < GATE_STRIPES; i++) /* the other threads are gone */
+            in_flight[i].n = 0;
+        in_flight[gate_stripe()].n = my_unwinds;
+    }
+    if (phase != ML_FORK_PREPARE)
+        __atomic_store_n(&gate_closed, 0, __ATOMIC_RELEASE);
 }

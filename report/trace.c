@@ -37,8 +37,10 @@
  *    count is non-zero is a signal handler on the same thread and is served
  *    without any lock (see "re-entry from a signal handler" below).
  *  - fork (boot.c): PREPARE takes glibc's stdio list lock first, then
- *    error_lock, tag_lock, the depot shards, the block shards, the
- *    backend's locks and the meta heap's; this is glibc's own order (list
+ *    error_lock, tag_lock, then closes stack.c's unwinding gate and waits
+ *    (bounded) for captures in flight, since libunwind's own locks must
+ *    not be copied held into the child, then the depot shards, the block
+ *    shards, the backend's locks and the meta heap's; this is glibc's own order (list
  *    lock before malloc's locks, bug 19431).  PARENT releases in reverse
  *    and drops the list lock last; CHILD resets mallard's locks (glibc has
  *    reset the list lock).  A fork from a single-threaded process takes
