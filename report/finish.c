@@ -377,28 +377,73 @@ int ml_trace_report_live(int final, const struct ml_options *o)
 /* The report itself: final ones (exit, _exit, exec, signal) once per
  * process through ml_trace_finish; live ones (ML_EXIT_LIVE) any number of
  * times, the process going on.  *found_out: leaks or errors were found. */
-static int report(enum ml_exit_how how, int status, const struct ml_options *o, int *found_out)
+/* What one report works on, in the meta heap. */
+struct report_work {
+    struct ml_live *live;
+    size_t n;
+    uint8_t *inherited; /* per block: the parent's, before a fork */
+    struct group_map gm;
+    size_t ngroups;
+    struct ml_tag_stats *tags;
+};
+
+static void work_free(struct report_work *w)
 {
-    int was = ml_trace_guard_enter();
-    int live_report = how == ML_EXIT_LIVE;
-    /* every message from here on goes where the report's stderr is */
-    ml_say_to(ml_outfile_stderr());
+    ml_meta_free(w->live);
+    ml_meta_free(w->inherited);
+    ml_meta_free(w->gm.g);
+    ml_meta_free(w->tags);
+}
 
-    struct ml_live *live = NULL;
-    size_t n = collect_live(&live, how != ML_EXIT_SIGNAL);
+/* Collects the live blocks and classifies them by a scan that starts where
+ * the program called exit, _exit or exec. */
+static void scan_live(enum ml_exit_how how, struct report_work *w)
+{
+    w->n = collect_live(&w->live, how != ML_EXIT_SIGNAL);
     /* reach.c uses flags as scratch: keep "inherited" aside */
-    uint8_t *inherited = ml_meta_alloc(n + 1);
-    for (size_t i = 0; inherited && i < n; i++)
-        inherited[i] = live[i].flags;
-
-    /* where the program called exit, _exit or exec: the scan starts there */
+    w->inherited = ml_meta_alloc(w->n + 1);
+    for (size_t i = 0; w->inherited && i < w->n; i++)
+        w->inherited[i] = w->live[i].flags;
     struct ml_exit_frame ef;
     int have_ef = how != ML_EXIT_SIGNAL && ml_exit_frame_find((int)how, &ef) == 0;
-
     struct skip_ctx skip = {.n = 0};
     dl_iterate_phdr(find_own_data, &skip);
-    ml_reach_classify(live, n, skip.r, skip.n, have_ef ? &ef : NULL);
+    ml_reach_classify(w->live, w->n, skip.r, skip.n, have_ef ? &ef : NULL);
+}
 
+/* The suppression verdict for a block's stack, remembered per stack. */
+struct supp_memo {
+    struct {
+        ml_stack_id id;
+        int suppressed;
+    } * v;
+    size_t cap;
+};
+
+static int stack_suppressed(struct supp_memo *m, ml_stack_id stack, size_t n)
+{
+    if (!m->cap) {
+        m->cap = 64;
+        while (m->cap < 2 * n)
+            m->cap *= 2;
+        m->v = ml_meta_alloc(m->cap * sizeof *m->v);
+    }
+    if (!m->v || !stack)
+        return ml_supp_stack(stack);
+    size_t j = (stack * 2654435761u) & (m->cap - 1);
+    while (m->v[j].id && m->v[j].id != stack)
+        j = (j + 1) & (m->cap - 1);
+    if (m->v[j].id != stack) {
+        m->v[j].id = stack;
+        m->v[j].suppressed = ml_supp_stack(stack);
+    }
+    return m->v[j].suppressed;
+}
+
+/* Counts every block of this process into r's totals and its group, or as
+ * suppressed. */
+static void group_live(struct report_work *w, const struct ml_options *o, struct ml_report *r)
+{
     static int supp_loaded;
     if (!__atomic_exchange_n(&supp_loaded, 1, __ATOMIC_ACQ_REL))
         ml_supp_load(ml_outfile_secure(o) ? NULL : o->suppressions);
@@ -406,174 +451,169 @@ static int report(enum ml_exit_how how, int status, const struct ml_options *o, 
      * they are never leaks, and count as suppressed */
     uint16_t ignored_tag = tag_id(ML_TAG_LSAN_IGNORED), disabled_tag = tag_id(ML_TAG_LSAN_DISABLED);
     ml_supp_reset_counts();
-    struct ml_report r;
-    memset(&r, 0, sizeof r);
-    struct group_map gm = {0};
-    struct {
-        ml_stack_id id;
-        int suppressed;
-    } *memo = NULL;
-    size_t memo_cap = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (inherited && inherited[i])
+    struct supp_memo memo = {0};
+    for (size_t i = 0; i < w->n; i++) {
+        if (w->inherited && w->inherited[i])
             continue; /* the parent's block: its report covers it */
-        struct ml_live *b = &live[i];
-        /* the suppression verdict is per stack: remember it */
+        struct ml_live *b = &w->live[i];
         int sup = 0;
-        if (b->kind != ML_KIND_REACHABLE && b->tag && (b->tag == ignored_tag || b->tag == disabled_tag)) {
+        if (b->kind != ML_KIND_REACHABLE && b->tag && (b->tag == ignored_tag || b->tag == disabled_tag))
             sup = ML_SUPP_NO_STACK; /* counted as suppressed, against no pattern */
-        } else if (b->kind != ML_KIND_REACHABLE) {
-            if (!memo_cap) {
-                memo_cap = 64;
-                while (memo_cap < 2 * n)
-                    memo_cap *= 2;
-                memo = ml_meta_alloc(memo_cap * sizeof *memo);
-            }
-            size_t j = memo ? (b->stack * 2654435761u) & (memo_cap - 1) : 0;
-            while (memo && memo[j].id && memo[j].id != b->stack)
-                j = (j + 1) & (memo_cap - 1);
-            if (memo && memo[j].id == b->stack && b->stack) {
-                sup = memo[j].suppressed;
-            } else {
-                sup = ml_supp_stack(b->stack);
-                if (memo && b->stack) {
-                    memo[j].id = b->stack;
-                    memo[j].suppressed = sup;
-                }
-            }
-        }
+        else if (b->kind != ML_KIND_REACHABLE)
+            sup = stack_suppressed(&memo, b->stack, w->n);
         if (sup) {
             ml_supp_count(sup, b->size);
-            r.suppressed.bytes += b->size;
-            r.suppressed.blocks++;
+            r->suppressed.bytes += b->size;
+            r->suppressed.blocks++;
             continue;
         }
-        struct ml_count *c = b->kind == ML_KIND_DEFINITE   ? &r.definite
-                             : b->kind == ML_KIND_INDIRECT ? &r.indirect
-                                                           : &r.reachable;
+        struct ml_count *c = b->kind == ML_KIND_DEFINITE   ? &r->definite
+                             : b->kind == ML_KIND_INDIRECT ? &r->indirect
+                                                           : &r->reachable;
         c->bytes += b->size;
         c->blocks++;
-        struct ml_leak_group *g = group_get(&gm, b->kind, b->stack, b->tag);
+        struct ml_leak_group *g = group_get(&w->gm, b->kind, b->stack, b->tag);
         if (g) {
             g->bytes += b->size;
             g->blocks++;
         }
     }
-    /* the owner roll-up: each indirect block's bytes go to the definite
-     * group of the block that owns it (none when that one is suppressed) */
+    ml_meta_free(memo.v);
+}
+
+/* The owner roll-up, then the groups compacted, sorted and named. */
+static void finish_groups(struct report_work *w, const struct ml_options *o)
+{
+    /* each indirect block's bytes go to the definite group of the block
+     * that owns it (none when that one is suppressed) */
+    struct group_map *gm = &w->gm;
     size_t nowned = 0;
-    for (size_t i = 0; i < n; i++) {
-        const struct ml_live *b = &live[i];
-        if (b->kind != ML_KIND_INDIRECT || (inherited && inherited[i]) || b->owner >= n)
+    for (size_t i = 0; i < w->n; i++) {
+        const struct ml_live *b = &w->live[i];
+        if (b->kind != ML_KIND_INDIRECT || (w->inherited && w->inherited[i]) || b->owner >= w->n)
             continue;
-        const struct ml_live *ob = &live[b->owner];
-        struct ml_leak_group *og = group_find(&gm, ML_KIND_DEFINITE, ob->stack, ob->tag);
-        if (!og || !group_find(&gm, ML_KIND_INDIRECT, b->stack, b->tag))
+        const struct ml_live *ob = &w->live[b->owner];
+        struct ml_leak_group *og = group_find(gm, ML_KIND_DEFINITE, ob->stack, ob->tag);
+        if (!og || !group_find(gm, ML_KIND_INDIRECT, b->stack, b->tag))
             continue; /* the owner or the block itself was suppressed */
         og->indirect_bytes += b->size;
         og->indirect_blocks++;
         nowned++;
     }
-    /* compact the groups and resolve tag names */
     size_t ng = 0;
-    for (size_t i = 0; i < gm.cap; i++) {
-        if (!gm.g[i].blocks)
+    for (size_t i = 0; i < gm->cap; i++) {
+        if (!gm->g[i].blocks)
             continue;
-        gm.g[ng++] = gm.g[i];
+        gm->g[ng++] = gm->g[i];
     }
-    sort_groups(gm.g, ng);
-    link_owners(&gm, ng, live, n, inherited, nowned, o->show == ML_SHOW_ALL);
+    sort_groups(gm->g, ng);
+    link_owners(gm, ng, w->live, w->n, w->inherited, nowned, o->show == ML_SHOW_ALL);
     for (size_t i = 0; i < ng; i++) {
-        uint16_t tag = gm_tag_id(&gm.g[i]);
-        gm.g[i].tag = tag ? ml_tr.tags[tag].name : NULL;
+        uint16_t tag = gm_tag_id(&gm->g[i]);
+        gm->g[i].tag = tag ? ml_tr.tags[tag].name : NULL;
     }
+    w->ngroups = ng;
+}
 
+/* The rest of r: the process, its errors, the groups, the statistics. */
+static void fill_report(struct ml_report *r, struct report_work *w, enum ml_exit_how how, int status,
+                        const struct ml_options *o)
+{
     size_t ntags = ml_tr.ntags;
-    struct ml_tag_stats *tags = ml_meta_alloc((ntags + 1) * sizeof *tags);
-    for (size_t i = 0; tags && i < ntags; i++)
-        tags[i] = (struct ml_tag_stats){ml_tr.tags[i + 1].name, ml_tr.tags[i + 1].allocs,
-                                        ml_tr.tags[i + 1].current, ml_tr.tags[i + 1].peak};
-
-    r.pid = getpid();
-    r.ppid = getppid();
-    r.exe = ml_modules_exe();
-    r.argv = read_argv();
-    r.backend = ml_tr.backend_name;
-    r.exit_how = how;
-    r.exit_status = status;
+    w->tags = ml_meta_alloc((ntags + 1) * sizeof *w->tags);
+    for (size_t i = 0; w->tags && i < ntags; i++)
+        w->tags[i] = (struct ml_tag_stats){ml_tr.tags[i + 1].name, ml_tr.tags[i + 1].allocs,
+                                           ml_tr.tags[i + 1].current, ml_tr.tags[i + 1].peak};
+    r->pid = getpid();
+    r->ppid = getppid();
+    r->exe = ml_modules_exe();
+    r->argv = read_argv();
+    r->backend = ml_tr.backend_name;
+    r->exit_how = how;
+    r->exit_status = status;
     size_t first_error = ml_tr.forked_child ? ml_tr.nerrors_inherited : 0;
     size_t listed = ml_tr.nerrors < ml_tr.errors_cap ? ml_tr.nerrors : ml_tr.errors_cap;
-    r.nerrors = ml_tr.nerrors - first_error;
-    r.errors = ml_tr.errors ? ml_tr.errors + first_error : NULL;
-    r.nerrors_listed = listed > first_error ? listed - first_error : 0;
-    r.groups = gm.g;
-    r.ngroups = ng;
-    r.tags = tags;
-    r.ntags = tags ? ntags : 0;
-    r.allocs = ml_tr.allocs;
-    r.frees = ml_tr.frees;
-    r.bytes_allocated = ml_tr.bytes_allocated;
-    r.peak_bytes = ml_tr.peak_bytes;
-    r.current_bytes = ml_tr.current_bytes;
-    r.show_reachable = o->show == ML_SHOW_ALL;
-    r.nsupps = ml_supp_user(&r.supps);
+    r->nerrors = ml_tr.nerrors - first_error;
+    r->errors = ml_tr.errors ? ml_tr.errors + first_error : NULL;
+    r->nerrors_listed = listed > first_error ? listed - first_error : 0;
+    r->groups = w->gm.g;
+    r->ngroups = w->ngroups;
+    r->tags = w->tags;
+    r->ntags = w->tags ? ntags : 0;
+    r->allocs = ml_tr.allocs;
+    r->frees = ml_tr.frees;
+    r->bytes_allocated = ml_tr.bytes_allocated;
+    r->peak_bytes = ml_tr.peak_bytes;
+    r->current_bytes = ml_tr.current_bytes;
+    r->show_reachable = o->show == ML_SHOW_ALL;
+    r->nsupps = ml_supp_user(&r->supps);
+}
 
-    int found = r.definite.blocks || r.indirect.blocks || r.nerrors;
-    *found_out = found;
+enum report_shape { SAY_NOTHING, ONE_LINE, WHOLE };
+
+/* What a process writes: nothing when it has nothing to say (a bare
+ * preload adds nothing to a clean program's stderr), one line when only a
+ * summary was asked for, else the whole report. */
+static enum report_shape report_shape(const struct ml_report *r, enum ml_exit_how how,
+                                      const struct ml_options *o)
+{
+    int live_report = how == ML_EXIT_LIVE;
+    int found = r->definite.blocks || r->indirect.blocks || r->nerrors;
     /* A fork child (or one about to exec) with nothing of its own to say
      * stays quiet: the parent's report covers the heap it inherited. */
     if (!live_report && ml_tr.forked_child && !found &&
-        (how != ML_EXIT_EXIT || !o->report[0] || !strstr(o->report, "%p"))) {
-        ml_trace_guard_leave(was);
-        return status;
-    }
-    int clean_text = o->format == ML_FORMAT_TEXT && !found && !r.show_reachable && !r.suppressed.blocks;
+        (how != ML_EXIT_EXIT || !o->report[0] || !strstr(o->report, "%p")))
+        return SAY_NOTHING;
+    int clean_text = o->format == ML_FORMAT_TEXT && !found && !r->show_reachable && !r->suppressed.blocks;
     /* A clean process prints its one line only when asked: the top of a
      * tree the mallard command started (MALLARD_SUMMARY=auto; not while it
      * execs into the next image, which will say it), or every process (all,
      * -v); none (-q) prints nothing. */
     int summary = live_report || o->summary == ML_SUMMARY_ALL ||
-                  (o->summary == ML_SUMMARY_AUTO && o->top_pid == r.pid && how != ML_EXIT_EXEC);
-    /* Nothing found and nothing asked for: a report bound for stderr says
-     * nothing at all, in any format and whatever was suppressed, as LSan
-     * does, since programs capture and compare stderr (CMake, $(cmd 2>&1),
-     * tests). */
+                  (o->summary == ML_SUMMARY_AUTO && o->top_pid == r->pid && how != ML_EXIT_EXEC);
     /* As LSan prints "Suppressions used:" even when every leak was
      * suppressed, a process whose leaks the user's file suppressed writes
      * its report: the table is how a user sees a suppression work. */
     int supp_used = 0;
-    for (size_t k = 0; k < r.nsupps; k++)
-        supp_used |= r.supps[k].blocks != 0;
-    if ((clean_text && !summary) ||
-        (!found && !r.show_reachable && !o->report[0] && !summary && !supp_used)) {
-        ml_trace_guard_leave(was);
-        return status;
-    }
+    for (size_t k = 0; k < r->nsupps; k++)
+        supp_used |= r->supps[k].blocks != 0;
+    /* Nothing found and nothing asked for: a report bound for stderr says
+     * nothing at all, in any format and whatever was suppressed, as LSan
+     * does, since programs capture and compare stderr (CMake, $(cmd 2>&1),
+     * tests). */
+    if ((clean_text && !summary) || (!found && !r->show_reachable && !o->report[0] && !summary && !supp_used))
+        return SAY_NOTHING;
+    if (!supp_used &&
+        (clean_text || (!found && !r->show_reachable && summary && o->format == ML_FORMAT_TEXT)))
+        return ONE_LINE;
+    return WHOLE;
+}
+
+static void write_report(const struct ml_report *r, const struct ml_options *o, enum report_shape shape)
+{
     int owned;
     int fd = ml_outfile_report(o, &owned);
-    int rc = 0;
     if (fd < 0) {
         /* stderr is gone and its numbers hold the program's own files:
          * nowhere to write, not even a warning */
         ml_say_to(-1);
-        ml_trace_guard_leave(was);
-        return o->exitcode && (r.definite.blocks || r.nerrors) ? o->exitcode : status;
+        return;
     }
     if (owned)
         ml_outfile_lock(fd);
-    if (!supp_used &&
-        (clean_text || (!found && !r.show_reachable && summary && o->format == ML_FORMAT_TEXT))) {
+    int rc;
+    if (shape == ONE_LINE) {
         /* Nothing to show: one line, not a page per process (a shell
          * script runs dozens of them, each writing its own report). */
-        const char *name = r.argv && r.argv[0] ? r.argv[0] : r.exe ? r.exe : "?";
+        const char *name = r->argv && r->argv[0] ? r->argv[0] : r->exe ? r->exe : "?";
         char line[512];
         size_t len =
             ml_fmt(line, sizeof line,
                    "==mallard== pid %d (%s): no leaks, no errors; %lu bytes in %lu blocks still reachable\n",
-                   r.pid, name, (unsigned long)r.reachable.bytes, (unsigned long)r.reachable.blocks);
+                   r->pid, name, (unsigned long)r->reachable.bytes, (unsigned long)r->reachable.blocks);
         rc = ml_write_all(fd, line, len);
     } else {
-        rc = o->format == ML_FORMAT_JSON ? ml_write_json(fd, &r) : ml_write_text(fd, &r);
+        rc = o->format == ML_FORMAT_JSON ? ml_write_json(fd, r) : ml_write_text(fd, r);
     }
     if (rc != 0)
         ml_say("the report could not be written (%s)",
@@ -582,13 +622,28 @@ static int report(enum ml_exit_how how, int status, const struct ml_options *o, 
         ml_outfile_unlock(fd);
         close(fd);
     }
-    if (live_report) { /* the process goes on: give the work space back */
-        ml_meta_free(live);
-        ml_meta_free(inherited);
-        ml_meta_free(memo);
-        ml_meta_free(gm.g);
-        ml_meta_free(tags);
-    }
+}
+
+static int report(enum ml_exit_how how, int status, const struct ml_options *o, int *found_out)
+{
+    int was = ml_trace_guard_enter();
+    /* every message from here on goes where the report's stderr is */
+    ml_say_to(ml_outfile_stderr());
+    struct report_work w;
+    memset(&w, 0, sizeof w);
+    struct ml_report r;
+    memset(&r, 0, sizeof r);
+    scan_live(how, &w);
+    group_live(&w, o, &r);
+    finish_groups(&w, o);
+    fill_report(&r, &w, how, status, o);
+    *found_out = r.definite.blocks || r.indirect.blocks || r.nerrors;
+    enum report_shape shape = report_shape(&r, how, o);
+    if (shape != SAY_NOTHING)
+        write_report(&r, o, shape);
+    /* the process may go on (a live report, a failed exec): give the work
+     * space back */
+    work_free(&w);
     ml_trace_guard_leave(was);
     if (o->exitcode && (r.definite.blocks || r.nerrors))
         return o->exitcode;
