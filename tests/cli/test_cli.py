@@ -7,6 +7,7 @@ report paths (%p %e %n and a shared fixed path).  Each case raises on the
 first wrong thing; every child runs under a timeout."""
 import argparse
 import glob
+import json
 import os
 import re
 import shutil
@@ -609,6 +610,57 @@ def case_tags_nested():
     got = sorted((g["bytes"], g["tag"]) for g in d["leaks"] if g["kind"] == "definite")
     check(got == [(11, "outer"), (22, "inner"), (33, "outer"), (44, None), (55, None)],
           "push/pop nest: %s" % got)
+
+
+def stats_of(text, json_out):
+    """The MALLARD_STATS summary of one run: a dict of its counts."""
+    if json_out:
+        docs = [json.loads(l) for l in text.splitlines() if l.startswith('{"mallard_stats"')]
+        check(len(docs) == 1, "one JSON stats document: %r" % text)
+        return docs[0]["mallard_stats"]
+    m = re.search(r"==mallard== stats \(pid \d+, tracer off, backend (\w+), usable bytes\): allocs (\d+), "
+                  r"frees (\d+), bytes allocated (\d+), current bytes (\d+), peak bytes (\d+) ", text)
+    check(m, "a stats line: %r" % text)
+    check("per tag needs the tracer" in text, "says per tag needs the tracer: %r" % text)
+    k = ["backend", "allocs", "frees", "bytes_allocated", "current_bytes", "peak_bytes"]
+    return dict(zip(k, [m.group(1)] + [int(x) for x in m.groups()[1:]]))
+
+
+def case_stats_tracer_off():
+    # MALLARD_STATS=1 with MALLARD_TRACE=0, under every backend: the counts of a
+    # run that makes 10 allocations and 4 frees, less those of a run that makes
+    # none (what libc and the thread start allocate themselves), on the main
+    # thread and on a thread that has ended by exit.
+    exe = build("stats_counts", ["-pthread"])
+    backends = [l.split()[0] for l in run([A.cli, "--list-backends"]).stdout.splitlines()]
+    check(len(backends) >= 5, "backends listed: %s" % backends)
+    for b in backends:
+        for thread in ([], ["t"]):
+            for fmt in ("text", "json"):
+                got = []
+                for n, m in ((0, 0), (10, 4)):
+                    p = run([A.cli, "--trace=0", "--stats=1", "-b", b, "-f", fmt, "--", exe, str(n), str(m)] + thread)
+                    check(p.returncode == 0 and p.stdout == "ok\n", "runs under %s" % b, p)
+                    got.append(stats_of(p.stderr, fmt == "json"))
+                base, run10 = got
+                what = "%s %s%s: %s vs %s" % (b, fmt, " thread" if thread else "", run10, base)
+                check(run10["backend"] == b, "names the backend: " + what)
+                check(run10["allocs"] - base["allocs"] == 10, "10 more allocations: " + what)
+                check(run10["frees"] - base["frees"] == 4, "4 more frees: " + what)
+                d_bytes = run10["bytes_allocated"] - base["bytes_allocated"]
+                d_cur = run10["current_bytes"] - base["current_bytes"]
+                check(1000 <= d_bytes <= 10 * 4096 * 2, "bytes allocated of 10 x 100: " + what)
+                check(d_cur >= 600 and d_cur * 10 == d_bytes * 6, "current bytes: 6 of the 10 blocks: " + what)
+                check(run10["peak_bytes"] >= run10["current_bytes"] and run10["peak_bytes"] - base["peak_bytes"] >= 1000,
+                      "peak bytes: " + what)
+                if fmt == "json":
+                    d = run10
+                    check(d["tracer"] is False and d["tags"] is None and "tracer" in d["tags_note"]
+                          and isinstance(d["peak_exact"], bool) and d["peak_exact"] == (not thread),
+                          "JSON fields: " + what)
+    # unset: no summary, and the library still runs the program
+    p = run([A.cli, "--trace=0", "--", exe, "10", "4"])
+    check(p.returncode == 0 and "stats" not in p.stderr, "no summary without MALLARD_STATS", p)
 
 
 def case_strerror_text():
