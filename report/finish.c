@@ -374,6 +374,92 @@ int ml_trace_report_live(int final, const struct ml_options *o)
     return found;
 }
 
+/* ---- MALLARD_TAGS: tags from the blocks' stacks, at report time ------- */
+
+#define PTAGS_MAX 32
+
+struct ptags {
+    size_t n;
+    const char *pat[PTAGS_MAX];
+    uint16_t id[PTAGS_MAX];
+    char buf[ML_PATH_MAX];
+};
+
+/* The tag id of name, registered when new (ml_trace_set_tag registers; the
+ * thread's own tag is put back). */
+static uint16_t tag_register(const char *name)
+{
+    const char *prev = ml_trace_set_tag(name);
+    uint16_t id = tag_id(name);
+    ml_trace_set_tag(prev);
+    return id;
+}
+
+/* Parses "PATTERN=tag,PATTERN=tag"; entries without '=' or with an empty
+ * side are skipped. */
+static void ptags_parse(struct ptags *pt, const char *spec)
+{
+    pt->n = 0;
+    size_t len = strlen(spec);
+    if (len >= sizeof pt->buf)
+        return;
+    memcpy(pt->buf, spec, len + 1);
+    for (char *e = pt->buf; e && *e && pt->n < PTAGS_MAX;) {
+        char *comma = strchr(e, ',');
+        if (comma)
+            *comma = '\0';
+        char *eq = strrchr(e, '=');
+        if (eq && eq != e && eq[1]) {
+            *eq = '\0';
+            uint16_t id = tag_register(eq + 1);
+            if (id) {
+                pt->pat[pt->n] = e;
+                pt->id[pt->n++] = id;
+            }
+        }
+        e = comma ? comma + 1 : NULL;
+    }
+}
+
+/* Frames of these objects never give a tag: the allocation's callers in
+ * libc, the C++ runtime, ld.so and mallard itself. */
+static int ptags_skipped(const char *object)
+{
+    if (!object)
+        return 0;
+    const char *base = strrchr(object, '/');
+    base = base ? base + 1 : object;
+    static const char *const skip[] = {"libc.so", "libstdc++", "libgcc_s", "ld-linux", "libmallard"};
+    for (size_t i = 0; i < sizeof skip / sizeof skip[0]; i++)
+        if (!strncmp(base, skip[i], strlen(skip[i])))
+            return 1;
+    return 0;
+}
+
+/* The tag of a stack: that of the first pattern matching the function or
+ * the object of its innermost frame outside libc, libstdc++ and mallard
+ * that any pattern matches; 0 when none does. */
+static uint16_t ptags_stack(const struct ptags *pt, ml_stack_id id)
+{
+    if (!id)
+        return 0;
+    unsigned n;
+    const uintptr_t *f = ml_stack_frames(id, &n);
+    for (unsigned i = 0; f && i < n; i++) {
+        struct ml_frame chain[ML_INLINE_MAX];
+        unsigned k = ml_symbolize_chain(f[i], chain, ML_INLINE_MAX);
+        for (unsigned j = 0; j < k; j++) {
+            if (ptags_skipped(chain[j].object))
+                continue;
+            for (size_t p = 0; p < pt->n; p++)
+                if (ml_supp_match(pt->pat[p], chain[j].function) ||
+                    ml_supp_match(pt->pat[p], chain[j].object))
+                    return pt->id[p];
+        }
+    }
+    return 0;
+}
+
 /* The report itself: final ones (exit, _exit, exec, signal) once per
  * process through ml_trace_finish; live ones (ML_EXIT_LIVE) any number of
  * times, the process going on.  *found_out: leaks or errors were found. */
@@ -405,6 +491,29 @@ static int report(enum ml_exit_how how, int status, const struct ml_options *o, 
     /* __lsan_ignore_object and __lsan_disable (preload/api.c) tag blocks:
      * they are never leaks, and count as suppressed */
     uint16_t ignored_tag = tag_id(ML_TAG_LSAN_IGNORED), disabled_tag = tag_id(ML_TAG_LSAN_DISABLED);
+    /* MALLARD_TAGS: an untagged block gets the tag of its stack (one
+     * verdict per stack), and the tag table the live blocks' bytes */
+    static struct ptags pt;
+    ptags_parse(&pt, o->tags);
+    struct {
+        ml_stack_id id;
+        uint16_t tag;
+    } *pmemo = NULL;
+    size_t pmemo_cap = 0;
+    uint64_t *ptag_bytes = NULL, *ptag_blocks = NULL;
+    if (pt.n) {
+        pmemo_cap = 64;
+        while (pmemo_cap < 2 * n)
+            pmemo_cap *= 2;
+        pmemo = ml_meta_alloc(pmemo_cap * sizeof *pmemo);
+        ptag_bytes = ml_meta_alloc(2 * 1024 * sizeof *ptag_bytes);
+        if (pmemo)
+            memset(pmemo, 0, pmemo_cap * sizeof *pmemo);
+        if (ptag_bytes) {
+            memset(ptag_bytes, 0, 2 * 1024 * sizeof *ptag_bytes);
+            ptag_blocks = ptag_bytes + 1024;
+        }
+    }
     ml_supp_reset_counts();
     struct ml_report r;
     memset(&r, 0, sizeof r);
@@ -418,6 +527,20 @@ static int report(enum ml_exit_how how, int status, const struct ml_options *o, 
         if (inherited && inherited[i])
             continue; /* the parent's block: its report covers it */
         struct ml_live *b = &live[i];
+        if (pmemo && ptag_bytes && !b->tag && b->stack) {
+            size_t j = (b->stack * 2654435761u) & (pmemo_cap - 1);
+            while (pmemo[j].id && pmemo[j].id != b->stack)
+                j = (j + 1) & (pmemo_cap - 1);
+            if (pmemo[j].id != b->stack) {
+                pmemo[j].id = b->stack;
+                pmemo[j].tag = ptags_stack(&pt, b->stack);
+            }
+            b->tag = pmemo[j].tag;
+            if (b->tag) {
+                ptag_bytes[b->tag] += b->size;
+                ptag_blocks[b->tag]++;
+            }
+        }
         /* the suppression verdict is per stack: remember it */
         int sup = 0;
         if (b->kind != ML_KIND_REACHABLE && b->tag && (b->tag == ignored_tag || b->tag == disabled_tag)) {
@@ -490,9 +613,24 @@ static int report(enum ml_exit_how how, int status, const struct ml_options *o, 
 
     size_t ntags = ml_tr.ntags;
     struct ml_tag_stats *tags = ml_meta_alloc((ntags + 1) * sizeof *tags);
-    for (size_t i = 0; tags && i < ntags; i++)
-        tags[i] = (struct ml_tag_stats){ml_tr.tags[i + 1].name, ml_tr.tags[i + 1].allocs,
-                                        ml_tr.tags[i + 1].current, ml_tr.tags[i + 1].peak};
+    for (size_t i = 0; tags && i < ntags; i++) {
+        const struct ml_tag_slot *ts = &ml_tr.tags[i + 1];
+        tags[i] = (struct ml_tag_stats){.tag = ts->name,
+                                        .allocs = ts->allocs,
+                                        .current_bytes = ts->current,
+                                        .peak_bytes = ts->peak,
+                                        .frees = ts->frees,
+                                        .bytes_allocated = ts->bytes};
+        for (size_t p = 0; p < pt.n; p++)
+            if (pt.id[p] == i + 1) { /* a MALLARD_TAGS tag */
+                tags[i].by_stack = !ts->allocs;
+                tags[i].blocks = ptag_blocks ? ptag_blocks[i + 1] : 0;
+                tags[i].current_bytes += ptag_bytes ? ptag_bytes[i + 1] : 0;
+                break;
+            }
+    }
+    ml_meta_free(pmemo);
+    ml_meta_free(ptag_bytes);
 
     r.pid = getpid();
     r.ppid = getppid();
@@ -544,8 +682,8 @@ static int report(enum ml_exit_how how, int status, const struct ml_options *o, 
     int supp_used = 0;
     for (size_t k = 0; k < r.nsupps; k++)
         supp_used |= r.supps[k].blocks != 0;
-    if ((clean_text && !summary) ||
-        (!found && !r.show_reachable && !o->report[0] && !summary && !supp_used)) {
+    if (!o->stats && ((clean_text && !summary) ||
+                      (!found && !r.show_reachable && !o->report[0] && !summary && !supp_used))) {
         ml_trace_guard_leave(was);
         return status;
     }
@@ -561,7 +699,7 @@ static int report(enum ml_exit_how how, int status, const struct ml_options *o, 
     }
     if (owned)
         ml_outfile_lock(fd);
-    if (!supp_used &&
+    if (!supp_used && !o->stats &&
         (clean_text || (!found && !r.show_reachable && summary && o->format == ML_FORMAT_TEXT))) {
         /* Nothing to show: one line, not a page per process (a shell
          * script runs dozens of them, each writing its own report). */

@@ -663,6 +663,60 @@ def case_stats_tracer_off():
     check(p.returncode == 0 and "stats" not in p.stderr, "no summary without MALLARD_STATS", p)
 
 
+def case_tags_patterns():
+    # MALLARD_TAGS on a program that never calls mallard_tag: the leaks of
+    # parse_* are tagged "parser" at report time from their stacks; the tag
+    # table gives the live blocks only (by_stack); a pattern that matches no
+    # frame gives no block.
+    exe = build("tags_patterns", ["-rdynamic"])
+    out = os.path.join(TMP, "tags.json")
+    env = {"MALLARD_TAGS": "parse_*=parser,nosuchfunction*=none"}
+    p = run([A.cli, "-f", "json", "-o", out, "--", exe], env=env)
+    check(p.returncode == 0 and p.stdout == "done\n", "runs", p)
+    (d,) = json_docs(out)
+    got = {}
+    for g in d["leaks"]:
+        if g["kind"] == "definite":
+            b = got.setdefault(g["tag"], [0, 0])
+            b[0] += g["bytes"]
+            b[1] += g["blocks"]
+    check(got == {None: [50, 1], "parser": [300, 3]}, "parse_* leaks tagged: %s" % got)
+    tags = {t["tag"]: t for t in d["tags"]}
+    check(tags.get("parser", {}).get("by_stack") is True and tags["parser"]["blocks"] == 3
+          and tags["parser"]["current_bytes"] == 300 and tags["parser"]["allocs"] is None,
+          "the parser tag: the live blocks only: %s" % d["tags"])
+    check(tags.get("none", {}).get("blocks") == 0, "an unmatched pattern tags nothing: %s" % d["tags"])
+    p = run([A.cli, "--", exe], env=env)
+    check(len(re.findall(r"definite leak of 100 bytes in 1 block \[tag parser\]", p.stderr)) == 3
+          and re.search(r"==mallard== parser +- +- +- +300 +-  \(tagged by stack: 3 live blocks\)", p.stderr),
+          "text: group tag and table row", p)
+    p = run([A.cli, "--", exe])
+    check("[tag parser]" not in p.stderr and "definite leak of 100 bytes" in p.stderr, "untagged without MALLARD_TAGS", p)
+
+
+def case_stats_tracer_on():
+    # MALLARD_STATS=1 with the tracer: a clean process writes its whole
+    # report (the stats line), and each mallard_tag tag has its allocations,
+    # frees, bytes allocated, current and peak bytes.
+    true = shutil.which("true")
+    p = run([A.cli, "--", true])
+    check(p.returncode == 0 and "stats:" not in p.stderr, "a clean process: no stats line by default", p)
+    p = run([A.cli, "--stats=1", "--", true])
+    check(p.returncode == 0 and re.search(r"stats: \d+ allocs, \d+ frees, \d+ bytes allocated", p.stderr),
+          "--stats=1: the stats line", p)
+    exe = build("tags_nested")
+    out = os.path.join(TMP, "tags.json")
+    p = run([A.cli, "-f", "json", "-o", out, "--stats=1", "--", exe])
+    (d,) = json_docs(out)
+    tags = {t["tag"]: t for t in d["tags"]}
+    check(tags["outer"]["allocs"] == 2 and tags["outer"]["bytes_allocated"] == 44 and tags["outer"]["frees"] == 0
+          and tags["outer"]["current_bytes"] == 44 and tags["outer"]["peak_bytes"] == 44
+          and tags["inner"]["bytes_allocated"] == 22 and tags["inner"]["by_stack"] is False,
+          "per tag: allocs, frees, bytes allocated, current, peak: %s" % d["tags"])
+    for k in ("allocs", "frees", "bytes_allocated", "current_bytes", "peak_bytes"):
+        check(isinstance(d["stats"][k], int), "stats.%s" % k)
+
+
 def case_strerror_text():
     # the library's own messages give the error's text, not "errno N"
     p = run([A.cli, "-o", os.path.join(TMP, "no-such-dir", "r.txt"), "--", fixture("simple_leak")])
