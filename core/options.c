@@ -43,6 +43,13 @@ const struct ml_option ml_option_table[] = {
      OFF(summary), 0, 0},
     {"MALLARD_TOP_PID", ML_OPT_INT, "0", "0..4194304 (set by the mallard command)",
      "the pid the mallard command started: the top of the process tree", OFF(top_pid), 0, 4194304},
+    {"MALLARD_STATS", ML_OPT_BOOL, "0", "0|1",
+     "1 prints allocations, frees, bytes allocated, current and peak bytes at exit, also with "
+     "MALLARD_TRACE=0",
+     OFF(stats), 0, 0},
+    {"MALLARD_TAGS", ML_OPT_PATH, "", "PATTERN=tag,... (function or object, * wildcard)",
+     "tags untagged blocks by their stack's first frame outside libc/libstdc++/mallard matching a pattern",
+     OFF(tags), 0, 0},
     {"MALLARD_SUPPRESSIONS", ML_OPT_PATH, "", "PATH of a file of leak:PATTERN lines",
      "leaks whose stack matches a pattern (function or object, * wildcard) are suppressed", OFF(suppressions),
      0, 0},

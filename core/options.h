@@ -34,6 +34,8 @@ struct ml_options {
     int summary;                    /* enum ml_summary */
     int report_signal;              /* 0: off, 1: SIGUSR1, 2: SIGUSR2 */
     int top_pid;                    /* the process the mallard command started; 0: unknown */
+    char tags[ML_PATH_MAX];         /* MALLARD_TAGS: PATTERN=tag,... (report/finish.c) */
+    int stats;                      /* 1: print allocation statistics at exit (preload/stats.c) */
 };
 
 enum ml_on_error { ML_ON_ERROR_CONTINUE, ML_ON_ERROR_ABORT };

@@ -17,6 +17,7 @@
 #include "../report/trace.h"
 #include "hooks.h"
 #include "children.h"
+#include "stats.h"
 
 int ml_state = ML_UNINIT;
 const struct ml_backend *ml_active;
@@ -201,7 +202,9 @@ static void boot_init(void)
         }
     }
     ml_chosen = b;
-    ml_active = ml_opts.trace ? ml_trace_wrap(b, &ml_opts) : b;
+    /* MALLARD_STATS with the tracer off: the counting decorator; the trace
+     * layer counts for itself. */
+    ml_active = ml_opts.trace ? ml_trace_wrap(b, &ml_opts) : ml_opts.stats ? ml_stats_wrap(b, &ml_opts) : b;
 
     if (pthread_key_create(&thread_key, thread_dtor) == 0)
         __atomic_store_n(&thread_key_ok, 1, __ATOMIC_RELEASE);

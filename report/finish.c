@@ -374,6 +374,92 @@ int ml_trace_report_live(int final, const struct ml_options *o)
     return found;
 }
 
+/* ---- MALLARD_TAGS: tags from the blocks' stacks, at report time ------- */
+
+#define PTAGS_MAX 32
+
+struct ptags {
+    size_t n;
+    const char *pat[PTAGS_MAX];
+    uint16_t id[PTAGS_MAX];
+    char buf[ML_PATH_MAX];
+};
+
+/* The tag id of name, registered when new (ml_trace_set_tag registers; the
+ * thread's own tag is put back). */
+static uint16_t tag_register(const char *name)
+{
+    const char *prev = ml_trace_set_tag(name);
+    uint16_t id = tag_id(name);
+    ml_trace_set_tag(prev);
+    return id;
+}
+
+/* Parses "PATTERN=tag,PATTERN=tag"; entries without '=' or with an empty
+ * side are skipped. */
+static void ptags_parse(struct ptags *pt, const char *spec)
+{
+    pt->n = 0;
+    size_t len = strlen(spec);
+    if (len >= sizeof pt->buf)
+        return;
+    memcpy(pt->buf, spec, len + 1);
+    for (char *e = pt->buf; e && *e && pt->n < PTAGS_MAX;) {
+        char *comma = strchr(e, ',');
+        if (comma)
+            *comma = '\0';
+        char *eq = strrchr(e, '=');
+        if (eq && eq != e && eq[1]) {
+            *eq = '\0';
+            uint16_t id = tag_register(eq + 1);
+            if (id) {
+                pt->pat[pt->n] = e;
+                pt->id[pt->n++] = id;
+            }
+        }
+        e = comma ? comma + 1 : NULL;
+    }
+}
+
+/* Frames of these objects never give a tag: the allocation's callers in
+ * libc, the C++ runtime, ld.so and mallard itself. */
+static int ptags_skipped(const char *object)
+{
+    if (!object)
+        return 0;
+    const char *base = strrchr(object, '/');
+    base = base ? base + 1 : object;
+    static const char *const skip[] = {"libc.so", "libstdc++", "libgcc_s", "ld-linux", "libmallard"};
+    for (size_t i = 0; i < sizeof skip / sizeof skip[0]; i++)
+        if (!strncmp(base, skip[i], strlen(skip[i])))
+            return 1;
+    return 0;
+}
+
+/* The tag of a stack: that of the first pattern matching the function or
+ * the object of its innermost frame outside libc, libstdc++ and mallard
+ * that any pattern matches; 0 when none does. */
+static uint16_t ptags_stack(const struct ptags *pt, ml_stack_id id)
+{
+    if (!id)
+        return 0;
+    unsigned n;
+    const uintptr_t *f = ml_stack_frames(id, &n);
+    for (unsigned i = 0; f && i < n; i++) {
+        struct ml_frame chain[ML_INLINE_MAX];
+        unsigned k = ml_symbolize_chain(f[i], chain, ML_INLINE_MAX);
+        for (unsigned j = 0; j < k; j++) {
+            if (ptags_skipped(chain[j].object))
+                continue;
+            for (size_t p = 0; p < pt->n; p++)
+                if (ml_supp_match(pt->pat[p], chain[j].function) ||
+                    ml_supp_match(pt->pat[p], chain[j].object))
+                    return pt->id[p];
+        }
+    }
+    return 0;
+}
+
 /* The report itself: final ones (exit, _exit, exec, signal) once per
  * process through ml_trace_finish; live ones (ML_EXIT_LIVE) any number of
  * times, the process going on.  *found_out: leaks or errors were found. */
@@ -385,6 +471,7 @@ struct report_work {
     struct group_map gm;
     size_t ngroups;
     struct ml_tag_stats *tags;
+    uint64_t *ptag_bytes, *ptag_blocks; /* MALLARD_TAGS: live bytes and blocks per tag id */
 };
 
 static void work_free(struct report_work *w)
@@ -393,6 +480,7 @@ static void work_free(struct report_work *w)
     ml_meta_free(w->inherited);
     ml_meta_free(w->gm.g);
     ml_meta_free(w->tags);
+    ml_meta_free(w->ptag_bytes);
 }
 
 /* Collects the live blocks and classifies them by a scan that starts where
@@ -438,6 +526,52 @@ static int stack_suppressed(struct supp_memo *m, ml_stack_id stack, size_t n)
         m->v[j].suppressed = ml_supp_stack(stack);
     }
     return m->v[j].suppressed;
+}
+
+/* MALLARD_TAGS: an untagged block gets the tag of its stack (one verdict
+ * per stack), and the tag table the live blocks' bytes. */
+static struct ptags pattern_tags;
+
+static void tag_by_stack(struct report_work *w, const struct ml_options *o)
+{
+    ptags_parse(&pattern_tags, o->tags);
+    if (!pattern_tags.n)
+        return;
+    size_t cap = 64;
+    while (cap < 2 * w->n)
+        cap *= 2;
+    struct {
+        ml_stack_id id;
+        uint16_t tag;
+    } *memo = ml_meta_alloc(cap * sizeof *memo);
+    w->ptag_bytes = ml_meta_alloc(2 * 1024 * sizeof *w->ptag_bytes);
+    if (!memo || !w->ptag_bytes) {
+        ml_meta_free(memo);
+        ml_meta_free(w->ptag_bytes);
+        w->ptag_bytes = NULL;
+        return;
+    }
+    memset(memo, 0, cap * sizeof *memo);
+    memset(w->ptag_bytes, 0, 2 * 1024 * sizeof *w->ptag_bytes);
+    w->ptag_blocks = w->ptag_bytes + 1024;
+    for (size_t i = 0; i < w->n; i++) {
+        struct ml_live *b = &w->live[i];
+        if ((w->inherited && w->inherited[i]) || b->tag || !b->stack)
+            continue;
+        size_t j = (b->stack * 2654435761u) & (cap - 1);
+        while (memo[j].id && memo[j].id != b->stack)
+            j = (j + 1) & (cap - 1);
+        if (memo[j].id != b->stack) {
+            memo[j].id = b->stack;
+            memo[j].tag = ptags_stack(&pattern_tags, b->stack);
+        }
+        b->tag = memo[j].tag;
+        if (b->tag) {
+            w->ptag_bytes[b->tag] += b->size;
+            w->ptag_blocks[b->tag]++;
+        }
+    }
+    ml_meta_free(memo);
 }
 
 /* Counts every block of this process into r's totals and its group, or as
@@ -521,9 +655,22 @@ static void fill_report(struct ml_report *r, struct report_work *w, enum ml_exit
 {
     size_t ntags = ml_tr.ntags;
     w->tags = ml_meta_alloc((ntags + 1) * sizeof *w->tags);
-    for (size_t i = 0; w->tags && i < ntags; i++)
-        w->tags[i] = (struct ml_tag_stats){ml_tr.tags[i + 1].name, ml_tr.tags[i + 1].allocs,
-                                           ml_tr.tags[i + 1].current, ml_tr.tags[i + 1].peak};
+    for (size_t i = 0; w->tags && i < ntags; i++) {
+        const struct ml_tag_slot *ts = &ml_tr.tags[i + 1];
+        w->tags[i] = (struct ml_tag_stats){.tag = ts->name,
+                                           .allocs = ts->allocs,
+                                           .current_bytes = ts->current,
+                                           .peak_bytes = ts->peak,
+                                           .frees = ts->frees,
+                                           .bytes_allocated = ts->bytes};
+        for (size_t p = 0; p < pattern_tags.n; p++)
+            if (pattern_tags.id[p] == i + 1) { /* a MALLARD_TAGS tag */
+                w->tags[i].by_stack = !ts->allocs;
+                w->tags[i].blocks = w->ptag_blocks ? w->ptag_blocks[i + 1] : 0;
+                w->tags[i].current_bytes += w->ptag_bytes ? w->ptag_bytes[i + 1] : 0;
+                break;
+            }
+    }
     r->pid = getpid();
     r->ppid = getppid();
     r->exe = ml_modules_exe();
@@ -581,9 +728,10 @@ static enum report_shape report_shape(const struct ml_report *r, enum ml_exit_ho
      * nothing at all, in any format and whatever was suppressed, as LSan
      * does, since programs capture and compare stderr (CMake, $(cmd 2>&1),
      * tests). */
-    if ((clean_text && !summary) || (!found && !r->show_reachable && !o->report[0] && !summary && !supp_used))
+    if (!o->stats && ((clean_text && !summary) ||
+                      (!found && !r->show_reachable && !o->report[0] && !summary && !supp_used)))
         return SAY_NOTHING;
-    if (!supp_used &&
+    if (!supp_used && !o->stats &&
         (clean_text || (!found && !r->show_reachable && summary && o->format == ML_FORMAT_TEXT)))
         return ONE_LINE;
     return WHOLE;
@@ -634,6 +782,7 @@ static int report(enum ml_exit_how how, int status, const struct ml_options *o, 
     struct ml_report r;
     memset(&r, 0, sizeof r);
     scan_live(how, &w);
+    tag_by_stack(&w, o);
     group_live(&w, o, &r);
     finish_groups(&w, o);
     fill_report(&r, &w, how, status, o);

@@ -11,6 +11,7 @@
 struct ml_tag_slot {
     const char *name;
     uint64_t allocs, current, peak;
+    uint64_t frees, bytes; /* frees of its blocks, bytes allocated */
 };
 
 struct ml_trace_state {

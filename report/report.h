@@ -218,6 +218,13 @@ struct ml_supp_use {
 struct ml_tag_stats {
     const char *tag;
     uint64_t allocs, current_bytes, peak_bytes;
+    uint64_t frees, bytes_allocated;
+    /* by_stack: the tag was given at report time from the blocks' stacks
+     * (MALLARD_TAGS): only the live blocks are known, so allocs, frees,
+     * bytes_allocated and peak_bytes are unknown (text "-", JSON null) and
+     * current_bytes is the live blocks' bytes; blocks counts them. */
+    int by_stack;
+    uint64_t blocks;
 };
 
 struct ml_report {

@@ -172,6 +172,7 @@ static void stats_alloc(size_t n, uint16_t tag)
     if (tag) {
         struct ml_tag_slot *ts = &ml_tr.tags[tag];
         __atomic_add_fetch(&ts->allocs, 1, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&ts->bytes, n, __ATOMIC_RELAXED);
         uint64_t tcur = __atomic_add_fetch(&ts->current, n, __ATOMIC_RELAXED);
         uint64_t tpeak = __atomic_load_n(&ts->peak, __ATOMIC_RELAXED);
         while (tcur > tpeak &&
@@ -184,8 +185,10 @@ static void stats_free(size_t n, uint16_t tag)
 {
     __atomic_add_fetch(&ml_tr.frees, 1, __ATOMIC_RELAXED);
     __atomic_sub_fetch(&ml_tr.current_bytes, n, __ATOMIC_RELAXED);
-    if (tag)
+    if (tag) {
+        __atomic_add_fetch(&ml_tr.tags[tag].frees, 1, __ATOMIC_RELAXED);
         __atomic_sub_fetch(&ml_tr.tags[tag].current, n, __ATOMIC_RELAXED);
+    }
 }
 
 const char *ml_trace_set_tag(const char *name)

@@ -248,12 +248,27 @@ int ml_write_json(int fd, const struct ml_report *r)
         const struct ml_tag_stats *t = &r->tags[i];
         ml_wbuf_str(&o, i ? ",\n    {\"tag\": " : "\n    {\"tag\": ");
         json_str(&o, t->tag ? t->tag : "");
-        ml_wbuf_str(&o, ", \"allocs\": ");
-        ml_wbuf_u64(&o, t->allocs);
-        ml_wbuf_str(&o, ", \"current_bytes\": ");
-        ml_wbuf_u64(&o, t->current_bytes);
-        ml_wbuf_str(&o, ", \"peak_bytes\": ");
-        ml_wbuf_u64(&o, t->peak_bytes);
+        if (t->by_stack) {
+            /* given at report time from the stacks: only the live blocks */
+            ml_wbuf_str(&o, ", \"allocs\": null, \"current_bytes\": ");
+            ml_wbuf_u64(&o, t->current_bytes);
+            ml_wbuf_str(
+                &o, ", \"peak_bytes\": null, \"frees\": null, \"bytes_allocated\": null, \"by_stack\": true"
+                    ", \"blocks\": ");
+            ml_wbuf_u64(&o, t->blocks);
+        } else {
+            ml_wbuf_str(&o, ", \"allocs\": ");
+            ml_wbuf_u64(&o, t->allocs);
+            ml_wbuf_str(&o, ", \"current_bytes\": ");
+            ml_wbuf_u64(&o, t->current_bytes);
+            ml_wbuf_str(&o, ", \"peak_bytes\": ");
+            ml_wbuf_u64(&o, t->peak_bytes);
+            ml_wbuf_str(&o, ", \"frees\": ");
+            ml_wbuf_u64(&o, t->frees);
+            ml_wbuf_str(&o, ", \"bytes_allocated\": ");
+            ml_wbuf_u64(&o, t->bytes_allocated);
+            ml_wbuf_str(&o, ", \"by_stack\": false");
+        }
         ml_wbuf_chr(&o, '}');
     }
     ml_wbuf_str(&o, r->ntags ? "\n  ],\n  \"stats\": {\"allocs\": " : "],\n  \"stats\": {\"allocs\": ");

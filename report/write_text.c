@@ -394,7 +394,8 @@ static void text_tags(struct ml_wbuf *o, const struct ml_report *r)
         return;
     text_blank(o);
     text_begin(o);
-    ml_wbuf_str(o, "tag                        allocs   current bytes      peak bytes");
+    ml_wbuf_str(
+        o, "tag                        allocs       frees bytes allocated   current bytes      peak bytes");
     text_end(o);
     for (size_t i = 0; i < r->ntags; i++) {
         const struct ml_tag_stats *t = &r->tags[i];
@@ -404,9 +405,20 @@ static void text_tags(struct ml_wbuf *o, const struct ml_report *r)
         ml_wbuf_str(o, name);
         for (; len < 20; len++)
             ml_wbuf_chr(o, ' ');
-        ml_wbuf_u64_w(o, t->allocs, 13);
-        ml_wbuf_u64_w(o, t->current_bytes, 16);
-        ml_wbuf_u64_w(o, t->peak_bytes, 16);
+        if (t->by_stack) {
+            /* given at report time from the stacks: only the live blocks */
+            ml_wbuf_str(o, "            -           -               -");
+            ml_wbuf_u64_w(o, t->current_bytes, 16);
+            ml_wbuf_str(o, "               -  (tagged by stack: ");
+            ml_wbuf_u64(o, t->blocks);
+            ml_wbuf_str(o, t->blocks == 1 ? " live block)" : " live blocks)");
+        } else {
+            ml_wbuf_u64_w(o, t->allocs, 13);
+            ml_wbuf_u64_w(o, t->frees, 12);
+            ml_wbuf_u64_w(o, t->bytes_allocated, 16);
+            ml_wbuf_u64_w(o, t->current_bytes, 16);
+            ml_wbuf_u64_w(o, t->peak_bytes, 16);
+        }
         text_end(o);
     }
 }

@@ -7,6 +7,7 @@ report paths (%p %e %n and a shared fixed path).  Each case raises on the
 first wrong thing; every child runs under a timeout."""
 import argparse
 import glob
+import json
 import os
 import re
 import shutil
@@ -609,6 +610,111 @@ def case_tags_nested():
     got = sorted((g["bytes"], g["tag"]) for g in d["leaks"] if g["kind"] == "definite")
     check(got == [(11, "outer"), (22, "inner"), (33, "outer"), (44, None), (55, None)],
           "push/pop nest: %s" % got)
+
+
+def stats_of(text, json_out):
+    """The MALLARD_STATS summary of one run: a dict of its counts."""
+    if json_out:
+        docs = [json.loads(l) for l in text.splitlines() if l.startswith('{"mallard_stats"')]
+        check(len(docs) == 1, "one JSON stats document: %r" % text)
+        return docs[0]["mallard_stats"]
+    m = re.search(r"==mallard== stats \(pid \d+, tracer off, backend (\w+), usable bytes\): allocs (\d+), "
+                  r"frees (\d+), bytes allocated (\d+), current bytes (\d+), peak bytes (\d+) ", text)
+    check(m, "a stats line: %r" % text)
+    check("per tag needs the tracer" in text, "says per tag needs the tracer: %r" % text)
+    k = ["backend", "allocs", "frees", "bytes_allocated", "current_bytes", "peak_bytes"]
+    return dict(zip(k, [m.group(1)] + [int(x) for x in m.groups()[1:]]))
+
+
+def case_stats_tracer_off():
+    # MALLARD_STATS=1 with MALLARD_TRACE=0, under every backend: the counts of a
+    # run that makes 10 allocations and 4 frees, less those of a run that makes
+    # none (what libc and the thread start allocate themselves), on the main
+    # thread and on a thread that has ended by exit.
+    exe = build("stats_counts", ["-pthread"])
+    backends = [l.split()[0] for l in run([A.cli, "--list-backends"]).stdout.splitlines()]
+    check(len(backends) >= 5, "backends listed: %s" % backends)
+    for b in backends:
+        for thread in ([], ["t"]):
+            for fmt in ("text", "json"):
+                got = []
+                for n, m in ((0, 0), (10, 4)):
+                    p = run([A.cli, "--trace=0", "--stats=1", "-b", b, "-f", fmt, "--", exe, str(n), str(m)] + thread)
+                    check(p.returncode == 0 and p.stdout == "ok\n", "runs under %s" % b, p)
+                    got.append(stats_of(p.stderr, fmt == "json"))
+                base, run10 = got
+                what = "%s %s%s: %s vs %s" % (b, fmt, " thread" if thread else "", run10, base)
+                check(run10["backend"] == b, "names the backend: " + what)
+                check(run10["allocs"] - base["allocs"] == 10, "10 more allocations: " + what)
+                check(run10["frees"] - base["frees"] == 4, "4 more frees: " + what)
+                d_bytes = run10["bytes_allocated"] - base["bytes_allocated"]
+                d_cur = run10["current_bytes"] - base["current_bytes"]
+                check(1000 <= d_bytes <= 10 * 4096 * 2, "bytes allocated of 10 x 100: " + what)
+                check(d_cur >= 600 and d_cur * 10 == d_bytes * 6, "current bytes: 6 of the 10 blocks: " + what)
+                check(run10["peak_bytes"] >= run10["current_bytes"] and run10["peak_bytes"] - base["peak_bytes"] >= 1000,
+                      "peak bytes: " + what)
+                if fmt == "json":
+                    d = run10
+                    check(d["tracer"] is False and d["tags"] is None and "tracer" in d["tags_note"]
+                          and isinstance(d["peak_exact"], bool) and d["peak_exact"] == (not thread),
+                          "JSON fields: " + what)
+    # unset: no summary, and the library still runs the program
+    p = run([A.cli, "--trace=0", "--", exe, "10", "4"])
+    check(p.returncode == 0 and "stats" not in p.stderr, "no summary without MALLARD_STATS", p)
+
+
+def case_tags_patterns():
+    # MALLARD_TAGS on a program that never calls mallard_tag: the leaks of
+    # parse_* are tagged "parser" at report time from their stacks; the tag
+    # table gives the live blocks only (by_stack); a pattern that matches no
+    # frame gives no block.
+    exe = build("tags_patterns", ["-rdynamic"])
+    out = os.path.join(TMP, "tags.json")
+    env = {"MALLARD_TAGS": "parse_*=parser,nosuchfunction*=none"}
+    p = run([A.cli, "-f", "json", "-o", out, "--", exe], env=env)
+    check(p.returncode == 0 and p.stdout == "done\n", "runs", p)
+    (d,) = json_docs(out)
+    got = {}
+    for g in d["leaks"]:
+        if g["kind"] == "definite":
+            b = got.setdefault(g["tag"], [0, 0])
+            b[0] += g["bytes"]
+            b[1] += g["blocks"]
+    check(got == {None: [50, 1], "parser": [300, 3]}, "parse_* leaks tagged: %s" % got)
+    tags = {t["tag"]: t for t in d["tags"]}
+    check(tags.get("parser", {}).get("by_stack") is True and tags["parser"]["blocks"] == 3
+          and tags["parser"]["current_bytes"] == 300 and tags["parser"]["allocs"] is None,
+          "the parser tag: the live blocks only: %s" % d["tags"])
+    check(tags.get("none", {}).get("blocks") == 0, "an unmatched pattern tags nothing: %s" % d["tags"])
+    p = run([A.cli, "--", exe], env=env)
+    check(len(re.findall(r"definite leak of 100 bytes in 1 block \[tag parser\]", p.stderr)) == 3
+          and re.search(r"==mallard== parser +- +- +- +300 +-  \(tagged by stack: 3 live blocks\)", p.stderr),
+          "text: group tag and table row", p)
+    p = run([A.cli, "--", exe])
+    check("[tag parser]" not in p.stderr and "definite leak of 100 bytes" in p.stderr, "untagged without MALLARD_TAGS", p)
+
+
+def case_stats_tracer_on():
+    # MALLARD_STATS=1 with the tracer: a clean process writes its whole
+    # report (the stats line), and each mallard_tag tag has its allocations,
+    # frees, bytes allocated, current and peak bytes.
+    true = shutil.which("true")
+    p = run([A.cli, "--", true])
+    check(p.returncode == 0 and "stats:" not in p.stderr, "a clean process: no stats line by default", p)
+    p = run([A.cli, "--stats=1", "--", true])
+    check(p.returncode == 0 and re.search(r"stats: \d+ allocs, \d+ frees, \d+ bytes allocated", p.stderr),
+          "--stats=1: the stats line", p)
+    exe = build("tags_nested")
+    out = os.path.join(TMP, "tags.json")
+    p = run([A.cli, "-f", "json", "-o", out, "--stats=1", "--", exe])
+    (d,) = json_docs(out)
+    tags = {t["tag"]: t for t in d["tags"]}
+    check(tags["outer"]["allocs"] == 2 and tags["outer"]["bytes_allocated"] == 44 and tags["outer"]["frees"] == 0
+          and tags["outer"]["current_bytes"] == 44 and tags["outer"]["peak_bytes"] == 44
+          and tags["inner"]["bytes_allocated"] == 22 and tags["inner"]["by_stack"] is False,
+          "per tag: allocs, frees, bytes allocated, current, peak: %s" % d["tags"])
+    for k in ("allocs", "frees", "bytes_allocated", "current_bytes", "peak_bytes"):
+        check(isinstance(d["stats"][k], int), "stats.%s" % k)
 
 
 def case_strerror_text():

@@ -4,7 +4,8 @@
 set(ML_CLI_CASES version help list_backends usage_errors value_forms library_missing not_found
     untraceable children_no children_patterns quiet_verbose report_path report_fixed_path
     report_render report_diff report_gen_suppressions json_show json_scales
-    term_signals report_signal lsan_interface suppression_counts tags_nested strerror_text)
+    term_signals report_signal lsan_interface suppression_counts tags_nested strerror_text
+    stats_tracer_off stats_tracer_on tags_patterns)
 foreach(c ${ML_CLI_CASES})
   add_test(NAME cli_${c}
     COMMAND python3 ${CMAKE_CURRENT_LIST_DIR}/test_cli.py ${c} --cli $<TARGET_FILE:mallard_cli>

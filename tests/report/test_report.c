@@ -555,8 +555,9 @@ static void fixture_init(struct fixture *fx)
     fx->errors[1] = (struct ml_error){.kind = ML_ERR_INVALID_FREE, .address = 0x7ffc1000, .stack = 3};
     r->errors = fx->errors;
     r->nerrors_listed = 2;
-    fx->tags[0] = (struct ml_tag_stats){"parser", 10, 0, 4096};
-    fx->tags[1] = (struct ml_tag_stats){"net", 3, 100, 300};
+    fx->tags[0] = (struct ml_tag_stats){.tag = "parser", .allocs = 10, .current_bytes = 0, .peak_bytes = 4096,
+                                        .frees = 10, .bytes_allocated = 8000};
+    fx->tags[1] = (struct ml_tag_stats){.tag = "net", .current_bytes = 100, .by_stack = 1, .blocks = 2};
     r->tags = fx->tags;
     r->ntags = 2;
     r->allocs = 1000;
@@ -620,7 +621,10 @@ START_TEST(json_report_validates)
     ck_assert_ptr_nonnull(strstr(s, "\"alloc_stack\": [],\n     \"free_stack\": [],\n     \"thread\": "));
     ck_assert_uint_eq(count(s, "\"function\": \"leak_site\""), 1 + 1 + 2 + 1); /* groups 1,3; errors */
 
-    ck_assert_ptr_nonnull(strstr(s, "{\"tag\": \"parser\", \"allocs\": 10, \"current_bytes\": 0, \"peak_bytes\": 4096}"));
+    ck_assert_ptr_nonnull(strstr(s, "{\"tag\": \"parser\", \"allocs\": 10, \"current_bytes\": 0, \"peak_bytes\": 4096, "
+                                    "\"frees\": 10, \"bytes_allocated\": 8000, \"by_stack\": false}"));
+    ck_assert_ptr_nonnull(strstr(s, "{\"tag\": \"net\", \"allocs\": null, \"current_bytes\": 100, \"peak_bytes\": null, "
+                                    "\"frees\": null, \"bytes_allocated\": null, \"by_stack\": true, \"blocks\": 2}"));
     ck_assert_ptr_nonnull(strstr(s, "\"stats\": {\"allocs\": 1000, \"frees\": 999, \"bytes_allocated\": 123456, "
                                     "\"peak_bytes\": 4096, \"current_bytes\": 100}"));
     free(s);
@@ -812,8 +816,10 @@ START_TEST(text_report_format)
     ck_assert_ptr_nonnull(strstr(s, "0 leak_site test_report.c"));
 
     /* tag table and stats */
-    ck_assert_ptr_nonnull(strstr(s, "==mallard== parser                         10               0            4096\n"));
-    ck_assert_ptr_nonnull(strstr(s, "==mallard== net                             3             100             300\n"));
+    ck_assert_ptr_nonnull(
+        strstr(s, "==mallard== parser                         10          10            8000               0            4096\n"));
+    ck_assert_ptr_nonnull(strstr(s, "==mallard== net                             -           -          "
+                                    "     -             100               -  (tagged by stack: 2 live blocks)\n"));
     ck_assert_ptr_nonnull(strstr(s, "==mallard== stats: 1000 allocs, 999 frees, 123456 bytes allocated"));
     free(s);
     unlink(path);
