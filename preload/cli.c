@@ -444,13 +444,19 @@ static int run_report(int argc, char **argv)
     return EXIT_NOT_FOUND;
 }
 
-int main(int argc, char **argv)
+/* For parse_args: the command ends here, with status code. */
+static int command_done(int *exit_code, int code)
 {
-    char lib[PATH_MAX] = "";
-    int quiet = 0, verbose = 0;
+    *exit_code = code;
+    return -1;
+}
+
+/* The command's own options, up to the program: the index of the
+ * program's argv[0], or -1 when the command is done (--help, --version, a
+ * usage error...) and *exit_code says how it ends.  lib has PATH_MAX bytes. */
+static int parse_args(int argc, char **argv, char *lib, int *quiet, int *verbose, int *exit_code)
+{
     int i = 1;
-    if (argc > 1 && !strcmp(argv[1], "report"))
-        return run_report(argc - 1, argv + 1);
     for (; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--")) {
@@ -461,37 +467,37 @@ int main(int argc, char **argv)
             break; /* the program itself, without a "--" */
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             print_help(stdout);
-            return 0;
+            return command_done(exit_code, 0);
         }
         if (!strcmp(a, "--version")) {
             printf("mallard %s\n", ML_VERSION);
-            return 0;
+            return command_done(exit_code, 0);
         }
         if (!strcmp(a, "--list-backends")) {
             list_backends();
-            return 0;
+            return command_done(exit_code, 0);
         }
         if (!strcmp(a, "--backends")) {
             for (const struct ml_backend *const *b = ml_backends; *b; b++)
                 printf("%s\n", (*b)->name);
-            return 0;
+            return command_done(exit_code, 0);
         }
         if (!strcmp(a, "--markdown")) {
             print_markdown();
-            return 0;
+            return command_done(exit_code, 0);
         }
         if (!strcmp(a, "--man")) {
             print_man();
-            return 0;
+            return command_done(exit_code, 0);
         }
         if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
-            quiet = 1;
-            verbose = 0;
+            *quiet = 1;
+            *verbose = 0;
             continue;
         }
         if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
-            verbose = 1;
-            quiet = 0;
+            *verbose = 1;
+            *quiet = 0;
             continue;
         }
         const struct ml_option *o = NULL;
@@ -499,7 +505,7 @@ int main(int argc, char **argv)
         if (a[1] != '-') { /* -b NAME, -bNAME */
             o = find_short(a[1]);
             if (!o)
-                return usage_error("unknown option %s%s", a, "");
+                return command_done(exit_code, usage_error("unknown option %s%s", a, ""));
             value = a[2] ? a + 2 : NULL;
         } else {
             const char *name = a + 2, *eq = strchr(name, '=');
@@ -507,35 +513,42 @@ int main(int argc, char **argv)
             if (len == 3 && !strncmp(name, "lib", 3)) {
                 const char *v = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
                 if (!v || !*v)
-                    return usage_error("--lib needs a PATH%s%s", "", "");
-                snprintf(lib, sizeof lib, "%s", v);
+                    return command_done(exit_code, usage_error("--lib needs a PATH%s%s", "", ""));
+                snprintf(lib, PATH_MAX, "%s", v);
                 continue;
             }
             o = find_option(name, len);
             if (!o)
-                return usage_error("unknown option %s%s", a, "");
+                return command_done(exit_code, usage_error("unknown option %s%s", a, ""));
             value = eq ? eq + 1 : NULL;
         }
         if (!value) {
             if (i + 1 >= argc)
-                return usage_error("%s needs a value%s", a, "");
+                return command_done(exit_code, usage_error("%s needs a value%s", a, ""));
             value = argv[++i];
         }
         int rc = set_option(o, value);
         if (rc)
-            return rc;
+            return command_done(exit_code, rc);
     }
+    return i;
+}
+
+/* Checks the library and the program, then execs argv[i] under the
+ * preload; returns only on failure, with the exit status. */
+static int run_program(int argc, char **argv, int i, char *lib, int quiet, int verbose)
+{
     if (i >= argc) {
         print_help(stderr);
         return EXIT_USAGE;
     }
     if (!lib[0])
-        find_library(lib, sizeof lib);
+        find_library(lib, PATH_MAX);
     if (check_library(lib) != 0)
         return EXIT_NO_LIBRARY;
     char abs[PATH_MAX];
     if (lib[0] != '/' && realpath(lib, abs))
-        snprintf(lib, sizeof lib, "%s", abs); /* the program may chdir before it execs */
+        snprintf(lib, PATH_MAX, "%s", abs); /* the program may chdir before it execs */
 
     char found[PATH_MAX];
     const char *file = resolve_program(argv[i], found, sizeof found);
@@ -571,4 +584,16 @@ int main(int argc, char **argv)
     execv(file, argv + i);
     fprintf(stderr, "mallard: cannot run %s: %s\n", argv[i], strerror(errno));
     return errno == ENOENT ? EXIT_NOT_FOUND : EXIT_CANNOT_RUN;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1 && !strcmp(argv[1], "report"))
+        return run_report(argc - 1, argv + 1);
+    char lib[PATH_MAX] = "";
+    int quiet = 0, verbose = 0, code = 0;
+    int i = parse_args(argc, argv, lib, &quiet, &verbose, &code);
+    if (i < 0)
+        return code;
+    return run_program(argc, argv, i, lib, quiet, verbose);
 }
