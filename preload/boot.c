@@ -14,6 +14,7 @@
 #include "../core/fmt.h"
 #include "../core/meta.h"
 #include "../core/os.h"
+#include "../report/inject.h"
 #include "../report/trace.h"
 #include "hooks.h"
 #include "children.h"
@@ -202,6 +203,8 @@ static void boot_init(void)
     }
     ml_chosen = b;
     ml_active = ml_opts.trace ? ml_trace_wrap(b, &ml_opts) : b;
+    if (ml_inject_wanted(&ml_opts))
+        ml_active = ml_inject_wrap(ml_active, &ml_opts);
 
     if (pthread_key_create(&thread_key, thread_dtor) == 0)
         __atomic_store_n(&thread_key_ok, 1, __ATOMIC_RELEASE);
@@ -234,4 +237,6 @@ __attribute__((constructor(101))) static void ml_boot_ctor(void)
         sched_yield();
     ml_children_ctor();
     ml_hooks_start();
+    if (ml_inject_on)
+        ml_inject_start();
 }

@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "../core/os.h"
+#include "../report/inject.h"
 #include "../report/trace.h"
 #include "boot.h"
 
@@ -48,6 +49,8 @@ static inline void *cxx_alloc(size_t n, size_t align, unsigned kind)
         const struct ml_backend *a = ml_active;
         if (ML_LIKELY(a == ml_chosen))
             return align <= 16 ? a->malloc(n) : a->memalign(align, n);
+        if (ML_UNLIKELY(ml_inject_on))
+            return ml_inject_cxx_alloc(align, n, kind);
         return ml_trace_alloc(align, n, kind);
     }
     /* new(0) and the bootstrap: the C entry points know both cases */
@@ -81,6 +84,8 @@ static inline void cxx_free(void *p, unsigned kind)
     const struct ml_backend *a = ml_active;
     if (ML_LIKELY(a == ml_chosen))
         a->free(p);
+    else if (ML_UNLIKELY(ml_inject_on))
+        ml_inject_cxx_free(p, kind);
     else
         ml_trace_free(p, kind);
 }

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "../core/fmt.h"
+#include "inject.h"
 #include "../core/meta.h"
 #include "../core/options.h"
 #include "blocks.h"
@@ -517,6 +518,7 @@ static int report(enum ml_exit_how how, int status, const struct ml_options *o, 
     r.current_bytes = ml_tr.current_bytes;
     r.show_reachable = o->show == ML_SHOW_ALL;
     r.nsupps = ml_supp_user(&r.supps);
+    ml_inject_stats(&r.injected, &r.inject_stack);
 
     int found = r.definite.blocks || r.indirect.blocks || r.nerrors;
     *found_out = found;
@@ -527,7 +529,9 @@ static int report(enum ml_exit_how how, int status, const struct ml_options *o, 
         ml_trace_guard_leave(was);
         return status;
     }
-    int clean_text = o->format == ML_FORMAT_TEXT && !found && !r.show_reachable && !r.suppressed.blocks;
+    /* injected failures are worth a report, not a leak or an error */
+    int quiet = !found && !r.injected;
+    int clean_text = o->format == ML_FORMAT_TEXT && quiet && !r.show_reachable && !r.suppressed.blocks;
     /* A clean process prints its one line only when asked: the top of a
      * tree the mallard command started (MALLARD_SUMMARY=auto; not while it
      * execs into the next image, which will say it), or every process (all,
@@ -544,8 +548,7 @@ static int report(enum ml_exit_how how, int status, const struct ml_options *o, 
     int supp_used = 0;
     for (size_t k = 0; k < r.nsupps; k++)
         supp_used |= r.supps[k].blocks != 0;
-    if ((clean_text && !summary) ||
-        (!found && !r.show_reachable && !o->report[0] && !summary && !supp_used)) {
+    if ((clean_text && !summary) || (quiet && !r.show_reachable && !o->report[0] && !summary && !supp_used)) {
         ml_trace_guard_leave(was);
         return status;
     }
@@ -562,7 +565,7 @@ static int report(enum ml_exit_how how, int status, const struct ml_options *o, 
     if (owned)
         ml_outfile_lock(fd);
     if (!supp_used &&
-        (clean_text || (!found && !r.show_reachable && summary && o->format == ML_FORMAT_TEXT))) {
+        (clean_text || (quiet && !r.show_reachable && summary && o->format == ML_FORMAT_TEXT))) {
         /* Nothing to show: one line, not a page per process (a shell
          * script runs dozens of them, each writing its own report). */
         const char *name = r.argv && r.argv[0] ? r.argv[0] : r.exe ? r.exe : "?";
