@@ -53,6 +53,15 @@ const struct ml_option ml_option_table[] = {
     {"MALLARD_SUPPRESSIONS", ML_OPT_PATH, "", "PATH of a file of leak:PATTERN lines",
      "leaks whose stack matches a pattern (function or object, * wildcard) are suppressed", OFF(suppressions),
      0, 0},
+    {"MALLARD_FAIL", ML_OPT_SIZE, "0", "N (0 = off)",
+     "fault injection: the Nth allocation call (malloc family, new) fails with ENOMEM", OFF(fail_nth), 0, 0},
+    {"MALLARD_FAIL_RATE", ML_OPT_RATE, "0", "0..1 (a probability, e.g. 0.01)",
+     "fault injection: each allocation call fails with this probability", OFF(fail_rate), 0, 0},
+    {"MALLARD_SEED", ML_OPT_SIZE, "1", "N",
+     "seed of MALLARD_FAIL_RATE's generator (same seed, same failures)", OFF(seed), 0, 0},
+    {"MALLARD_LIMIT", ML_OPT_SIZE, "0", "SIZE (bytes, K/M/G suffix; 0 = none)",
+     "fault injection, any backend: allocation past this many live bytes fails with ENOMEM", OFF(limit), 0,
+     0},
 };
 const size_t ml_option_count = sizeof ml_option_table / sizeof ml_option_table[0];
 
@@ -141,6 +150,32 @@ static int backend_index(const char *value)
     return -1;
 }
 
+/* "0", "1", "0.01", ".5": a decimal in [0, 1]. */
+static int parse_rate(const char *s, double *out)
+{
+    double v = 0, scale = 1;
+    int digits = 0, dot = 0;
+    for (const char *p = s; *p; p++) {
+        if (*p == '.' && !dot) {
+            dot = 1;
+        } else if (*p >= '0' && *p <= '9') {
+            digits++;
+            if (dot)
+                v += (*p - '0') * (scale /= 10);
+            else
+                v = v * 10 + (*p - '0');
+        } else {
+            return -1;
+        }
+        if (v > 1)
+            return -1;
+    }
+    if (!digits)
+        return -1;
+    *out = v;
+    return 0;
+}
+
 int ml_option_set(struct ml_options *o, const struct ml_option *row, const char *value)
 {
     char *field = (char *)o + row->offset;
@@ -174,6 +209,13 @@ int ml_option_set(struct ml_options *o, const struct ml_option *row, const char 
         if (ml_parse_size(value, &v) != 0 || (long)v < row->min || (long)v > row->max)
             return -1;
         *(int *)field = (int)v;
+        return 0;
+    }
+    case ML_OPT_RATE: {
+        double d;
+        if (parse_rate(value, &d) != 0)
+            return -1;
+        memcpy(field, &d, sizeof d);
         return 0;
     }
     case ML_OPT_PATH: {

@@ -35,7 +35,11 @@ struct ml_options {
     int report_signal;              /* 0: off, 1: SIGUSR1, 2: SIGUSR2 */
     int top_pid;                    /* the process the mallard command started; 0: unknown */
     char tags[ML_PATH_MAX];         /* MALLARD_TAGS: PATTERN=tag,... (report/finish.c) */
-    int stats;                      /* 1: print allocation statistics at exit (preload/stats.c) */
+    int stats;                      /* 1: print allocation statistics at exit (report/stats.c) */
+    size_t fail_nth;                /* MALLARD_FAIL: the Nth allocation fails; 0: off */
+    double fail_rate;               /* MALLARD_FAIL_RATE: probability 0..1 each allocation fails */
+    size_t seed;                    /* MALLARD_SEED: seed of MALLARD_FAIL_RATE's generator */
+    size_t limit;                   /* MALLARD_LIMIT: live-bytes budget; 0: none */
 };
 
 enum ml_on_error { ML_ON_ERROR_CONTINUE, ML_ON_ERROR_ABORT };
@@ -44,7 +48,15 @@ enum ml_show { ML_SHOW_LEAKS, ML_SHOW_ALL };
 enum ml_summary { ML_SUMMARY_AUTO, ML_SUMMARY_NONE, ML_SUMMARY_ALL };
 
 /* ML_OPT_BACKEND: a name from the backend registry, stored as its index. */
-enum ml_opt_type { ML_OPT_ENUM, ML_OPT_BOOL, ML_OPT_SIZE, ML_OPT_INT, ML_OPT_PATH, ML_OPT_BACKEND };
+enum ml_opt_type {
+    ML_OPT_ENUM,
+    ML_OPT_BOOL,
+    ML_OPT_SIZE,
+    ML_OPT_INT,
+    ML_OPT_PATH,
+    ML_OPT_BACKEND,
+    ML_OPT_RATE
+};
 
 struct ml_option {
     const char *name; /* the environment variable */

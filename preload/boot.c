@@ -17,7 +17,6 @@
 #include "../report/trace.h"
 #include "hooks.h"
 #include "children.h"
-#include "stats.h"
 
 int ml_state = ML_UNINIT;
 const struct ml_backend *ml_active;
@@ -205,6 +204,9 @@ static void boot_init(void)
     /* MALLARD_STATS with the tracer off: the counting decorator; the trace
      * layer counts for itself. */
     ml_active = ml_opts.trace ? ml_trace_wrap(b, &ml_opts) : ml_opts.stats ? ml_stats_wrap(b, &ml_opts) : b;
+    /* MALLARD_FAIL, _FAIL_RATE, _LIMIT: fault injection in front of both */
+    if (ml_inject_wanted(&ml_opts))
+        ml_active = ml_inject_wrap(ml_active, &ml_opts);
 
     if (pthread_key_create(&thread_key, thread_dtor) == 0)
         __atomic_store_n(&thread_key_ok, 1, __ATOMIC_RELEASE);
@@ -237,4 +239,6 @@ __attribute__((constructor(101))) static void ml_boot_ctor(void)
         sched_yield();
     ml_children_ctor();
     ml_hooks_start();
+    if (ml_inject_enabled())
+        ml_inject_start();
 }

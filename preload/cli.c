@@ -86,7 +86,9 @@ static const char *metavar(const struct ml_option *o)
     case ML_OPT_BOOL:
         return "0|1";
     case ML_OPT_SIZE:
-        return "SIZE";
+        return o->accepted[0] == 'N' ? "N" : "SIZE";
+    case ML_OPT_RATE:
+        return "P";
     case ML_OPT_INT:
         return "N";
     case ML_OPT_PATH:

@@ -48,7 +48,11 @@ static inline void *cxx_alloc(size_t n, size_t align, unsigned kind)
         const struct ml_backend *a = ml_active;
         if (ML_LIKELY(a == ml_chosen))
             return align <= 16 ? a->malloc(n) : a->memalign(align, n);
-        return ml_trace_alloc(align, n, kind);
+        if (ML_UNLIKELY(ml_inject_enabled()))
+            return ml_inject_cxx_alloc(align, n, kind);
+        if (ml_trace_enabled())
+            return ml_trace_alloc(align, n, kind);
+        return align <= 16 ? a->malloc(n) : a->memalign(align, n); /* MALLARD_STATS' decorator */
     }
     /* new(0) and the bootstrap: the C entry points know both cases */
     void *p = align <= 16 ? malloc(n) : aligned_alloc(align, n);
@@ -81,8 +85,12 @@ static inline void cxx_free(void *p, unsigned kind)
     const struct ml_backend *a = ml_active;
     if (ML_LIKELY(a == ml_chosen))
         a->free(p);
-    else
+    else if (ML_UNLIKELY(ml_inject_enabled()))
+        ml_inject_cxx_free(p, kind);
+    else if (ml_trace_enabled())
         ml_trace_free(p, kind);
+    else
+        a->free(p); /* MALLARD_STATS' decorator */
 }
 
 /* ---- new --------------------------------------------------------------- */

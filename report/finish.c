@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "../core/fmt.h"
+#include "inject.h"
 #include "../core/meta.h"
 #include "../core/options.h"
 #include "blocks.h"
@@ -694,6 +695,7 @@ static void fill_report(struct ml_report *r, struct report_work *w, enum ml_exit
     r->current_bytes = ml_tr.current_bytes;
     r->show_reachable = o->show == ML_SHOW_ALL;
     r->nsupps = ml_supp_user(&r->supps);
+    ml_inject_stats(&r->injected, &r->inject_stack);
 }
 
 enum report_shape { SAY_NOTHING, ONE_LINE, WHOLE };
@@ -711,7 +713,9 @@ static enum report_shape report_shape(const struct ml_report *r, enum ml_exit_ho
     if (!live_report && ml_tr.forked_child && !found &&
         (how != ML_EXIT_EXIT || !o->report[0] || !strstr(o->report, "%p")))
         return SAY_NOTHING;
-    int clean_text = o->format == ML_FORMAT_TEXT && !found && !r->show_reachable && !r->suppressed.blocks;
+    /* injected failures are worth a report, not a leak or an error */
+    int quiet = !found && !r->injected;
+    int clean_text = o->format == ML_FORMAT_TEXT && quiet && !r->show_reachable && !r->suppressed.blocks;
     /* A clean process prints its one line only when asked: the top of a
      * tree the mallard command started (MALLARD_SUMMARY=auto; not while it
      * execs into the next image, which will say it), or every process (all,
@@ -729,10 +733,10 @@ static enum report_shape report_shape(const struct ml_report *r, enum ml_exit_ho
      * does, since programs capture and compare stderr (CMake, $(cmd 2>&1),
      * tests). */
     if (!o->stats && ((clean_text && !summary) ||
-                      (!found && !r->show_reachable && !o->report[0] && !summary && !supp_used)))
+                      (quiet && !r->show_reachable && !o->report[0] && !summary && !supp_used)))
         return SAY_NOTHING;
     if (!supp_used && !o->stats &&
-        (clean_text || (!found && !r->show_reachable && summary && o->format == ML_FORMAT_TEXT)))
+        (clean_text || (quiet && !r->show_reachable && summary && o->format == ML_FORMAT_TEXT)))
         return ONE_LINE;
     return WHOLE;
 }

@@ -246,6 +246,8 @@ struct ml_report {
     int show_reachable;              /* text and JSON: list reachable groups too (MALLARD_SHOW=all) */
     const struct ml_supp_use *supps; /* the MALLARD_SUPPRESSIONS patterns and their use */
     size_t nsupps;
+    uint64_t injected;        /* allocations failed on purpose (MALLARD_FAIL, _FAIL_RATE, _LIMIT) */
+    ml_stack_id inject_stack; /* the first one's stack; 0: none */
 };
 
 /* Writes the report to fd through a fixed buffer over write(2).  Returns 0

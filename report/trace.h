@@ -106,4 +106,34 @@ size_t ml_trace_current_bytes(void);
  * Returns the previous one. */
 const char *ml_trace_set_tag(const char *name);
 
+/* ---- decorators besides the tracer ------------------------------------ */
+
+/* MALLARD_STATS=1 with the tracer off (report/stats.c): a thin decorator in
+ * front of the chosen backend, installed at start-up only then (with the
+ * tracer on, the trace layer's own counts are printed in its report).
+ * Counts live in per-thread slots, so the hot path touches no shared cache
+ * line; a thread that ends folds its slot into a global total under a
+ * lock, and the exit summary adds the live slots to that total.  Called
+ * once, single-threaded. */
+const struct ml_backend *ml_stats_wrap(const struct ml_backend *inner, const struct ml_options *opt);
+
+/* Fault injection (report/inject.c): MALLARD_FAIL, MALLARD_FAIL_RATE with
+ * MALLARD_SEED, MALLARD_LIMIT.  ml_inject_wanted: opt asks for it.
+ * ml_inject_wrap: the decorator around inner (the tracer or the bare
+ * backend) to install as ml_active; called once while booting, allocates
+ * nothing.  ml_inject_start: from the end of mallard's constructor, calls
+ * count from now on (mallard's own start-up requests do not).
+ * ml_inject_enabled: 1 once ml_inject_wrap has run. */
+int ml_inject_wanted(const struct ml_options *opt);
+const struct ml_backend *ml_inject_wrap(const struct ml_backend *inner, const struct ml_options *opt);
+void ml_inject_start(void);
+int ml_inject_enabled(void);
+
+/* operator new and delete (preload/cxx.c) while injecting: like
+ * ml_trace_alloc and ml_trace_free (or the bare backend when not tracing).
+ * A failed new makes the next request of the same size on this thread (the
+ * C++ runtime's own retry, which then throws std::bad_alloc) fail too. */
+void *ml_inject_cxx_alloc(size_t align, size_t n, unsigned kind);
+void ml_inject_cxx_free(void *p, unsigned kind);
+
 #endif

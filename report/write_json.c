@@ -157,7 +157,11 @@ int ml_write_json(int fd, const struct ml_report *r)
             ml_wbuf_str(&o, ", ");
         json_str(&o, r->argv[i]);
     }
-    ml_wbuf_str(&o, "],\n  \"backend\": ");
+    ml_wbuf_str(&o, "],\n  \"injected_failures\": ");
+    ml_wbuf_u64(&o, r->injected);
+    ml_wbuf_str(&o, ",\n  \"first_injected_failure\": ");
+    json_stack(&o, r->inject_stack, "   ");
+    ml_wbuf_str(&o, ",\n  \"backend\": ");
     json_str(&o, r->backend ? r->backend : "");
     ml_wbuf_str(&o, ",\n  \"exit\": {\"how\": ");
     json_str(&o, ml_report_exit_name(r->exit_how));

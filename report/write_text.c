@@ -189,6 +189,15 @@ static void text_summary(struct ml_wbuf *o, const struct ml_report *r)
     ml_wbuf_str(o, "            errors: ");
     ml_wbuf_u64(o, r->nerrors);
     text_end(o);
+    if (r->injected) {
+        text_begin(o);
+        ml_wbuf_str(o, " injected failures: ");
+        ml_wbuf_u64(o, r->injected);
+        ml_wbuf_str(o, r->inject_stack ? ", the first at:" : "");
+        text_end(o);
+        if (r->inject_stack)
+            text_stack(o, r->inject_stack);
+    }
     if (r->reachable.blocks && !r->show_reachable) {
         text_begin(o);
         ml_wbuf_str(o, "reachable blocks are counted, not listed (MALLARD_SHOW=all lists them)");

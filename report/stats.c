@@ -1,4 +1,4 @@
-/* preload/stats.c: the MALLARD_STATS decorator.  See stats.h.
+/* report/stats.c: the MALLARD_STATS decorator.  See stats.h.
  *
  * Bytes are the backend's usable sizes (the bare allocator does not keep
  * requested sizes).  Peak: each thread keeps the peak of its own running
@@ -6,7 +6,7 @@
  * allocating thread and an upper bound otherwise (it says which).  There are
  * no tags without the tracer: the summary says "per tag needs the tracer". */
 #define _GNU_SOURCE
-#include "stats.h"
+#include "trace.h"
 
 #include <stdint.h>
 #include <string.h>
@@ -16,8 +16,8 @@
 #include "../core/lock.h"
 #include "../core/meta.h"
 #include "../core/options.h"
-#include "../report/outfile.h"
-#include "../report/wbuf.h"
+#include "outfile.h"
+#include "wbuf.h"
 
 struct st_slot {
     uint64_t allocs, frees, bytes;
