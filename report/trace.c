@@ -152,11 +152,9 @@ static inline size_t inner_size(size_t n)
  * (its first two); the program has not written them yet. */
 static inline void clear_links(void *p, size_t n)
 {
-    uintptr_t *w = p;
-    if (n >= 2 * sizeof *w)
-        w[1] = 0;
-    if (n >= sizeof *w)
-        w[0] = 0;
+    /* bytewise: MALLARD_PAGE_ALIGN=1 hands out blocks at any address */
+    size_t words = n >= 2 * sizeof(uintptr_t) ? 2 : n >= sizeof(uintptr_t) ? 1 : 0;
+    memset(p, 0, words * sizeof(uintptr_t));
 }
 
 /* ---- statistics and tags ---------------------------------------------- */

@@ -140,151 +140,177 @@ static void json_error_context(struct ml_wbuf *o, const struct ml_error *e)
     json_str(o, e->access == ML_ACCESS_WRITE ? "write" : e->access == ML_ACCESS_READ ? "read" : NULL);
 }
 
-int ml_write_json(int fd, const struct ml_report *r)
+/* The process, how it ended, the summary and the suppressions used. */
+static void json_process(struct ml_wbuf *o, const struct ml_report *r)
 {
-    struct ml_wbuf o;
-    ml_wbuf_init(&o, fd);
-
-    ml_wbuf_str(&o, "{\n  \"mallard\": 1,\n  \"pid\": ");
-    ml_wbuf_i64(&o, r->pid);
-    ml_wbuf_str(&o, ", \"ppid\": ");
-    ml_wbuf_i64(&o, r->ppid);
-    ml_wbuf_str(&o, ", \"exe\": ");
-    json_str(&o, r->exe ? r->exe : "");
-    ml_wbuf_str(&o, ", \"argv\": [");
+    ml_wbuf_str(o, "{\n  \"mallard\": 1,\n  \"pid\": ");
+    ml_wbuf_i64(o, r->pid);
+    ml_wbuf_str(o, ", \"ppid\": ");
+    ml_wbuf_i64(o, r->ppid);
+    ml_wbuf_str(o, ", \"exe\": ");
+    json_str(o, r->exe ? r->exe : "");
+    ml_wbuf_str(o, ", \"argv\": [");
     for (size_t i = 0; r->argv && r->argv[i]; i++) {
         if (i)
-            ml_wbuf_str(&o, ", ");
-        json_str(&o, r->argv[i]);
+            ml_wbuf_str(o, ", ");
+        json_str(o, r->argv[i]);
     }
-    ml_wbuf_str(&o, "],\n  \"injected_failures\": ");
-    ml_wbuf_u64(&o, r->injected);
-    ml_wbuf_str(&o, ",\n  \"first_injected_failure\": ");
-    json_stack(&o, r->inject_stack, "   ");
-    ml_wbuf_str(&o, ",\n  \"backend\": ");
-    json_str(&o, r->backend ? r->backend : "");
-    ml_wbuf_str(&o, ",\n  \"exit\": {\"how\": ");
-    json_str(&o, ml_report_exit_name(r->exit_how));
-    ml_wbuf_str(&o, ", \"status\": ");
-    ml_wbuf_i64(&o, r->exit_status);
-    ml_wbuf_str(&o, "},\n  \"summary\": {\n");
-    json_count(&o, "definite", &r->definite);
-    json_count(&o, "indirect", &r->indirect);
-    json_count(&o, "reachable", &r->reachable);
-    json_count(&o, "suppressed", &r->suppressed);
-    ml_wbuf_str(&o, "    \"errors\": ");
-    ml_wbuf_u64(&o, r->nerrors);
+    ml_wbuf_str(o, "],\n  \"injected_failures\": ");
+    ml_wbuf_u64(o, r->injected);
+    ml_wbuf_str(o, ",\n  \"first_injected_failure\": ");
+    json_stack(o, r->inject_stack, "   ");
+    ml_wbuf_str(o, ",\n  \"backend\": ");
+    json_str(o, r->backend ? r->backend : "");
+    ml_wbuf_str(o, ",\n  \"exit\": {\"how\": ");
+    json_str(o, ml_report_exit_name(r->exit_how));
+    ml_wbuf_str(o, ", \"status\": ");
+    ml_wbuf_i64(o, r->exit_status);
+    ml_wbuf_str(o, "},\n  \"summary\": {\n");
+    json_count(o, "definite", &r->definite);
+    json_count(o, "indirect", &r->indirect);
+    json_count(o, "reachable", &r->reachable);
+    json_count(o, "suppressed", &r->suppressed);
+    ml_wbuf_str(o, "    \"errors\": ");
+    ml_wbuf_u64(o, r->nerrors);
     /* MALLARD_SHOW=leaks (the default) lists the leak groups only; the
      * reachable ones are counted here, and listed with MALLARD_SHOW=all. */
     size_t nreach = 0;
     for (size_t i = 0; i < r->ngroups; i++)
         nreach += r->groups[i].kind == ML_KIND_REACHABLE;
-    ml_wbuf_str(&o, "\n  },\n  \"reachable_groups\": ");
-    ml_wbuf_u64(&o, nreach);
-    ml_wbuf_str(&o, ", \"reachable_listed\": ");
-    ml_wbuf_str(&o, r->show_reachable ? "true" : "false");
+    ml_wbuf_str(o, "\n  },\n  \"reachable_groups\": ");
+    ml_wbuf_u64(o, nreach);
+    ml_wbuf_str(o, ", \"reachable_listed\": ");
+    ml_wbuf_str(o, r->show_reachable ? "true" : "false");
     /* each MALLARD_SUPPRESSIONS pattern with what it suppressed; 0: unused */
-    ml_wbuf_str(&o, ",\n  \"suppressions\": [");
+    ml_wbuf_str(o, ",\n  \"suppressions\": [");
     for (size_t i = 0; i < r->nsupps; i++) {
-        ml_wbuf_str(&o, i ? ", {\"pattern\": " : "{\"pattern\": ");
-        json_str(&o, r->supps[i].pattern);
-        ml_wbuf_str(&o, ", \"blocks\": ");
-        ml_wbuf_u64(&o, r->supps[i].blocks);
-        ml_wbuf_str(&o, ", \"bytes\": ");
-        ml_wbuf_u64(&o, r->supps[i].bytes);
-        ml_wbuf_chr(&o, '}');
+        ml_wbuf_str(o, i ? ", {\"pattern\": " : "{\"pattern\": ");
+        json_str(o, r->supps[i].pattern);
+        ml_wbuf_str(o, ", \"blocks\": ");
+        ml_wbuf_u64(o, r->supps[i].blocks);
+        ml_wbuf_str(o, ", \"bytes\": ");
+        ml_wbuf_u64(o, r->supps[i].bytes);
+        ml_wbuf_chr(o, '}');
     }
-    ml_wbuf_str(&o, "],\n  \"leaks\": [");
+    ml_wbuf_str(o, "],\n  \"leaks\": [");
+}
 
+/* The leak groups (reachable ones with MALLARD_SHOW=all). */
+static void json_leaks(struct ml_wbuf *o, const struct ml_report *r)
+{
     size_t listed = 0;
     for (size_t i = 0; i < r->ngroups; i++) {
         const struct ml_leak_group *g = &r->groups[i];
         if (g->kind == ML_KIND_REACHABLE && !r->show_reachable)
             continue;
-        ml_wbuf_str(&o, listed++ ? ",\n    {\"kind\": " : "\n    {\"kind\": ");
-        json_str(&o, ml_report_kind_name(g->kind));
-        ml_wbuf_str(&o, ", \"bytes\": ");
-        ml_wbuf_u64(&o, g->bytes);
-        ml_wbuf_str(&o, ", \"blocks\": ");
-        ml_wbuf_u64(&o, g->blocks);
-        ml_wbuf_str(&o, ", \"tag\": ");
-        json_str(&o, g->tag);
+        ml_wbuf_str(o, listed++ ? ",\n    {\"kind\": " : "\n    {\"kind\": ");
+        json_str(o, ml_report_kind_name(g->kind));
+        ml_wbuf_str(o, ", \"bytes\": ");
+        ml_wbuf_u64(o, g->bytes);
+        ml_wbuf_str(o, ", \"blocks\": ");
+        ml_wbuf_u64(o, g->blocks);
+        ml_wbuf_str(o, ", \"tag\": ");
+        json_str(o, g->tag);
         if (g->kind == ML_KIND_DEFINITE) {
-            ml_wbuf_str(&o, ",\n     \"indirect_bytes\": ");
-            ml_wbuf_u64(&o, g->indirect_bytes);
-            ml_wbuf_str(&o, ", \"indirect_blocks\": ");
-            ml_wbuf_u64(&o, g->indirect_blocks);
+            ml_wbuf_str(o, ",\n     \"indirect_bytes\": ");
+            ml_wbuf_u64(o, g->indirect_bytes);
+            ml_wbuf_str(o, ", \"indirect_blocks\": ");
+            ml_wbuf_u64(o, g->indirect_blocks);
         } else if (g->kind == ML_KIND_INDIRECT) {
-            ml_wbuf_str(&o, ",\n     \"owners\": [");
+            ml_wbuf_str(o, ",\n     \"owners\": [");
             for (uint32_t k = 0; k < g->nowners; k++) {
                 if (k)
-                    ml_wbuf_str(&o, ", ");
-                ml_wbuf_u64(&o, g->owners[k]);
+                    ml_wbuf_str(o, ", ");
+                ml_wbuf_u64(o, g->owners[k]);
             }
-            ml_wbuf_chr(&o, ']');
+            ml_wbuf_chr(o, ']');
         }
-        ml_wbuf_str(&o, ",\n     \"stack\": ");
-        json_stack(&o, g->stack, "       ");
-        ml_wbuf_chr(&o, '}');
+        ml_wbuf_str(o, ",\n     \"stack\": ");
+        json_stack(o, g->stack, "       ");
+        ml_wbuf_chr(o, '}');
     }
-    ml_wbuf_str(&o, listed ? "\n  ],\n  \"errors\": [" : "],\n  \"errors\": [");
+    ml_wbuf_str(o, listed ? "\n  ],\n  \"errors\": [" : "],\n  \"errors\": [");
+}
 
+/* The bad frees and faults, each with its stacks. */
+static void json_errors(struct ml_wbuf *o, const struct ml_report *r)
+{
     for (size_t i = 0; i < r->nerrors_listed; i++) {
         const struct ml_error *e = &r->errors[i];
-        ml_wbuf_str(&o, i ? ",\n    {\"kind\": " : "\n    {\"kind\": ");
-        json_str(&o, ml_report_error_name(e->kind));
-        ml_wbuf_str(&o, ", \"address\": ");
-        json_hex(&o, e->address);
-        ml_wbuf_str(&o, ", \"bytes\": ");
-        ml_wbuf_u64(&o, e->bytes);
-        ml_wbuf_str(&o, ",\n     \"stack\": ");
-        json_stack(&o, e->stack, "       ");
-        ml_wbuf_str(&o, ",\n     \"alloc_stack\": ");
-        json_stack(&o, e->alloc_stack, "       ");
-        ml_wbuf_str(&o, ",\n     \"free_stack\": ");
-        json_stack(&o, e->free_stack, "       ");
-        json_error_context(&o, e);
-        ml_wbuf_chr(&o, '}');
+        ml_wbuf_str(o, i ? ",\n    {\"kind\": " : "\n    {\"kind\": ");
+        json_str(o, ml_report_error_name(e->kind));
+        ml_wbuf_str(o, ", \"address\": ");
+        json_hex(o, e->address);
+        ml_wbuf_str(o, ", \"bytes\": ");
+        ml_wbuf_u64(o, e->bytes);
+        ml_wbuf_str(o, ",\n     \"stack\": ");
+        json_stack(o, e->stack, "       ");
+        ml_wbuf_str(o, ",\n     \"alloc_stack\": ");
+        json_stack(o, e->alloc_stack, "       ");
+        ml_wbuf_str(o, ",\n     \"free_stack\": ");
+        json_stack(o, e->free_stack, "       ");
+        json_error_context(o, e);
+        ml_wbuf_chr(o, '}');
     }
-    ml_wbuf_str(&o, r->nerrors_listed ? "\n  ],\n  \"tags\": [" : "],\n  \"tags\": [");
+    ml_wbuf_str(o, r->nerrors_listed ? "\n  ],\n  \"tags\": [" : "],\n  \"tags\": [");
+}
 
+/* The per-tag table. */
+static void json_tags(struct ml_wbuf *o, const struct ml_report *r)
+{
     for (size_t i = 0; i < r->ntags; i++) {
         const struct ml_tag_stats *t = &r->tags[i];
-        ml_wbuf_str(&o, i ? ",\n    {\"tag\": " : "\n    {\"tag\": ");
-        json_str(&o, t->tag ? t->tag : "");
+        ml_wbuf_str(o, i ? ",\n    {\"tag\": " : "\n    {\"tag\": ");
+        json_str(o, t->tag ? t->tag : "");
         if (t->by_stack) {
             /* given at report time from the stacks: only the live blocks */
-            ml_wbuf_str(&o, ", \"allocs\": null, \"current_bytes\": ");
-            ml_wbuf_u64(&o, t->current_bytes);
+            ml_wbuf_str(o, ", \"allocs\": null, \"current_bytes\": ");
+            ml_wbuf_u64(o, t->current_bytes);
             ml_wbuf_str(
-                &o, ", \"peak_bytes\": null, \"frees\": null, \"bytes_allocated\": null, \"by_stack\": true"
-                    ", \"blocks\": ");
-            ml_wbuf_u64(&o, t->blocks);
+                o, ", \"peak_bytes\": null, \"frees\": null, \"bytes_allocated\": null, \"by_stack\": true"
+                   ", \"blocks\": ");
+            ml_wbuf_u64(o, t->blocks);
         } else {
-            ml_wbuf_str(&o, ", \"allocs\": ");
-            ml_wbuf_u64(&o, t->allocs);
-            ml_wbuf_str(&o, ", \"current_bytes\": ");
-            ml_wbuf_u64(&o, t->current_bytes);
-            ml_wbuf_str(&o, ", \"peak_bytes\": ");
-            ml_wbuf_u64(&o, t->peak_bytes);
-            ml_wbuf_str(&o, ", \"frees\": ");
-            ml_wbuf_u64(&o, t->frees);
-            ml_wbuf_str(&o, ", \"bytes_allocated\": ");
-            ml_wbuf_u64(&o, t->bytes_allocated);
-            ml_wbuf_str(&o, ", \"by_stack\": false");
+            ml_wbuf_str(o, ", \"allocs\": ");
+            ml_wbuf_u64(o, t->allocs);
+            ml_wbuf_str(o, ", \"current_bytes\": ");
+            ml_wbuf_u64(o, t->current_bytes);
+            ml_wbuf_str(o, ", \"peak_bytes\": ");
+            ml_wbuf_u64(o, t->peak_bytes);
+            ml_wbuf_str(o, ", \"frees\": ");
+            ml_wbuf_u64(o, t->frees);
+            ml_wbuf_str(o, ", \"bytes_allocated\": ");
+            ml_wbuf_u64(o, t->bytes_allocated);
+            ml_wbuf_str(o, ", \"by_stack\": false");
         }
-        ml_wbuf_chr(&o, '}');
+        ml_wbuf_chr(o, '}');
     }
-    ml_wbuf_str(&o, r->ntags ? "\n  ],\n  \"stats\": {\"allocs\": " : "],\n  \"stats\": {\"allocs\": ");
-    ml_wbuf_u64(&o, r->allocs);
-    ml_wbuf_str(&o, ", \"frees\": ");
-    ml_wbuf_u64(&o, r->frees);
-    ml_wbuf_str(&o, ", \"bytes_allocated\": ");
-    ml_wbuf_u64(&o, r->bytes_allocated);
-    ml_wbuf_str(&o, ", \"peak_bytes\": ");
-    ml_wbuf_u64(&o, r->peak_bytes);
-    ml_wbuf_str(&o, ", \"current_bytes\": ");
-    ml_wbuf_u64(&o, r->current_bytes);
-    ml_wbuf_str(&o, "}\n}\n");
+}
+
+/* The totals; closes the document. */
+static void json_stats(struct ml_wbuf *o, const struct ml_report *r)
+{
+    ml_wbuf_str(o, r->ntags ? "\n  ],\n  \"stats\": {\"allocs\": " : "],\n  \"stats\": {\"allocs\": ");
+    ml_wbuf_u64(o, r->allocs);
+    ml_wbuf_str(o, ", \"frees\": ");
+    ml_wbuf_u64(o, r->frees);
+    ml_wbuf_str(o, ", \"bytes_allocated\": ");
+    ml_wbuf_u64(o, r->bytes_allocated);
+    ml_wbuf_str(o, ", \"peak_bytes\": ");
+    ml_wbuf_u64(o, r->peak_bytes);
+    ml_wbuf_str(o, ", \"current_bytes\": ");
+    ml_wbuf_u64(o, r->current_bytes);
+    ml_wbuf_str(o, "}\n}\n");
+}
+
+int ml_write_json(int fd, const struct ml_report *r)
+{
+    struct ml_wbuf o;
+    ml_wbuf_init(&o, fd);
+    json_process(&o, r);
+    json_leaks(&o, r);
+    json_errors(&o, r);
+    json_tags(&o, r);
+    json_stats(&o, r);
     return ml_wbuf_done(&o);
 }
