@@ -183,7 +183,11 @@ static void reach_fault(int sig, siginfo_t *si, void *uc)
         reach_chain(sig, si, uc, sig == SIGBUS ? &g->old_bus : &g->old_segv);
         return;
     }
-    signal(sig, SIG_DFL);
+    /* The guard was removed while this signal was on its way: the handlers
+     * it replaced are back, so a fault repeats into them on return (into
+     * the program's own handler, a GC's for instance) and a sent signal is
+     * sent again.  Forcing SIG_DFL here killed a program whose thread
+     * faulted on purpose just as the scan ended. */
     if (si->si_code <= 0)
         raise(sig);
 }
@@ -198,9 +202,13 @@ static void guard_install(struct reach_guard *g)
     sa.sa_flags = SA_SIGINFO | SA_NODEFER;
     sigemptyset(&sa.sa_mask);
     g->tid = (pid_t)syscall(SYS_gettid);
-    sigaction(SIGSEGV, &sa, &g->old_segv);
-    sigaction(SIGBUS, &sa, &g->old_bus);
+    /* guard is set before reach_fault is installed, so a fault on another
+     * thread in between finds the handlers to chain to */
+    sigaction(SIGSEGV, NULL, &g->old_segv);
+    sigaction(SIGBUS, NULL, &g->old_bus);
     guard = g;
+    sigaction(SIGSEGV, &sa, NULL);
+    sigaction(SIGBUS, &sa, NULL);
     /* The report may be written from a fatal SIGSEGV's handler, where the
      * signal is blocked: a fault then would kill without the handler. */
     sigset_t faults;
