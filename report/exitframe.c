@@ -50,24 +50,6 @@ struct unw_api {
     int (*get_proc_info)(struct unw_cursor *, struct unw_proc_info *);
 };
 
-static int self_text(struct dl_phdr_info *info, size_t size, void *data)
-{
-    (void)size;
-    uintptr_t *r = data, me = r[0];
-    for (int i = 0; i < info->dlpi_phnum; i++) {
-        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X))
-            continue;
-        uintptr_t lo = info->dlpi_addr + ph->p_vaddr, hi = lo + ph->p_memsz;
-        if (me >= lo && me < hi) {
-            r[0] = lo;
-            r[1] = hi;
-            return 1;
-        }
-    }
-    return 0;
-}
-
 static int load_api(struct unw_api *u)
 {
     void *h = dlopen("libunwind.so.8", RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
@@ -87,9 +69,6 @@ int ml_exit_frame_find(int how, struct ml_exit_frame *out)
     struct unw_api u;
     if (load_api(&u) != 0)
         return -1;
-    uintptr_t self[2] = {(uintptr_t)&ml_exit_frame_find, 0};
-    if (!dl_iterate_phdr(self_text, self))
-        return -1;
     /* libc's exit, not a PLT slot: the definition past libmallard.so */
     uintptr_t libc_exit = (uintptr_t)dlsym(RTLD_NEXT, "exit");
 
@@ -107,7 +86,7 @@ int ml_exit_frame_find(int how, struct ml_exit_frame *out)
             memset(&pi, 0, sizeof pi);
             if (u.get_proc_info(&c, &pi) == 0 && pi.start_ip == libc_exit && libc_exit)
                 found = 1; /* this is exit's frame: its caller is next */
-        } else if (depth > 0 && (ip < self[0] || ip >= self[1])) {
+        } else if (depth > 0 && !ml_stack_is_own((uintptr_t)ip + 1)) {
             found = 2; /* the first frame outside mallard: this one */
             break;
         }

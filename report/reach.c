@@ -1039,41 +1039,34 @@ static int walk_before(const struct ml_live *b, size_t x, size_t y)
     return x < y;
 }
 
+/* Moves ix[r] down the heap ix[0..end) ordered by walk_before. */
+static void walk_sift(const struct ml_live *b, size_t *ix, size_t r, size_t end)
+{
+    for (;;) {
+        size_t c = 2 * r + 1;
+        if (c >= end)
+            break;
+        if (c + 1 < end && walk_before(b, ix[c], ix[c + 1]))
+            c++;
+        if (!walk_before(b, ix[r], ix[c]))
+            break;
+        size_t t = ix[r];
+        ix[r] = ix[c];
+        ix[c] = t;
+        r = c;
+    }
+}
+
 /* Heap sort of the m indexes by walk_before: no recursion, no allocation. */
 static void walk_sort(const struct ml_live *b, size_t *ix, size_t m)
 {
-    for (size_t k = m / 2; k-- > 0;) {
-        for (size_t r = k;;) {
-            size_t c = 2 * r + 1;
-            if (c >= m)
-                break;
-            if (c + 1 < m && walk_before(b, ix[c], ix[c + 1]))
-                c++;
-            if (!walk_before(b, ix[r], ix[c]))
-                break;
-            size_t t = ix[r];
-            ix[r] = ix[c];
-            ix[c] = t;
-            r = c;
-        }
-    }
+    for (size_t k = m / 2; k-- > 0;)
+        walk_sift(b, ix, k, m);
     for (size_t end = m; end-- > 1;) {
         size_t t = ix[0];
         ix[0] = ix[end];
         ix[end] = t;
-        for (size_t r = 0;;) {
-            size_t c = 2 * r + 1;
-            if (c >= end)
-                break;
-            if (c + 1 < end && walk_before(b, ix[c], ix[c + 1]))
-                c++;
-            if (!walk_before(b, ix[r], ix[c]))
-                break;
-            t = ix[r];
-            ix[r] = ix[c];
-            ix[c] = t;
-            r = c;
-        }
+        walk_sift(b, ix, 0, end);
     }
 }
 
