@@ -11,6 +11,13 @@
 
 #include <string.h>
 
+/* A key (with the separator before it) and its unsigned value. */
+static void json_u64(struct ml_wbuf *o, const char *key, uint64_t v)
+{
+    ml_wbuf_str(o, key);
+    ml_wbuf_u64(o, v);
+}
+
 static void json_str(struct ml_wbuf *o, const char *s)
 {
     if (!s) {
@@ -48,10 +55,8 @@ static void json_count(struct ml_wbuf *o, const char *key, const struct ml_count
 {
     ml_wbuf_str(o, "    \"");
     ml_wbuf_str(o, key);
-    ml_wbuf_str(o, "\": {\"bytes\": ");
-    ml_wbuf_u64(o, c->bytes);
-    ml_wbuf_str(o, ", \"blocks\": ");
-    ml_wbuf_u64(o, c->blocks);
+    json_u64(o, "\": {\"bytes\": ", c->bytes);
+    json_u64(o, ", \"blocks\": ", c->blocks);
     ml_wbuf_str(o, "},\n");
 }
 
@@ -122,8 +127,7 @@ static void json_error_context(struct ml_wbuf *o, const struct ml_error *e)
     if (e->block) {
         ml_wbuf_str(o, "{\"address\": ");
         json_hex(o, e->block);
-        ml_wbuf_str(o, ", \"bytes\": ");
-        ml_wbuf_u64(o, e->bytes);
+        json_u64(o, ", \"bytes\": ", e->bytes);
         ml_wbuf_str(o, ", \"offset\": ");
         ml_wbuf_i64(o, e->offset);
         ml_wbuf_str(o, ", \"allocated_by\": ");
@@ -155,8 +159,7 @@ static void json_process(struct ml_wbuf *o, const struct ml_report *r)
             ml_wbuf_str(o, ", ");
         json_str(o, r->argv[i]);
     }
-    ml_wbuf_str(o, "],\n  \"injected_failures\": ");
-    ml_wbuf_u64(o, r->injected);
+    json_u64(o, "],\n  \"injected_failures\": ", r->injected);
     ml_wbuf_str(o, ",\n  \"first_injected_failure\": ");
     json_stack(o, r->inject_stack, "   ");
     ml_wbuf_str(o, ",\n  \"backend\": ");
@@ -170,15 +173,13 @@ static void json_process(struct ml_wbuf *o, const struct ml_report *r)
     json_count(o, "indirect", &r->indirect);
     json_count(o, "reachable", &r->reachable);
     json_count(o, "suppressed", &r->suppressed);
-    ml_wbuf_str(o, "    \"errors\": ");
-    ml_wbuf_u64(o, r->nerrors);
+    json_u64(o, "    \"errors\": ", r->nerrors);
     /* MALLARD_SHOW=leaks (the default) lists the leak groups only; the
      * reachable ones are counted here, and listed with MALLARD_SHOW=all. */
     size_t nreach = 0;
     for (size_t i = 0; i < r->ngroups; i++)
         nreach += r->groups[i].kind == ML_KIND_REACHABLE;
-    ml_wbuf_str(o, "\n  },\n  \"reachable_groups\": ");
-    ml_wbuf_u64(o, nreach);
+    json_u64(o, "\n  },\n  \"reachable_groups\": ", nreach);
     ml_wbuf_str(o, ", \"reachable_listed\": ");
     ml_wbuf_str(o, r->show_reachable ? "true" : "false");
     /* each MALLARD_SUPPRESSIONS pattern with what it suppressed; 0: unused */
@@ -186,10 +187,8 @@ static void json_process(struct ml_wbuf *o, const struct ml_report *r)
     for (size_t i = 0; i < r->nsupps; i++) {
         ml_wbuf_str(o, i ? ", {\"pattern\": " : "{\"pattern\": ");
         json_str(o, r->supps[i].pattern);
-        ml_wbuf_str(o, ", \"blocks\": ");
-        ml_wbuf_u64(o, r->supps[i].blocks);
-        ml_wbuf_str(o, ", \"bytes\": ");
-        ml_wbuf_u64(o, r->supps[i].bytes);
+        json_u64(o, ", \"blocks\": ", r->supps[i].blocks);
+        json_u64(o, ", \"bytes\": ", r->supps[i].bytes);
         ml_wbuf_chr(o, '}');
     }
     ml_wbuf_str(o, "],\n  \"leaks\": [");
@@ -205,17 +204,13 @@ static void json_leaks(struct ml_wbuf *o, const struct ml_report *r)
             continue;
         ml_wbuf_str(o, listed++ ? ",\n    {\"kind\": " : "\n    {\"kind\": ");
         json_str(o, ml_report_kind_name(g->kind));
-        ml_wbuf_str(o, ", \"bytes\": ");
-        ml_wbuf_u64(o, g->bytes);
-        ml_wbuf_str(o, ", \"blocks\": ");
-        ml_wbuf_u64(o, g->blocks);
+        json_u64(o, ", \"bytes\": ", g->bytes);
+        json_u64(o, ", \"blocks\": ", g->blocks);
         ml_wbuf_str(o, ", \"tag\": ");
         json_str(o, g->tag);
         if (g->kind == ML_KIND_DEFINITE) {
-            ml_wbuf_str(o, ",\n     \"indirect_bytes\": ");
-            ml_wbuf_u64(o, g->indirect_bytes);
-            ml_wbuf_str(o, ", \"indirect_blocks\": ");
-            ml_wbuf_u64(o, g->indirect_blocks);
+            json_u64(o, ",\n     \"indirect_bytes\": ", g->indirect_bytes);
+            json_u64(o, ", \"indirect_blocks\": ", g->indirect_blocks);
         } else if (g->kind == ML_KIND_INDIRECT) {
             ml_wbuf_str(o, ",\n     \"owners\": [");
             for (uint32_t k = 0; k < g->nowners; k++) {
@@ -241,8 +236,7 @@ static void json_errors(struct ml_wbuf *o, const struct ml_report *r)
         json_str(o, ml_report_error_name(e->kind));
         ml_wbuf_str(o, ", \"address\": ");
         json_hex(o, e->address);
-        ml_wbuf_str(o, ", \"bytes\": ");
-        ml_wbuf_u64(o, e->bytes);
+        json_u64(o, ", \"bytes\": ", e->bytes);
         ml_wbuf_str(o, ",\n     \"stack\": ");
         json_stack(o, e->stack, "       ");
         ml_wbuf_str(o, ",\n     \"alloc_stack\": ");
@@ -264,23 +258,17 @@ static void json_tags(struct ml_wbuf *o, const struct ml_report *r)
         json_str(o, t->tag ? t->tag : "");
         if (t->by_stack) {
             /* given at report time from the stacks: only the live blocks */
-            ml_wbuf_str(o, ", \"allocs\": null, \"current_bytes\": ");
-            ml_wbuf_u64(o, t->current_bytes);
+            json_u64(o, ", \"allocs\": null, \"current_bytes\": ", t->current_bytes);
             ml_wbuf_str(
                 o, ", \"peak_bytes\": null, \"frees\": null, \"bytes_allocated\": null, \"by_stack\": true"
                    ", \"blocks\": ");
             ml_wbuf_u64(o, t->blocks);
         } else {
-            ml_wbuf_str(o, ", \"allocs\": ");
-            ml_wbuf_u64(o, t->allocs);
-            ml_wbuf_str(o, ", \"current_bytes\": ");
-            ml_wbuf_u64(o, t->current_bytes);
-            ml_wbuf_str(o, ", \"peak_bytes\": ");
-            ml_wbuf_u64(o, t->peak_bytes);
-            ml_wbuf_str(o, ", \"frees\": ");
-            ml_wbuf_u64(o, t->frees);
-            ml_wbuf_str(o, ", \"bytes_allocated\": ");
-            ml_wbuf_u64(o, t->bytes_allocated);
+            json_u64(o, ", \"allocs\": ", t->allocs);
+            json_u64(o, ", \"current_bytes\": ", t->current_bytes);
+            json_u64(o, ", \"peak_bytes\": ", t->peak_bytes);
+            json_u64(o, ", \"frees\": ", t->frees);
+            json_u64(o, ", \"bytes_allocated\": ", t->bytes_allocated);
             ml_wbuf_str(o, ", \"by_stack\": false");
         }
         ml_wbuf_chr(o, '}');
@@ -292,14 +280,10 @@ static void json_stats(struct ml_wbuf *o, const struct ml_report *r)
 {
     ml_wbuf_str(o, r->ntags ? "\n  ],\n  \"stats\": {\"allocs\": " : "],\n  \"stats\": {\"allocs\": ");
     ml_wbuf_u64(o, r->allocs);
-    ml_wbuf_str(o, ", \"frees\": ");
-    ml_wbuf_u64(o, r->frees);
-    ml_wbuf_str(o, ", \"bytes_allocated\": ");
-    ml_wbuf_u64(o, r->bytes_allocated);
-    ml_wbuf_str(o, ", \"peak_bytes\": ");
-    ml_wbuf_u64(o, r->peak_bytes);
-    ml_wbuf_str(o, ", \"current_bytes\": ");
-    ml_wbuf_u64(o, r->current_bytes);
+    json_u64(o, ", \"frees\": ", r->frees);
+    json_u64(o, ", \"bytes_allocated\": ", r->bytes_allocated);
+    json_u64(o, ", \"peak_bytes\": ", r->peak_bytes);
+    json_u64(o, ", \"current_bytes\": ", r->current_bytes);
     ml_wbuf_str(o, "}\n}\n");
 }
 
