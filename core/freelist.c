@@ -8,8 +8,8 @@
  *     the alignment.
  *   - Memory comes in 4 MiB segments aligned to their size, cut into 64 KiB
  *     pages.  Page 0 holds the segment header; a span is a run of pages
- *     holding objects of one class.  The header maps each page to its class
- *     and to its span's first page, so free finds everything from the
+ *     holding objects of one class.  The header maps each page to its
+ *     span's first page, so the central list finds a span from the
  *     address: segment = p & ~(4 MiB - 1).
  *   - Each thread keeps a LIFO list per class (the hot path: a pop or a
  *     push, no lock, no atomic).  An empty list refills a batch from the
@@ -19,8 +19,10 @@
  *     returns a batch.  Frees from
  *     other threads simply land in the freeing thread's cache; the central
  *     list returns each object to its own span.
- *   - Free finds the class of any pointer in one lookup in the class map,
- *     a two-level table laid out like the owner map, one byte a page.
+ *   - Free, realloc and usable_size find the class of any pointer in one
+ *     lookup in the class map, a two-level table laid out like the owner
+ *     map, one byte a page (core/freelist.h: the preload shim's fused fast
+ *     path reads it, and the thread cache, inline).
  *   - A span whose objects are all back goes to the page heap.  Free pages
  *     are decommitted (madvise) by decay: once they have stayed free for a
  *     whole 100 ms epoch, or at once past ML_FL_DIRTY_MAX; empty segments
@@ -32,7 +34,10 @@
  *     cut to size or grown by mremap, since programs that replace megabyte
  *     buffers in a loop would otherwise pay for mmap, page faults and munmap
  *     every time; calloc clears only what was used before.  realloc grows
- *     them with mremap instead of copying.
+ *     them with mremap instead of copying, and moves a small block that it
+ *     grows past 32 KiB to such a mapping (with an eighth of slack), so a
+ *     buffer grown in steps is copied once, not once per size class, and
+ *     leaves no trail of abandoned copies resident.
  * Invariants: every object pointer is 16-byte aligned; a page's class byte
  * is non-zero exactly while it belongs to a live span; the owner map marks
  * segments ML_OWNER_FREELIST and large mappings ML_OWNER_FREELIST_LARGE,
@@ -49,6 +54,7 @@
 #include <time.h>
 
 #include "backend.h"
+#include "freelist.h"
 #include "lock.h"
 #include "meta.h"
 #include "os.h"
@@ -59,7 +65,7 @@
 #define PAGE_SIZE_FL ((size_t)1 << PAGE_SHIFT)
 #define PAGES_PER_SEG (SEG_SIZE / PAGE_SIZE_FL)
 #define SMALL_MAX ((size_t)1 << 20)
-#define NCLASS 60
+#define NCLASS ML_FL_NCLASS
 #define MAX_SPAN_PAGES 16
 #define SEG_MAGIC 0x6d6c666c73656721ull
 /* Free pages stay committed for one to two purge epochs; past ML_FL_DIRTY_MAX
@@ -75,6 +81,10 @@
 #define BIN_CAP_BYTES ((size_t)256 << 10)
 #define BIN_CAP_OBJS 8192u
 #define TC_GROW_BYTES ((size_t)2 << 20)
+/* realloc moves a small block growing past this to its own mapping, which
+ * then grows by mremap: a buffer grown in steps is neither copied from class
+ * to class nor leaves a trail of abandoned copies resident. */
+#define REALLOC_LARGE_MIN ((size_t)32 << 10)
 
 struct fl_span {
     struct fl_span *next, *prev; /* central list of spans with free objects */
@@ -93,7 +103,6 @@ struct fl_seg {
     uint64_t free_mask;                /* bit i: page i belongs to no span */
     uint64_t dirty_mask;               /* bit i: free page still committed */
     uint64_t fresh_mask;               /* bit i: dirty since the current epoch began */
-    uint8_t page_cls[PAGES_PER_SEG];   /* class + 1, or 0 */
     uint8_t page_first[PAGES_PER_SEG]; /* first page of the span */
     struct fl_span spans[PAGES_PER_SEG];
 };
@@ -110,22 +119,7 @@ struct fl_large {
     size_t size;  /* usable bytes */
 };
 
-/* A thread's list of free objects of one class.  room = max - count, kept
- * instead of the count so that free's overflow test is one decrement. */
-struct fl_bin {
-    void *head;
-    int32_t room; /* objects the bin may still take; < 0: over its limit */
-    uint32_t max;
-};
-
-static inline uint32_t bin_count(const struct fl_bin *b) { return (uint32_t)((int64_t)b->max - b->room); }
-
-struct fl_tcache {
-    struct fl_bin bins[NCLASS];
-    size_t grow_left; /* bytes the bins may still grow by */
-    int live;         /* maxes set, thread registered */
-    int dead;         /* thread_exit ran: bypass the cache */
-};
+static inline uint32_t bin_count(const struct ml_fl_bin *b) { return (uint32_t)((int64_t)b->max - b->room); }
 
 static struct {
     uint32_t class_size[NCLASS];
@@ -156,7 +150,8 @@ static struct {
     unsigned long large_maps; /* fresh large mappings made (a test hook) */
 } fl;
 
-static ML_TLS struct fl_tcache tc;
+/* The thread cache: a pop or a push per call (core/freelist.h). */
+ML_TLS struct ml_fl_tcache ml_fl_tc;
 
 /* The class map: for every 64 KiB page of a segment, class + 1 while it
  * belongs to a span, else 0; laid out like the owner map (core/os.h), one
@@ -165,23 +160,12 @@ static ML_TLS struct fl_tcache tc;
  * segment header the same question.  Second-level tables come from the meta
  * heap when a segment first lands in their 4 GiB; they are never freed. */
 _Static_assert(PAGE_SHIFT == ML_OS_GRANULE_SHIFT, "a class-map byte per freelist page");
-static uint8_t *fl_cls_l1[ML_OS_L1_SIZE];
-
-static inline unsigned fl_class_of(const void *p)
-{
-    uintptr_t a = (uintptr_t)p;
-    if (ML_UNLIKELY(a >> 47))
-        return 0;
-    uint8_t *l2 = __atomic_load_n(&fl_cls_l1[a >> ML_OS_L1_SHIFT], __ATOMIC_ACQUIRE);
-    if (ML_UNLIKELY(!l2))
-        return 0;
-    return __atomic_load_n(&l2[(a >> PAGE_SHIFT) & (ML_OS_L2_SIZE - 1)], __ATOMIC_RELAXED);
-}
+uint8_t *ml_fl_cls_l1[ML_OS_L1_SIZE];
 
 static inline uint8_t *fl_class_byte(const void *p)
 {
     uintptr_t a = (uintptr_t)p;
-    return &fl_cls_l1[a >> ML_OS_L1_SHIFT][(a >> PAGE_SHIFT) & (ML_OS_L2_SIZE - 1)];
+    return &ml_fl_cls_l1[a >> ML_OS_L1_SHIFT][(a >> PAGE_SHIFT) & (ML_OS_L2_SIZE - 1)];
 }
 
 /* Makes sure the class map covers segment s.  Caller holds heap_lock (the
@@ -189,18 +173,18 @@ static inline uint8_t *fl_class_byte(const void *p)
 static int fl_class_cover(const void *s)
 {
     uintptr_t a = (uintptr_t)s;
-    if (fl_cls_l1[a >> ML_OS_L1_SHIFT])
+    if (ml_fl_cls_l1[a >> ML_OS_L1_SHIFT])
         return 0;
     uint8_t *l2 = ml_meta_alloc(ML_OS_L2_SIZE);
     if (!l2)
         return ENOMEM;
-    __atomic_store_n(&fl_cls_l1[a >> ML_OS_L1_SHIFT], l2, __ATOMIC_RELEASE);
+    __atomic_store_n(&ml_fl_cls_l1[a >> ML_OS_L1_SHIFT], l2, __ATOMIC_RELEASE);
     return 0;
 }
 
 /* ---- size classes ----------------------------------------------------- */
 
-static uint8_t class_of_small[1024 / 16 + 1]; /* (n + 15) / 16 -> class, n <= 1 KiB */
+uint8_t ml_fl_class_small[ML_FL_FAST_MAX / 16 + 1];
 
 static inline unsigned size_class_calc(size_t n)
 {
@@ -215,7 +199,7 @@ static inline unsigned size_class_calc(size_t n)
 static inline unsigned size_class(size_t n)
 {
     if (ML_LIKELY(n <= 1024))
-        return class_of_small[(n + 15) >> 4];
+        return ml_fl_class_small[(n + 15) >> 4];
     return size_class_calc(n);
 }
 
@@ -248,7 +232,7 @@ static void classes_init(void)
         fl.class_cap[c] = (uint32_t)cap;
     }
     for (size_t i = 0; i <= 1024 / 16; i++)
-        class_of_small[i] = (uint8_t)size_class_calc(i ? i * 16 : 1);
+        ml_fl_class_small[i] = (uint8_t)size_class_calc(i ? i * 16 : 1);
 }
 
 /* ---- the page heap ---------------------------------------------------- */
@@ -377,7 +361,6 @@ static struct fl_span *span_new(unsigned c)
     s->dirty_mask &= ~m;
     s->fresh_mask &= ~m;
     for (unsigned i = (unsigned)first; i < (unsigned)first + n; i++) {
-        s->page_cls[i] = (uint8_t)(c + 1);
         __atomic_store_n(fl_class_byte((char *)s + (size_t)i * PAGE_SIZE_FL), (uint8_t)(c + 1),
                          __ATOMIC_RELAXED);
         s->page_first[i] = (uint8_t)first;
@@ -405,7 +388,6 @@ static void span_release(struct fl_span *sp)
     uint64_t m = run_mask(first, sp->npages);
     ml_mutex_lock(&fl.heap_lock);
     for (unsigned i = first; i < first + sp->npages; i++) {
-        s->page_cls[i] = 0;
         __atomic_store_n(fl_class_byte((char *)s + (size_t)i * PAGE_SIZE_FL), 0, __ATOMIC_RELAXED);
     }
     s->free_mask |= m;
@@ -516,33 +498,33 @@ static void tcache_start(void)
     /* Blocks above 128 KiB are not kept per thread: a few of them would
      * pin megabytes, and their own cost dwarfs a trip to the central list. */
     for (unsigned c = 0; c < NCLASS; c++) {
-        struct fl_bin *b = &tc.bins[c];
+        struct ml_fl_bin *b = &ml_fl_tc.bins[c];
         uint32_t count = bin_count(b); /* frees that came before the start */
         b->max = fl.class_size[c] > ((size_t)128 << 10) ? 0 : 2 * fl.class_batch[c];
         b->room = (int32_t)b->max - (int32_t)count;
     }
-    tc.grow_left = TC_GROW_BYTES;
-    tc.live = 1;
+    ml_fl_tc.grow_left = TC_GROW_BYTES;
+    ml_fl_tc.live = 1;
     ml_backend_watch_thread();
 }
 
 static __attribute__((noinline)) void *small_refill(unsigned c)
 {
-    if (ML_UNLIKELY(tc.dead)) {
+    if (ML_UNLIKELY(ml_fl_tc.dead)) {
         void *o;
         return central_fetch(c, 1, &o) ? o : NULL;
     }
-    if (ML_UNLIKELY(!tc.live))
+    if (ML_UNLIKELY(!ml_fl_tc.live))
         tcache_start();
-    struct fl_bin *b = &tc.bins[c];
+    struct ml_fl_bin *b = &ml_fl_tc.bins[c];
     /* The thread allocates from this class again after its bin ran dry: a
      * working set larger than the bin, which then grows by a batch (as
      * tcmalloc's lists do), so that the objects this thread frees stay
      * with it instead of going through the central list and back.  A thread
      * that only frees (a consumer) never grows its bins. */
     size_t step = (size_t)fl.class_batch[c] * fl.class_size[c];
-    if (b->max && b->max < fl.class_cap[c] && tc.grow_left >= step) {
-        tc.grow_left -= step;
+    if (b->max && b->max < fl.class_cap[c] && ml_fl_tc.grow_left >= step) {
+        ml_fl_tc.grow_left -= step;
         b->max += fl.class_batch[c];
     }
     void *list;
@@ -557,13 +539,13 @@ static __attribute__((noinline)) void *small_refill(unsigned c)
 /* The bin is over its limit (or the cache is not started or is dead). */
 static __attribute__((noinline)) void small_overflow(unsigned c)
 {
-    struct fl_bin *b = &tc.bins[c];
-    if (!tc.live && !tc.dead) {
+    struct ml_fl_bin *b = &ml_fl_tc.bins[c];
+    if (!ml_fl_tc.live && !ml_fl_tc.dead) {
         tcache_start();
         if (b->room >= 0)
             return;
     }
-    uint32_t n = tc.dead ? bin_count(b) : fl.class_batch[c];
+    uint32_t n = ml_fl_tc.dead ? bin_count(b) : fl.class_batch[c];
     void *list = b->head, *tail = list;
     for (uint32_t i = 1; i < n; i++)
         tail = *(void **)tail;
@@ -575,7 +557,7 @@ static __attribute__((noinline)) void small_overflow(unsigned c)
 
 static inline void *small_alloc(unsigned c)
 {
-    struct fl_bin *b = &tc.bins[c];
+    struct ml_fl_bin *b = &ml_fl_tc.bins[c];
     void *p = b->head;
     if (ML_LIKELY(p)) {
         b->head = *(void **)p;
@@ -587,7 +569,7 @@ static inline void *small_alloc(unsigned c)
 
 static inline void small_free(void *p, unsigned c)
 {
-    struct fl_bin *b = &tc.bins[c];
+    struct ml_fl_bin *b = &ml_fl_tc.bins[c];
     *(void **)p = b->head;
     b->head = p;
     if (ML_UNLIKELY(--b->room < 0))
@@ -850,9 +832,9 @@ static void *large_realloc(void *p, size_t n)
     }
     size_t total = e->total;
     ml_mutex_unlock(&fl.large_lock);
-    if (n <= total && n > SMALL_MAX && n >= total / 2)
+    if (n <= total && n >= total / 2)
         return p;
-    if (n <= SMALL_MAX || n > ((size_t)1 << 46)) {
+    if ((n < total && n <= REALLOC_LARGE_MIN) || n > ((size_t)1 << 46)) {
         void *q = n <= SMALL_MAX ? small_alloc(size_class(n)) : NULL;
         if (!q)
             return NULL;
@@ -974,7 +956,7 @@ static void *fl_memalign(size_t align, size_t n)
 
 static void fl_free(void *p)
 {
-    unsigned c = fl_class_of(p);
+    unsigned c = ml_fl_class_of(p);
     if (ML_LIKELY(c)) {
         small_free(p, c - 1);
         return;
@@ -983,34 +965,33 @@ static void fl_free(void *p)
         large_free(p);
 }
 
+/* Like free, one lookup in the class map answers for small objects; only
+ * the rest ask the owner map. */
 static size_t fl_usable_size(const void *p)
 {
-    enum ml_owner o = ml_os_owner(p);
-    if (o == ML_OWNER_FREELIST) {
-        struct fl_seg *s = seg_of(p);
-        unsigned c = s->page_cls[page_of(p)];
-        return c ? fl.class_size[c - 1] : 0;
-    }
-    if (o == ML_OWNER_FREELIST_LARGE)
+    unsigned c = ml_fl_class_of(p);
+    if (ML_LIKELY(c))
+        return fl.class_size[c - 1];
+    if (ml_os_owner(p) == ML_OWNER_FREELIST_LARGE)
         return large_usable(p);
     return 0;
 }
 
 static void *fl_realloc(void *p, size_t n)
 {
-    enum ml_owner o = ml_os_owner(p);
-    if (o == ML_OWNER_FREELIST_LARGE)
-        return large_realloc(p, n);
-    if (o != ML_OWNER_FREELIST)
-        return NULL;
-    struct fl_seg *s = seg_of(p);
-    unsigned c = s->page_cls[page_of(p)];
-    if (!c)
-        return NULL;
+    unsigned c = ml_fl_class_of(p);
+    if (ML_UNLIKELY(!c))
+        return ml_os_owner(p) == ML_OWNER_FREELIST_LARGE ? large_realloc(p, n) : NULL;
     size_t have = fl.class_size[c - 1];
     if (n <= have && (n > have / 2 || size_class(n) == c - 1))
         return p;
-    void *q = fl_malloc(n);
+    void *q;
+    if (n > have && n > REALLOC_LARGE_MIN) {
+        size_t dirty;
+        q = large_alloc(0, n + n / 8, &dirty);
+    } else {
+        q = fl_malloc(n);
+    }
     if (!q)
         return NULL;
     memcpy(q, p, n < have ? n : have);
@@ -1020,9 +1001,9 @@ static void *fl_realloc(void *p, size_t n)
 
 static void fl_thread_exit(void)
 {
-    tc.dead = 1;
+    ml_fl_tc.dead = 1;
     for (unsigned c = 0; c < NCLASS; c++) {
-        struct fl_bin *b = &tc.bins[c];
+        struct ml_fl_bin *b = &ml_fl_tc.bins[c];
         uint32_t count = bin_count(b);
         b->max = 0;
         b->room = 0;

@@ -27,6 +27,7 @@
 #include "../core/os.h"
 #include "../report/trace.h"
 #include "boot.h"
+#include "fast.h"
 
 #define ML_EXPORT __attribute__((visibility("default")))
 #define ML_READY_NOW() ML_LIKELY(__atomic_load_n(&ml_state, __ATOMIC_RELAXED) == ML_READY)
@@ -46,6 +47,7 @@ static inline void *cxx_alloc(size_t n, size_t align, unsigned kind)
 {
     if (ML_LIKELY(n) && ML_READY_NOW()) {
         const struct ml_backend *a = ml_active;
+        ml_fast_note();
         if (ML_LIKELY(a == ml_chosen))
             return align <= 16 ? a->malloc(n) : a->memalign(align, n);
         if (ML_UNLIKELY(ml_inject_enabled()))
@@ -78,7 +80,7 @@ static void *cxx_next(const char *name, size_t n, size_t align, unsigned kind)
 }
 
 /* free()'s rules (preload/shim.c), then the family check when tracing. */
-static inline void cxx_free(void *p, unsigned kind)
+static __attribute__((noinline)) void cxx_free_slow(void *p, unsigned kind)
 {
     if (ML_UNLIKELY(!p || ml_boot_owns(p) || !ML_READY_NOW()))
         return;
@@ -93,6 +95,32 @@ static inline void cxx_free(void *p, unsigned kind)
         a->free(p); /* MALLARD_STATS' decorator */
 }
 
+/* The fused fast path first (fast.h), with no stack frame; the rest out of
+ * line. */
+static inline __attribute__((always_inline)) void cxx_free(void *p, unsigned kind)
+{
+    if (ML_FAST() && ml_fl_free_fast(p))
+        return;
+    cxx_free_slow(p, kind);
+}
+
+/* A throwing operator new past the fast path: the backend, else the next
+ * operator new (which runs the new-handler loop and throws). */
+static __attribute__((noinline)) void *cxx_new_slow(size_t n, unsigned kind, const char *name)
+{
+    void *p = cxx_alloc(n, 16, kind);
+    return ML_LIKELY(p) ? p : cxx_next(name, n, 0, kind);
+}
+
+#define CXX_FAST_NEW(n)                                                                                      \
+    do {                                                                                                     \
+        if (ML_FAST() && ML_FAST_SIZE(n)) {                                                                  \
+            void *fast_p = ml_fl_malloc_fast(n);                                                             \
+            if (ML_LIKELY(fast_p))                                                                           \
+                return fast_p;                                                                               \
+        }                                                                                                    \
+    } while (0)
+
 /* ---- new --------------------------------------------------------------- */
 
 ML_EXPORT void *_Znwm(size_t n);
@@ -106,14 +134,14 @@ ML_EXPORT void *_ZnamSt11align_val_tRKSt9nothrow_t(size_t n, ml_align_t a, const
 
 ML_EXPORT void *_Znwm(size_t n)
 {
-    void *p = cxx_alloc(n, 16, ML_ALLOC_NEW);
-    return ML_LIKELY(p) ? p : cxx_next(NEW, n, 0, ML_ALLOC_NEW);
+    CXX_FAST_NEW(n);
+    return cxx_new_slow(n, ML_ALLOC_NEW, NEW);
 }
 
 ML_EXPORT void *_Znam(size_t n)
 {
-    void *p = cxx_alloc(n, 16, ML_ALLOC_NEW_ARRAY);
-    return ML_LIKELY(p) ? p : cxx_next(NEW_ARRAY, n, 0, ML_ALLOC_NEW_ARRAY);
+    CXX_FAST_NEW(n);
+    return cxx_new_slow(n, ML_ALLOC_NEW_ARRAY, NEW_ARRAY);
 }
 
 ML_EXPORT void *_ZnwmSt11align_val_t(size_t n, ml_align_t a)
@@ -135,6 +163,7 @@ typedef void *(*ml_nothrow_aligned_fn)(size_t, ml_align_t, const struct ml_nothr
 
 ML_EXPORT void *_ZnwmRKSt9nothrow_t(size_t n, const struct ml_nothrow *nt)
 {
+    CXX_FAST_NEW(n);
     void *p = cxx_alloc(n, 16, ML_ALLOC_NEW);
     if (ML_LIKELY(p))
         return p;
@@ -144,6 +173,7 @@ ML_EXPORT void *_ZnwmRKSt9nothrow_t(size_t n, const struct ml_nothrow *nt)
 
 ML_EXPORT void *_ZnamRKSt9nothrow_t(size_t n, const struct ml_nothrow *nt)
 {
+    CXX_FAST_NEW(n);
     void *p = cxx_alloc(n, 16, ML_ALLOC_NEW_ARRAY);
     if (ML_LIKELY(p))
         return p;

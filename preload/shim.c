@@ -4,6 +4,11 @@
  * makes one indirect call through ml_active.  Backends therefore never see
  * NULL, size 0, an overflowed product or a bad alignment.  Until the state
  * is READY every request detours through preload/boot.c.
+ *
+ * The default configuration (freelist, no decorator) is fused (fast.h):
+ * malloc, calloc and free of small blocks pop or push the thread cache
+ * inline before anything else; whatever that cannot finish takes the
+ * ordinary path.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -18,6 +23,7 @@
 #include "../core/os.h"
 #include "../report/trace.h"
 #include "boot.h"
+#include "fast.h"
 #define MALLARD_API __attribute__((visibility("default"))) /* defined here, not weak */
 #include "mallard.h"
 
@@ -40,9 +46,15 @@ static inline void *alloc_aligned(size_t align, size_t size)
     return p;
 }
 
-ML_EXPORT void *malloc(size_t size)
+int ml_fast; /* see fast.h */
+
+/* malloc past the fast path: sizes above ML_FL_FAST_MAX or 0, an empty bin,
+ * another configuration, the bootstrap.  Out of line, so that malloc's fast
+ * path needs no stack frame. */
+static __attribute__((noinline)) void *malloc_slow(size_t size)
 {
     if (ML_LIKELY(size) && ML_READY_NOW()) {
+        ml_fast_note();
         void *p = ml_active->malloc(size);
         if (ML_UNLIKELY(!p))
             errno = ENOMEM;
@@ -51,7 +63,17 @@ ML_EXPORT void *malloc(size_t size)
     return alloc_aligned(16, size);
 }
 
-ML_EXPORT void free(void *p)
+ML_EXPORT void *malloc(size_t size)
+{
+    if (ML_FAST() && ML_FAST_SIZE(size)) {
+        void *p = ml_fl_malloc_fast(size);
+        if (ML_LIKELY(p))
+            return p;
+    }
+    return malloc_slow(size);
+}
+
+static __attribute__((noinline)) void free_slow(void *p)
 {
     if (ML_UNLIKELY(!p || ml_boot_owns(p)))
         return;
@@ -60,12 +82,25 @@ ML_EXPORT void free(void *p)
     ml_active->free(p);
 }
 
+ML_EXPORT void free(void *p)
+{
+    /* NULL and bootstrap blocks are no small freelist objects */
+    if (ML_FAST() && ml_fl_free_fast(p))
+        return;
+    free_slow(p);
+}
+
 ML_EXPORT void *calloc(size_t n, size_t size)
 {
     size_t total;
     if (ML_UNLIKELY(__builtin_mul_overflow(n, size, &total))) {
         errno = ENOMEM;
         return NULL;
+    }
+    if (ML_FAST() && ML_FAST_SIZE(total)) {
+        void *p = ml_fl_malloc_fast(total);
+        if (ML_LIKELY(p))
+            return memset(p, 0, total);
     }
     if (ML_LIKELY(total) && ML_READY_NOW() && ml_active->zalloc) {
         void *p = ml_active->zalloc(total);

@@ -10,12 +10,18 @@
  *   - purge_decay: freed pages are not decommitted the moment a few MiB
  *     pile up (a program that frees and reallocates in waves would fault
  *     them in again), but are once they have stayed free for a while.
+ *   - realloc_grow: buffers grown by realloc in small steps up to 1 MiB
+ *     (a string builder) cost little more resident memory than their
+ *     final size: past 64 KiB they move to their own mapping and grow by
+ *     mremap, instead of being copied from size class to size class with
+ *     every abandoned copy left resident.
  * Timing: purge_decay only waits (sleeps of at least the decay period), it
  * never asserts that something happened quickly. */
 #define _GNU_SOURCE
 #include <check.h>
 #include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -173,13 +179,50 @@ START_TEST(purge_decay)
 }
 END_TEST
 
+/* The process's resident bytes (/proc/self/statm). */
+static size_t rss_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    ck_assert_ptr_nonnull(f);
+    unsigned long size = 0, res = 0;
+    ck_assert_int_eq(fscanf(f, "%lu %lu", &size, &res), 2);
+    fclose(f);
+    return (size_t)res * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+START_TEST(realloc_grow)
+{
+    enum { NBUF = 8, STEP = 12 << 10, FINAL = 1 << 20 };
+    unsigned char *buf[NBUF] = {0};
+    size_t len[NBUF] = {0};
+    size_t base = rss_bytes();
+    for (size_t n = STEP; n <= FINAL; n += STEP)
+        for (int k = 0; k < NBUF; k++) {
+            unsigned char *q = be->realloc(buf[k] ? buf[k] : be->malloc(16), n);
+            ck_assert_ptr_nonnull(q);
+            if (len[k])
+                ck_assert_msg(q[0] == (unsigned char)k && q[len[k] - 1] == (unsigned char)k,
+                              "realloc lost the contents");
+            memset(q + len[k], k, n - len[k]);
+            buf[k] = q;
+            len[k] = n;
+        }
+    size_t grown = rss_bytes() - base, live = (size_t)NBUF * len[0];
+    for (int k = 0; k < NBUF; k++)
+        be->free(buf[k]);
+    ck_assert_msg(grown <= live + live / 2, "%zu KiB resident for %zu KiB of grown buffers", grown >> 10,
+                  live >> 10);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("freelist reuse");
     const struct {
         const char *name;
         const TTest *test;
-    } cases[] = {{"large_reuse", large_reuse}, {"large_calloc_zero", large_calloc_zero}, {"purge_decay", purge_decay}};
+    } cases[] = {{"large_reuse", large_reuse}, {"large_calloc_zero", large_calloc_zero}, {"purge_decay", purge_decay},
+                   {"realloc_grow", realloc_grow}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         TCase *tc = tcase_create(cases[i].name);
         tcase_add_unchecked_fixture(tc, setup, NULL);
