@@ -30,7 +30,7 @@
  *     faulted in again, and an idle heap still shrinks.
  *   - Blocks above 1 MiB get their own mapping, found through a hash
  *     table.  Freed ones are kept, by bytes (up to the peak of large bytes
- *     in use, 8 to 64 MiB) and for at most two epochs, and reused best fit,
+ *     in use, 2 to 64 MiB) and for at most two epochs, and reused best fit,
  *     cut to size or grown by mremap, since programs that replace megabyte
  *     buffers in a loop would otherwise pay for mmap, page faults and munmap
  *     every time; calloc clears only what was used before.  realloc grows
@@ -73,7 +73,7 @@
 #define ML_FL_EPOCH_NS 100000000ull
 #define ML_FL_DIRTY_MAX ((size_t)32 << 20)
 #define LARGE_CACHE_SLOTS 16
-#define LARGE_CACHE_MIN ((size_t)8 << 20)  /* the cache's budget: the peak of live */
+#define LARGE_CACHE_MIN ((size_t)2 << 20)  /* the cache's budget: the peak of live */
 #define LARGE_CACHE_MAX ((size_t)64 << 20) /* large bytes, within these bounds */
 /* Thread-cache growth: a bin that runs dry grows by a batch, up to
  * BIN_CAP_BYTES of objects (BIN_CAP_OBJS at most), while the thread's
