@@ -115,6 +115,7 @@ struct reach {
     char *maps_text;       /* kept to the end: unmapping it would stale the snapshot */
     struct ml_range *skip; /* sorted, merged */
     size_t nskip;
+    struct ml_range *skip_own; /* skip plus mallard's own TLS in each thread (own_tls_skip) */
     struct ml_range *excl; /* skip plus thread stacks: taken out of anonymous roots */
     size_t nexcl;
     uintptr_t tls_span; /* bound on static TLS below a thread pointer */
@@ -868,6 +869,63 @@ struct thread_set {
     int on_own_stack;           /* sp lies in it (not on a signal stack): only its live frames are roots */
 };
 
+/* mallard's own thread-local state (a backend's current chunk and last
+ * block, the tracer's per-thread records) points into the heap, but it is
+ * not the program's: each thread's copy leaves the roots.  Where
+ * libmallard.so's TLS block lies: in static TLS (preloaded or initial-exec),
+ * at one offset below every thread pointer. */
+struct own_tls {
+    uintptr_t tp;
+    uintptr_t below, size; /* the block is [tp - below, tp - below + size) */
+};
+
+extern __typeof__(ml_stack_is_own) ml_stack_is_own __attribute__((weak));
+
+static int own_tls_find(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    struct own_tls *o = data;
+    const ElfW(Phdr) *tls = NULL;
+    int own = 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type == PT_TLS)
+            tls = ph;
+        if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X) && ph->p_memsz &&
+            ml_stack_is_own(info->dlpi_addr + ph->p_vaddr + 1))
+            own = 1;
+    }
+    uintptr_t td = (uintptr_t)info->dlpi_tls_data;
+    if (!own || !tls || !td || td >= o->tp || o->tp - td >= REACH_TLS_MAX)
+        return own;
+    o->below = o->tp - td;
+    o->size = tls->p_memsz;
+    return 1;
+}
+
+static void own_tls_skip(struct reach *st, const struct ml_thread_root *th, size_t nth, uintptr_t self)
+{
+    if (!ml_stack_is_own)
+        return; /* the scan's unit tests: no libmallard.so */
+    struct own_tls o = {.tp = self};
+    dl_iterate_phdr(own_tls_find, &o);
+    if (!o.size)
+        return;
+    struct ml_range *sk = ml_meta_alloc((st->nskip + nth + 1) * sizeof *sk);
+    if (!sk)
+        return;
+    size_t k = 0;
+    for (size_t i = 0; i < st->nskip; i++)
+        sk[k++] = st->skip[i];
+    sk[k++] = (struct ml_range){self - o.below, self - o.below + o.size};
+    for (size_t i = 0; i < nth; i++)
+        if (th[i].tp != self && th[i].tp > o.below)
+            sk[k++] = (struct ml_range){th[i].tp - o.below, th[i].tp - o.below + o.size};
+    st->skip_own = sk;
+    st->skip = sk;
+    st->nskip = range_normalize(sk, k);
+}
+
 /* Lists the threads, drops exited ones whose block is gone, finds the
  * calling thread's stack around sp and builds st->excl: the skip ranges
  * and every thread stack, which the anonymous roots must not take again. */
@@ -917,6 +975,7 @@ static void threads_collect(struct reach *st, struct thread_set *ts, uintptr_t s
         self_hi = m ? m->hi : sp;
     }
 
+    own_tls_skip(st, th, nth, self);
     size_t nex = st->nskip + nth + 1;
     st->excl = ml_meta_alloc(nex * sizeof *st->excl);
     if (st->excl) {
@@ -1291,6 +1350,7 @@ void ml_reach_classify(struct ml_live *blocks, size_t n, const struct ml_range *
     if (st->pagemap >= 0)
         close(st->pagemap);
     ml_meta_free(vbuf);
+    ml_meta_free(st->skip_own);
     ml_meta_free(st->maps);
     ml_meta_free(st->maps_text);
     ml_meta_free(st->excl);
