@@ -116,7 +116,7 @@ struct reach {
     struct ml_range *skip; /* sorted, merged */
     size_t nskip;
     struct ml_range *skip_own; /* skip plus mallard's own TLS in each thread (own_tls_skip) */
-    struct ml_range *excl; /* skip plus thread stacks: taken out of anonymous roots */
+    struct ml_range *excl;     /* skip plus thread stacks: taken out of anonymous roots */
     size_t nexcl;
     uintptr_t tls_span; /* bound on static TLS below a thread pointer */
     size_t page;
