@@ -656,6 +656,8 @@ static void finish_groups(struct report_work *w, const struct ml_options *o)
     w->ngroups = ng;
 }
 
+static int dw_refused; /* this report does without libdw (report_prepare_memory) */
+
 /* The rest of r: the process, its errors, the groups, the statistics. */
 static void fill_report(struct ml_report *r, struct report_work *w, enum ml_exit_how how, int status,
                         const struct ml_options *o)
@@ -704,6 +706,12 @@ static void fill_report(struct ml_report *r, struct report_work *w, enum ml_exit
     ml_inject_stats(&r->injected, &r->inject_stack);
     r->stopped_why = ml_tr_stopped_why();
     r->untraced_allocs = __atomic_load_n(&ml_tr_untraced, __ATOMIC_RELAXED);
+    /* frames without names are a shortfall only where frames are shown: a
+     * clean process under a tight ulimit -v still says nothing */
+    if (dw_refused && (r->definite.blocks || r->indirect.blocks || r->nerrors || r->injected ||
+                       (r->show_reachable && r->reachable.blocks)))
+        ml_tr_report_short("function names and source lines (too little address space left for libdw; "
+                           "frames are object+offset)");
     r->nshort = ml_tr_report_shortfalls(&r->short_of);
 }
 
@@ -822,11 +830,9 @@ static void report_prepare_memory(void)
 {
     ml_tr_report_reset();
     size_t room = as_room();
-    if (room < REPORT_ROOM) {
+    dw_refused = room < REPORT_ROOM;
+    if (dw_refused)
         ml_dw_refuse();
-        ml_tr_report_short("function names and source lines (too little address space left for libdw; "
-                           "frames are object+offset)");
-    }
     /* short of memory, the report draws on the meta heap's reserve */
     ml_meta_reserve_open(room < REPORT_ROOM ? (size_t)1 << 20 : 0);
 }

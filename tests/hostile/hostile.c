@@ -24,6 +24,8 @@
  *              frees them all; with "restore" the limit is raised again
  *              before exit (the report then has room), else the report is
  *              written under the limit
+ *   tight      no leak at all: lowers RLIMIT_AS to what it maps now plus
+ *              4 MiB, mallocs, checks and frees 1000 blocks and exits
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -231,6 +233,28 @@ static void gc_start(void)
 int main(int argc, char **argv)
 {
     const char *mode = argc > 1 ? argv[1] : "plain";
+    if (!strcmp(mode, "tight")) {
+        long now = mapped_now();
+        struct rlimit rl;
+        if (now < 0 || getrlimit(RLIMIT_AS, &rl) != 0)
+            return 30;
+        rl.rlim_cur = (rlim_t)now + ((rlim_t)4 << 20);
+        if (setrlimit(RLIMIT_AS, &rl) != 0)
+            return 31;
+        static char *blk[1000];
+        for (int i = 0; i < 1000; i++)
+            if (!(blk[i] = malloc(100)))
+                return 32;
+            else
+                memset(blk[i], i, 100);
+        for (int i = 0; i < 1000; i++) {
+            if (blk[i][99] != (char)i)
+                return 33;
+            free(blk[i]);
+        }
+        printf("hostile: tight ok\n");
+        return 0;
+    }
     build_list();
     if (!strcmp(mode, "longname"))
         LONGNAME();

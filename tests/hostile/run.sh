@@ -128,6 +128,11 @@ PY
             fi
         done
     done
+    # a clean program under a tight limit: the report has nothing to say
+    # and must say nothing (doing without libdw is no news then)
+    run tight
+    expect_ok tight
+    [ ! -s "$tmp/err" ] || fail "a clean program under a tight RLIMIT_AS got stderr output"
     ;;
 *)
     echo "unknown case $case" >&2
