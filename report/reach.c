@@ -57,6 +57,7 @@
 #include "../core/fmt.h"
 #include "../core/meta.h"
 #include "../core/os.h"
+#include "pressure.h"
 
 #include <elf.h>
 #include <errno.h>
@@ -1297,7 +1298,8 @@ void ml_reach_classify(struct ml_live *blocks, size_t n, const struct ml_range *
     uintptr_t *index = ml_meta_alloc(nindex * sizeof *index);
     if (!st || !g || !work || !sk || !index) {
         /* Without work space nothing is proven lost: everything stays
-         * reachable rather than a false leak. */
+         * reachable rather than a false leak, and the report says so. */
+        ml_tr_report_short("the leak scan (every block counts as reachable)");
         ml_meta_free(st);
         ml_meta_free(g);
         ml_meta_free(work);
