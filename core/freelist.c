@@ -35,7 +35,7 @@
  *     buffers in a loop would otherwise pay for mmap, page faults and munmap
  *     every time; calloc clears only what was used before.  realloc grows
  *     them with mremap instead of copying, and moves a small block that it
- *     grows past 32 KiB to such a mapping (with an eighth of slack), so a
+ *     grows past 64 KiB to such a mapping (with an eighth of slack), so a
  *     buffer grown in steps is copied once, not once per size class, and
  *     leaves no trail of abandoned copies resident.
  * Invariants: every object pointer is 16-byte aligned; a page's class byte
@@ -84,7 +84,7 @@
 /* realloc moves a small block growing past this to its own mapping, which
  * then grows by mremap: a buffer grown in steps is neither copied from class
  * to class nor leaves a trail of abandoned copies resident. */
-#define REALLOC_LARGE_MIN ((size_t)32 << 10)
+#define REALLOC_LARGE_MIN ((size_t)64 << 10)
 
 struct fl_span {
     struct fl_span *next, *prev; /* central list of spans with free objects */
@@ -653,8 +653,10 @@ static size_t large_budget(void)
 }
 
 /* Takes the cached mapping that best serves total bytes: the smallest that
- * is big enough, else the biggest (to be grown).  Caller holds large_lock. */
-static void *large_cache_take(size_t total, size_t *have)
+ * is big enough, else the biggest (to be grown); the biggest when growing
+ * (a buffer realloc is growing will use its room).  Caller holds
+ * large_lock. */
+static void *large_cache_take(size_t total, int growing, size_t *have)
 {
     int best = -1;
     for (int i = 0; i < LARGE_CACHE_SLOTS; i++) {
@@ -666,7 +668,7 @@ static void *large_cache_take(size_t total, size_t *have)
             continue;
         }
         size_t bt = fl.cache[best].total;
-        if (t >= total ? (bt < total || t < bt) : (bt < total && t > bt))
+        if (growing ? t > bt : t >= total ? (bt < total || t < bt) : (bt < total && t > bt))
             best = i;
     }
     if (best < 0)
@@ -715,10 +717,13 @@ static void large_decay(uint64_t epoch)
 /* A large block of n bytes.  Freed mappings are reused by bytes, best fit:
  * a bigger one is cut to size when it would waste more than a quarter, a
  * smaller one grown by mremap, so a program that replaces big buffers in a
- * loop does not pay mmap, a fault per page and munmap every time.  *dirty
- * is how many leading bytes may hold old data (calloc clears those; the
- * rest is straight from the kernel, zero). */
-static void *large_alloc(size_t align, size_t n, size_t *dirty)
+ * loop does not pay mmap, a fault per page and munmap every time.  For a
+ * buffer that realloc is growing (growing = 1) the biggest is taken, and
+ * cut only past twice its size and 1 MiB: its pages are resident already,
+ * and the buffer is about to need them; cut, they would come back as fresh
+ * pages and a fault each.  *dirty is how many leading bytes may hold old
+ * data (calloc clears those; the rest is straight from the kernel, zero). */
+static void *large_alloc(size_t align, size_t n, int growing, size_t *dirty)
 {
     if (n > ((size_t)1 << 46))
         return NULL;
@@ -728,12 +733,14 @@ static void *large_alloc(size_t align, size_t n, size_t *dirty)
     *dirty = 0;
     if (align <= ML_OS_GRANULE) {
         ml_mutex_lock(&fl.large_lock);
-        p = large_cache_take(total, &have);
+        p = large_cache_take(total, growing, &have);
         ml_mutex_unlock(&fl.large_lock);
     }
     if (p) {
         *dirty = have < n ? have : n;
-        if (have > total && have - total > total / 4) {
+        size_t keep =
+            growing ? (total > ((size_t)1 << 20) ? 2 * total : total + ((size_t)1 << 20)) : total + total / 4;
+        if (have > keep) {
             ml_os_unmap_user((char *)p + total, have - total);
             have = total;
         } else if (have < total) {
@@ -924,7 +931,7 @@ static void *fl_malloc(size_t n)
     if (ML_LIKELY(n <= SMALL_MAX))
         return small_alloc(size_class(n));
     size_t dirty;
-    return large_alloc(0, n, &dirty);
+    return large_alloc(0, n, 0, &dirty);
 }
 
 static void *fl_zalloc(size_t n)
@@ -937,7 +944,7 @@ static void *fl_zalloc(size_t n)
         return p;
     }
     size_t dirty;
-    void *p = large_alloc(0, n, &dirty);
+    void *p = large_alloc(0, n, 0, &dirty);
     if (p && dirty)
         memset(p, 0, dirty);
     return p;
@@ -951,7 +958,7 @@ static void *fl_memalign(size_t align, size_t n)
                 return small_alloc(c);
     }
     size_t dirty;
-    return large_alloc(align, n, &dirty);
+    return large_alloc(align, n, 0, &dirty);
 }
 
 static void fl_free(void *p)
@@ -988,7 +995,7 @@ static void *fl_realloc(void *p, size_t n)
     void *q;
     if (n > have && n > REALLOC_LARGE_MIN) {
         size_t dirty;
-        q = large_alloc(0, n + n / 8, &dirty);
+        q = large_alloc(0, n + n / 8, 1, &dirty);
     } else {
         q = fl_malloc(n);
     }

@@ -18,7 +18,8 @@ extern int ml_fast ML_HIDDEN;
 
 #define ML_FAST() ML_LIKELY(__atomic_load_n(&ml_fast, __ATOMIC_RELAXED))
 /* 0 < n <= ML_FL_FAST_MAX, in one comparison */
-#define ML_FAST_SIZE(n) ML_LIKELY((size_t)(n) - 1 < ML_FL_FAST_MAX)
+static inline int ml_fast_size(size_t n) { return n - 1 < ML_FL_FAST_MAX; }
+#define ML_FAST_SIZE(n) ML_LIKELY(ml_fast_size(n))
 
 /* Sets ml_fast when it applies; for the slow paths. */
 static inline void ml_fast_note(void)
