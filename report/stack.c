@@ -50,6 +50,7 @@ struct depot_shard {
 
 static struct {
     int depth;
+    int fast; /* unwind.c answers first; libunwind for what it cannot */
     int (*backtrace)(void **, int);
     uintptr_t self_lo, self_hi; /* libmallard.so's text */
     struct depot_shard shards[SHARDS];
@@ -165,6 +166,7 @@ int ml_stack_init(int depth)
     }
     void *warm[4];
     bt(warm, 4); /* libunwind's one-time set-up happens here, not in malloc */
+    st.fast = ml_unwind_init() == 0;
     __atomic_store_n(&st.backtrace, bt, __ATOMIC_RELEASE);
     return 0;
 }
@@ -275,9 +277,12 @@ ml_stack_id ml_stack_capture(void)
     if (ML_UNLIKELY(no_unwind))
         return 0;
     void *raw[ML_DEPTH_MAX + 16];
-    unsigned stripe = gate_enter();
-    int got = bt(raw, st.depth + 8);
-    gate_leave(stripe);
+    int got = st.fast ? ml_unwind(raw, st.depth + 8) : -1;
+    if (ML_UNLIKELY(got < 0)) {
+        unsigned stripe = gate_enter();
+        got = bt(raw, st.depth + 8);
+        gate_leave(stripe);
+    }
     int first = 0;
     while (first < got && (uintptr_t)raw[first] >= st.self_lo && (uintptr_t)raw[first] < st.self_hi)
         first++;
