@@ -1,6 +1,9 @@
 /* report/stack.c: stack capture with libunwind, and the stack depot.
  *
- * Capture: unw_backtrace with libunwind's per-thread cache.  libunwind.so.8
+ * Capture: unwind.c's caching unwinder first (no lock, no TLS); for a
+ * stack with a frame it cannot walk (a signal frame, a CFA expression, code
+ * without an FDE), unw_backtrace with libunwind's per-thread cache, whose
+ * frames are the same by construction (tests/unwind).  libunwind.so.8
  * exports _Unwind_* and a weak backtrace, so linking it into a preloaded
  * library would hand those names to the host (C++ exceptions could end up
  * in the wrong unwinder).  It is therefore dlopen'ed RTLD_LOCAL from
@@ -69,7 +72,8 @@ static ML_TLS struct {
  * libunwind takes locks of its own while it unwinds (its caches, its
  * memory pool; dl_iterate_phdr's lock).  A fork taken while another thread
  * is inside unw_backtrace leaves them locked in the child, whose first
- * stack capture then hangs.  So each capture is counted in flight (a
+ * stack capture then hangs.  So each capture that calls libunwind (the
+ * caching unwinder takes no lock and needs no gate) is counted in flight (a
  * counter per stripe of threads, two locked operations on a line its
  * threads share), and a fork's prepare handler closes a gate at which new
  * captures wait, then waits for the ones in flight to finish.  Both waits

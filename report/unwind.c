@@ -43,9 +43,9 @@
 
 /* A recipe, packed into 64 bits; 0 = no entry yet. */
 #define R_VALID 1ull
-#define R_STOP 2ull      /* RA undefined: the outermost frame */
-#define R_OTHER 4ull     /* not simple: libunwind's business */
-#define R_CFA_RBP 8ull   /* CFA = rbp + off, else rsp + off */
+#define R_STOP 2ull    /* RA undefined: the outermost frame */
+#define R_OTHER 4ull   /* not simple: libunwind's business */
+#define R_CFA_RBP 8ull /* CFA = rbp + off, else rsp + off */
 #define R_RBP_SAVED 16ull
 #define R_LATE 32ull /* object loaded after start-up: validate each use */
 
@@ -142,22 +142,66 @@ static int read_enc(uint8_t enc, const uint8_t **p, const uint8_t *end, uintptr_
     const uint8_t *at = *p;
     uintptr_t v;
     switch (enc & 0x0f) {
-    case 0x00: memcpy(&v, at, 8); *p += 8; break;
-    case 0x01: v = (uintptr_t)uleb(p, end); break;
-    case 0x02: { uint16_t x; memcpy(&x, at, 2); v = x; *p += 2; break; }
-    case 0x03: { uint32_t x; memcpy(&x, at, 4); v = x; *p += 4; break; }
-    case 0x04: memcpy(&v, at, 8); *p += 8; break;
-    case 0x09: v = (uintptr_t)sleb(p, end); break;
-    case 0x0a: { int16_t x; memcpy(&x, at, 2); v = (uintptr_t)(intptr_t)x; *p += 2; break; }
-    case 0x0b: { int32_t x; memcpy(&x, at, 4); v = (uintptr_t)(intptr_t)x; *p += 4; break; }
-    case 0x0c: memcpy(&v, at, 8); *p += 8; break;
-    default: return -1;
+    case 0x00:
+        memcpy(&v, at, 8);
+        *p += 8;
+        break;
+    case 0x01:
+        v = (uintptr_t)uleb(p, end);
+        break;
+    case 0x02: {
+        uint16_t x;
+        memcpy(&x, at, 2);
+        v = x;
+        *p += 2;
+        break;
+    }
+    case 0x03: {
+        uint32_t x;
+        memcpy(&x, at, 4);
+        v = x;
+        *p += 4;
+        break;
+    }
+    case 0x04:
+        memcpy(&v, at, 8);
+        *p += 8;
+        break;
+    case 0x09:
+        v = (uintptr_t)sleb(p, end);
+        break;
+    case 0x0a: {
+        int16_t x;
+        memcpy(&x, at, 2);
+        v = (uintptr_t)(intptr_t)x;
+        *p += 2;
+        break;
+    }
+    case 0x0b: {
+        int32_t x;
+        memcpy(&x, at, 4);
+        v = (uintptr_t)(intptr_t)x;
+        *p += 4;
+        break;
+    }
+    case 0x0c:
+        memcpy(&v, at, 8);
+        *p += 8;
+        break;
+    default:
+        return -1;
     }
     switch (enc & 0x70) {
-    case 0x00: break;
-    case 0x10: v += (uintptr_t)at; break;
-    case 0x30: v += datarel; break;
-    default: return -1;
+    case 0x00:
+        break;
+    case 0x10:
+        v += (uintptr_t)at;
+        break;
+    case 0x30:
+        v += datarel;
+        break;
+    default:
+        return -1;
     }
     if (enc & 0x80)
         return -1;
@@ -180,9 +224,9 @@ struct cfa_state {
 
 /* Runs CFA instructions [p, end) for a pc at loc..; stops past target.
  * Returns 0, or -1 when something is not simple. */
-static int run_cfa(const uint8_t *p, const uint8_t *end, uintptr_t *loc, uintptr_t target, uint64_t code_align,
-                   int64_t data_align, uint64_t ra_reg, struct cfa_state *s, const struct cfa_state *init,
-                   uint8_t fde_enc)
+static int run_cfa(const uint8_t *p, const uint8_t *end, uintptr_t *loc, uintptr_t target,
+                   uint64_t code_align, int64_t data_align, uint64_t ra_reg, struct cfa_state *s,
+                   const struct cfa_state *init, uint8_t fde_enc)
 {
     struct cfa_state stack[8];
     int depth = 0;
@@ -216,9 +260,23 @@ static int run_cfa(const uint8_t *p, const uint8_t *end, uintptr_t *loc, uintptr
             *loc = nl;
             continue;
         }
-        case 0x02: adv = *p++ * code_align; goto advance;
-        case 0x03: { uint16_t x; memcpy(&x, p, 2); p += 2; adv = x * code_align; goto advance; }
-        case 0x04: { uint32_t x; memcpy(&x, p, 4); p += 4; adv = x * code_align; goto advance; }
+        case 0x02:
+            adv = *p++ * code_align;
+            goto advance;
+        case 0x03: {
+            uint16_t x;
+            memcpy(&x, p, 2);
+            p += 2;
+            adv = x * code_align;
+            goto advance;
+        }
+        case 0x04: {
+            uint32_t x;
+            memcpy(&x, p, 4);
+            p += 4;
+            adv = x * code_align;
+            goto advance;
+        }
         case 0x05: /* offset_extended */
             reg = uleb(&p, end);
             off = (int64_t)uleb(&p, end) * data_align;
@@ -493,8 +551,8 @@ static uint64_t recipe_of(uintptr_t pc)
 /* The walk: out[0] = ra (the caller's return address, as unw_backtrace's
  * first frame), then each caller's.  sp is the CFA of the frame that ra
  * returns into's callee, i.e. rsp after the return; rbp its rbp. */
-__attribute__((used, visibility("hidden"))) int ml_unwind_from(void **out, int max, uintptr_t rbp, uintptr_t sp,
-                                                               uintptr_t ra);
+__attribute__((used, visibility("hidden"))) int ml_unwind_from(void **out, int max, uintptr_t rbp,
+                                                               uintptr_t sp, uintptr_t ra);
 
 int ml_unwind_from(void **out, int max, uintptr_t rbp, uintptr_t sp, uintptr_t ra)
 {
