@@ -29,6 +29,7 @@
 #include <sys/auxv.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../core/fmt.h"
@@ -83,6 +84,17 @@ static int late_report(int status)
     return code;
 }
 
+static void no_op_handler(void *unused) { (void)unused; }
+
+int __cxa_atexit(void (*fn)(void *), void *arg, void *dso);
+
+/* Whether glibc's exit() has run its whole handler list: from then on it
+ * refuses new handlers.  Otherwise (fcloseall before exit) the probe adds
+ * a handler that does nothing. */
+static int exit_handlers_done(void) { return __cxa_atexit(no_op_handler, NULL, NULL) != 0; }
+
+#define LATE_WAIT_MS 2000
+
 static int late_seek(void *cookie, off64_t *pos, int whence)
 {
     (void)cookie;
@@ -90,6 +102,16 @@ static int late_seek(void *cookie, off64_t *pos, int whence)
     *pos = 0;
     if (!__atomic_exchange_n(&late_armed, 0, __ATOMIC_ACQ_REL))
         return 0;
+    /* Two threads in exit(): the one that took mallard's handler off the
+     * list may not have run it yet when the other, finding the list empty,
+     * gets here; that one's _exit would end the process before any report.
+     * So when exit's handlers are done, wait (bounded) for ours to say so. */
+    if (!__atomic_load_n(&exit_seen, __ATOMIC_ACQUIRE) && exit_handlers_done()) {
+        struct timespec ms = {0, 1000000};
+        for (int i = 0; i < LATE_WAIT_MS && !__atomic_load_n(&exit_seen, __ATOMIC_ACQUIRE); i++)
+            syscall(SYS_nanosleep, &ms, NULL);
+        __atomic_store_n(&exit_seen, 1, __ATOMIC_RELEASE);
+    }
     if (__atomic_load_n(&exit_seen, __ATOMIC_ACQUIRE))
         late_report(__atomic_load_n(&exit_status_saved, __ATOMIC_RELAXED));
     return 0;

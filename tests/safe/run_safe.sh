@@ -9,7 +9,9 @@
 #   fork_deadlock  glibc's tst-malloc-fork-deadlock pattern, 4 runs of 1 s
 #   sig_malloc     a signal handler that allocates, 6 runs of 1 s
 #   exit_race      two threads in exit() at once, 20 runs with the report
-#                  in a file and 20 with it on stderr: one whole report each
+#                  in a file and 20 with it on stderr: one whole report each;
+#                  then 3 of each with mallard's exit handler started 300 ms
+#                  late (slow_on_exit.so), the window another exit() races
 #   exit_order     unflushed stdout and a leak: in the merged 2>&1 stream
 #                  (a pipe, and a file) the report follows all the output
 #   quiet          a clean program: a bare preload adds nothing to stderr;
@@ -88,6 +90,24 @@ exit_race)
         [ "$(grep -c 'LEAK SUMMARY' "$T/ml.err")" -eq 1 ] || fail "run $i: $(grep -c 'LEAK SUMMARY' "$T/ml.err") reports on stderr"
         grep -q 'definitely lost: 4242 bytes in 1 block' "$T/ml.err" || fail "run $i: no leak on stderr"
         tail -n 1 "$T/ml.err" | grep -q '^==mallard== stats: ' || fail "run $i: report on stderr cut short"
+    done
+    # the window between one thread taking mallard's exit handler off
+    # glibc's list and running it, widened to 300 ms (slow_on_exit.so): the
+    # other threads in exit() must not end the process before the report
+    [ -r "$B/slow_on_exit.so" ] || fail "$B/slow_on_exit.so is missing"
+    slow=(env LD_PRELOAD="$B/slow_on_exit.so:$ML_LIB" MALLARD_BACKEND="$backend" MALLARD_TRACE="$trace")
+    for i in $(seq 1 3); do
+        rm -f "$T"/report.*
+        watch "${slow[@]}" MALLARD_REPORT="$T/report.%p" "$B/exit_race" 2>"$T/ml.err"
+        [ "$rc" -eq 0 ] || fail "slow handler run $i exited $rc"
+        n=$(find "$T" -name 'report.*' | wc -l)
+        [ "$n" -eq 1 ] || fail "slow handler run $i: $n report files"
+        f=$(find "$T" -name 'report.*')
+        grep -q 'definitely lost: 4242 bytes in 1 block' "$f" || fail "slow handler run $i: report file without the leak"
+        tail -n 1 "$f" | grep -q '^==mallard== stats: ' || fail "slow handler run $i: report file cut short"
+        watch "${slow[@]}" "$B/exit_race" 2>"$T/ml.err"
+        [ "$rc" -eq 0 ] || fail "slow handler run $i (stderr) exited $rc"
+        [ "$(grep -c 'LEAK SUMMARY' "$T/ml.err")" -eq 1 ] || fail "slow handler run $i: $(grep -c 'LEAK SUMMARY' "$T/ml.err") reports on stderr"
     done
     ;;
 exit_order)

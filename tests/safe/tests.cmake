@@ -12,6 +12,11 @@ foreach(p getattr_thread fork_deadlock sig_malloc exit_race exit_order clean)
   target_link_libraries(safe_${p} PRIVATE Threads::Threads)
   set_target_properties(safe_${p} PROPERTIES OUTPUT_NAME ${p} RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests/safe)
 endforeach()
+# preloaded before mallard by exit_race's second half: on_exit handlers start late
+add_library(safe_slow_on_exit SHARED ${ML_SAFE_DIR}/slow_on_exit.c)
+target_compile_options(safe_slow_on_exit PRIVATE ${ML_WARN} -O1 -g)
+target_link_libraries(safe_slow_on_exit PRIVATE ${CMAKE_DL_LIBS})
+set_target_properties(safe_slow_on_exit PROPERTIES OUTPUT_NAME slow_on_exit PREFIX "" LIBRARY_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests/safe)
 
 function(ml_safe_test case backend trace)
   add_test(NAME safe_${case}_${backend}_${trace}
