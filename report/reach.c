@@ -68,6 +68,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 /* flags, scratch per block */
@@ -122,6 +123,8 @@ struct reach {
     int lost;   /* a fault may have dropped pushes: rebuild the work stack */
     int nomaps; /* the maps are synthesized (no /proc): blocks are not checked against them */
     struct reach_guard *g;
+    void *vbuf; /* scan_copied's buffer (meta heap); NULL: read directly */
+    pid_t self;
 };
 
 /* The fault guard: one scan at a time (exit), on one thread.  It lives in
@@ -622,6 +625,37 @@ static void scan_guarded(struct reach *st, uintptr_t lo, uintptr_t hi)
     }
 }
 
+/* Scans [lo, hi) of memory mallard did not hand out (roots, and big blocks
+ * read by page): copied by the kernel with process_vm_readv, so that a page
+ * unmapped or protected since the snapshot costs an error return, not a
+ * fault (no signal reaches the program's handlers, and tools that count
+ * signal frames, such as valgrind's, see none).  Where the call is refused
+ * (seccomp, no CAP_SYS_PTRACE under a container's policy), the fault guard
+ * reads the memory directly. */
+#define REACH_VBUF ((size_t)64 << 10)
+static void scan_copied(struct reach *st, uintptr_t lo, uintptr_t hi)
+{
+    lo = (lo + 7) & ~(uintptr_t)7;
+    hi &= ~(uintptr_t)7;
+    while (lo < hi && st->vbuf) {
+        size_t want = hi - lo < REACH_VBUF ? (size_t)(hi - lo) : REACH_VBUF;
+        struct iovec local = {st->vbuf, want}, remote = {(void *)lo, want};
+        ssize_t got = syscall(SYS_process_vm_readv, st->self, &local, 1UL, &remote, 1UL, 0UL);
+        if (got > 0) {
+            scan_words(st, (uintptr_t)st->vbuf, (uintptr_t)st->vbuf + ((size_t)got & ~(size_t)7));
+            lo += (size_t)got;
+            if ((size_t)got == want)
+                continue;
+        } else if (got < 0 && errno != EFAULT) {
+            st->vbuf = NULL; /* refused: read directly from now on (freed at the end) */
+            break;
+        }
+        lo = (lo & ~(uintptr_t)(st->page - 1)) + st->page; /* the page that failed */
+    }
+    if (lo < hi)
+        scan_guarded(st, lo, hi);
+}
+
 /* Pages of [lo, hi) that were ever touched (present or swapped), per
  * /proc/self/pagemap; untouched private anonymous pages read as zero. */
 static void scan_touched(struct reach *st, uintptr_t lo, uintptr_t hi)
@@ -635,16 +669,22 @@ static void scan_touched(struct reach *st, uintptr_t lo, uintptr_t hi)
             want = sizeof ent / sizeof ent[0];
         ssize_t r = pread(st->pagemap, ent, want * sizeof ent[0], (off_t)(a / page * sizeof ent[0]));
         if (r <= 0) {
-            scan_guarded(st, a > lo ? a : lo, hi);
+            scan_copied(st, a > lo ? a : lo, hi);
             return;
         }
         size_t got = (size_t)r / sizeof ent[0];
+        uintptr_t run = 0; /* start of the current run of touched pages, or 0 */
         for (size_t i = 0; i < got; i++, a += page) {
-            if (!(ent[i] >> 62)) /* bit 63 present, bit 62 swapped */
-                continue;
-            uintptr_t plo = a > lo ? a : lo, phi = a + page < hi ? a + page : hi;
-            scan_guarded(st, plo, phi);
+            int touched = (ent[i] >> 62) != 0; /* bit 63 present, bit 62 swapped */
+            if (touched && !run)
+                run = a > lo ? a : lo;
+            if (!touched && run) {
+                scan_copied(st, run, a);
+                run = 0;
+            }
         }
+        if (run)
+            scan_copied(st, run, a < hi ? a : hi);
     }
 }
 
@@ -661,7 +701,7 @@ static void root_piece(struct reach *st, uintptr_t lo, uintptr_t hi, unsigned mf
             if ((mflags & M_ANON) && st->pagemap >= 0 && end - lo >= REACH_PAGEMAP_MIN)
                 scan_touched(st, lo, end);
             else
-                scan_guarded(st, lo, end);
+                scan_copied(st, lo, end);
         }
         lo = end;
     }
@@ -1238,6 +1278,9 @@ void ml_reach_classify(struct ml_live *blocks, size_t n, const struct ml_range *
                strerrordesc_np(err) ? strerrordesc_np(err) : "unknown error");
     }
     st->pagemap = st->nomaps ? -1 : open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+    void *vbuf = ml_meta_alloc(REACH_VBUF);
+    st->vbuf = vbuf;
+    st->self = (pid_t)syscall(SYS_getpid);
     reach_prepare(st);
 
     guard_install(g);
@@ -1247,6 +1290,7 @@ void ml_reach_classify(struct ml_live *blocks, size_t n, const struct ml_range *
 
     if (st->pagemap >= 0)
         close(st->pagemap);
+    ml_meta_free(vbuf);
     ml_meta_free(st->maps);
     ml_meta_free(st->maps_text);
     ml_meta_free(st->excl);
