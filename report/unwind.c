@@ -57,8 +57,8 @@ struct recipe {
 static struct {
     uintptr_t key;
     uint64_t val;
-    uintptr_t hdr; /* R_LATE entries: the object's .eh_frame_hdr */
 } cache[CACHE_SIZE];
+static uintptr_t cache_hdr[CACHE_SIZE]; /* R_LATE entries: the object's .eh_frame_hdr */
 
 static int (*find_object)(void *, struct dl_find_object *);
 
@@ -500,8 +500,9 @@ static inline size_t slot_of(uintptr_t pc)
     return (size_t)(h >> (64 - CACHE_BITS));
 }
 
-/* The recipe for pc (a return address - 1, or an exact pc). */
-static uint64_t recipe_of(uintptr_t pc)
+/* The recipe for pc (a return address - 1): the whole probe sequence, a
+ * late entry's check, and on a miss the computation and the insert. */
+__attribute__((noinline)) static uint64_t recipe_slow(uintptr_t pc)
 {
     size_t i = slot_of(pc);
     for (unsigned k = 0; k < CACHE_PROBES; k++, i = (i + 1) & (CACHE_SIZE - 1)) {
@@ -513,7 +514,7 @@ static uint64_t recipe_of(uintptr_t pc)
             if (ML_UNLIKELY(v & R_LATE)) {
                 struct dl_find_object fo;
                 if (find_object((void *)pc, &fo) != 0 ||
-                    (uintptr_t)fo.dlfo_eh_frame != __atomic_load_n(&cache[i].hdr, __ATOMIC_RELAXED))
+                    (uintptr_t)fo.dlfo_eh_frame != __atomic_load_n(&cache_hdr[i], __ATOMIC_RELAXED))
                     break; /* another object now: recompute, uncached */
             }
             return v;
@@ -538,7 +539,7 @@ static uint64_t recipe_of(uintptr_t pc)
             continue;
         if (__atomic_compare_exchange_n(&cache[i].key, &key, pc, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
             if (late)
-                __atomic_store_n(&cache[i].hdr, (uintptr_t)fo.dlfo_eh_frame, __ATOMIC_RELAXED);
+                __atomic_store_n(&cache_hdr[i], (uintptr_t)fo.dlfo_eh_frame, __ATOMIC_RELAXED);
             __atomic_store_n(&cache[i].val, v, __ATOMIC_RELEASE);
             break;
         }
@@ -554,6 +555,18 @@ static uint64_t recipe_of(uintptr_t pc)
 __attribute__((used, visibility("hidden"))) int ml_unwind_from(void **out, int max, uintptr_t rbp,
                                                                uintptr_t sp, uintptr_t ra);
 
+/* The common case inline: pc's home slot holds its early entry. */
+static inline uint64_t recipe_of(uintptr_t pc)
+{
+    size_t i = slot_of(pc);
+    if (ML_LIKELY(__atomic_load_n(&cache[i].key, __ATOMIC_ACQUIRE) == pc)) {
+        uint64_t v = __atomic_load_n(&cache[i].val, __ATOMIC_ACQUIRE);
+        if (ML_LIKELY(v && !(v & R_LATE)))
+            return v;
+    }
+    return recipe_slow(pc);
+}
+
 int ml_unwind_from(void **out, int max, uintptr_t rbp, uintptr_t sp, uintptr_t ra)
 {
     if (!find_object || max <= 0)
@@ -562,10 +575,11 @@ int ml_unwind_from(void **out, int max, uintptr_t rbp, uintptr_t sp, uintptr_t r
     out[n++] = (void *)ra;
     while (n < max) {
         uint64_t v = recipe_of(ra - 1);
-        if (v & R_STOP)
+        if (ML_UNLIKELY(v & (R_STOP | R_OTHER))) {
+            if (v & R_OTHER)
+                return -1;
             break;
-        if (v & R_OTHER)
-            return -1;
+        }
         uintptr_t cfa = ((v & R_CFA_RBP) ? rbp : sp) + ((v >> 8) & ((1u << 24) - 1));
         uintptr_t next = *(const uintptr_t *)(cfa + (int16_t)(uint16_t)(v >> 32));
         if (v & R_RBP_SAVED)
