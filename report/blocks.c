@@ -21,6 +21,7 @@
 #include "../core/meta.h"
 #include "blocks.h"
 #include "busy.h"
+#include "pressure.h"
 #include "report.h"
 
 #define SHARD_BITS 8
@@ -131,20 +132,25 @@ static inline size_t home_of(uint64_t h, size_t cap)
 static inline size_t next_slot(size_t j, size_t cap) { return j + 1 == cap ? 0 : j + 1; }
 
 /* Tables grow by half (load 3/4 -> 1/2), so a record of 24 bytes costs 32
- * to 48 bytes of table.  Each table is a mapping of its own (a meta heap
- * request above its largest class), which goes back to the kernel when the
- * table grows again: from the meta heap's classes, every outgrown table
- * would stay on their free lists (none needs that size again).  Untouched
- * pages of the mapping cost nothing. */
+ * to 48 bytes of table.  A table of 8 KiB or more is a mapping of its own
+ * (a meta heap request above its largest class), which goes back to the
+ * kernel when the table grows again: from the meta heap's classes, every
+ * outgrown table would stay on their free lists (none needs that size
+ * again).  The first tables (256 records) still come from the classes, so
+ * a small program's tables take no address space beyond a few pages each. */
+#define TABLE_MAPPED_MIN ((size_t)8 << 10)
 #define META_LARGEST_CLASS ((size_t)64 << 10)
 
 static int grow(struct shard *s)
 {
     size_t cap = s->cap ? s->cap + s->cap / 2 : 256;
     size_t bytes = cap * sizeof(struct rec);
-    struct rec *slots = ml_meta_alloc(bytes > META_LARGEST_CLASS ? bytes : META_LARGEST_CLASS + 1);
-    if (!slots)
+    int mapped = bytes >= TABLE_MAPPED_MIN && bytes <= META_LARGEST_CLASS;
+    struct rec *slots = ml_meta_alloc(mapped ? META_LARGEST_CLASS + 1 : bytes);
+    if (!slots) {
+        ml_tr_degrade("the block table");
         return -1;
+    }
     for (size_t i = 0; i < s->cap; i++) {
         if (!s->slots[i].addr)
             continue;

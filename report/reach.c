@@ -57,6 +57,7 @@
 #include "../core/fmt.h"
 #include "../core/meta.h"
 #include "../core/os.h"
+#include "pressure.h"
 
 #include <elf.h>
 #include <errno.h>
@@ -78,6 +79,7 @@
 #define F_NOREAD 8u   /* not inside readable memory: never read */
 #define F_POINTED 16u /* unmarked, and another unmarked block points to it */
 #define F_LEADER 32u  /* DEFINITE, the head of a clique (until an other reaches it) */
+#define F_GLIBC 64u   /* a glibc chunk (system backend) whose successor's header lies inside it */
 
 /* what reach_hit does with a hit */
 enum reach_mode { MODE_ROOTS, MODE_POINTED, MODE_CLIQUE };
@@ -115,7 +117,8 @@ struct reach {
     char *maps_text;       /* kept to the end: unmapping it would stale the snapshot */
     struct ml_range *skip; /* sorted, merged */
     size_t nskip;
-    struct ml_range *excl; /* skip plus thread stacks: taken out of anonymous roots */
+    struct ml_range *skip_own; /* skip plus mallard's own TLS in each thread (own_tls_skip) */
+    struct ml_range *excl;     /* skip plus thread stacks: taken out of anonymous roots */
     size_t nexcl;
     uintptr_t tls_span; /* bound on static TLS below a thread pointer */
     size_t page;
@@ -324,11 +327,24 @@ static int maps_parse_line(const char *s, const char *end, struct reach_map *m)
     return m->hi > m->lo ? 0 : -1;
 }
 
-/* Reads /proc/self/maps whole into the meta heap (no stdio, no malloc). */
+/* Reads the maps whole into the meta heap (no stdio, no malloc).  Through
+ * /proc/thread-self first: /proc/self is the main thread's, and once main
+ * has called pthread_exit its maps read as empty (no mm), which would leave
+ * no root and no readable block (every block a definite leak). */
 static int maps_snapshot(struct reach *st)
 {
     size_t len = 0;
-    char *buf = ml_meta_read_file("/proc/self/maps", SIZE_MAX, &len);
+    char *buf = ml_meta_read_file("/proc/thread-self/maps", SIZE_MAX, &len);
+    if (!buf || !len) {
+        ml_meta_free(buf);
+        len = 0;
+        buf = ml_meta_read_file("/proc/self/maps", SIZE_MAX, &len);
+    }
+    if (buf && !len) {
+        ml_meta_free(buf);
+        errno = ENOENT;
+        buf = NULL;
+    }
     if (!buf)
         return -1;
     size_t lines = 0;
@@ -524,6 +540,41 @@ static int blocks_within(const struct reach *st, uintptr_t lo, uintptr_t hi)
 
 /* ---- marking ---------------------------------------------------------- */
 
+/* glibc's heap (the system backend): a chunk's header is the 16 bytes below
+ * the block and its size (low 3 bits: flags) sits in the word just below
+ * it.  The next chunk's header starts 16 bytes before the end of the chunk,
+ * in the last 8 usable bytes of this block: glibc's main_arena.top,
+ * last_remainder and its bins point there, so a block whose requested size
+ * reaches over that word would be kept alive by glibc's bookkeeping (the
+ * last block carved from the top chunk always is). */
+static inline uintptr_t glibc_next_chunk(uintptr_t addr)
+{
+    return addr - 16 + (((const uintptr_t *)addr)[-1] & ~(uintptr_t)7);
+}
+
+/* Flags the blocks glibc_next_chunk lies inside.  Only blocks in memory
+ * mallard does not own (glibc's) whose size word is readable memory and
+ * describes an in-heap chunk (not mmapped: bit 1) that covers the block. */
+static void blocks_flag_glibc(struct reach *st)
+{
+    for (size_t i = 0; i < st->n; i++) {
+        struct ml_live *blk = &st->b[i];
+        if ((blk->flags & F_NOREAD) || !blk->size || (blk->addr & 15) ||
+            ml_os_owner((const void *)blk->addr) != ML_OWNER_NONE)
+            continue;
+        const struct reach_map *m = map_find(st, blk->addr - 8);
+        if (!m || !(m->flags & M_READ) || (m->flags & M_SPECIAL))
+            continue;
+        uintptr_t word = ((const uintptr_t *)blk->addr)[-1];
+        uintptr_t csize = word & ~(uintptr_t)7;
+        if ((word & 2) || csize < 32 || csize - 8 < blk->size || csize > ((uintptr_t)1 << 40))
+            continue;
+        uintptr_t next = glibc_next_chunk(blk->addr);
+        if (next > blk->addr && next - blk->addr < blk->size)
+            blk->flags |= F_GLIBC;
+    }
+}
+
 static inline void reach_hit(struct reach *st, uintptr_t w)
 {
     /* The last block whose addr <= w: first in the sampled index, which
@@ -547,6 +598,8 @@ static inline void reach_hit(struct reach *st, uintptr_t w)
     uint64_t size = base->size ? base->size : 1;
     if (w - base->addr >= size)
         return;
+    if (ML_UNLIKELY(base->flags & F_GLIBC) && w == glibc_next_chunk(base->addr))
+        return; /* glibc's own link to the next chunk (its top, a bin), not the program's */
     struct ml_live *blk = (struct ml_live *)base;
     size_t j = (size_t)(blk - st->b);
     if (st->mode == MODE_ROOTS) {
@@ -868,6 +921,63 @@ struct thread_set {
     int on_own_stack;           /* sp lies in it (not on a signal stack): only its live frames are roots */
 };
 
+/* mallard's own thread-local state (a backend's current chunk and last
+ * block, the tracer's per-thread records) points into the heap, but it is
+ * not the program's: each thread's copy leaves the roots.  Where
+ * libmallard.so's TLS block lies: in static TLS (preloaded or initial-exec),
+ * at one offset below every thread pointer. */
+struct own_tls {
+    uintptr_t tp;
+    uintptr_t below, size; /* the block is [tp - below, tp - below + size) */
+};
+
+extern __typeof__(ml_stack_is_own) ml_stack_is_own __attribute__((weak));
+
+static int own_tls_find(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    struct own_tls *o = data;
+    const ElfW(Phdr) *tls = NULL;
+    int own = 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type == PT_TLS)
+            tls = ph;
+        if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X) && ph->p_memsz &&
+            ml_stack_is_own(info->dlpi_addr + ph->p_vaddr + 1))
+            own = 1;
+    }
+    uintptr_t td = (uintptr_t)info->dlpi_tls_data;
+    if (!own || !tls || !td || td >= o->tp || o->tp - td >= REACH_TLS_MAX)
+        return own;
+    o->below = o->tp - td;
+    o->size = tls->p_memsz;
+    return 1;
+}
+
+static void own_tls_skip(struct reach *st, const struct ml_thread_root *th, size_t nth, uintptr_t self)
+{
+    if (!ml_stack_is_own)
+        return; /* the scan's unit tests: no libmallard.so */
+    struct own_tls o = {.tp = self};
+    dl_iterate_phdr(own_tls_find, &o);
+    if (!o.size)
+        return;
+    struct ml_range *sk = ml_meta_alloc((st->nskip + nth + 1) * sizeof *sk);
+    if (!sk)
+        return;
+    size_t k = 0;
+    for (size_t i = 0; i < st->nskip; i++)
+        sk[k++] = st->skip[i];
+    sk[k++] = (struct ml_range){self - o.below, self - o.below + o.size};
+    for (size_t i = 0; i < nth; i++)
+        if (th[i].tp != self && th[i].tp > o.below)
+            sk[k++] = (struct ml_range){th[i].tp - o.below, th[i].tp - o.below + o.size};
+    st->skip_own = sk;
+    st->skip = sk;
+    st->nskip = range_normalize(sk, k);
+}
+
 /* Lists the threads, drops exited ones whose block is gone, finds the
  * calling thread's stack around sp and builds st->excl: the skip ranges
  * and every thread stack, which the anonymous roots must not take again. */
@@ -917,6 +1027,7 @@ static void threads_collect(struct reach *st, struct thread_set *ts, uintptr_t s
         self_hi = m ? m->hi : sp;
     }
 
+    own_tls_skip(st, th, nth, self);
     size_t nex = st->nskip + nth + 1;
     st->excl = ml_meta_alloc(nex * sizeof *st->excl);
     if (st->excl) {
@@ -1204,8 +1315,10 @@ static __attribute__((noinline)) void reach_prepare(struct reach *st)
         st->index[k] = st->b[k * REACH_STRIDE].addr;
     /* without the real maps, the fault guard alone keeps block reads safe
      * (each block is bounded: no walk can run away) */
-    if (!st->nomaps)
+    if (!st->nomaps) {
         blocks_check_readable(st);
+        blocks_flag_glibc(st);
+    }
 }
 
 /* Zeroes the dead stack below the caller, where reach_prepare and the maps
@@ -1238,7 +1351,8 @@ void ml_reach_classify(struct ml_live *blocks, size_t n, const struct ml_range *
     uintptr_t *index = ml_meta_alloc(nindex * sizeof *index);
     if (!st || !g || !work || !sk || !index) {
         /* Without work space nothing is proven lost: everything stays
-         * reachable rather than a false leak. */
+         * reachable rather than a false leak, and the report says so. */
+        ml_tr_report_short("the leak scan (every block counts as reachable)");
         ml_meta_free(st);
         ml_meta_free(g);
         ml_meta_free(work);
@@ -1277,7 +1391,9 @@ void ml_reach_classify(struct ml_live *blocks, size_t n, const struct ml_range *
                "TLS only; memory the program mapped itself is not scanned",
                strerrordesc_np(err) ? strerrordesc_np(err) : "unknown error");
     }
-    st->pagemap = st->nomaps ? -1 : open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+    st->pagemap = st->nomaps ? -1 : open("/proc/thread-self/pagemap", O_RDONLY | O_CLOEXEC);
+    if (st->pagemap < 0 && !st->nomaps)
+        st->pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
     void *vbuf = ml_meta_alloc(REACH_VBUF);
     st->vbuf = vbuf;
     st->self = (pid_t)syscall(SYS_getpid);
@@ -1291,6 +1407,7 @@ void ml_reach_classify(struct ml_live *blocks, size_t n, const struct ml_range *
     if (st->pagemap >= 0)
         close(st->pagemap);
     ml_meta_free(vbuf);
+    ml_meta_free(st->skip_own);
     ml_meta_free(st->maps);
     ml_meta_free(st->maps_text);
     ml_meta_free(st->excl);
