@@ -5,13 +5,17 @@
  * trace layer's quarantine, so a double free can name all three stacks.
  * 256 shards chosen by a hash of the address, each an open-addressing table
  * with linear probing and backward-shift deletion (no tombstones) under its
- * own lock: threads meet only when they touch the same shard at the same
+ * own spin lock: threads meet only when they touch the same shard at the same
  * moment.  A live record keeps the allocation's sequence number where a
- * freed one keeps its free stack.  A record is 24 bytes and tables stay between 3/8 and 3/4 full,
- * about 40 bytes per live block on average.
+ * freed one keeps its free stack.  A record is 24 bytes and tables stay
+ * between 1/2 and 3/4 full (they grow by half): 32 to 48 bytes per record.
  */
+#define _GNU_SOURCE
 #include <stddef.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "../core/lock.h"
 #include "../core/meta.h"
@@ -32,14 +36,53 @@ struct rec {
     uint32_t free_stack; /* freed records; a live one keeps its sequence number here */
 };
 
+/* A shard's lock: a spin lock whose release is a plain store, so an
+ * uncontended operation costs one atomic instruction, not the two of an
+ * ml_mutex (whose release must look for sleepers).  The sections it guards
+ * are a few dozen instructions and call nothing; a waiter spins, then
+ * yields, then naps, so a holder that lost its CPU still gets it back. */
+typedef struct {
+    int v;
+} shard_lock;
+
 struct shard {
-    ml_mutex lock;
+    shard_lock lock;
     struct rec *slots;
     size_t cap, count;
-    char pad[64 - sizeof(ml_mutex) - sizeof(void *) - 2 * sizeof(size_t)];
+    char pad[64 - sizeof(shard_lock) - sizeof(void *) - 2 * sizeof(size_t)];
 };
 
 static struct shard shards[SHARDS] __attribute__((aligned(64)));
+
+__attribute__((noinline)) static void lock_wait(shard_lock *l)
+{
+    for (unsigned n = 0;; n++) {
+        if (!__atomic_load_n(&l->v, __ATOMIC_RELAXED) && !__atomic_exchange_n(&l->v, 1, __ATOMIC_ACQUIRE))
+            return;
+        if (n < 128) {
+            __builtin_ia32_pause();
+        } else if (n < 256) {
+            syscall(SYS_sched_yield);
+        } else {
+            struct timespec nap = {0, 50000};
+            syscall(SYS_nanosleep, &nap, NULL);
+        }
+    }
+}
+
+/* Counted in ml_tr_busy like the trace layer's other locks (busy.h). */
+static inline void shard_take(shard_lock *l)
+{
+    ml_tr_busy_enter();
+    if (ML_UNLIKELY(__atomic_exchange_n(&l->v, 1, __ATOMIC_ACQUIRE)))
+        lock_wait(l);
+}
+
+static inline void shard_release(shard_lock *l)
+{
+    __atomic_store_n(&l->v, 0, __ATOMIC_RELEASE);
+    ml_tr_busy_leave();
+}
 
 static inline uint64_t mix(uintptr_t a)
 {
@@ -79,10 +122,31 @@ static void unpack(const struct rec *r, struct ml_block_rec *out)
     out->seq = out->state == ML_BLOCK_FREED ? 0 : r->free_stack;
 }
 
+/* A record's home slot in a table of cap slots: the hash's bits below the
+ * shard's, scaled to [0, cap) (cap need not be a power of two). */
+static inline size_t home_of(uint64_t h, size_t cap)
+{
+    return (size_t)(((unsigned __int128)(h << SHARD_BITS) * cap) >> 64);
+}
+
+static inline size_t next_slot(size_t j, size_t cap) { return j + 1 == cap ? 0 : j + 1; }
+
+/* Tables grow by half (load 3/4 -> 1/2), so a record of 24 bytes costs 32
+ * to 48 bytes of table.  A table of 8 KiB or more is a mapping of its own
+ * (a meta heap request above its largest class), which goes back to the
+ * kernel when the table grows again: from the meta heap's classes, every
+ * outgrown table would stay on their free lists (none needs that size
+ * again).  The first tables (256 records) still come from the classes, so
+ * a small program's tables take no address space beyond a few pages each. */
+#define TABLE_MAPPED_MIN ((size_t)8 << 10)
+#define META_LARGEST_CLASS ((size_t)64 << 10)
+
 static int grow(struct shard *s)
 {
-    size_t cap = s->cap ? s->cap * 2 : 256;
-    struct rec *slots = ml_meta_alloc(cap * sizeof *slots);
+    size_t cap = s->cap ? s->cap + s->cap / 2 : 256;
+    size_t bytes = cap * sizeof(struct rec);
+    int mapped = bytes >= TABLE_MAPPED_MIN && bytes <= META_LARGEST_CLASS;
+    struct rec *slots = ml_meta_alloc(mapped ? META_LARGEST_CLASS + 1 : bytes);
     if (!slots) {
         ml_tr_degrade("the block table");
         return -1;
@@ -90,9 +154,9 @@ static int grow(struct shard *s)
     for (size_t i = 0; i < s->cap; i++) {
         if (!s->slots[i].addr)
             continue;
-        size_t j = mix(s->slots[i].addr) & (cap - 1);
+        size_t j = home_of(mix(s->slots[i].addr), cap);
         while (slots[j].addr)
-            j = (j + 1) & (cap - 1);
+            j = next_slot(j, cap);
         slots[j] = s->slots[i];
     }
     ml_meta_free(s->slots);
@@ -104,22 +168,22 @@ static int grow(struct shard *s)
 /* Slot of addr in s, or of the empty slot ending its probe sequence. */
 static inline size_t probe(const struct shard *s, uintptr_t addr, uint64_t h)
 {
-    size_t j = h & (s->cap - 1);
+    size_t j = home_of(h, s->cap);
     while (s->slots[j].addr && s->slots[j].addr != addr)
-        j = (j + 1) & (s->cap - 1);
+        j = next_slot(j, s->cap);
     return j;
 }
 
 /* Backward-shift deletion keeps every probe sequence unbroken. */
 static void erase(struct shard *s, size_t j)
 {
-    size_t mask = s->cap - 1;
+    size_t cap = s->cap;
     size_t k = j;
     for (;;) {
-        k = (k + 1) & mask;
+        k = next_slot(k, cap);
         if (!s->slots[k].addr)
             break;
-        size_t home = mix(s->slots[k].addr) & mask;
+        size_t home = home_of(mix(s->slots[k].addr), cap);
         /* move k into the hole j when its home is not in (j, k] */
         if ((k > j && (home <= j || home > k)) || (k < j && home <= j && home > k)) {
             s->slots[j] = s->slots[k];
@@ -134,16 +198,16 @@ int ml_blocks_insert(uintptr_t addr, uint64_t size, uint32_t stack, uint16_t tag
 {
     uint64_t h = mix(addr);
     struct shard *s = shard_of(h);
-    ml_tr_lock(&s->lock);
+    shard_take(&s->lock);
     if ((s->count + 1) * 4 > s->cap * 3 && grow(s) != 0) {
-        ml_tr_unlock(&s->lock);
+        shard_release(&s->lock);
         return -1;
     }
     size_t j = probe(s, addr, h);
     if (!s->slots[j].addr)
         s->count++;
     s->slots[j] = (struct rec){addr, pack(size, tag, ML_BLOCK_LIVE, kind), stack, seq};
-    ml_tr_unlock(&s->lock);
+    shard_release(&s->lock);
     return 0;
 }
 
@@ -161,7 +225,7 @@ int ml_blocks_free(uintptr_t addr, uint32_t free_stack, struct ml_block_rec *out
     uint64_t h = mix(addr);
     struct shard *s = shard_of(h);
     int rc = -1;
-    ml_tr_lock(&s->lock);
+    shard_take(&s->lock);
     struct rec *r = find(s, addr, h);
     if (r) {
         unpack(r, out);
@@ -172,30 +236,19 @@ int ml_blocks_free(uintptr_t addr, uint32_t free_stack, struct ml_block_rec *out
             rc = 1;
         }
     }
-    ml_tr_unlock(&s->lock);
+    shard_release(&s->lock);
     return rc;
-}
-
-void ml_blocks_set_free_stack(uintptr_t addr, uint32_t free_stack)
-{
-    uint64_t h = mix(addr);
-    struct shard *s = shard_of(h);
-    ml_tr_lock(&s->lock);
-    struct rec *r = find(s, addr, h);
-    if (r && state_of(r) == ML_BLOCK_FREED)
-        r->free_stack = free_stack;
-    ml_tr_unlock(&s->lock);
 }
 
 void ml_blocks_set_kind(uintptr_t addr, unsigned kind)
 {
     uint64_t h = mix(addr);
     struct shard *s = shard_of(h);
-    ml_tr_lock(&s->lock);
+    shard_take(&s->lock);
     struct rec *r = find(s, addr, h);
     if (r && state_of(r) != ML_BLOCK_FREED)
         r->packed = (r->packed & ~(3ull << 60)) | ((uint64_t)(kind & 3) << 60);
-    ml_tr_unlock(&s->lock);
+    shard_release(&s->lock);
 }
 
 int ml_blocks_find_containing(uintptr_t a, struct ml_block_rec *out)
@@ -203,7 +256,7 @@ int ml_blocks_find_containing(uintptr_t a, struct ml_block_rec *out)
     int found = 0;
     for (unsigned i = 0; i < SHARDS; i++) {
         struct shard *s = &shards[i];
-        ml_tr_lock(&s->lock);
+        shard_take(&s->lock);
         for (size_t j = 0; j < s->cap; j++) {
             const struct rec *r = &s->slots[j];
             uint64_t size = r->packed & SIZE_MASK;
@@ -213,7 +266,7 @@ int ml_blocks_find_containing(uintptr_t a, struct ml_block_rec *out)
                 unpack(r, out);
             found = 1;
         }
-        ml_tr_unlock(&s->lock);
+        shard_release(&s->lock);
     }
     return found ? 0 : -1;
 }
@@ -222,14 +275,14 @@ int ml_blocks_remove(uintptr_t addr, struct ml_block_rec *out)
 {
     uint64_t h = mix(addr);
     struct shard *s = shard_of(h);
-    ml_tr_lock(&s->lock);
+    shard_take(&s->lock);
     struct rec *r = find(s, addr, h);
     if (r) {
         if (out)
             unpack(r, out);
         erase(s, (size_t)(r - s->slots));
     }
-    ml_tr_unlock(&s->lock);
+    shard_release(&s->lock);
     return r ? 0 : -1;
 }
 
@@ -237,22 +290,22 @@ void ml_blocks_remove_freed(uintptr_t addr)
 {
     uint64_t h = mix(addr);
     struct shard *s = shard_of(h);
-    ml_tr_lock(&s->lock);
+    shard_take(&s->lock);
     struct rec *r = find(s, addr, h);
     if (r && state_of(r) == ML_BLOCK_FREED)
         erase(s, (size_t)(r - s->slots));
-    ml_tr_unlock(&s->lock);
+    shard_release(&s->lock);
 }
 
 int ml_blocks_lookup(uintptr_t addr, struct ml_block_rec *out)
 {
     uint64_t h = mix(addr);
     struct shard *s = shard_of(h);
-    ml_tr_lock(&s->lock);
+    shard_take(&s->lock);
     struct rec *r = find(s, addr, h);
     if (r)
         unpack(r, out);
-    ml_tr_unlock(&s->lock);
+    shard_release(&s->lock);
     return r ? 0 : -1;
 }
 
@@ -280,7 +333,7 @@ size_t ml_blocks_snapshot(struct ml_live *out, size_t cap, int locked)
     for (unsigned i = 0; i < SHARDS; i++) {
         struct shard *s = &shards[i];
         if (locked)
-            ml_tr_lock(&s->lock);
+            shard_take(&s->lock);
         for (size_t j = 0; j < s->cap && n < cap; j++) {
             const struct rec *r = &s->slots[j];
             uint8_t state = state_of(r);
@@ -294,13 +347,20 @@ size_t ml_blocks_snapshot(struct ml_live *out, size_t cap, int locked)
                                         .flags = (uint8_t)(state == ML_BLOCK_INHERITED)};
         }
         if (locked)
-            ml_tr_unlock(&s->lock);
+            shard_release(&s->lock);
     }
     return n;
 }
 
 void ml_blocks_atfork(int phase)
 {
-    for (unsigned i = 0; i < SHARDS; i++)
-        ml_lock_atfork(&shards[i].lock, phase);
+    /* PREPARE takes every shard (no other thread is inside one while the
+     * process is copied), PARENT releases them, CHILD forgets the holders. */
+    for (unsigned i = 0; i < SHARDS; i++) {
+        if (phase != ML_FORK_PREPARE) {
+            __atomic_store_n(&shards[i].lock.v, 0, __ATOMIC_RELEASE);
+        } else if (__atomic_exchange_n(&shards[i].lock.v, 1, __ATOMIC_ACQUIRE)) {
+            lock_wait(&shards[i].lock);
+        }
+    }
 }

@@ -36,9 +36,6 @@ int ml_blocks_find_containing(uintptr_t a, struct ml_block_rec *out);
 /* Marks addr freed.  1: it was live (*out holds it as it was); 0: it was
  * already freed (*out holds the freed record); -1: unknown address. */
 int ml_blocks_free(uintptr_t addr, uint32_t free_stack, struct ml_block_rec *out);
-/* Sets the free stack of a freed record (capturing it may re-enter ld.so,
- * so the record is marked freed first and the stack filled in after). */
-void ml_blocks_set_free_stack(uintptr_t addr, uint32_t free_stack);
 /* Drops the record at addr (*out gets it when out is non-NULL); 0 or -1. */
 int ml_blocks_remove(uintptr_t addr, struct ml_block_rec *out);
 /* Drops the record at addr only if it is a freed one. */

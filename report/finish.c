@@ -697,8 +697,7 @@ static void fill_report(struct ml_report *r, struct report_work *w, enum ml_exit
     r->tags = w->tags;
     r->ntags = w->tags ? ntags : 0;
     r->allocs = ml_tr.allocs;
-    r->frees = ml_tr.frees;
-    r->bytes_allocated = ml_tr.bytes_allocated;
+    ml_trace_counts(&r->frees, &r->bytes_allocated);
     r->peak_bytes = ml_tr.peak_bytes;
     r->current_bytes = ml_tr.current_bytes;
     r->show_reachable = o->show == ML_SHOW_ALL;

@@ -42,6 +42,10 @@ extern struct ml_trace_state ml_tr;
  * filled in).  For callers outside trace.c: the fatal-signal path. */
 void ml_trace_record_error(struct ml_error *e);
 
+/* Frees and bytes allocated so far: ml_tr's plus the live threads' own
+ * counts (trace.c keeps those per thread). */
+void ml_trace_counts(uint64_t *frees, uint64_t *bytes_allocated);
+
 /* The backend the decorator wraps. */
 const struct ml_backend *ml_trace_inner(void);
 

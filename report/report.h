@@ -26,6 +26,12 @@ int ml_stack_init(int depth);
 ml_stack_id ml_stack_capture(void);
 /* Whether addr is in libmallard.so's own code. */
 int ml_stack_is_own(uintptr_t addr);
+/* The caching unwinder (unwind.c): ml_unwind_init once at start-up (0, or
+ * -1 when glibc lacks _dl_find_object); ml_unwind fills out[] with up to max
+ * return addresses as unw_backtrace would, out[0] its caller's, and returns
+ * how many, or -1 when a frame is not simple and libunwind must do it. */
+int ml_unwind_init(void);
+int ml_unwind(void **out, int max);
 /* Captures the stack of a fault: pc is where it happened (frame 0, stored
  * as pc + 1 like a return address), and the frames above the signal
  * frame follow.  Called from a fatal-signal handler. */

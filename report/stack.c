@@ -1,6 +1,9 @@
 /* report/stack.c: stack capture with libunwind, and the stack depot.
  *
- * Capture: unw_backtrace with libunwind's per-thread cache.  libunwind.so.8
+ * Capture: unwind.c's caching unwinder first (no lock, no TLS); for a
+ * stack with a frame it cannot walk (a signal frame, a CFA expression, code
+ * without an FDE), unw_backtrace with libunwind's per-thread cache, whose
+ * frames are the same by construction (tests/unwind).  libunwind.so.8
  * exports _Unwind_* and a weak backtrace, so linking it into a preloaded
  * library would hand those names to the host (C++ exceptions could end up
  * in the wrong unwinder).  It is therefore dlopen'ed RTLD_LOCAL from
@@ -51,6 +54,7 @@ struct depot_shard {
 
 static struct {
     int depth;
+    int fast; /* unwind.c answers first; libunwind for what it cannot */
     int (*backtrace)(void **, int);
     uintptr_t self_lo, self_hi; /* libmallard.so's text */
     struct depot_shard shards[SHARDS];
@@ -69,7 +73,8 @@ static ML_TLS struct {
  * libunwind takes locks of its own while it unwinds (its caches, its
  * memory pool; dl_iterate_phdr's lock).  A fork taken while another thread
  * is inside unw_backtrace leaves them locked in the child, whose first
- * stack capture then hangs.  So each capture is counted in flight (a
+ * stack capture then hangs.  So each capture that calls libunwind (the
+ * caching unwinder takes no lock and needs no gate) is counted in flight (a
  * counter per stripe of threads, two locked operations on a line its
  * threads share), and a fork's prepare handler closes a gate at which new
  * captures wait, then waits for the ones in flight to finish.  Both waits
@@ -166,6 +171,7 @@ int ml_stack_init(int depth)
     }
     void *warm[4];
     bt(warm, 4); /* libunwind's one-time set-up happens here, not in malloc */
+    st.fast = ml_unwind_init() == 0;
     __atomic_store_n(&st.backtrace, bt, __ATOMIC_RELEASE);
     return 0;
 }
@@ -276,9 +282,12 @@ ml_stack_id ml_stack_capture(void)
     if (ML_UNLIKELY(no_unwind))
         return 0;
     void *raw[ML_DEPTH_MAX + 16];
-    unsigned stripe = gate_enter();
-    int got = bt(raw, st.depth + 8);
-    gate_leave(stripe);
+    int got = st.fast ? ml_unwind(raw, st.depth + 8) : -1;
+    if (ML_UNLIKELY(got < 0)) {
+        unsigned stripe = gate_enter();
+        got = bt(raw, st.depth + 8);
+        gate_leave(stripe);
+    }
     int first = 0;
     while (first < got && (uintptr_t)raw[first] >= st.self_lo && (uintptr_t)raw[first] < st.self_hi)
         first++;

@@ -116,6 +116,9 @@ struct tr_thread {
     int guard;
     int attached;
     unsigned ndefer; /* frees a signal handler left for later (see defer_free) */
+    void *freeing;   /* the block tr_free_kind is capturing the free stack of */
+    struct tr_counts *counts;
+    int counts_done; /* past thread exit: count in ml_tr directly */
     void *defer[DEFER_SLOTS];
     uint16_t tag;
     uint32_t qhead, qcount;
@@ -160,9 +163,82 @@ static inline void clear_links(void *p, size_t n)
 
 /* ---- statistics and tags ---------------------------------------------- */
 
+/* Bytes allocated and frees count per thread (no shared cache line on
+ * the hot path): each thread's slot is summed by ml_trace_counts and folded
+ * into ml_tr at thread exit, then reused.  The live balance, its peak and
+ * the allocation count (the sequence number) stay global: they need one
+ * order across threads. */
+struct tr_counts {
+    uint64_t frees, bytes;
+    int used;
+    struct tr_counts *next;
+};
+
+static struct tr_counts *counts_list; /* every slot ever made, push only */
+
+static void *meta_alloc(size_t n);
+
+/* The calling thread's slot, or NULL (the meta heap failed, or the thread
+ * is past its exit): then the shared counters take the counts. */
+static struct tr_counts *counts_slot(void)
+{
+    if (ML_LIKELY(t.counts != NULL) || t.counts_done)
+        return t.counts;
+    struct tr_counts *c;
+    for (c = __atomic_load_n(&counts_list, __ATOMIC_ACQUIRE); c; c = c->next) {
+        int unused = 0;
+        if (!__atomic_load_n(&c->used, __ATOMIC_RELAXED) &&
+            __atomic_compare_exchange_n(&c->used, &unused, 1, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+            break;
+    }
+    if (!c) {
+        c = meta_alloc(sizeof *c);
+        if (!c)
+            return NULL;
+        memset(c, 0, sizeof *c);
+        c->used = 1;
+        c->next = __atomic_load_n(&counts_list, __ATOMIC_RELAXED);
+        while (!__atomic_compare_exchange_n(&counts_list, &c->next, c, 1, __ATOMIC_RELEASE, __ATOMIC_RELAXED))
+            ;
+    }
+    t.counts = c;
+    return c;
+}
+
+/* At thread exit: the slot's counts go to ml_tr and the slot to the next
+ * thread. */
+static void counts_fold(void)
+{
+    struct tr_counts *c = t.counts;
+    t.counts = NULL;
+    t.counts_done = 1;
+    if (!c)
+        return;
+    __atomic_add_fetch(&ml_tr.frees, __atomic_exchange_n(&c->frees, 0, __ATOMIC_RELAXED), __ATOMIC_RELAXED);
+    __atomic_add_fetch(&ml_tr.bytes_allocated, __atomic_exchange_n(&c->bytes, 0, __ATOMIC_RELAXED),
+                       __ATOMIC_RELAXED);
+    __atomic_store_n(&c->used, 0, __ATOMIC_RELEASE);
+}
+
+void ml_trace_counts(uint64_t *frees, uint64_t *bytes_allocated)
+{
+    uint64_t f = __atomic_load_n(&ml_tr.frees, __ATOMIC_RELAXED);
+    uint64_t b = __atomic_load_n(&ml_tr.bytes_allocated, __ATOMIC_RELAXED);
+    for (struct tr_counts *c = __atomic_load_n(&counts_list, __ATOMIC_ACQUIRE); c; c = c->next) {
+        f += __atomic_load_n(&c->frees, __ATOMIC_RELAXED);
+        b += __atomic_load_n(&c->bytes, __ATOMIC_RELAXED);
+    }
+    *frees = f;
+    *bytes_allocated = b;
+}
+
 static void stats_alloc(size_t n, uint16_t tag)
 {
-    __atomic_add_fetch(&ml_tr.bytes_allocated, n, __ATOMIC_RELAXED);
+    struct tr_counts *c = counts_slot();
+    if (ML_LIKELY(c != NULL))
+        __atomic_store_n(&c->bytes, c->bytes + n, __ATOMIC_RELAXED); /* only this thread writes it */
+    else
+        __atomic_add_fetch(&ml_tr.bytes_allocated, n, __ATOMIC_RELAXED);
     uint64_t cur = __atomic_add_fetch(&ml_tr.current_bytes, n, __ATOMIC_RELAXED);
     uint64_t peak = __atomic_load_n(&ml_tr.peak_bytes, __ATOMIC_RELAXED);
     while (cur > peak &&
@@ -182,7 +258,11 @@ static void stats_alloc(size_t n, uint16_t tag)
 
 static void stats_free(size_t n, uint16_t tag)
 {
-    __atomic_add_fetch(&ml_tr.frees, 1, __ATOMIC_RELAXED);
+    struct tr_counts *c = counts_slot();
+    if (ML_LIKELY(c != NULL))
+        __atomic_store_n(&c->frees, c->frees + 1, __ATOMIC_RELAXED);
+    else
+        __atomic_add_fetch(&ml_tr.frees, 1, __ATOMIC_RELAXED);
     __atomic_sub_fetch(&ml_tr.current_bytes, n, __ATOMIC_RELAXED);
     if (tag) {
         __atomic_add_fetch(&ml_tr.tags[tag].frees, 1, __ATOMIC_RELAXED);
@@ -646,6 +726,8 @@ static void tr_free_kind(void *p, unsigned kind)
          * is either in the quarantine or being freed right now by the very
          * call that re-entered (ld.so frees a stale TLS block, our stack
          * capture re-enters __tls_get_addr, which frees it again). */
+        if (p == t.freeing)
+            return;
         if (ml_blocks_lookup((uintptr_t)p, &r) == 0) {
             if (r.state != ML_BLOCK_FREED && ml_blocks_remove((uintptr_t)p, &r) == 0) {
                 stats_free(r.size, r.tag);
@@ -657,22 +739,27 @@ static void tr_free_kind(void *p, unsigned kind)
         return;
     }
     t.guard = 1;
-    /* Mark it freed before capturing: the capture may re-enter free. */
-    int rc = ml_blocks_free((uintptr_t)p, 0, &r);
+    int stopped = __atomic_load_n(&ml_tr_stopped, __ATOMIC_RELAXED);
+    ml_stack_id here = 0;
+    if (ML_LIKELY(!stopped)) {
+        /* The capture may re-enter free with p itself (libunwind's
+         * fallback, through ld.so); t.freeing tells that call p is being
+         * freed here. */
+        t.freeing = p;
+        here = ml_stack_capture();
+        t.freeing = NULL;
+    }
+    int rc = ml_blocks_free((uintptr_t)p, here, &r); /* one table operation */
     if (ML_UNLIKELY(rc < 0) && emerg_release(p)) {
         SLOT_DONE();
         return;
     }
-    int stopped = __atomic_load_n(&ml_tr_stopped, __ATOMIC_RELAXED);
     if (ML_UNLIKELY(stopped) && rc < 0) {
         BACKEND(inner->free(p)); /* allocated untraced (pressure.h) */
         SLOT_DONE();
         return;
     }
-    ml_stack_id here = ML_UNLIKELY(stopped) ? 0 : ml_stack_capture();
     if (ML_LIKELY(rc == 1)) {
-        if (here)
-            ml_blocks_set_free_stack((uintptr_t)p, here);
         stats_free(r.size, r.tag);
         if (ML_UNLIKELY(r.kind != kind) && r.stack) {
             /* valgrind's "Mismatched free() / delete / delete []"; the
@@ -825,6 +912,7 @@ static void tr_thread_exit(void)
         ml_threads_detach();
         t.attached = 0;
     }
+    counts_fold();
     t.guard = guard;
     if (inner->thread_exit)
         BACKEND(inner->thread_exit());

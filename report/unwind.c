@@ -1,0 +1,609 @@
+/* report/unwind.c: a caching x86_64 unwinder for the allocation hot path.
+ *
+ * Almost every frame of compiled x86_64 code unwinds by the same recipe:
+ * CFA = rsp + k or rbp + k, the return address at CFA + r (r = -8), rbp
+ * either untouched or saved at CFA + b.  ml_unwind computes that recipe
+ * per return address once, from the object's .eh_frame (found through
+ * _dl_find_object, which takes no lock), and keeps it in an insert-only,
+ * lock-free table; a stack whose frames are all in the table is walked
+ * with a few loads per frame and no lock, syscall or TLS access.
+ *
+ * Anything else answers "not simple" and the caller unwinds the whole
+ * stack with libunwind instead: a frame without an FDE (libunwind guesses
+ * from rbp there), a signal frame (CIE augmentation 'S'), a CFA or rbp/RA
+ * rule that is an expression or another register, a return address of 0,
+ * a 64-bit .eh_frame or a table encoding other than the usual.  So the
+ * frames recorded are exactly libunwind's: the same tables, the same
+ * stopping rule (an undefined return address, which _start and clone
+ * have), the same lookup at return address - 1, and the same raw return
+ * addresses stored (tests/unit/unwind_match.c compares the two).
+ *
+ * Validity: an entry for a pc in an object loaded before tracing started
+ * stays right for the process's life (those objects are never unloaded).
+ * A pc in an object loaded later could, after a dlclose, belong to another
+ * object: such entries also store the object's .eh_frame_hdr address, and
+ * each use of one asks _dl_find_object again and compares.
+ *
+ * Re-entry: no lock, no allocation, no TLS; the table is filled with a
+ * compare-and-swap, so a signal handler or another thread may run here at
+ * any moment, and fork needs no gate around it.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <link.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "../core/compiler.h"
+#include "report.h"
+
+#define CACHE_BITS 16
+#define CACHE_SIZE (1u << CACHE_BITS)
+#define CACHE_PROBES 8
+
+/* A recipe, packed into 64 bits; 0 = no entry yet. */
+#define R_VALID 1ull
+#define R_STOP 2ull    /* RA undefined: the outermost frame */
+#define R_OTHER 4ull   /* not simple: libunwind's business */
+#define R_CFA_RBP 8ull /* CFA = rbp + off, else rsp + off */
+#define R_RBP_SAVED 16ull
+#define R_LATE 32ull /* object loaded after start-up: validate each use */
+
+struct recipe {
+    unsigned stop, other, cfa_rbp, rbp_saved;
+    int32_t cfa_off, ra_off, rbp_off;
+};
+
+static struct {
+    uintptr_t key;
+    uint64_t val;
+} cache[CACHE_SIZE];
+static uintptr_t cache_hdr[CACHE_SIZE]; /* R_LATE entries: the object's .eh_frame_hdr */
+
+static int (*find_object)(void *, struct dl_find_object *);
+
+/* Objects present at start-up: [lo, hi) text ranges. */
+#define EARLY_MAX 256
+static struct {
+    uintptr_t lo, hi;
+} early[EARLY_MAX];
+static unsigned nearly;
+
+static int note_early(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    (void)data;
+    for (int i = 0; i < info->dlpi_phnum && nearly < EARLY_MAX; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X)) {
+            early[nearly].lo = info->dlpi_addr + ph->p_vaddr;
+            early[nearly].hi = early[nearly].lo + ph->p_memsz;
+            nearly++;
+        }
+    }
+    return 0;
+}
+
+static int is_early(uintptr_t pc)
+{
+    for (unsigned i = 0; i < nearly; i++)
+        if (pc >= early[i].lo && pc < early[i].hi)
+            return 1;
+    return 0;
+}
+
+int ml_unwind_init(void)
+{
+    find_object = (int (*)(void *, struct dl_find_object *))dlsym(RTLD_DEFAULT, "_dl_find_object");
+    dl_iterate_phdr(note_early, NULL);
+    return find_object ? 0 : -1;
+}
+
+/* ---- reading .eh_frame ------------------------------------------------ */
+
+static uint64_t uleb(const uint8_t **p, const uint8_t *end)
+{
+    uint64_t v = 0;
+    unsigned shift = 0;
+    while (*p < end) {
+        uint8_t b = *(*p)++;
+        if (shift < 64)
+            v |= (uint64_t)(b & 0x7f) << shift;
+        shift += 7;
+        if (!(b & 0x80))
+            break;
+    }
+    return v;
+}
+
+static int64_t sleb(const uint8_t **p, const uint8_t *end)
+{
+    int64_t v = 0;
+    unsigned shift = 0;
+    uint8_t b = 0;
+    while (*p < end) {
+        b = *(*p)++;
+        if (shift < 64)
+            v |= (int64_t)((uint64_t)(b & 0x7f) << shift);
+        shift += 7;
+        if (!(b & 0x80))
+            break;
+    }
+    if (shift < 64 && (b & 0x40))
+        v |= -(int64_t)((uint64_t)1 << shift);
+    return v;
+}
+
+/* A DW_EH_PE-encoded pointer at *p; -1 for an encoding not handled. */
+static int read_enc(uint8_t enc, const uint8_t **p, const uint8_t *end, uintptr_t datarel, uintptr_t *out)
+{
+    if (enc == 0xff)
+        return -1;
+    const uint8_t *at = *p;
+    uintptr_t v;
+    switch (enc & 0x0f) {
+    case 0x00:
+        memcpy(&v, at, 8);
+        *p += 8;
+        break;
+    case 0x01:
+        v = (uintptr_t)uleb(p, end);
+        break;
+    case 0x02: {
+        uint16_t x;
+        memcpy(&x, at, 2);
+        v = x;
+        *p += 2;
+        break;
+    }
+    case 0x03: {
+        uint32_t x;
+        memcpy(&x, at, 4);
+        v = x;
+        *p += 4;
+        break;
+    }
+    case 0x04:
+        memcpy(&v, at, 8);
+        *p += 8;
+        break;
+    case 0x09:
+        v = (uintptr_t)sleb(p, end);
+        break;
+    case 0x0a: {
+        int16_t x;
+        memcpy(&x, at, 2);
+        v = (uintptr_t)(intptr_t)x;
+        *p += 2;
+        break;
+    }
+    case 0x0b: {
+        int32_t x;
+        memcpy(&x, at, 4);
+        v = (uintptr_t)(intptr_t)x;
+        *p += 4;
+        break;
+    }
+    case 0x0c:
+        memcpy(&v, at, 8);
+        *p += 8;
+        break;
+    default:
+        return -1;
+    }
+    switch (enc & 0x70) {
+    case 0x00:
+        break;
+    case 0x10:
+        v += (uintptr_t)at;
+        break;
+    case 0x30:
+        v += datarel;
+        break;
+    default:
+        return -1;
+    }
+    if (enc & 0x80)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* The rules this unwinder tracks: CFA, rbp (6) and the RA column. */
+struct cfa_state {
+    int cfa_reg; /* 6 or 7; anything else: other */
+    int64_t cfa_off;
+    int rbp_how, ra_how; /* 0 same/unspecified, 1 offset(n), 2 undefined, 3 not simple */
+    int64_t rbp_off, ra_off;
+};
+
+#define HOW_SAME 0
+#define HOW_OFFSET 1
+#define HOW_UNDEF 2
+#define HOW_OTHER 3
+
+/* Runs CFA instructions [p, end) for a pc at loc..; stops past target.
+ * Returns 0, or -1 when something is not simple. */
+static int run_cfa(const uint8_t *p, const uint8_t *end, uintptr_t *loc, uintptr_t target,
+                   uint64_t code_align, int64_t data_align, uint64_t ra_reg, struct cfa_state *s,
+                   const struct cfa_state *init, uint8_t fde_enc)
+{
+    struct cfa_state stack[8];
+    int depth = 0;
+    while (p < end) {
+        uint8_t op = *p++;
+        uint8_t hi = op & 0xc0, lo = op & 0x3f;
+        uint64_t reg, adv;
+        int64_t off;
+        if (hi == 0x40) { /* advance_loc */
+            adv = lo * code_align;
+            goto advance;
+        }
+        if (hi == 0x80) { /* offset */
+            reg = lo;
+            off = (int64_t)uleb(&p, end) * data_align;
+            goto set_offset;
+        }
+        if (hi == 0xc0) { /* restore */
+            reg = lo;
+            goto restore;
+        }
+        switch (op) {
+        case 0x00: /* nop */
+            continue;
+        case 0x01: { /* set_loc */
+            uintptr_t nl;
+            if (read_enc(fde_enc, &p, end, 0, &nl) != 0)
+                return -1;
+            if (nl > target)
+                return 0;
+            *loc = nl;
+            continue;
+        }
+        case 0x02:
+            adv = *p++ * code_align;
+            goto advance;
+        case 0x03: {
+            uint16_t x;
+            memcpy(&x, p, 2);
+            p += 2;
+            adv = x * code_align;
+            goto advance;
+        }
+        case 0x04: {
+            uint32_t x;
+            memcpy(&x, p, 4);
+            p += 4;
+            adv = x * code_align;
+            goto advance;
+        }
+        case 0x05: /* offset_extended */
+            reg = uleb(&p, end);
+            off = (int64_t)uleb(&p, end) * data_align;
+            goto set_offset;
+        case 0x06: /* restore_extended */
+            reg = uleb(&p, end);
+            goto restore;
+        case 0x07: /* undefined */
+            reg = uleb(&p, end);
+            if (reg == ra_reg)
+                s->ra_how = HOW_UNDEF;
+            else if (reg == 6)
+                s->rbp_how = HOW_OTHER;
+            continue;
+        case 0x08: /* same_value */
+            reg = uleb(&p, end);
+            if (reg == ra_reg)
+                s->ra_how = HOW_OTHER;
+            else if (reg == 6)
+                s->rbp_how = HOW_SAME;
+            continue;
+        case 0x09: /* register */
+            reg = uleb(&p, end);
+            uleb(&p, end);
+            if (reg == ra_reg)
+                s->ra_how = HOW_OTHER;
+            else if (reg == 6)
+                s->rbp_how = HOW_OTHER;
+            continue;
+        case 0x0a: /* remember_state */
+            if (depth == 8)
+                return -1;
+            stack[depth++] = *s;
+            continue;
+        case 0x0b: /* restore_state */
+            if (depth == 0)
+                return -1;
+            *s = stack[--depth];
+            continue;
+        case 0x0c: /* def_cfa */
+            s->cfa_reg = (int)uleb(&p, end);
+            s->cfa_off = (int64_t)uleb(&p, end);
+            continue;
+        case 0x0d: /* def_cfa_register */
+            s->cfa_reg = (int)uleb(&p, end);
+            continue;
+        case 0x0e: /* def_cfa_offset */
+            s->cfa_off = (int64_t)uleb(&p, end);
+            continue;
+        case 0x0f: /* def_cfa_expression */
+            return -1;
+        case 0x10:   /* expression */
+        case 0x16: { /* val_expression */
+            reg = uleb(&p, end);
+            uint64_t len = uleb(&p, end);
+            if (reg == ra_reg || reg == 6 || len > (uint64_t)(end - p))
+                return -1;
+            p += len;
+            continue;
+        }
+        case 0x11: /* offset_extended_sf */
+            reg = uleb(&p, end);
+            off = sleb(&p, end) * data_align;
+            goto set_offset;
+        case 0x12: /* def_cfa_sf */
+            s->cfa_reg = (int)uleb(&p, end);
+            s->cfa_off = sleb(&p, end) * data_align;
+            continue;
+        case 0x13: /* def_cfa_offset_sf */
+            s->cfa_off = sleb(&p, end) * data_align;
+            continue;
+        case 0x14: /* val_offset */
+        case 0x15: /* val_offset_sf */
+            reg = uleb(&p, end);
+            if (op == 0x14)
+                uleb(&p, end);
+            else
+                sleb(&p, end);
+            if (reg == ra_reg || reg == 6)
+                return -1;
+            continue;
+        case 0x2e: /* GNU_args_size */
+            uleb(&p, end);
+            continue;
+        case 0x2f: /* GNU_negative_offset_extended */
+            reg = uleb(&p, end);
+            off = -(int64_t)uleb(&p, end) * data_align;
+            goto set_offset;
+        default:
+            return -1;
+        }
+    advance:
+        if (*loc + adv > target)
+            return 0;
+        *loc += adv;
+        continue;
+    set_offset:
+        if (reg == ra_reg) {
+            s->ra_how = HOW_OFFSET;
+            s->ra_off = off;
+        } else if (reg == 6) {
+            s->rbp_how = HOW_OFFSET;
+            s->rbp_off = off;
+        }
+        continue;
+    restore:
+        if (!init)
+            return -1; /* restore inside the CIE's own instructions */
+        if (reg == ra_reg) {
+            s->ra_how = init->ra_how;
+            s->ra_off = init->ra_off;
+        } else if (reg == 6) {
+            s->rbp_how = init->rbp_how;
+            s->rbp_off = init->rbp_off;
+        }
+        continue;
+    }
+    return 0;
+}
+
+/* The recipe for code at pc, from the object whose .eh_frame_hdr is hdr. */
+static uint64_t compute(uintptr_t pc, const uint8_t *hdr)
+{
+    if (!hdr || hdr[0] != 1 || hdr[3] != 0x3b)
+        return R_VALID | R_OTHER;
+    const uint8_t *p = hdr + 4, *far = (const uint8_t *)UINTPTR_MAX;
+    uintptr_t ehf, count;
+    if (read_enc(hdr[1], &p, far, (uintptr_t)hdr, &ehf) != 0 ||
+        read_enc(hdr[2], &p, far, (uintptr_t)hdr, &count) != 0 || count == 0)
+        return R_VALID | R_OTHER;
+    const int32_t *tab = (const int32_t *)p;
+    uintptr_t base = (uintptr_t)hdr;
+    /* the last entry whose initial location is <= pc */
+    size_t lo = 0, hi = count;
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (base + (intptr_t)tab[2 * mid] <= pc)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    if (base + (intptr_t)tab[2 * lo] > pc)
+        return R_VALID | R_OTHER;
+    const uint8_t *fde = (const uint8_t *)(base + (intptr_t)tab[2 * lo + 1]);
+    uint32_t flen, cie_off;
+    memcpy(&flen, fde, 4);
+    if (flen == 0 || flen == 0xffffffffu)
+        return R_VALID | R_OTHER;
+    const uint8_t *fend = fde + 4 + flen;
+    memcpy(&cie_off, fde + 4, 4);
+    const uint8_t *cie = fde + 4 - cie_off;
+    uint32_t clen;
+    memcpy(&clen, cie, 4);
+    if (clen == 0 || clen == 0xffffffffu)
+        return R_VALID | R_OTHER;
+    const uint8_t *cend = cie + 4 + clen, *c = cie + 8;
+    uint8_t version = *c++;
+    const char *aug = (const char *)c;
+    c += strlen(aug) + 1;
+    if (aug[0] && aug[0] != 'z')
+        return R_VALID | R_OTHER; /* "eh" and other ancient forms */
+    uint64_t code_align = uleb(&c, cend);
+    int64_t data_align = sleb(&c, cend);
+    uint64_t ra_reg = version == 1 ? *c++ : uleb(&c, cend);
+    uint8_t fde_enc = 0;
+    if (aug[0] == 'z') {
+        uint64_t alen = uleb(&c, cend);
+        const uint8_t *aend = c + alen;
+        for (const char *a = aug + 1; *a; a++) {
+            if (*a == 'R') {
+                fde_enc = *c++;
+            } else if (*a == 'L') {
+                c++;
+            } else if (*a == 'P') {
+                uintptr_t ignored;
+                uint8_t penc = *c++;
+                if (read_enc(penc & 0x7f, &c, aend, 0, &ignored) != 0)
+                    return R_VALID | R_OTHER;
+            } else {
+                return R_VALID | R_OTHER; /* 'S' (signal frame) and the rest */
+            }
+        }
+        c = aend;
+    }
+    const uint8_t *f = fde + 8;
+    uintptr_t start, range;
+    if (read_enc(fde_enc, &f, fend, 0, &start) != 0 || read_enc(fde_enc & 0x0f, &f, fend, 0, &range) != 0)
+        return R_VALID | R_OTHER;
+    if (pc < start || pc - start >= range)
+        return R_VALID | R_OTHER; /* no FDE covers pc */
+    if (aug[0] == 'z') {
+        uint64_t alen = uleb(&f, fend);
+        f += alen;
+    }
+    struct cfa_state s = {.cfa_reg = 7, .cfa_off = 0, .rbp_how = HOW_SAME, .ra_how = HOW_SAME};
+    uintptr_t loc = start;
+    if (run_cfa(c, cend, &loc, pc, code_align, data_align, ra_reg, &s, NULL, fde_enc) != 0)
+        return R_VALID | R_OTHER;
+    struct cfa_state init = s;
+    loc = start;
+    if (run_cfa(f, fend, &loc, pc, code_align, data_align, ra_reg, &s, &init, fde_enc) != 0)
+        return R_VALID | R_OTHER;
+    if (s.ra_how == HOW_UNDEF)
+        return R_VALID | R_STOP;
+    if ((s.cfa_reg != 6 && s.cfa_reg != 7) || s.ra_how != HOW_OFFSET || s.rbp_how == HOW_OTHER ||
+        s.rbp_how == HOW_UNDEF)
+        return R_VALID | R_OTHER;
+    if (s.cfa_off < 0 || s.cfa_off >= (1 << 23) || s.ra_off < -32768 || s.ra_off > 32767 ||
+        s.rbp_off < -32768 || s.rbp_off > 32767)
+        return R_VALID | R_OTHER;
+    uint64_t v = R_VALID | (s.cfa_reg == 6 ? R_CFA_RBP : 0) | (s.rbp_how == HOW_OFFSET ? R_RBP_SAVED : 0);
+    v |= (uint64_t)s.cfa_off << 8;
+    v |= (uint64_t)(uint16_t)(int16_t)s.ra_off << 32;
+    v |= (uint64_t)(uint16_t)(int16_t)(s.rbp_how == HOW_OFFSET ? s.rbp_off : 0) << 48;
+    return v;
+}
+
+static inline size_t slot_of(uintptr_t pc)
+{
+    uint64_t h = (uint64_t)pc * 0x9e3779b97f4a7c15ull;
+    return (size_t)(h >> (64 - CACHE_BITS));
+}
+
+/* The recipe for pc (a return address - 1): the whole probe sequence, a
+ * late entry's check, and on a miss the computation and the insert. */
+__attribute__((noinline)) static uint64_t recipe_slow(uintptr_t pc)
+{
+    size_t i = slot_of(pc);
+    for (unsigned k = 0; k < CACHE_PROBES; k++, i = (i + 1) & (CACHE_SIZE - 1)) {
+        uintptr_t key = __atomic_load_n(&cache[i].key, __ATOMIC_ACQUIRE);
+        if (key == pc) {
+            uint64_t v = __atomic_load_n(&cache[i].val, __ATOMIC_ACQUIRE);
+            if (!v)
+                break; /* being filled: compute it here */
+            if (ML_UNLIKELY(v & R_LATE)) {
+                struct dl_find_object fo;
+                if (find_object((void *)pc, &fo) != 0 ||
+                    (uintptr_t)fo.dlfo_eh_frame != __atomic_load_n(&cache_hdr[i], __ATOMIC_RELAXED))
+                    break; /* another object now: recompute, uncached */
+            }
+            return v;
+        }
+        if (!key)
+            break;
+    }
+    struct dl_find_object fo;
+    if (find_object((void *)pc, &fo) != 0)
+        return R_VALID | R_OTHER;
+    uint64_t v = compute(pc, fo.dlfo_eh_frame);
+    int late = !is_early(pc);
+    if (late)
+        v |= R_LATE;
+    /* insert: claim an empty slot on pc's probe path */
+    i = slot_of(pc);
+    for (unsigned k = 0; k < CACHE_PROBES; k++, i = (i + 1) & (CACHE_SIZE - 1)) {
+        uintptr_t key = __atomic_load_n(&cache[i].key, __ATOMIC_ACQUIRE);
+        if (key == pc)
+            break; /* another thread has it (or a stale late entry: leave it) */
+        if (key)
+            continue;
+        if (__atomic_compare_exchange_n(&cache[i].key, &key, pc, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+            if (late)
+                __atomic_store_n(&cache_hdr[i], (uintptr_t)fo.dlfo_eh_frame, __ATOMIC_RELAXED);
+            __atomic_store_n(&cache[i].val, v, __ATOMIC_RELEASE);
+            break;
+        }
+        if (key == pc)
+            break;
+    }
+    return v;
+}
+
+/* The walk: out[0] = ra (the caller's return address, as unw_backtrace's
+ * first frame), then each caller's.  sp is the CFA of the frame that ra
+ * returns into's callee, i.e. rsp after the return; rbp its rbp. */
+__attribute__((used, visibility("hidden"))) int ml_unwind_from(void **out, int max, uintptr_t rbp,
+                                                               uintptr_t sp, uintptr_t ra);
+
+/* The common case inline: pc's home slot holds its early entry. */
+static inline uint64_t recipe_of(uintptr_t pc)
+{
+    size_t i = slot_of(pc);
+    if (ML_LIKELY(__atomic_load_n(&cache[i].key, __ATOMIC_ACQUIRE) == pc)) {
+        uint64_t v = __atomic_load_n(&cache[i].val, __ATOMIC_ACQUIRE);
+        if (ML_LIKELY(v && !(v & R_LATE)))
+            return v;
+    }
+    return recipe_slow(pc);
+}
+
+int ml_unwind_from(void **out, int max, uintptr_t rbp, uintptr_t sp, uintptr_t ra)
+{
+    if (!find_object || max <= 0)
+        return -1;
+    int n = 0;
+    out[n++] = (void *)ra;
+    while (n < max) {
+        uint64_t v = recipe_of(ra - 1);
+        if (ML_UNLIKELY(v & (R_STOP | R_OTHER))) {
+            if (v & R_OTHER)
+                return -1;
+            break;
+        }
+        uintptr_t cfa = ((v & R_CFA_RBP) ? rbp : sp) + ((v >> 8) & ((1u << 24) - 1));
+        uintptr_t next = *(const uintptr_t *)(cfa + (int16_t)(uint16_t)(v >> 32));
+        if (v & R_RBP_SAVED)
+            rbp = *(const uintptr_t *)(cfa + (int16_t)(uint16_t)(v >> 48));
+        sp = cfa;
+        if (!next)
+            return -1; /* libunwind decides what a zero return address means */
+        ra = next;
+        out[n++] = (void *)ra;
+    }
+    return n;
+}
+
+/* ml_unwind(out, max): the registers as the caller sees them after this
+ * call returns, handed to ml_unwind_from. */
+__asm__(".text\n"
+        ".globl ml_unwind\n"
+        ".hidden ml_unwind\n"
+        ".type ml_unwind, @function\n"
+        "ml_unwind:\n"
+        ".cfi_startproc\n"
+        "    movq %rbp, %rdx\n"
+        "    leaq 8(%rsp), %rcx\n"
+        "    movq (%rsp), %r8\n"
+        "    jmp ml_unwind_from\n"
+        ".cfi_endproc\n"
+        ".size ml_unwind, .-ml_unwind\n");
