@@ -40,3 +40,8 @@ foreach(b ${ML_BACKENDS})
     FAIL_REGULAR_EXPRESSION "mallard:;cannot be preloaded"
     TIMEOUT 60 LABELS "conformance")
 endforeach()
+
+# control characters in a bad option value are not echoed raw (any backend)
+add_test(NAME suite_option_echo COMMAND sh ${ML_CONF_DIR}/suite_option_echo.sh ${ML_LIB} /bin/true)
+set_tests_properties(suite_option_echo PROPERTIES
+  PASS_REGULAR_EXPRESSION "option echo ok" TIMEOUT 60 LABELS "conformance")
