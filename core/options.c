@@ -230,17 +230,24 @@ int ml_option_set(struct ml_options *o, const struct ml_option *row, const char 
 }
 
 /* A value echoed in a warning: its head and tail around "...", so that a
- * long value never pushes the rest of the message out of ml_say's line. */
+ * long value never pushes the rest of the message out of ml_say's line,
+ * with every control character shown as '?', so that a value holding a
+ * newline cannot forge a line of its own on stderr. */
 static const char *option_shorten(const char *v, char *buf, size_t cap)
 {
     size_t len = strlen(v);
-    if (len < cap)
-        return v;
-    size_t head = (cap - 4) / 2, tail = cap - 4 - head;
-    memcpy(buf, v, head);
-    memcpy(buf + head, "...", 3);
-    memcpy(buf + head + 3, v + len - tail, tail);
-    buf[cap - 1] = '\0';
+    if (len < cap) {
+        memcpy(buf, v, len + 1);
+    } else {
+        size_t head = (cap - 4) / 2, tail = cap - 4 - head;
+        memcpy(buf, v, head);
+        memcpy(buf + head, "...", 3);
+        memcpy(buf + head + 3, v + len - tail, tail);
+        buf[cap - 1] = '\0';
+    }
+    for (char *c = buf; *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            *c = '?';
     return buf;
 }
 
@@ -279,6 +286,9 @@ void ml_options_parse(struct ml_options *o, char *const *envp, int warn)
             size_t n = nl < sizeof name - 1 ? nl : sizeof name - 1;
             memcpy(name, *e, n);
             name[n] = '\0';
+            for (char *c = name; *c; c++)
+                if ((unsigned char)*c < 0x20 || *c == 0x7f)
+                    *c = '?';
             ml_say("%s is not a mallard option and is ignored; `mallard --help` lists them", name);
         }
     }

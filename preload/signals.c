@@ -11,6 +11,12 @@
  *   for one, installs its KeyboardInterrupt handler only over SIG_DFL.  A
  *   handler the program installs replaces mallard's and runs as ever.
  *
+ * The handlers run on the interrupted thread's own stack, never on the
+ * program's alternate signal stack (that one can be 2 KiB, MINSIGSTKSZ:
+ * the report overflowed it, and a SIGTERM ended the process by SIGSEGV),
+ * and write the report from a stack of mallard's own, as the fatal-signal
+ * handler does (hooks.c).
+ *
  * A signal that interrupts mallard itself on the receiving thread (inside
  * malloc, say) cannot write a report there: mallard's locks may be held.
  * The termination signal then kills the process without one; a report
@@ -21,6 +27,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "../core/fmt.h"
 #include "../report/trace.h"
@@ -34,23 +41,50 @@ static const int term_signals[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT};
 static int (*real_sigaction)(int, const struct sigaction *, struct sigaction *);
 static sighandler_t (*real_signal)(int, sighandler_t);
 
+/* hooks.c: calls fn(arg) with the stack pointer at top. */
+void ml_call_on_stack(void (*fn)(int), int arg, void *top);
+
+#define ML_SIGNAL_STACK ((size_t)1 << 20)
+
+/* Runs fn(sig) on a fresh stack of mallard's own (on the current one if
+ * none can be mapped); unmaps it after unless the process is to die. */
+static void on_own_stack(void (*fn)(int), int sig, int keep)
+{
+    void *stack =
+        mmap(NULL, ML_SIGNAL_STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (stack == MAP_FAILED) {
+        fn(sig);
+        return;
+    }
+    ml_call_on_stack(fn, sig, (char *)stack + ML_SIGNAL_STACK - 64);
+    if (!keep)
+        munmap(stack, ML_SIGNAL_STACK);
+}
+
+static void term_report(int sig) { ml_trace_finish(ML_EXIT_SIGNAL, sig, &ml_opts); }
+
+static void live_report(int sig)
+{
+    (void)sig;
+    ml_trace_report_live(0, &ml_opts);
+}
+
 static void on_term_signal(int sig)
 {
     /* SA_RESETHAND restored the default action; SA_NODEFER lets the raise
      * below through at once */
     if (!ml_trace_guard_enter())
-        ml_trace_finish(ML_EXIT_SIGNAL, sig, &ml_opts);
+        on_own_stack(term_report, sig, 1);
     raise(sig);
 }
 
 static void on_report_signal(int sig)
 {
-    (void)sig;
     int saved = errno;
     int inside = ml_trace_guard_enter();
     ml_trace_guard_leave(inside);
     if (!inside) {
-        ml_trace_report_live(0, &ml_opts);
+        on_own_stack(live_report, sig, 0);
     } else {
         ml_say("the report signal arrived while this thread was inside mallard; no report this time");
     }
@@ -86,9 +120,9 @@ void ml_signals_start(void)
     if (!real_sigaction)
         return;
     for (size_t i = 0; i < sizeof term_signals / sizeof term_signals[0]; i++)
-        install(term_signals[i], on_term_signal, SA_RESETHAND | SA_NODEFER | SA_ONSTACK);
+        install(term_signals[i], on_term_signal, SA_RESETHAND | SA_NODEFER);
     if (ml_opts.report_signal)
-        install(ml_opts.report_signal == 1 ? SIGUSR1 : SIGUSR2, on_report_signal, SA_RESTART | SA_ONSTACK);
+        install(ml_opts.report_signal == 1 ? SIGUSR1 : SIGUSR2, on_report_signal, SA_RESTART);
 }
 
 ML_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old)

@@ -28,3 +28,20 @@ foreach(b ${ML_BACKENDS})
     FAIL_REGULAR_EXPRESSION "mallard:;cannot be preloaded"
     TIMEOUT 60 LABELS "conformance")
 endforeach()
+
+ml_conf_program(conf_suite_term_altstack ${ML_CONF_DIR}/suite_term_altstack.c)
+foreach(b ${ML_BACKENDS})
+  # dies of SIGTERM (128 + 15), after a report naming the one leak
+  add_test(NAME suite_term_altstack_${b}
+    COMMAND sh -c "$0; echo \"exit status $?\"" $<TARGET_FILE:conf_suite_term_altstack>)
+  set_tests_properties(suite_term_altstack_${b} PROPERTIES
+    ENVIRONMENT "LD_PRELOAD=${ML_LIB};MALLARD_BACKEND=${b};MALLARD_TRACE=1"
+    PASS_REGULAR_EXPRESSION "definitely lost: 100 bytes in 1 block\n(.|\n)*exit status 143"
+    FAIL_REGULAR_EXPRESSION "mallard:;cannot be preloaded"
+    TIMEOUT 60 LABELS "conformance")
+endforeach()
+
+# control characters in a bad option value are not echoed raw (any backend)
+add_test(NAME suite_option_echo COMMAND sh ${ML_CONF_DIR}/suite_option_echo.sh ${ML_LIB} /bin/true)
+set_tests_properties(suite_option_echo PROPERTIES
+  PASS_REGULAR_EXPRESSION "option echo ok" TIMEOUT 60 LABELS "conformance")
