@@ -21,6 +21,7 @@
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <link.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -284,9 +285,14 @@ ml_stack_id ml_stack_capture(void)
     void *raw[ML_DEPTH_MAX + 16];
     int got = st.fast ? ml_unwind(raw, st.depth + 8) : -1;
     if (ML_UNLIKELY(got < 0)) {
+        /* libunwind checks addresses with read(2), a cancellation point: a
+         * thread with a cancel pending must not die inside malloc */
+        int cancel;
+        pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel);
         unsigned stripe = gate_enter();
         got = bt(raw, st.depth + 8);
         gate_leave(stripe);
+        pthread_setcancelstate(cancel, NULL);
     }
     int first = 0;
     while (first < got && (uintptr_t)raw[first] >= st.self_lo && (uintptr_t)raw[first] < st.self_hi)

@@ -12,6 +12,20 @@ foreach(p getattr_thread fork_deadlock sig_malloc exit_race exit_order clean)
   target_link_libraries(safe_${p} PRIVATE Threads::Threads)
   set_target_properties(safe_${p} PROPERTIES OUTPUT_NAME ${p} RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests/safe)
 endforeach()
+# a cancel pending while the tracer captures a stack through libunwind
+add_executable(safe_cancel_pending ${ML_SAFE_DIR}/cancel_pending.c)
+target_compile_options(safe_cancel_pending PRIVATE ${ML_WARN} -O1 -g -fno-asynchronous-unwind-tables
+  -fno-unwind-tables -fno-builtin-malloc -fno-builtin-free -fno-builtin-realloc)
+target_link_libraries(safe_cancel_pending PRIVATE Threads::Threads)
+set_target_properties(safe_cancel_pending PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests/safe)
+foreach(backend ${ML_BACKENDS})
+  add_test(NAME safe_cancel_pending_${backend}_1
+           COMMAND env LD_PRELOAD=${ML_LIB} MALLARD_BACKEND=${backend} MALLARD_TRACE=1
+                   timeout 120 ${CMAKE_BINARY_DIR}/tests/safe/safe_cancel_pending)
+  set_tests_properties(safe_cancel_pending_${backend}_1 PROPERTIES
+    LABELS "safe;${backend}" TIMEOUT 180 PASS_REGULAR_EXPRESSION "^cancel pending ok\n")
+endforeach()
+
 # preloaded before mallard by exit_race's second half: on_exit handlers start late
 add_library(safe_slow_on_exit SHARED ${ML_SAFE_DIR}/slow_on_exit.c)
 target_compile_options(safe_slow_on_exit PRIVATE ${ML_WARN} -O1 -g)
