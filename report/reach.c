@@ -68,6 +68,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 /* flags, scratch per block */
@@ -114,7 +115,8 @@ struct reach {
     char *maps_text;       /* kept to the end: unmapping it would stale the snapshot */
     struct ml_range *skip; /* sorted, merged */
     size_t nskip;
-    struct ml_range *excl; /* skip plus thread stacks: taken out of anonymous roots */
+    struct ml_range *skip_own; /* skip plus mallard's own TLS in each thread (own_tls_skip) */
+    struct ml_range *excl;     /* skip plus thread stacks: taken out of anonymous roots */
     size_t nexcl;
     uintptr_t tls_span; /* bound on static TLS below a thread pointer */
     size_t page;
@@ -122,6 +124,8 @@ struct reach {
     int lost;   /* a fault may have dropped pushes: rebuild the work stack */
     int nomaps; /* the maps are synthesized (no /proc): blocks are not checked against them */
     struct reach_guard *g;
+    void *vbuf; /* scan_copied's buffer (meta heap); NULL: read directly */
+    pid_t self;
 };
 
 /* The fault guard: one scan at a time (exit), on one thread.  It lives in
@@ -622,6 +626,37 @@ static void scan_guarded(struct reach *st, uintptr_t lo, uintptr_t hi)
     }
 }
 
+/* Scans [lo, hi) of memory mallard did not hand out (roots, and big blocks
+ * read by page): copied by the kernel with process_vm_readv, so that a page
+ * unmapped or protected since the snapshot costs an error return, not a
+ * fault (no signal reaches the program's handlers, and tools that count
+ * signal frames, such as valgrind's, see none).  Where the call is refused
+ * (seccomp, no CAP_SYS_PTRACE under a container's policy), the fault guard
+ * reads the memory directly. */
+#define REACH_VBUF ((size_t)64 << 10)
+static void scan_copied(struct reach *st, uintptr_t lo, uintptr_t hi)
+{
+    lo = (lo + 7) & ~(uintptr_t)7;
+    hi &= ~(uintptr_t)7;
+    while (lo < hi && st->vbuf) {
+        size_t want = hi - lo < REACH_VBUF ? (size_t)(hi - lo) : REACH_VBUF;
+        struct iovec local = {st->vbuf, want}, remote = {(void *)lo, want};
+        ssize_t got = syscall(SYS_process_vm_readv, st->self, &local, 1UL, &remote, 1UL, 0UL);
+        if (got > 0) {
+            scan_words(st, (uintptr_t)st->vbuf, (uintptr_t)st->vbuf + ((size_t)got & ~(size_t)7));
+            lo += (size_t)got;
+            if ((size_t)got == want)
+                continue;
+        } else if (got < 0 && errno != EFAULT) {
+            st->vbuf = NULL; /* refused: read directly from now on (freed at the end) */
+            break;
+        }
+        lo = (lo & ~(uintptr_t)(st->page - 1)) + st->page; /* the page that failed */
+    }
+    if (lo < hi)
+        scan_guarded(st, lo, hi);
+}
+
 /* Pages of [lo, hi) that were ever touched (present or swapped), per
  * /proc/self/pagemap; untouched private anonymous pages read as zero. */
 static void scan_touched(struct reach *st, uintptr_t lo, uintptr_t hi)
@@ -635,16 +670,22 @@ static void scan_touched(struct reach *st, uintptr_t lo, uintptr_t hi)
             want = sizeof ent / sizeof ent[0];
         ssize_t r = pread(st->pagemap, ent, want * sizeof ent[0], (off_t)(a / page * sizeof ent[0]));
         if (r <= 0) {
-            scan_guarded(st, a > lo ? a : lo, hi);
+            scan_copied(st, a > lo ? a : lo, hi);
             return;
         }
         size_t got = (size_t)r / sizeof ent[0];
+        uintptr_t run = 0; /* start of the current run of touched pages, or 0 */
         for (size_t i = 0; i < got; i++, a += page) {
-            if (!(ent[i] >> 62)) /* bit 63 present, bit 62 swapped */
-                continue;
-            uintptr_t plo = a > lo ? a : lo, phi = a + page < hi ? a + page : hi;
-            scan_guarded(st, plo, phi);
+            int touched = (ent[i] >> 62) != 0; /* bit 63 present, bit 62 swapped */
+            if (touched && !run)
+                run = a > lo ? a : lo;
+            if (!touched && run) {
+                scan_copied(st, run, a);
+                run = 0;
+            }
         }
+        if (run)
+            scan_copied(st, run, a < hi ? a : hi);
     }
 }
 
@@ -661,7 +702,7 @@ static void root_piece(struct reach *st, uintptr_t lo, uintptr_t hi, unsigned mf
             if ((mflags & M_ANON) && st->pagemap >= 0 && end - lo >= REACH_PAGEMAP_MIN)
                 scan_touched(st, lo, end);
             else
-                scan_guarded(st, lo, end);
+                scan_copied(st, lo, end);
         }
         lo = end;
     }
@@ -828,6 +869,63 @@ struct thread_set {
     int on_own_stack;           /* sp lies in it (not on a signal stack): only its live frames are roots */
 };
 
+/* mallard's own thread-local state (a backend's current chunk and last
+ * block, the tracer's per-thread records) points into the heap, but it is
+ * not the program's: each thread's copy leaves the roots.  Where
+ * libmallard.so's TLS block lies: in static TLS (preloaded or initial-exec),
+ * at one offset below every thread pointer. */
+struct own_tls {
+    uintptr_t tp;
+    uintptr_t below, size; /* the block is [tp - below, tp - below + size) */
+};
+
+extern __typeof__(ml_stack_is_own) ml_stack_is_own __attribute__((weak));
+
+static int own_tls_find(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    struct own_tls *o = data;
+    const ElfW(Phdr) *tls = NULL;
+    int own = 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type == PT_TLS)
+            tls = ph;
+        if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X) && ph->p_memsz &&
+            ml_stack_is_own(info->dlpi_addr + ph->p_vaddr + 1))
+            own = 1;
+    }
+    uintptr_t td = (uintptr_t)info->dlpi_tls_data;
+    if (!own || !tls || !td || td >= o->tp || o->tp - td >= REACH_TLS_MAX)
+        return own;
+    o->below = o->tp - td;
+    o->size = tls->p_memsz;
+    return 1;
+}
+
+static void own_tls_skip(struct reach *st, const struct ml_thread_root *th, size_t nth, uintptr_t self)
+{
+    if (!ml_stack_is_own)
+        return; /* the scan's unit tests: no libmallard.so */
+    struct own_tls o = {.tp = self};
+    dl_iterate_phdr(own_tls_find, &o);
+    if (!o.size)
+        return;
+    struct ml_range *sk = ml_meta_alloc((st->nskip + nth + 1) * sizeof *sk);
+    if (!sk)
+        return;
+    size_t k = 0;
+    for (size_t i = 0; i < st->nskip; i++)
+        sk[k++] = st->skip[i];
+    sk[k++] = (struct ml_range){self - o.below, self - o.below + o.size};
+    for (size_t i = 0; i < nth; i++)
+        if (th[i].tp != self && th[i].tp > o.below)
+            sk[k++] = (struct ml_range){th[i].tp - o.below, th[i].tp - o.below + o.size};
+    st->skip_own = sk;
+    st->skip = sk;
+    st->nskip = range_normalize(sk, k);
+}
+
 /* Lists the threads, drops exited ones whose block is gone, finds the
  * calling thread's stack around sp and builds st->excl: the skip ranges
  * and every thread stack, which the anonymous roots must not take again. */
@@ -877,6 +975,7 @@ static void threads_collect(struct reach *st, struct thread_set *ts, uintptr_t s
         self_hi = m ? m->hi : sp;
     }
 
+    own_tls_skip(st, th, nth, self);
     size_t nex = st->nskip + nth + 1;
     st->excl = ml_meta_alloc(nex * sizeof *st->excl);
     if (st->excl) {
@@ -1238,6 +1337,9 @@ void ml_reach_classify(struct ml_live *blocks, size_t n, const struct ml_range *
                strerrordesc_np(err) ? strerrordesc_np(err) : "unknown error");
     }
     st->pagemap = st->nomaps ? -1 : open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+    void *vbuf = ml_meta_alloc(REACH_VBUF);
+    st->vbuf = vbuf;
+    st->self = (pid_t)syscall(SYS_getpid);
     reach_prepare(st);
 
     guard_install(g);
@@ -1247,6 +1349,8 @@ void ml_reach_classify(struct ml_live *blocks, size_t n, const struct ml_range *
 
     if (st->pagemap >= 0)
         close(st->pagemap);
+    ml_meta_free(vbuf);
+    ml_meta_free(st->skip_own);
     ml_meta_free(st->maps);
     ml_meta_free(st->maps_text);
     ml_meta_free(st->excl);

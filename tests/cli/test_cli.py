@@ -325,6 +325,8 @@ def case_report_render():
           "groups merged by stack across the processes of one program", p)
     check("#0 push list_leak.c:" in p.stdout and "indirect leak of 432 bytes in 9 blocks" in p.stdout,
           "stacks rendered", p)
+    check(not re.search(r"#\d+ (__libc_start_call_main|__libc_start_main|_start)\b", p.stdout),
+          "libc's start-up frames left out, as the text report leaves them out", p)
     # many files: the same as one file holding them all
     parts = []
     for i, prog in enumerate(("simple_leak", "list_leak")):

@@ -32,7 +32,7 @@ set_target_properties(fx_dl_leak_lib PROPERTIES OUTPUT_NAME dl_leak_lib LIBRARY_
 
 # Exactness fixtures (issue 12), built as a user would build them, -O1 -g,
 # each run under every backend and checked against valgrind's figures.
-set(ML_EXACT_FIXTURES end_pointer reused_blocks malloc_zero dead_frame cycle_owner anon_merge)
+set(ML_EXACT_FIXTURES end_pointer reused_blocks malloc_zero dead_frame cycle_owner anon_merge last_block)
 foreach(f ${ML_EXACT_FIXTURES})
   add_executable(fx_${f} ${CMAKE_SOURCE_DIR}/tests/programs/${f}.c)
   target_compile_options(fx_${f} PRIVATE -g -O1 -Wall -Wextra)
@@ -41,7 +41,7 @@ endforeach()
 add_executable(fx_cxx_registry ${CMAKE_SOURCE_DIR}/tests/programs/cxx_registry.cpp)
 target_compile_options(fx_cxx_registry PRIVATE -g -O1 -Wall -Wextra)
 set_target_properties(fx_cxx_registry PROPERTIES OUTPUT_NAME cxx_registry RUNTIME_OUTPUT_DIRECTORY ${ML_FIXTURE_DIR})
-foreach(c end_pointer reused_blocks malloc_zero dead_frame dead_frame_exit cycle_owner anon_merge cxx_registry)
+foreach(c end_pointer reused_blocks malloc_zero dead_frame dead_frame_exit cycle_owner anon_merge cxx_registry last_block)
   foreach(b freelist bump arena system page)
     add_test(NAME trace_${c}_${b}
       COMMAND python3 ${CMAKE_CURRENT_LIST_DIR}/run_case.py ${c} --backend ${b}
