@@ -34,9 +34,9 @@
  * chunk pinned by one survivor.
  * Invariants: every block is 16-byte aligned; the 32-bit word just before a
  * block is its state (ML_CHUNK_LIVE / _LISTED / _FREED for chunk blocks,
- * ARENA_BIG for large ones); chunks and large mappings are both
- * ML_OWNER_ARENA, so the state word tells them apart, and pointers of anyone
- * else are ignored.
+ * ARENA_BIG for large ones); the owner map says ML_OWNER_ARENA for chunks
+ * and ML_OWNER_ARENA_LARGE for large mappings, and pointers of anyone else
+ * are ignored unread.
  * Trade-off: allocation is a pop or an add and a compare, free a header
  * check and a push; in exchange a freed block serves only its own class,
  * and memory freed by other threads is only recovered a whole chunk at a
@@ -75,7 +75,10 @@ static inline struct ml_chunk *chunk_of(const void *p) { return ml_chunk_of(p, M
 
 static inline struct ml_chunk_blk *hdr_of(const void *p) { return ml_chunk_blk_of(p); }
 
-static void ar_bad_free(const void *p) { ml_chunk_bad_free(&arena.said_bad_free, "arena", p); }
+static __attribute__((noinline)) void ar_bad_free(const void *p)
+{
+    ml_chunk_bad_free(&arena.said_bad_free, "arena", p);
+}
 
 /* ---- the budget ------------------------------------------------------- */
 
@@ -128,8 +131,9 @@ static int ar_refill(struct ar_tls *t)
 }
 
 /* h, the most recent block of the current chunk, is being freed by its
- * owner: roll back over it and the freed blocks under it, refunding them. */
-static void ar_rollback(struct ar_tls *t, struct ml_chunk_blk *h)
+ * owner: roll back over it and the freed blocks under it, refunding them.
+ * Out of line, so that free's common path (a push) stays a leaf. */
+static __attribute__((noinline)) void ar_rollback(struct ar_tls *t, struct ml_chunk_blk *h)
 {
     size_t back = ml_chunk_rollback(&t->c, h);
     t->charged -= back;
@@ -138,45 +142,52 @@ static void ar_rollback(struct ar_tls *t, struct ml_chunk_blk *h)
 
 /* ---- large blocks ----------------------------------------------------- */
 
-static void *ar_big_alloc(size_t align, size_t size)
+static __attribute__((noinline)) void *ar_big_alloc(size_t align, size_t size, int zero)
 {
     if (size > ((size_t)1 << 46))
         return NULL;
     size_t n = ml_chunk_round16(size);
     if (arena.limit && !ar_charge(n))
         return NULL;
-    void *p = ml_chunk_big_alloc(align, n, ARENA_BIG, ML_OWNER_ARENA);
+    void *p = ml_chunk_big_alloc(&arena.pool, align, n, ARENA_BIG, ML_OWNER_ARENA_LARGE, zero);
     if (!p)
         ar_refund(n);
     return p;
 }
 
-static void ar_big_free(void *p, struct ml_chunk_big *b)
+static __attribute__((noinline)) void ar_big_free(void *p, struct ml_chunk_big *b)
 {
     ar_refund(b->size);
-    ml_chunk_big_unmap(p, b);
+    ml_chunk_big_free(&arena.pool, p, b);
 }
 
-/* The state word of p when p may be one of our blocks (it is then readable),
- * else NULL.  Chunk blocks are further checked by ar_chunk_check. */
-static uint32_t *ar_state_word(const void *p)
+/* A block of a chunk the calling thread does not carve in: back to the
+ * chunk's count. */
+static __attribute__((noinline)) void ar_free_remote(struct ml_chunk *c, struct ml_chunk_blk *h)
+{
+    __atomic_store_n(&h->state, ML_CHUNK_FREED, __ATOMIC_RELEASE);
+    if (ml_chunk_put_remote(c))
+        ar_release(c);
+}
+
+/* An ARENA_LARGE pointer is one of ours if its header is in the same
+ * mapping and says so. */
+static struct ml_chunk_big *ar_big_check(const void *p)
 {
     uintptr_t a = (uintptr_t)p;
-    if (ml_os_owner(p) != ML_OWNER_ARENA || (a & 15))
+    if ((a & 15) || ((a & (ML_OS_GRANULE - 1)) < ML_CHUNK_BIG_HDR &&
+                     ml_os_owner((void *)(a - ML_CHUNK_BIG_HDR)) != ML_OWNER_ARENA_LARGE))
         return NULL;
-    if ((a & (ML_OS_GRANULE - 1)) < ML_CHUNK_BIG_HDR &&
-        ml_os_owner((void *)(a - ML_CHUNK_BIG_HDR)) != ML_OWNER_ARENA)
-        return NULL;
-    return (uint32_t *)(a - sizeof(uint32_t));
+    struct ml_chunk_big *b = ml_chunk_big_of(p);
+    return b->state == ARENA_BIG ? b : NULL;
 }
 
-/* A pointer whose state word reads like a chunk block's could still
- * sit in a large mapping by chance: make sure its chunk is a chunk. */
-static inline int ar_chunk_check(const void *p)
+/* An ARENA pointer (in a chunk) is a block if it is aligned and past the
+ * chunk's header: its block header is then readable. */
+static inline int ar_chunk_ptr(const void *p)
 {
-    struct ml_chunk *c = chunk_of(p);
-    return (uintptr_t)p - (uintptr_t)c >= ML_CHUNK_DATA + ML_CHUNK_HDR && ml_os_owner(c) == ML_OWNER_ARENA &&
-           c->magic == ARENA_CHUNK_MAGIC;
+    uintptr_t a = (uintptr_t)p;
+    return !(a & 15) && (a & (ML_ARENA_CHUNK - 1)) >= ML_CHUNK_DATA + ML_CHUNK_HDR;
 }
 
 /* ---- the interface ---------------------------------------------------- */
@@ -248,7 +259,7 @@ static void *ar_malloc(size_t size)
     }
     if (size <= ARENA_SMALL_MAX)
         return ar_slow(16, ml_chunk_class(size));
-    return ar_big_alloc(16, size);
+    return ar_big_alloc(16, size, 0);
 }
 
 static void *ar_memalign(size_t align, size_t size)
@@ -260,13 +271,13 @@ static void *ar_memalign(size_t align, size_t size)
         if (align <= ARENA_SMALL_MAX - ml_chunk_class_size(c))
             return ar_slow(align, c);
     }
-    return ar_big_alloc(align, size);
+    return ar_big_alloc(align, size, 0);
 }
 
 static void *ar_zalloc(size_t size)
 {
     if (size > ARENA_SMALL_MAX)
-        return ar_big_alloc(16, size); /* a fresh mapping */
+        return ar_big_alloc(16, size, 1);
     unsigned c = ml_chunk_class(size);
     void *p = ml_chunk_pop(&at.c, c);
     if (p)
@@ -279,42 +290,45 @@ static void *ar_zalloc(size_t size)
 
 static void ar_free(void *p)
 {
-    uint32_t *state = ar_state_word(p);
-    if (ML_UNLIKELY(!state))
-        return; /* not ours */
-    uint32_t s = __atomic_load_n(state, __ATOMIC_RELAXED);
-    if (ML_UNLIKELY(s != ML_CHUNK_LIVE)) {
-        if (s == ARENA_BIG)
-            return ar_big_free(p, ml_chunk_big_of(p));
-        return ar_bad_free(p);
+    enum ml_owner owner = ml_os_owner(p);
+    if (ML_LIKELY(owner == ML_OWNER_ARENA)) {
+        if (ML_UNLIKELY(!ar_chunk_ptr(p)))
+            return ar_bad_free(p);
+        struct ml_chunk_blk *h = hdr_of(p);
+        if (ML_UNLIKELY(__atomic_load_n(&h->state, __ATOMIC_RELAXED) != ML_CHUNK_LIVE))
+            return ar_bad_free(p);
+        struct ml_chunk *c = chunk_of(p);
+        struct ar_tls *t = &at;
+        if (ML_LIKELY(c->owner == &t->c)) {
+            if (h == t->c.last && c == t->c.chunk)
+                ar_rollback(t, h);
+            else
+                ml_chunk_push(&t->c, h, p);
+            return;
+        }
+        return ar_free_remote(c, h);
     }
-    if (ML_UNLIKELY(!ar_chunk_check(p)))
-        return ar_bad_free(p);
-    struct ml_chunk_blk *h = hdr_of(p);
-    struct ml_chunk *c = chunk_of(p);
-    struct ar_tls *t = &at;
-    if (ML_LIKELY(c->owner == &t->c)) {
-        if (h == t->c.last && c == t->c.chunk)
-            ar_rollback(t, h);
-        else
-            ml_chunk_push(&t->c, h, p);
-        return;
+    if (owner == ML_OWNER_ARENA_LARGE) {
+        struct ml_chunk_big *b = ar_big_check(p);
+        if (!b)
+            return ar_bad_free(p);
+        ar_big_free(p, b);
     }
-    __atomic_store_n(&h->state, ML_CHUNK_FREED, __ATOMIC_RELEASE);
-    if (ml_chunk_put_remote(c))
-        ar_release(c);
 }
 
 static size_t ar_usable_size(const void *p)
 {
-    uint32_t *state = ar_state_word(p);
-    if (!state)
-        return 0;
-    uint32_t s = __atomic_load_n(state, __ATOMIC_RELAXED);
-    if (s == ARENA_BIG)
-        return ml_chunk_big_of(p)->size;
-    if (s == ML_CHUNK_LIVE && ar_chunk_check(p))
-        return hdr_of(p)->size;
+    enum ml_owner owner = ml_os_owner(p);
+    if (owner == ML_OWNER_ARENA) {
+        if (!ar_chunk_ptr(p))
+            return 0;
+        const struct ml_chunk_blk *h = hdr_of(p);
+        return __atomic_load_n(&h->state, __ATOMIC_RELAXED) == ML_CHUNK_LIVE ? h->size : 0;
+    }
+    if (owner == ML_OWNER_ARENA_LARGE) {
+        const struct ml_chunk_big *b = ar_big_check(p);
+        return b ? b->size : 0;
+    }
     return 0;
 }
 
@@ -345,7 +359,7 @@ static void *ar_realloc(void *p, size_t size)
         return NULL; /* not a live block of ours */
     if (size > ((size_t)1 << 46))
         return NULL;
-    if (__atomic_load_n(ar_state_word(p), __ATOMIC_RELAXED) == ARENA_BIG) {
+    if (ml_os_owner(p) == ML_OWNER_ARENA_LARGE) {
         /* Stay in the mapping unless that would waste more than half. */
         size_t n = ml_chunk_round16(size);
         struct ml_chunk_big *b = ml_chunk_big_of(p);
@@ -360,7 +374,7 @@ static void *ar_realloc(void *p, size_t size)
             size_t was = b->size;
             if (n > was && arena.limit && !ar_charge(n - was))
                 return NULL;
-            void *q = ml_chunk_big_resize(p, n, ML_OWNER_ARENA);
+            void *q = ml_chunk_big_resize(p, n, ML_OWNER_ARENA_LARGE);
             if (!q && n > was)
                 ar_refund(n - was);
             if (q && n < was)

@@ -57,7 +57,17 @@ static inline struct ml_chunk *chunk_of(const void *p) { return ml_chunk_of(p, M
 
 static inline struct ml_chunk_blk *hdr_of(const void *p) { return ml_chunk_blk_of(p); }
 
-static void bump_bad_free(const void *p) { ml_chunk_bad_free(&bump.said_bad_free, "bump", p); }
+static __attribute__((noinline)) void bump_bad_free(const void *p)
+{
+    ml_chunk_bad_free(&bump.said_bad_free, "bump", p);
+}
+
+/* Out of line, so that free's common path (a push) stays a leaf with few
+ * registers to save. */
+static __attribute__((noinline)) void bump_rollback(struct ml_chunk_tls *t, struct ml_chunk_blk *h)
+{
+    ml_chunk_rollback(t, h);
+}
 
 /* ---- chunks ----------------------------------------------------------- */
 
@@ -84,13 +94,22 @@ static int bump_refill(struct ml_chunk_tls *t)
     return ml_chunk_take(&bump.pool, t, ML_BUMP_CHUNK, BUMP_CHUNK_MAGIC, ML_OWNER_BUMP);
 }
 
+/* A block of a chunk the calling thread does not carve in: back to the
+ * chunk's count. */
+static __attribute__((noinline)) void bump_free_remote(struct ml_chunk *c, struct ml_chunk_blk *h)
+{
+    __atomic_store_n(&h->state, ML_CHUNK_FREED, __ATOMIC_RELEASE);
+    if (ml_chunk_put_remote(c))
+        bump_recycle(c);
+}
+
 /* ---- large blocks ----------------------------------------------------- */
 
-static void *bump_big_alloc(size_t align, size_t size)
+static __attribute__((noinline)) void *bump_big_alloc(size_t align, size_t size, int zero)
 {
     if (size > ((size_t)1 << 46))
         return NULL;
-    return ml_chunk_big_alloc(align, size, BUMP_BIG, ML_OWNER_BUMP_LARGE);
+    return ml_chunk_big_alloc(&bump.pool, align, size, BUMP_BIG, ML_OWNER_BUMP_LARGE, zero);
 }
 
 /* A BUMP_LARGE pointer is one of ours if its header is in the same mapping
@@ -103,6 +122,14 @@ static struct ml_chunk_big *bump_big_check(const void *p)
         return NULL;
     struct ml_chunk_big *b = ml_chunk_big_of(p);
     return b->state == BUMP_BIG ? b : NULL;
+}
+
+static __attribute__((noinline)) void bump_big_free(void *p)
+{
+    struct ml_chunk_big *b = bump_big_check(p);
+    if (!b)
+        return bump_bad_free(p);
+    ml_chunk_big_free(&bump.pool, p, b);
 }
 
 static inline size_t bump_big_usable(const struct ml_chunk_big *b) { return b->map_size - b->offset; }
@@ -169,7 +196,7 @@ static void *bump_malloc(size_t size)
     }
     if (size <= BUMP_SMALL_MAX)
         return bump_slow(16, ml_chunk_class(size));
-    return bump_big_alloc(16, size);
+    return bump_big_alloc(16, size, 0);
 }
 
 static void *bump_memalign(size_t align, size_t size)
@@ -181,13 +208,13 @@ static void *bump_memalign(size_t align, size_t size)
         if (align <= BUMP_SMALL_MAX - ml_chunk_class_size(c))
             return bump_slow(align, c);
     }
-    return bump_big_alloc(align, size);
+    return bump_big_alloc(align, size, 0);
 }
 
 static void *bump_zalloc(size_t size)
 {
     if (size > BUMP_SMALL_MAX)
-        return bump_big_alloc(16, size); /* a fresh mapping */
+        return bump_big_alloc(16, size, 1);
     struct ml_chunk_tls *t = &bt;
     unsigned c = ml_chunk_class(size);
     void *p = ml_chunk_pop(t, c);
@@ -214,22 +241,15 @@ static void bump_free(void *p)
         struct ml_chunk_tls *t = &bt;
         if (ML_LIKELY(c->owner == t)) {
             if (h == t->last && c == t->chunk)
-                ml_chunk_rollback(t, h); /* stack order: hand the space back */
+                bump_rollback(t, h); /* stack order: hand the space back */
             else
                 ml_chunk_push(t, h, p);
             return;
         }
-        __atomic_store_n(&h->state, ML_CHUNK_FREED, __ATOMIC_RELEASE);
-        if (ml_chunk_put_remote(c))
-            bump_recycle(c);
-        return;
+        return bump_free_remote(c, h);
     }
-    if (owner == ML_OWNER_BUMP_LARGE) {
-        struct ml_chunk_big *b = bump_big_check(p);
-        if (!b)
-            return bump_bad_free(p);
-        ml_chunk_big_unmap(p, b);
-    }
+    if (owner == ML_OWNER_BUMP_LARGE)
+        bump_big_free(p);
 }
 
 static size_t bump_usable_size(const void *p)

@@ -104,11 +104,20 @@ struct ml_chunk_link {
     struct ml_chunk_link *next, *prev;
 };
 
-/* The global part: spare chunks. */
+/* Freed large mappings kept for reuse: at most this many, this many bytes
+ * in all, each served only to a request of at least half its size. */
+#define ML_CHUNK_BIGCACHE 8
+#define ML_CHUNK_BIGCACHE_BYTES ((size_t)32 << 20)
+
+/* The global part: spare chunks and cached large mappings. */
 struct ml_chunk_pool {
-    ml_mutex lock; /* guards spare and nspare */
+    ml_mutex lock; /* guards everything below */
     struct ml_chunk *spare;
     unsigned nspare;
+    unsigned nbig;                      /* cached mappings, oldest first */
+    size_t big_bytes;                   /* their sizes summed */
+    char *big_base[ML_CHUNK_BIGCACHE];  /* still registered to the backend */
+    size_t big_size[ML_CHUNK_BIGCACHE]; /* bytes mapped */
 };
 
 /* The calling thread's current chunk and free lists. */
@@ -395,14 +404,49 @@ static inline struct ml_chunk_big *ml_chunk_big_of(const void *p)
     return (struct ml_chunk_big *)((uintptr_t)p - ML_CHUNK_BIG_HDR);
 }
 
-/* A mapping of its own for a large block; NULL when the kernel refuses. */
-static inline void *ml_chunk_big_alloc(size_t align, size_t usable, uint32_t state, enum ml_owner owner)
+/* A cached mapping of at least map_size bytes and at most twice that,
+ * removed from the cache, or NULL.  *got is its size. */
+static inline char *ml_chunk_big_reuse(struct ml_chunk_pool *pool, size_t map_size, size_t *got)
+{
+    char *base = NULL;
+    ml_mutex_lock(&pool->lock);
+    unsigned best = ML_CHUNK_BIGCACHE;
+    for (unsigned i = 0; i < pool->nbig; i++)
+        if (pool->big_size[i] >= map_size && pool->big_size[i] / 2 <= map_size &&
+            (best == ML_CHUNK_BIGCACHE || pool->big_size[i] < pool->big_size[best]))
+            best = i;
+    if (best < ML_CHUNK_BIGCACHE) {
+        base = pool->big_base[best];
+        *got = pool->big_size[best];
+        pool->big_bytes -= *got;
+        pool->nbig--;
+        for (unsigned i = best; i < pool->nbig; i++) {
+            pool->big_base[i] = pool->big_base[i + 1];
+            pool->big_size[i] = pool->big_size[i + 1];
+        }
+    }
+    ml_mutex_unlock(&pool->lock);
+    return base;
+}
+
+/* A mapping of its own for a large block, from the cache when one fits
+ * (its bytes then cleared when zero); NULL when the kernel refuses. */
+static inline void *ml_chunk_big_alloc(struct ml_chunk_pool *pool, size_t align, size_t usable,
+                                       uint32_t state, enum ml_owner owner, int zero)
 {
     size_t offset = align > ML_CHUNK_BIG_HDR ? align : ML_CHUNK_BIG_HDR;
     size_t map_size = (offset + usable + ML_OS_GRANULE - 1) & ~(ML_OS_GRANULE - 1);
-    char *base = ml_os_map_user(map_size, align, owner, 0);
-    if (!base)
-        return NULL;
+    char *base = NULL;
+    if (align <= ML_OS_GRANULE && pool->nbig) /* racy peek; the lock decides */
+        base = ml_chunk_big_reuse(pool, map_size, &map_size);
+    if (base) {
+        if (zero)
+            memset(base + offset, 0, usable);
+    } else {
+        base = ml_os_map_user(map_size, align, owner, 0);
+        if (!base)
+            return NULL;
+    }
     struct ml_chunk_big *b = ml_chunk_big_of(base + offset);
     b->map_size = map_size;
     b->offset = offset;
@@ -411,9 +455,39 @@ static inline void *ml_chunk_big_alloc(size_t align, size_t usable, uint32_t sta
     return base + offset;
 }
 
-static inline void ml_chunk_big_unmap(void *p, const struct ml_chunk_big *b)
+/* Gives the mapping of the large block p back: into the cache, evicting
+ * the oldest entries past its limits, or unmapped. */
+static inline void ml_chunk_big_free(struct ml_chunk_pool *pool, void *p, struct ml_chunk_big *b)
 {
-    ml_os_unmap_user((char *)p - b->offset, b->map_size);
+    char *base = (char *)p - b->offset;
+    size_t size = b->map_size;
+    __atomic_store_n(&b->state, 0, __ATOMIC_RELAXED); /* a second free finds no block */
+    char *out[ML_CHUNK_BIGCACHE + 1];
+    size_t out_size[ML_CHUNK_BIGCACHE + 1];
+    unsigned nout = 0;
+    if (size > ML_CHUNK_BIGCACHE_BYTES / 2) {
+        out[nout] = base;
+        out_size[nout++] = size;
+    } else {
+        ml_mutex_lock(&pool->lock);
+        while (pool->nbig &&
+               (pool->nbig == ML_CHUNK_BIGCACHE || pool->big_bytes + size > ML_CHUNK_BIGCACHE_BYTES)) {
+            out[nout] = pool->big_base[0];
+            out_size[nout++] = pool->big_size[0];
+            pool->big_bytes -= pool->big_size[0];
+            pool->nbig--;
+            for (unsigned i = 0; i < pool->nbig; i++) {
+                pool->big_base[i] = pool->big_base[i + 1];
+                pool->big_size[i] = pool->big_size[i + 1];
+            }
+        }
+        pool->big_base[pool->nbig] = base;
+        pool->big_size[pool->nbig++] = size;
+        pool->big_bytes += size;
+        ml_mutex_unlock(&pool->lock);
+    }
+    for (unsigned i = 0; i < nout; i++)
+        ml_os_unmap_user(out[i], out_size[i]);
 }
 
 /* Resizes the large block p (from ml_chunk_big_alloc with align <= 16) to
