@@ -299,7 +299,7 @@ static void ar_free(void *p)
             return ar_bad_free(p);
         struct ml_chunk *c = chunk_of(p);
         struct ar_tls *t = &at;
-        if (ML_LIKELY(c->owner == &t->c)) {
+        if (ML_LIKELY(__atomic_load_n(&c->owner, __ATOMIC_RELAXED) == &t->c)) {
             if (h == t->c.last && c == t->c.chunk)
                 ar_rollback(t, h);
             else

@@ -239,7 +239,7 @@ static void bump_free(void *p)
             return bump_bad_free(p);
         struct ml_chunk *c = chunk_of(p);
         struct ml_chunk_tls *t = &bt;
-        if (ML_LIKELY(c->owner == t)) {
+        if (ML_LIKELY(__atomic_load_n(&c->owner, __ATOMIC_RELAXED) == t)) {
             if (h == t->last && c == t->chunk)
                 bump_rollback(t, h); /* stack order: hand the space back */
             else

@@ -86,7 +86,7 @@ struct ml_chunk {
     int64_t live;          /* biased, see above; atomic */
     struct ml_chunk *next; /* spare list */
     size_t charged;        /* arena: budget still held by the blocks, set at retire */
-    const void *owner;     /* the ml_chunk_tls of the thread that carves it */
+    const void *owner;     /* the ml_chunk_tls of the thread that carves it; atomic */
     char pad[64 - 40];
 };
 #define ML_CHUNK_DATA (sizeof(struct ml_chunk))
@@ -345,7 +345,7 @@ static inline int ml_chunk_take(struct ml_chunk_pool *pool, struct ml_chunk_tls 
     }
     __atomic_store_n(&c->live, ML_CHUNK_BIAS, __ATOMIC_RELAXED);
     c->charged = 0;
-    c->owner = t;
+    __atomic_store_n(&c->owner, (const void *)t, __ATOMIC_RELAXED);
     t->chunk = c;
     t->cur = (char *)c + ML_CHUNK_DATA;
     t->end = (char *)c + chunk_size;
