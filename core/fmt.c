@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 struct out {
@@ -110,10 +111,14 @@ size_t ml_fmt(char *buf, size_t cap, const char *fmt, ...)
     return n;
 }
 
+/* The raw system call, not write(3): that one is a cancellation point, and
+ * a thread with a cancel pending would be cancelled in the middle of
+ * malloc_stats, a warning from inside malloc (holding a backend's lock)
+ * or the report (glibc's tst-malloc-stats-cancellation). */
 int ml_write_all(int fd, const char *buf, size_t len)
 {
     while (len) {
-        ssize_t w = write(fd, buf, len);
+        ssize_t w = syscall(SYS_write, fd, buf, len);
         if (w < 0) {
             if (errno == EINTR)
                 continue;

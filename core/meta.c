@@ -5,6 +5,15 @@
  * mapping.  Each block carries a 16-byte header with its class.  It is
  * slow and simple on purpose: it serves mallard's tables and whatever
  * libunwind or libdw allocate while mallard is inside itself.
+ *
+ * The reserve: with the first chunk, a 2 MiB PROT_NONE mapping is set
+ * aside (address space only: no page, no commit charge).  When memory is
+ * refused later (ulimit -v, a cgroup, vm.max_map_count) the tracer stops,
+ * but the report must still be written; once ml_meta_reserve_open has been
+ * called (at report time) requests are carved from the reserve first and
+ * mapped only when it is used up, so that the address space left goes to
+ * the stack and to ld.so.  Class blocks carved from it are freed and reused like
+ * any other; a large block carved from it is never given back.
  */
 #include "meta.h"
 
@@ -25,11 +34,13 @@ static size_t round_up(size_t n, size_t a) { return (n + a - 1) & ~(a - 1); }
 #define META_CHUNK ((size_t)1 << 20)
 #define META_HDR 16
 #define META_BIG 0xffffffffu
+#define META_KEPT 0xfffffffeu /* a large block carved from the reserve */
+#define META_RESERVE ((size_t)2 << 20)
 
 struct meta_hdr {
     uint32_t cls; /* class index, or META_BIG */
     uint32_t magic;
-    uint64_t size; /* mapping size for META_BIG */
+    uint64_t size; /* mapping size for META_BIG, block size for META_KEPT */
 };
 #define META_MAGIC 0x6d6c6d74u
 
@@ -37,7 +48,45 @@ static struct {
     ml_mutex lock;
     void *free[META_CLASSES];
     char *cur, *end;
+    char *res, *res_end; /* the reserve's unused part; NULL: none */
+    int res_state;       /* 0: not mapped yet, 1: set aside, 2: open */
 } meta;
+
+/* Caller holds meta.lock. */
+static void reserve_set_aside(void)
+{
+    if (meta.res_state)
+        return;
+    meta.res_state = 1;
+    meta.res = ml_os_map_user(META_RESERVE, 0, ML_OWNER_META, 1);
+    meta.res_end = meta.res ? meta.res + META_RESERVE : NULL;
+}
+
+/* size bytes from the reserve, once open; NULL when closed or used up.
+ * Caller holds meta.lock. */
+static char *reserve_take(size_t size)
+{
+    if (meta.res_state != 2 || !meta.res || (size_t)(meta.res_end - meta.res) < size)
+        return NULL;
+    char *p = meta.res;
+    meta.res += size;
+    return p;
+}
+
+void ml_meta_reserve_open(size_t give_back)
+{
+    ml_mutex_lock(&meta.lock);
+    if (meta.res_state == 1 && meta.res) {
+        give_back = round_up(give_back, ML_OS_GRANULE);
+        if (give_back && give_back < META_RESERVE) {
+            meta.res_end -= give_back;
+            ml_os_unmap_user(meta.res_end, give_back);
+        }
+        if (ml_os_protect(meta.res, (size_t)(meta.res_end - meta.res), 1) == 0)
+            meta.res_state = 2;
+    }
+    ml_mutex_unlock(&meta.lock);
+}
 
 static unsigned meta_class(size_t n)
 {
@@ -55,11 +104,22 @@ void *ml_meta_alloc(size_t size)
             errno = ENOMEM;
             return NULL;
         }
-        size_t total = round_up(size + META_HDR, ML_OS_GRANULE);
-        struct meta_hdr *h = ml_os_map_user(total, 0, ML_OWNER_META, 0);
-        if (!h)
-            return NULL;
-        h->cls = META_BIG;
+        /* once open, the reserve goes first: at report time the address
+         * space the kernel still has is left to the stack and ld.so */
+        size_t total = round_up(size + META_HDR, 16);
+        ml_mutex_lock(&meta.lock);
+        struct meta_hdr *h = (struct meta_hdr *)reserve_take(total);
+        ml_mutex_unlock(&meta.lock);
+        if (h) {
+            h->cls = META_KEPT;
+        } else {
+            total = round_up(size + META_HDR, ML_OS_GRANULE);
+            if (!(h = ml_os_map_user(total, 0, ML_OWNER_META, 0))) {
+                errno = ENOMEM;
+                return NULL;
+            }
+            h->cls = META_BIG;
+        }
         h->magic = META_MAGIC;
         h->size = total;
         return (char *)h + META_HDR;
@@ -72,13 +132,19 @@ void *ml_meta_alloc(size_t size)
         meta.free[c] = *(void **)((char *)h + META_HDR);
     } else {
         if ((size_t)(meta.end - meta.cur) < bsize) {
-            char *chunk = ml_os_map_user(META_CHUNK, 0, ML_OWNER_META, 0);
-            if (!chunk) {
+            reserve_set_aside();
+            char *chunk = reserve_take(bsize);
+            if (chunk) {
+                meta.cur = chunk; /* one block at a time: the rest stays for larger ones */
+                meta.end = chunk + bsize;
+            } else if ((chunk = ml_os_map_user(META_CHUNK, 0, ML_OWNER_META, 0))) {
+                meta.cur = chunk;
+                meta.end = chunk + META_CHUNK;
+            } else {
                 ml_mutex_unlock(&meta.lock);
+                errno = ENOMEM;
                 return NULL;
             }
-            meta.cur = chunk;
-            meta.end = chunk + META_CHUNK;
         }
         h = (struct meta_hdr *)meta.cur;
         meta.cur += bsize;
@@ -104,7 +170,7 @@ size_t ml_meta_usable_size(const void *p)
     struct meta_hdr *h = meta_header(p);
     if (!h)
         return 0;
-    if (h->cls == META_BIG)
+    if (h->cls == META_BIG || h->cls == META_KEPT)
         return h->size - META_HDR;
     return ((size_t)1 << (h->cls + META_MIN_SHIFT)) - META_HDR;
 }
@@ -117,6 +183,10 @@ void ml_meta_free(void *p)
     if (h->cls == META_BIG) {
         h->magic = 0;
         ml_os_unmap_user(h, h->size);
+        return;
+    }
+    if (h->cls == META_KEPT) {
+        h->magic = 0; /* the reserve is not given back */
         return;
     }
     unsigned c = h->cls;

@@ -23,6 +23,13 @@ void *ml_meta_realloc(void *p, size_t size);
 /* Usable bytes of a block of this heap; 0 for any other pointer. */
 size_t ml_meta_usable_size(const void *p);
 
+/* From now on, requests are carved first from a 2 MiB reserve of address
+ * space set aside when the heap first grew: called when the report starts,
+ * so that a process short of memory still gets its report.  give_back
+ * bytes of it are unmapped first (room for the stack to grow when the
+ * address space is nearly used up). */
+void ml_meta_reserve_open(size_t give_back);
+
 /* Reads the file at path whole (at most max bytes) into a meta-heap buffer
  * with a NUL after the data, with open/read only: for /proc files at
  * report time.  NULL (errno set) when it cannot be opened or memory ran

@@ -17,6 +17,7 @@
 #include "../core/meta.h"
 #include "blocks.h"
 #include "busy.h"
+#include "pressure.h"
 #include "report.h"
 
 #define SHARD_BITS 8
@@ -82,8 +83,10 @@ static int grow(struct shard *s)
 {
     size_t cap = s->cap ? s->cap * 2 : 256;
     struct rec *slots = ml_meta_alloc(cap * sizeof *slots);
-    if (!slots)
+    if (!slots) {
+        ml_tr_degrade("the block table");
         return -1;
+    }
     for (size_t i = 0; i < s->cap; i++) {
         if (!s->slots[i].addr)
             continue;

@@ -8,9 +8,16 @@
 
 struct ml_dw ml_dw;
 
+static int state; /* 0: not tried, 1: loaded, -1: failed or refused */
+
+void ml_dw_refuse(void)
+{
+    if (!state)
+        state = -1;
+}
+
 int ml_dw_load(void)
 {
-    static int state; /* 0: not tried, 1: loaded, -1: failed */
     if (state)
         return state > 0 ? 0 : -1;
     state = -1;

@@ -58,6 +58,9 @@ extern struct ml_dw ml_dw;
 /* Loads libdw.so.1 once; 0 when every function was found.  Not thread-safe:
  * the caller serialises (symbolize.c holds its lock). */
 int ml_dw_load(void);
+/* Before the first ml_dw_load: never load libdw (the address space is
+ * nearly used up; its mappings and its deep stack would not fit). */
+void ml_dw_refuse(void);
 
 #ifndef ML_DW_NO_MACROS
 #define dwfl_begin ml_dw.dwfl_begin

@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <link.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <string.h>
@@ -23,10 +24,13 @@
 #include "../core/fmt.h"
 #include "inject.h"
 #include "../core/meta.h"
+#include "../core/os.h"
 #include "../core/options.h"
 #include "blocks.h"
+#include "dw.h"
 #include "finish.h"
 #include "outfile.h"
+#include "pressure.h"
 #include "suppress.h"
 #include "trace.h"
 
@@ -126,8 +130,10 @@ static struct ml_leak_group *group_get(struct group_map *m, unsigned kind, ml_st
     if ((m->n + 1) * 2 > m->cap) {
         size_t cap = m->cap ? m->cap * 2 : 256;
         struct ml_leak_group *g = ml_meta_alloc(cap * sizeof *g);
-        if (!g)
+        if (!g) {
+            ml_tr_report_short("the list of leak groups");
             return NULL;
+        }
         for (size_t i = 0; i < m->cap; i++) {
             if (!m->g[i].blocks)
                 continue;
@@ -308,8 +314,8 @@ static __attribute__((noinline)) size_t collect_live(struct ml_live **out, int l
         n = ml_blocks_snapshot(live, cap, locked);
         if (n > 1)
             sort_range(live, 0, n);
-    } else {
-        ml_say("not enough memory to build the report");
+    } else if (cap > 64) {
+        ml_tr_report_short("the list of live blocks"); /* the totals are still known */
     }
     *out = live;
     return n;
@@ -650,6 +656,8 @@ static void finish_groups(struct report_work *w, const struct ml_options *o)
     w->ngroups = ng;
 }
 
+static int dw_refused; /* this report does without libdw (report_prepare_memory) */
+
 /* The rest of r: the process, its errors, the groups, the statistics. */
 static void fill_report(struct ml_report *r, struct report_work *w, enum ml_exit_how how, int status,
                         const struct ml_options *o)
@@ -696,6 +704,15 @@ static void fill_report(struct ml_report *r, struct report_work *w, enum ml_exit
     r->show_reachable = o->show == ML_SHOW_ALL;
     r->nsupps = ml_supp_user(&r->supps);
     ml_inject_stats(&r->injected, &r->inject_stack);
+    r->stopped_why = ml_tr_stopped_why();
+    r->untraced_allocs = __atomic_load_n(&ml_tr_untraced, __ATOMIC_RELAXED);
+    /* frames without names are a shortfall only where frames are shown: a
+     * clean process under a tight ulimit -v still says nothing */
+    if (dw_refused && (r->definite.blocks || r->indirect.blocks || r->nerrors || r->injected ||
+                       (r->show_reachable && r->reachable.blocks)))
+        ml_tr_report_short("function names and source lines (too little address space left for libdw; "
+                           "frames are object+offset)");
+    r->nshort = ml_tr_report_shortfalls(&r->short_of);
 }
 
 enum report_shape { SAY_NOTHING, ONE_LINE, WHOLE };
@@ -708,6 +725,10 @@ static enum report_shape report_shape(const struct ml_report *r, enum ml_exit_ho
 {
     int live_report = how == ML_EXIT_LIVE;
     int found = r->definite.blocks || r->indirect.blocks || r->nerrors;
+    /* A partial report is never dropped nor cut to one line: what it lacks
+     * is the news (pressure.h). */
+    if (r->stopped_why || r->nshort)
+        return WHOLE;
     /* A fork child (or one about to exec) with nothing of its own to say
      * stays quiet: the parent's report covers the heap it inherited. */
     if (!live_report && ml_tr.forked_child && !found &&
@@ -776,11 +797,52 @@ static void write_report(const struct ml_report *r, const struct ml_options *o, 
     }
 }
 
+/* Address space left under RLIMIT_AS, in bytes; SIZE_MAX when there is no
+ * limit or it cannot be told.  open/read only, nothing allocated. */
+static size_t as_room(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_AS, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+        return SIZE_MAX;
+    char buf[64];
+    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return SIZE_MAX;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return SIZE_MAX;
+    buf[n] = '\0';
+    size_t pages = 0;
+    for (const char *c = buf; *c >= '0' && *c <= '9'; c++)
+        pages = pages * 10 + (size_t)(*c - '0');
+    size_t used = pages * ml_os_page_size();
+    return used >= rl.rlim_cur ? 0 : (size_t)rl.rlim_cur - used;
+}
+
+/* Below this much address space, the report does without libdw (its
+ * libraries, its DWARF data and its deep stack would not fit; a stack that
+ * cannot grow is a SIGSEGV) and hands part of the meta heap's reserve back
+ * for the stack. */
+#define REPORT_ROOM ((size_t)16 << 20)
+
+static void report_prepare_memory(void)
+{
+    ml_tr_report_reset();
+    size_t room = as_room();
+    dw_refused = room < REPORT_ROOM;
+    if (dw_refused)
+        ml_dw_refuse();
+    /* short of memory, the report draws on the meta heap's reserve */
+    ml_meta_reserve_open(room < REPORT_ROOM ? (size_t)1 << 20 : 0);
+}
+
 static int report(enum ml_exit_how how, int status, const struct ml_options *o, int *found_out)
 {
     int was = ml_trace_guard_enter();
     /* every message from here on goes where the report's stderr is */
     ml_say_to(ml_outfile_stderr());
+    report_prepare_memory();
     struct report_work w;
     memset(&w, 0, sizeof w);
     struct ml_report r;

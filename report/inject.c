@@ -6,6 +6,7 @@
 #include "../core/owner.h"
 #include "../core/os.h"
 #include "blocks.h"
+#include "pressure.h"
 #include "report.h"
 #include "trace.h"
 
@@ -53,10 +54,39 @@ static void note_failure(void)
     }
 }
 
-/* 1 when this request of n bytes (replacing a block of old usable bytes)
- * must fail. */
-static int should_fail(size_t n, size_t old)
+/* MALLARD_LIMIT, exact when threads race: the check and the count are one
+ * compare-and-swap on live, so two requests can never both pass with a sum
+ * over the budget (no lock; a lost race retries with the new value).  1:
+ * delta bytes are taken, counted from now on; 0: they do not fit. */
+static int budget_take(size_t delta)
 {
+    size_t now = __atomic_load_n(&live, __ATOMIC_RELAXED);
+    do {
+        if (delta > limit || now > limit - delta)
+            return 0;
+    } while (!__atomic_compare_exchange_n(&live, &now, now + delta, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED));
+    return 1;
+}
+
+static inline void live_sub(size_t u);
+
+/* live += add - sub (clamped at 0). */
+static inline void live_move(size_t add, size_t sub)
+{
+    if (add > sub)
+        __atomic_add_fetch(&live, add - sub, __ATOMIC_RELAXED);
+    else if (sub > add)
+        live_sub(sub - add);
+}
+
+/* 1 when this request of n bytes (replacing a block of old usable bytes)
+ * must fail.  Under MALLARD_LIMIT a request that passes and grows the
+ * program's bytes (n > old) has taken *taken = n - old of the budget
+ * already: the caller settles it with budget_settle once it knows what it
+ * got. */
+static int should_fail(size_t n, size_t old, size_t *taken)
+{
+    *taken = 0;
     if (ML_UNLIKELY(busy || !__atomic_load_n(&started, __ATOMIC_RELAXED)))
         return 0;
     if (ml_trace_enabled()) {
@@ -75,8 +105,8 @@ static int should_fail(size_t n, size_t old)
     uint64_t k = __atomic_add_fetch(&calls, 1, __ATOMIC_RELAXED);
     int fail = k == fail_nth || (rate_cut && mix(seed + k) < rate_cut);
     if (!fail && limit && n > old) {
-        size_t now = __atomic_load_n(&live, __ATOMIC_RELAXED);
-        fail = n - old > limit || now - (now < old ? now : old) > limit - (n - old);
+        fail = !budget_take(n - old);
+        *taken = fail ? 0 : n - old;
     }
     if (fail)
         note_failure();
@@ -92,16 +122,30 @@ static size_t live_size(const void *p)
     if (!ml_trace_enabled())
         return in->usable_size(p);
     struct ml_block_rec r;
-    if (ml_os_owner(p) == ML_OWNER_META || ml_blocks_lookup((uintptr_t)p, &r) != 0 ||
-        r.state == ML_BLOCK_FREED)
+    if (ml_os_owner(p) == ML_OWNER_META)
         return 0;
-    return r.size;
+    if (ml_blocks_lookup((uintptr_t)p, &r) != 0)
+        /* tracing stopped (pressure.h): blocks since then have no record */
+        return __atomic_load_n(&ml_tr_stopped, __ATOMIC_RELAXED) && p ? in->usable_size(p) : 0;
+    return r.state == ML_BLOCK_FREED ? 0 : r.size;
 }
 
-static inline void live_add(const void *p)
+/* After a request of n bytes that passed should_fail(n, old, &taken): q
+ * is what it returned (NULL: it failed, the budget taken goes back).  A
+ * block counts for live_size(q), its old one (a realloc's) for old no
+ * more. */
+static void budget_settle(const void *q, size_t n, size_t old, size_t taken)
 {
-    if (limit)
-        __atomic_add_fetch(&live, live_size(p), __ATOMIC_RELAXED);
+    if (!limit)
+        return;
+    if (!q) {
+        live_sub(taken);
+        return;
+    }
+    /* with the tracer, live_size(q) is n: nothing to look up */
+    size_t now =
+        taken && ml_trace_enabled() && !__atomic_load_n(&ml_tr_stopped, __ATOMIC_RELAXED) ? n : live_size(q);
+    live_move(now, old + taken);
 }
 
 static inline void live_sub(size_t u)
@@ -114,31 +158,31 @@ static inline void live_sub(size_t u)
 
 static void *in_malloc(size_t n)
 {
-    if (ML_UNLIKELY(should_fail(n, 0)))
+    size_t taken;
+    if (ML_UNLIKELY(should_fail(n, 0, &taken)))
         return NULL;
     void *p = in->malloc(n);
-    if (p)
-        live_add(p);
+    budget_settle(p, n, 0, taken);
     return p;
 }
 
 static void *in_zalloc(size_t n)
 {
-    if (ML_UNLIKELY(should_fail(n, 0)))
+    size_t taken;
+    if (ML_UNLIKELY(should_fail(n, 0, &taken)))
         return NULL;
     void *p = in->zalloc(n);
-    if (p)
-        live_add(p);
+    budget_settle(p, n, 0, taken);
     return p;
 }
 
 static void *in_memalign(size_t align, size_t n)
 {
-    if (ML_UNLIKELY(should_fail(n, 0)))
+    size_t taken;
+    if (ML_UNLIKELY(should_fail(n, 0, &taken)))
         return NULL;
     void *p = in->memalign(align, n);
-    if (p)
-        live_add(p);
+    budget_settle(p, n, 0, taken);
     return p;
 }
 
@@ -152,13 +196,11 @@ static void in_free(void *p)
 static void *in_realloc(void *p, size_t n)
 {
     size_t old = limit ? live_size(p) : 0;
-    if (ML_UNLIKELY(should_fail(n, old)))
+    size_t taken;
+    if (ML_UNLIKELY(should_fail(n, old, &taken)))
         return NULL;
     void *q = in->realloc(p, n);
-    if (q && limit) {
-        live_sub(old);
-        live_add(q);
-    }
+    budget_settle(q, n, old, taken);
     return q;
 }
 
@@ -166,7 +208,8 @@ static size_t in_usable_size(const void *p) { return in->usable_size(p); }
 
 void *ml_inject_cxx_alloc(size_t align, size_t n, unsigned kind)
 {
-    if (ML_UNLIKELY(should_fail(n, 0))) {
+    size_t taken;
+    if (ML_UNLIKELY(should_fail(n, 0, &taken))) {
         again = 1;
         again_n = n;
         return NULL;
@@ -176,8 +219,7 @@ void *ml_inject_cxx_alloc(size_t align, size_t n, unsigned kind)
         p = ml_trace_alloc(align, n, kind);
     else
         p = align <= 16 ? bare->malloc(n) : bare->memalign(align, n);
-    if (p)
-        live_add(p);
+    budget_settle(p, n, 0, taken);
     return p;
 }
 

@@ -57,6 +57,7 @@
 #include "../core/fmt.h"
 #include "../core/meta.h"
 #include "../core/os.h"
+#include "pressure.h"
 
 #include <elf.h>
 #include <errno.h>
@@ -78,6 +79,7 @@
 #define F_NOREAD 8u   /* not inside readable memory: never read */
 #define F_POINTED 16u /* unmarked, and another unmarked block points to it */
 #define F_LEADER 32u  /* DEFINITE, the head of a clique (until an other reaches it) */
+#define F_GLIBC 64u   /* a glibc chunk (system backend) whose successor's header lies inside it */
 
 /* what reach_hit does with a hit */
 enum reach_mode { MODE_ROOTS, MODE_POINTED, MODE_CLIQUE };
@@ -325,11 +327,24 @@ static int maps_parse_line(const char *s, const char *end, struct reach_map *m)
     return m->hi > m->lo ? 0 : -1;
 }
 
-/* Reads /proc/self/maps whole into the meta heap (no stdio, no malloc). */
+/* Reads the maps whole into the meta heap (no stdio, no malloc).  Through
+ * /proc/thread-self first: /proc/self is the main thread's, and once main
+ * has called pthread_exit its maps read as empty (no mm), which would leave
+ * no root and no readable block (every block a definite leak). */
 static int maps_snapshot(struct reach *st)
 {
     size_t len = 0;
-    char *buf = ml_meta_read_file("/proc/self/maps", SIZE_MAX, &len);
+    char *buf = ml_meta_read_file("/proc/thread-self/maps", SIZE_MAX, &len);
+    if (!buf || !len) {
+        ml_meta_free(buf);
+        len = 0;
+        buf = ml_meta_read_file("/proc/self/maps", SIZE_MAX, &len);
+    }
+    if (buf && !len) {
+        ml_meta_free(buf);
+        errno = ENOENT;
+        buf = NULL;
+    }
     if (!buf)
         return -1;
     size_t lines = 0;
@@ -525,6 +540,41 @@ static int blocks_within(const struct reach *st, uintptr_t lo, uintptr_t hi)
 
 /* ---- marking ---------------------------------------------------------- */
 
+/* glibc's heap (the system backend): a chunk's header is the 16 bytes below
+ * the block and its size (low 3 bits: flags) sits in the word just below
+ * it.  The next chunk's header starts 16 bytes before the end of the chunk,
+ * in the last 8 usable bytes of this block: glibc's main_arena.top,
+ * last_remainder and its bins point there, so a block whose requested size
+ * reaches over that word would be kept alive by glibc's bookkeeping (the
+ * last block carved from the top chunk always is). */
+static inline uintptr_t glibc_next_chunk(uintptr_t addr)
+{
+    return addr - 16 + (((const uintptr_t *)addr)[-1] & ~(uintptr_t)7);
+}
+
+/* Flags the blocks glibc_next_chunk lies inside.  Only blocks in memory
+ * mallard does not own (glibc's) whose size word is readable memory and
+ * describes an in-heap chunk (not mmapped: bit 1) that covers the block. */
+static void blocks_flag_glibc(struct reach *st)
+{
+    for (size_t i = 0; i < st->n; i++) {
+        struct ml_live *blk = &st->b[i];
+        if ((blk->flags & F_NOREAD) || !blk->size || (blk->addr & 15) ||
+            ml_os_owner((const void *)blk->addr) != ML_OWNER_NONE)
+            continue;
+        const struct reach_map *m = map_find(st, blk->addr - 8);
+        if (!m || !(m->flags & M_READ) || (m->flags & M_SPECIAL))
+            continue;
+        uintptr_t word = ((const uintptr_t *)blk->addr)[-1];
+        uintptr_t csize = word & ~(uintptr_t)7;
+        if ((word & 2) || csize < 32 || csize - 8 < blk->size || csize > ((uintptr_t)1 << 40))
+            continue;
+        uintptr_t next = glibc_next_chunk(blk->addr);
+        if (next > blk->addr && next - blk->addr < blk->size)
+            blk->flags |= F_GLIBC;
+    }
+}
+
 static inline void reach_hit(struct reach *st, uintptr_t w)
 {
     /* The last block whose addr <= w: first in the sampled index, which
@@ -548,6 +598,8 @@ static inline void reach_hit(struct reach *st, uintptr_t w)
     uint64_t size = base->size ? base->size : 1;
     if (w - base->addr >= size)
         return;
+    if (ML_UNLIKELY(base->flags & F_GLIBC) && w == glibc_next_chunk(base->addr))
+        return; /* glibc's own link to the next chunk (its top, a bin), not the program's */
     struct ml_live *blk = (struct ml_live *)base;
     size_t j = (size_t)(blk - st->b);
     if (st->mode == MODE_ROOTS) {
@@ -1263,8 +1315,10 @@ static __attribute__((noinline)) void reach_prepare(struct reach *st)
         st->index[k] = st->b[k * REACH_STRIDE].addr;
     /* without the real maps, the fault guard alone keeps block reads safe
      * (each block is bounded: no walk can run away) */
-    if (!st->nomaps)
+    if (!st->nomaps) {
         blocks_check_readable(st);
+        blocks_flag_glibc(st);
+    }
 }
 
 /* Zeroes the dead stack below the caller, where reach_prepare and the maps
@@ -1297,7 +1351,8 @@ void ml_reach_classify(struct ml_live *blocks, size_t n, const struct ml_range *
     uintptr_t *index = ml_meta_alloc(nindex * sizeof *index);
     if (!st || !g || !work || !sk || !index) {
         /* Without work space nothing is proven lost: everything stays
-         * reachable rather than a false leak. */
+         * reachable rather than a false leak, and the report says so. */
+        ml_tr_report_short("the leak scan (every block counts as reachable)");
         ml_meta_free(st);
         ml_meta_free(g);
         ml_meta_free(work);
@@ -1336,7 +1391,9 @@ void ml_reach_classify(struct ml_live *blocks, size_t n, const struct ml_range *
                "TLS only; memory the program mapped itself is not scanned",
                strerrordesc_np(err) ? strerrordesc_np(err) : "unknown error");
     }
-    st->pagemap = st->nomaps ? -1 : open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+    st->pagemap = st->nomaps ? -1 : open("/proc/thread-self/pagemap", O_RDONLY | O_CLOEXEC);
+    if (st->pagemap < 0 && !st->nomaps)
+        st->pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
     void *vbuf = ml_meta_alloc(REACH_VBUF);
     st->vbuf = vbuf;
     st->self = (pid_t)syscall(SYS_getpid);

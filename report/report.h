@@ -248,6 +248,15 @@ struct ml_report {
     size_t nsupps;
     uint64_t injected;        /* allocations failed on purpose (MALLARD_FAIL, _FAIL_RATE, _LIMIT) */
     ml_stack_id inject_stack; /* the first one's stack; 0: none */
+    /* A partial report (report/pressure.h).  stopped_why: what tracer
+     * metadata ran short when tracing stopped, NULL when it never did;
+     * allocs then counts the allocations traced before it, untraced_allocs
+     * those made after.  short_of: what the report itself had no memory
+     * for (nshort of them). */
+    const char *stopped_why;
+    uint64_t untraced_allocs;
+    const char *const *short_of;
+    size_t nshort;
 };
 
 /* Writes the report to fd through a fixed buffer over write(2).  Returns 0

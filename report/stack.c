@@ -28,6 +28,7 @@
 #include "../core/meta.h"
 #include "../core/os.h"
 #include "busy.h"
+#include "pressure.h"
 #include "report.h"
 
 #define SHARDS 64
@@ -293,6 +294,8 @@ ml_stack_id ml_stack_capture(void)
         return recent[slot].id;
     int fresh;
     ml_stack_id id = intern(frames, (unsigned)n, h, &fresh);
+    if (ML_UNLIKELY(!id))
+        ml_tr_degrade("the stack depot");
     if (fresh) {
         /* A new stack may run through an object loaded since the last look;
          * record it now so it still symbolizes if it is dlclose'd later. */

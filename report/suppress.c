@@ -131,8 +131,12 @@ int ml_supp_match(const char *pat, const char *s)
         pat++;
     size_t plen = strcspn(pat, "$"); /* as LSan: '$' ends the pattern */
     int anchor_end = pat[plen] == '$';
+    /* Nothing to match: "^" (or "") matches every name; "$" and "^$" would
+     * match the empty name only, and no name is empty, so they match none,
+     * as LSan's TemplateMatch decides: a '$' met before any '*' or literal
+     * needs the name to be over ("leak:$" suppresses nothing there). */
     if (!plen)
-        return !(anchor_start && anchor_end); /* "^$" is the empty name only */
+        return !anchor_end;
     const char *p = pat, *pend = pat + plen;
     size_t pos = 0, limit = len;
     if (anchor_start && p < pend && *p != '*') {

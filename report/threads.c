@@ -32,6 +32,7 @@
 #include "../core/meta.h"
 #include "../core/os.h"
 #include "busy.h"
+#include "pressure.h"
 
 #include <pthread.h>
 #include <stdint.h>
@@ -138,6 +139,7 @@ void ml_threads_attach(void)
             /* Out of meta memory: the thread goes unregistered; reach.c still
              * scans its stack as an anonymous mapping. */
             ml_tr_unlock(&threads.lock);
+            ml_tr_degrade("the thread list");
             return;
         }
         if (threads.n)

@@ -103,6 +103,7 @@
 #include "blocks.h"
 #include "busy.h"
 #include "finish.h"
+#include "pressure.h"
 #include "report.h"
 
 #define QUARANTINE_SLOTS 256
@@ -260,6 +261,8 @@ void ml_trace_record_error(struct ml_error *e)
         if (grown) {
             ml_tr.errors = grown;
             ml_tr.errors_cap = cap;
+        } else {
+            ml_tr_degrade("the error list");
         }
     }
     if (ml_tr.nerrors < ml_tr.errors_cap)
@@ -322,6 +325,12 @@ static void attach_thread(void)
 
 static inline void record(void *p, size_t n, unsigned kind)
 {
+    if (ML_UNLIKELY(__atomic_load_n(&ml_tr_stopped, __ATOMIC_RELAXED))) {
+        ml_tr_count_untraced(); /* out of metadata memory (pressure.h) */
+        if (inner->flags & ML_BACKEND_GUARDS_FREED)
+            ml_blocks_remove_freed((uintptr_t)p); /* a freed record of this address is stale now */
+        return;
+    }
     if (ML_UNLIKELY(!t.attached))
         attach_thread();
     ml_stack_id id = ml_stack_capture();
@@ -329,6 +338,8 @@ static inline void record(void *p, size_t n, unsigned kind)
     uint32_t seq = (uint32_t)__atomic_add_fetch(&ml_tr.allocs, 1, __ATOMIC_RELAXED);
     if (ml_blocks_insert((uintptr_t)p, n, id, t.tag, seq, kind) == 0)
         stats_alloc(n, t.tag);
+    else
+        ml_tr_count_untraced();
 }
 
 static void quarantine_evict_one(void)
@@ -640,8 +651,8 @@ static void tr_free_kind(void *p, unsigned kind)
                 stats_free(r.size, r.tag);
                 BACKEND(inner->free(p));
             }
-        } else {
-            emerg_release(p);
+        } else if (!emerg_release(p) && __atomic_load_n(&ml_tr_stopped, __ATOMIC_RELAXED)) {
+            BACKEND(inner->free(p)); /* allocated untraced (pressure.h) */
         }
         return;
     }
@@ -652,7 +663,13 @@ static void tr_free_kind(void *p, unsigned kind)
         SLOT_DONE();
         return;
     }
-    ml_stack_id here = ml_stack_capture();
+    int stopped = __atomic_load_n(&ml_tr_stopped, __ATOMIC_RELAXED);
+    if (ML_UNLIKELY(stopped) && rc < 0) {
+        BACKEND(inner->free(p)); /* allocated untraced (pressure.h) */
+        SLOT_DONE();
+        return;
+    }
+    ml_stack_id here = ML_UNLIKELY(stopped) ? 0 : ml_stack_capture();
     if (ML_LIKELY(rc == 1)) {
         if (here)
             ml_blocks_set_free_stack((uintptr_t)p, here);
@@ -695,7 +712,13 @@ static void *tr_realloc(void *p, size_t n)
     if (ML_UNLIKELY(t.guard)) {
         if (ml_blocks_lookup((uintptr_t)p, &r) != 0) {
             int i = emerg_find(p);
-            return i >= 0 ? emerg_move(i, p, n, meta_alloc) : NULL;
+            if (i >= 0)
+                return emerg_move(i, p, n, meta_alloc);
+            if (__atomic_load_n(&ml_tr_stopped, __ATOMIC_RELAXED))
+                BACKEND(q = inner->realloc(p, inner_size(n))); /* untraced (pressure.h) */
+            else
+                q = NULL;
+            return q;
         }
         if (r.state == ML_BLOCK_FREED)
             return NULL;
@@ -717,6 +740,11 @@ static void *tr_realloc(void *p, size_t n)
         if (i >= 0) {
             SLOT_DONE();
             return emerg_move(i, p, n, tr_malloc);
+        }
+        if (__atomic_load_n(&ml_tr_stopped, __ATOMIC_RELAXED) && ml_blocks_lookup((uintptr_t)p, &r) != 0) {
+            BACKEND(q = inner->realloc(p, inner_size(n))); /* allocated untraced (pressure.h) */
+            SLOT_DONE();
+            return q;
         }
         report_bad_pointer(ML_ERR_INVALID_REALLOC, p, ml_stack_capture());
         SLOT_DONE();

@@ -162,6 +162,20 @@ static void json_process(struct ml_wbuf *o, const struct ml_report *r)
     json_u64(o, "],\n  \"injected_failures\": ", r->injected);
     ml_wbuf_str(o, ",\n  \"first_injected_failure\": ");
     json_stack(o, r->inject_stack, "   ");
+    if (r->stopped_why || r->nshort) {
+        /* only in a partial report (report/pressure.h) */
+        ml_wbuf_str(o, ",\n  \"partial\": {\"tracing_stopped\": ");
+        json_str(o, r->stopped_why);
+        json_u64(o, ", \"traced_allocations\": ", r->allocs);
+        json_u64(o, ", \"untraced_allocations\": ", r->untraced_allocs);
+        ml_wbuf_str(o, ", \"report_short_of\": [");
+        for (size_t i = 0; i < r->nshort; i++) {
+            if (i)
+                ml_wbuf_str(o, ", ");
+            json_str(o, r->short_of[i]);
+        }
+        ml_wbuf_str(o, "]}");
+    }
     ml_wbuf_str(o, ",\n  \"backend\": ");
     json_str(o, r->backend ? r->backend : "");
     ml_wbuf_str(o, ",\n  \"exit\": {\"how\": ");

@@ -103,6 +103,7 @@ static void text_stack(struct ml_wbuf *o, ml_stack_id id)
 }
 
 static void text_suppressions(struct ml_wbuf *o, const struct ml_report *r);
+static void text_partial(struct ml_wbuf *o, const struct ml_report *r);
 
 static void text_exit(struct ml_wbuf *o, const struct ml_report *r)
 {
@@ -177,6 +178,7 @@ static void text_summary(struct ml_wbuf *o, const struct ml_report *r)
     ml_wbuf_str(o, r->exit_how == ML_EXIT_LIVE ? ", program " : ", program ended by ");
     text_exit(o, r);
     text_end(o);
+    text_partial(o, r);
     text_blank(o);
     text_begin(o);
     ml_wbuf_str(o, "LEAK SUMMARY:");
@@ -204,6 +206,34 @@ static void text_summary(struct ml_wbuf *o, const struct ml_report *r)
         text_end(o);
     }
     text_suppressions(o, r);
+}
+
+/* What a partial report lacks (report/pressure.h), where a reader sees it
+ * first. */
+static void text_partial(struct ml_wbuf *o, const struct ml_report *r)
+{
+    if (r->stopped_why) {
+        text_begin(o);
+        ml_wbuf_str(o, "PARTIAL REPORT: out of memory for tracer metadata (");
+        ml_wbuf_str(o, r->stopped_why);
+        ml_wbuf_str(o, "), tracing stopped after ");
+        ml_wbuf_u64(o, r->allocs);
+        ml_wbuf_str(o, " allocations; ");
+        ml_wbuf_u64(o, r->untraced_allocs);
+        ml_wbuf_str(o, " made after that were not traced");
+        text_end(o);
+        text_begin(o);
+        ml_wbuf_str(
+            o, "PARTIAL REPORT: their leaks and errors are not listed, and a traced block that only they "
+               "point to counts as lost");
+        text_end(o);
+    }
+    for (size_t i = 0; i < r->nshort; i++) {
+        text_begin(o);
+        ml_wbuf_str(o, "PARTIAL REPORT: not enough memory at report time for ");
+        ml_wbuf_str(o, r->short_of[i]);
+        text_end(o);
+    }
 }
 
 /* LSan's "Suppressions used:" table for the MALLARD_SUPPRESSIONS patterns,

@@ -6,6 +6,7 @@
 # off; the report case needs the tracer.
 add_executable(fail_prog ${CMAKE_CURRENT_LIST_DIR}/fail.c)
 target_compile_options(fail_prog PRIVATE ${ML_WARN} -fno-builtin -O1)
+target_link_libraries(fail_prog PRIVATE Threads::Threads)
 add_executable(fail_progxx ${CMAKE_CURRENT_LIST_DIR}/failxx.cc)
 target_compile_options(fail_progxx PRIVATE -O1)
 

@@ -4,7 +4,8 @@
  * Input: pattern '\0' name.  The reference states the rule directly: a
  * leading '^' anchors the start, the first '$' ends the pattern and
  * anchors the end, '*' matches any run, an unanchored side may have
- * anything beyond it; a NULL or empty name matches nothing.  It decides by
+ * anything beyond it; a NULL or empty name matches nothing, so neither do
+ * "$" and "^$" (LSan's TemplateMatch).  It decides by
  * dynamic programming over (pattern position, name position), so it is
  * slow but obviously right; inputs are kept short for it.
  */
@@ -26,6 +27,8 @@ static int reference(const char *pat, const char *s)
         pat++;
     size_t pl = strcspn(pat, "$");
     int anchor_end = pat[pl] == '$';
+    if (anchor_end && !pl)
+        return 0; /* "$", "^$": the empty name only, as LSan's TemplateMatch */
     /* the body, with the unanchored sides turned into stars */
     char body[MAXLEN + 3];
     size_t bl = 0;

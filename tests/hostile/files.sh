@@ -104,9 +104,24 @@ dollar) # F7: '$' anchors the end; '*' before it allows anything
     printf 'leak:^other_leak$\n' >"$tmp/supp"
     run other MALLARD_SUPPRESSIONS="$tmp/supp"
     leak_in "$tmp/err" || fail "^other_leak\$ matches other_leaker"
+    # LSan's TemplateMatch: a bare '$' (or '^$') would match the empty name
+    # only, so it suppresses nothing; '*$' matches every name
     printf 'leak:$\n' >"$tmp/supp"
     run other MALLARD_SUPPRESSIONS="$tmp/supp"
-    grep -q "suppressed: 100 bytes" "$tmp/err" || fail "a bare \$ matches nothing"
+    leak_in "$tmp/err" || fail "a bare \$ suppresses the leak (LSan's matches nothing)"
+    grep -q "suppressed: 0 bytes" "$tmp/err" || fail "a bare \$ suppresses something"
+    printf 'leak:^$\n' >"$tmp/supp"
+    run other MALLARD_SUPPRESSIONS="$tmp/supp"
+    leak_in "$tmp/err" || fail "^\$ suppresses the leak (LSan's matches nothing)"
+    printf 'leak:*$\n' >"$tmp/supp"
+    run other MALLARD_SUPPRESSIONS="$tmp/supp"
+    grep -q "suppressed: 100 bytes" "$tmp/err" || fail "*\$ does not match every name"
+    printf 'leak:leaker$\n' >"$tmp/supp"
+    run other MALLARD_SUPPRESSIONS="$tmp/supp"
+    grep -q "suppressed: 100 bytes" "$tmp/err" || fail "leaker\$ does not match other_leaker"
+    printf 'leak:other$\n' >"$tmp/supp"
+    run other MALLARD_SUPPRESSIONS="$tmp/supp"
+    leak_in "$tmp/err" || fail "other\$ matches other_leaker"
     ;;
 bigsupp) # F7: a suppressions file over 1 MiB is read whole
     awk 'BEGIN { for (i = 0; i < 40000; i++) printf "# padding line %d ........................\n", i }' \

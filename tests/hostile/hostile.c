@@ -16,6 +16,16 @@
  *   longname   the leak is made by a function with a 64-character name of
  *              a's (suppression patterns with many stars against it)
  *   other      the leak is made by other_leaker
+ *   pressure   [MiB [restore]] lowers its own RLIMIT_AS to what it maps now
+ *              plus MiB (default 24), then mallocs and frees from 2^18
+ *              distinct stacks (mallard's stack depot outgrows the limit
+ *              long before the program's own few blocks do), then keeps
+ *              1000 blocks, reallocs half of them, checks every byte and
+ *              frees them all; with "restore" the limit is raised again
+ *              before exit (the report then has room), else the report is
+ *              written under the limit
+ *   tight      no leak at all: lowers RLIMIT_AS to what it maps now plus
+ *              4 MiB, mallocs, checks and frees 1000 blocks and exits
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -72,6 +82,93 @@ __attribute__((noinline)) static void build_list(void)
         n->next = keep;
         keep = n;
     }
+}
+
+/* ---- pressure ---------------------------------------------------------- */
+
+static volatile unsigned long churn_sink;
+static void churn(unsigned bits, int levels);
+
+/* Four call sites that differ in their return addresses: each level of
+ * churn's recursion adds two bits to the stack's shape. */
+#define STEP(x)                                                                                              \
+    __attribute__((noinline)) static void step_##x(unsigned bits, int levels)                               \
+    {                                                                                                        \
+        churn(bits, levels);                                                                                 \
+        churn_sink += 1u + (unsigned)(#x[0] - 'a');                                                          \
+    }
+STEP(a)
+STEP(b)
+STEP(c)
+STEP(d)
+
+__attribute__((noinline)) static void churn(unsigned bits, int levels)
+{
+    if (!levels) {
+        char *volatile p = malloc(24);
+        p[0] = (char)bits;
+        churn_sink += (unsigned char)p[0];
+        free(p);
+        return;
+    }
+    static void (*const steps[4])(unsigned, int) = {step_a, step_b, step_c, step_d};
+    steps[bits & 3](bits >> 2, levels - 1);
+    churn_sink++;
+}
+
+/* Bytes mapped now: the first field of /proc/self/statm, in pages. */
+static long mapped_now(void)
+{
+    char buf[64] = {0};
+    int fd = open("/proc/self/statm", O_RDONLY);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    return n > 0 ? atol(buf) * sysconf(_SC_PAGESIZE) : -1;
+}
+
+static int pressure(long mib, int restore)
+{
+    struct rlimit old, rl;
+    long now = mapped_now();
+    if (now < 0 || getrlimit(RLIMIT_AS, &old) != 0)
+        return 30;
+    rl = old;
+    rl.rlim_cur = (rlim_t)now + ((rlim_t)mib << 20);
+    if (setrlimit(RLIMIT_AS, &rl) != 0)
+        return 31;
+    for (unsigned i = 0; i < 1u << 18; i++)
+        churn(i, 9);
+    enum { N = 1000 };
+    static unsigned char *blk[N];
+    for (unsigned i = 0; i < N; i++) {
+        size_t n = 16 + i % 64;
+        if (!(blk[i] = malloc(n)))
+            return 32;
+        memset(blk[i], (int)(i & 0xff), n);
+    }
+    for (unsigned i = 0; i < N; i += 2) {
+        size_t n = 16 + i % 64;
+        unsigned char *q = realloc(blk[i], 2 * n);
+        if (!q)
+            return 33;
+        for (size_t k = 0; k < n; k++)
+            if (q[k] != (i & 0xff))
+                return 34;
+        memset(q + n, (int)(i & 0xff), n);
+        blk[i] = q;
+    }
+    for (unsigned i = 0; i < N; i++) {
+        size_t n = (16 + i % 64) * (i % 2 ? 1 : 2);
+        for (size_t k = 0; k < n; k++)
+            if (blk[i][k] != (i & 0xff))
+                return 35;
+        free(blk[i]);
+    }
+    if (restore && setrlimit(RLIMIT_AS, &old) != 0)
+        return 36;
+    return 0;
 }
 
 /* ---- gcsegv ------------------------------------------------------------ */
@@ -136,6 +233,28 @@ static void gc_start(void)
 int main(int argc, char **argv)
 {
     const char *mode = argc > 1 ? argv[1] : "plain";
+    if (!strcmp(mode, "tight")) {
+        long now = mapped_now();
+        struct rlimit rl;
+        if (now < 0 || getrlimit(RLIMIT_AS, &rl) != 0)
+            return 30;
+        rl.rlim_cur = (rlim_t)now + ((rlim_t)4 << 20);
+        if (setrlimit(RLIMIT_AS, &rl) != 0)
+            return 31;
+        static char *blk[1000];
+        for (int i = 0; i < 1000; i++)
+            if (!(blk[i] = malloc(100)))
+                return 32;
+            else
+                memset(blk[i], i, 100);
+        for (int i = 0; i < 1000; i++) {
+            if (blk[i][99] != (char)i)
+                return 33;
+            free(blk[i]);
+        }
+        printf("hostile: tight ok\n");
+        return 0;
+    }
     build_list();
     if (!strcmp(mode, "longname"))
         LONGNAME();
@@ -193,6 +312,8 @@ int main(int argc, char **argv)
         rc = posix_memalign(&p, 24, 16);
         printf("posix_memalign bad alignment: rc %s, errno %s\n", rc == EINVAL ? "EINVAL" : "other",
                errno == 0 ? "unchanged" : "set");
+    } else if (!strcmp(mode, "pressure")) {
+        return pressure(argc > 2 ? atol(argv[2]) : 24, argc > 3 && !strcmp(argv[3], "restore"));
     } else if (strcmp(mode, "plain") && strcmp(mode, "longname") && strcmp(mode, "other")) {
         return 2;
     }

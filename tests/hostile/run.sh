@@ -85,6 +85,55 @@ memalign) # F10: same stdout as glibc's posix_memalign
     run memalign
     diff "$tmp/ref" "$tmp/out" >&2 || fail "posix_memalign differs from glibc's"
     ;;
+pressure) # D5: mallard's own metadata cannot be allocated (RLIMIT_AS)
+    # The program lowers its RLIMIT_AS to what it maps now + 24 MiB, then
+    # allocates from 2^18 distinct stacks: the stack depot runs out first.
+    # Tracing must stop with one stderr line, every later block work
+    # normally (its free is no invalid free), and the report be written,
+    # marked partial, whether the limit stays for the exit (the report is
+    # itself short of memory) or is raised before it.
+    [ "$(ulimit -v)" = unlimited ] || { echo "needs no RLIMIT_AS of its own"; exit 77; }
+    timeout 60 "$prog" pressure >"$tmp/ref" 2>/dev/null || fail "the program fails without mallard"
+    for variant in keep restore; do
+        for format in text json; do
+            timeout -k 5 60 env LD_PRELOAD="$lib" MALLARD_FORMAT=$format "$prog" pressure 24 $variant \
+                >"$tmp/out" 2>"$tmp/err"
+            rc=$?
+            [ $rc -ne 124 ] && [ $rc -ne 137 ] || fail "hung (killed by the watchdog)"
+            [ "$rc" -eq 0 ] || fail "exit status $rc ($variant, $format), expected 0"
+            diff "$tmp/ref" "$tmp/out" >&2 || fail "stdout changed ($variant, $format)"
+            [ "$(grep -c '^mallard: out of memory for tracer metadata' "$tmp/err")" = 1 ] ||
+                fail "expected exactly one line saying tracing stopped ($variant, $format)"
+            grep -q "^mallard: out of memory for tracer metadata (the stack depot); tracing stopped, the report will be partial\$" \
+                "$tmp/err" || fail "the line does not say what ran out ($variant, $format)"
+            ! grep -q "invalid free\|invalid realloc\|double free" "$tmp/err" ||
+                fail "blocks allocated after the stop reported as errors ($variant, $format)"
+            if [ $format = text ]; then
+                expect_report
+                grep -q "^==mallard== PARTIAL REPORT: out of memory for tracer metadata (the stack depot), tracing stopped after [0-9]* allocations; [1-9][0-9]* made after that were not traced\$" \
+                    "$tmp/err" || fail "the text report does not say it is partial ($variant)"
+            else
+                python3 - "$tmp/err" "$variant" <<'PY' || fail "the JSON report ($variant)"
+import json, sys
+text = open(sys.argv[1]).read()
+r = json.loads(text[text.index("{"):])
+p = r["partial"]
+assert p["tracing_stopped"] == "the stack depot", p
+assert p["traced_allocations"] == r["stats"]["allocs"] and 0 < p["traced_allocations"] < 1 << 18, p
+assert p["untraced_allocations"] > 1000, p
+assert r["summary"]["definite"]["bytes"] == 100 and r["summary"]["errors"] == 0, r["summary"]
+if sys.argv[2] == "keep":  # the exit itself is short of address space
+    assert any("libdw" in s for s in p["report_short_of"]), p
+PY
+            fi
+        done
+    done
+    # a clean program under a tight limit: the report has nothing to say
+    # and must say nothing (doing without libdw is no news then)
+    run tight
+    expect_ok tight
+    [ ! -s "$tmp/err" ] || fail "a clean program under a tight RLIMIT_AS got stderr output"
+    ;;
 *)
     echo "unknown case $case" >&2
     exit 2

@@ -12,7 +12,7 @@ add_executable(hostile ${CMAKE_CURRENT_LIST_DIR}/hostile.c)
 target_compile_options(hostile PRIVATE ${ML_WARN} -fno-builtin -O1)
 target_link_libraries(hostile PRIVATE Threads::Threads)
 
-foreach(case noproc nofile closefds quick gcsegv altstack memalign)
+foreach(case noproc nofile closefds quick gcsegv altstack memalign pressure)
   foreach(backend ${ML_BACKENDS})
     add_test(NAME hostile_${case}_${backend}
       COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/run.sh ${ML_LIB} $<TARGET_FILE:hostile> ${case})
