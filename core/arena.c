@@ -1,38 +1,45 @@
 /* core/arena.c: the arena backend (MALLARD_BACKEND=arena).
  *
- * Algorithm: region allocation.  Each thread bumps a pointer, kept in
- * thread-local storage, through its own ML_ARENA_CHUNK-byte chunk (aligned
- * to its size).  A block is a 16-byte header (usable size, distance back to
- * the previous block's header, state word) followed by the user's bytes.
- *   - free marks the block freed and never reuses it, with one exception:
- *     freeing the most recent block of the calling thread's current chunk
+ * Algorithm: region allocation with per-thread reuse.  Each thread bumps a
+ * pointer, kept in thread-local storage, through its own ML_ARENA_CHUNK-byte
+ * chunk (aligned to its size).  A block is the 16-byte header of
+ * core/chunk.h (usable size, distance back to the previous block's header,
+ * size class, state word) followed by the user's bytes, rounded up to its
+ * size class.
+ *   - Freeing the most recent block of the calling thread's current chunk
  *     rolls the bump pointer back over it and over every freed block right
  *     below it (the back links make this a walk), so stack-ordered and
  *     FIFO-ordered lifetimes give their memory straight back.  realloc of
  *     the most recent block grows or shrinks it in place.
+ *   - Any other block freed by the thread that carves its chunk goes onto
+ *     that thread's list for its class and serves the next request of that
+ *     class (no splitting, no coalescing).  A block freed by another thread
+ *     goes back to its chunk's count.
  *   - A chunk whose blocks are all freed is released as a whole: it goes to
  *     a short list of spare chunks, or is unmapped past ARENA_SPARE_MAX.
  *     Live counting is the biased count of core/chunk.h, which holds the
- *     chunk lifecycle shared with bump.c; arena adds the rollback and the
- *     budget on top.
+ *     chunk lifecycle shared with bump.c; arena adds the budget on top.
  *   - Live blocks are never unmapped before the process ends: later
  *     destructors may still read them.  Only fully-freed chunks and freed
  *     large blocks go back.
  *   - Requests above ARENA_SMALL_MAX get their own mapping, unmapped on free.
- *   - MALLARD_ARENA_LIMIT is a budget on the usable bytes (request rounded up
- *     to 16) of blocks handed out and not yet rolled back or released.  With
- *     a limit every block is charged on one shared atomic, so the limit is
- *     exact to the block; without one the hot path never touches it.
- * Chunk size: 4 MiB.  The arena reuses nothing below the bump pointer, so
- * its chunks are consumed quickly; big chunks keep mmap, page-table setup
- * and the spare-list lock rare.  The cost is up to 4 MiB held per thread and
- * per chunk pinned by one survivor.
+ *   - MALLARD_ARENA_LIMIT is a budget on the memory the arena holds for
+ *     blocks: the usable bytes (request rounded up to its class) of blocks
+ *     carved and not yet rolled back or released.  A block waiting on a free
+ *     list is still held, and reusing it costs nothing.  With a limit every
+ *     carve is charged on one shared atomic, so the limit is exact to the
+ *     block; without one the hot path never touches it.
+ * Chunk size: 4 MiB.  Big chunks keep mmap, page-table setup and the
+ * spare-list lock rare.  The cost is up to 4 MiB held per thread and per
+ * chunk pinned by one survivor.
  * Invariants: every block is 16-byte aligned; the 32-bit word just before a
- * block is its state (ARENA_LIVE / ARENA_FREED for chunk blocks, ARENA_BIG
- * for large ones); chunks and large mappings are both ML_OWNER_ARENA, so the
- * state word tells them apart, and pointers of anyone else are ignored.
- * Trade-off: allocation is an add and a compare, free a header check; in
- * exchange memory freed out of order is only recovered a whole chunk at a
+ * block is its state (ML_CHUNK_LIVE / _LISTED / _FREED for chunk blocks,
+ * ARENA_BIG for large ones); the owner map says ML_OWNER_ARENA for chunks
+ * and ML_OWNER_ARENA_LARGE for large mappings, and pointers of anyone else
+ * are ignored unread.
+ * Trade-off: allocation is a pop or an add and a compare, free a header
+ * check and a push; in exchange a freed block serves only its own class,
+ * and memory freed by other threads is only recovered a whole chunk at a
  * time.
  */
 #include <stdint.h>
@@ -48,18 +55,7 @@
 #define ARENA_SMALL_MAX (ML_ARENA_CHUNK / 4)
 #define ARENA_SPARE_MAX 4
 #define ARENA_CHUNK_MAGIC 0x6d6c6172656e6163ull
-#define ARENA_LIVE 0xa7e4a11eu
-#define ARENA_FREED 0xa7e4f7eeu
 #define ARENA_BIG 0xa7e4b165u
-#define ARENA_HDR 16
-
-/* 16 bytes before every chunk block. */
-struct ar_hdr {
-    uint32_t size; /* usable bytes, a multiple of 16 */
-    uint32_t prev; /* bytes back to the previous block's header; 0: first */
-    uint32_t spare;
-    uint32_t state; /* ARENA_LIVE or ARENA_FREED; atomic */
-};
 
 static struct {
     size_t limit; /* 0: no budget */
@@ -77,9 +73,12 @@ static ML_TLS struct ar_tls at;
 
 static inline struct ml_chunk *chunk_of(const void *p) { return ml_chunk_of(p, ML_ARENA_CHUNK); }
 
-static inline struct ar_hdr *hdr_of(const void *p) { return (struct ar_hdr *)((uintptr_t)p - ARENA_HDR); }
+static inline struct ml_chunk_blk *hdr_of(const void *p) { return ml_chunk_blk_of(p); }
 
-static void ar_bad_free(const void *p) { ml_chunk_bad_free(&arena.said_bad_free, "arena", p); }
+static __attribute__((noinline)) void ar_bad_free(const void *p)
+{
+    ml_chunk_bad_free(&arena.said_bad_free, "arena", p);
+}
 
 /* ---- the budget ------------------------------------------------------- */
 
@@ -131,67 +130,64 @@ static int ar_refill(struct ar_tls *t)
     return ml_chunk_take(&arena.pool, &t->c, ML_ARENA_CHUNK, ARENA_CHUNK_MAGIC, ML_OWNER_ARENA);
 }
 
-/* h, the most recent block of the current chunk, was just freed: move the
- * bump pointer below it and below every freed block under it. */
-static void ar_rollback(struct ar_tls *t, struct ar_hdr *h)
+/* h, the most recent block of the current chunk, is being freed by its
+ * owner: roll back over it and the freed blocks under it, refunding them.
+ * Out of line, so that free's common path (a push) stays a leaf. */
+static __attribute__((noinline)) void ar_rollback(struct ar_tls *t, struct ml_chunk_blk *h)
 {
-    size_t back = 0;
-    struct ar_hdr *prev;
-    for (;;) {
-        back += h->size;
-        prev = h->prev ? (struct ar_hdr *)((char *)h - h->prev) : NULL;
-        if (!prev || __atomic_load_n(&prev->state, __ATOMIC_ACQUIRE) != ARENA_FREED)
-            break;
-        h = prev;
-    }
-    ml_chunk_mark(&t->c);
-    t->c.cur = prev ? (char *)(prev + 1) + prev->size : (char *)t->c.chunk + ML_CHUNK_DATA;
-    t->c.last = prev;
+    size_t back = ml_chunk_rollback(&t->c, h);
     t->charged -= back;
     ar_refund(back);
 }
 
 /* ---- large blocks ----------------------------------------------------- */
 
-static void *ar_big_alloc(size_t align, size_t size)
+static __attribute__((noinline)) void *ar_big_alloc(size_t align, size_t size, int zero)
 {
     if (size > ((size_t)1 << 46))
         return NULL;
     size_t n = ml_chunk_round16(size);
     if (arena.limit && !ar_charge(n))
         return NULL;
-    void *p = ml_chunk_big_alloc(align, n, ARENA_BIG, ML_OWNER_ARENA);
+    void *p = ml_chunk_big_alloc(&arena.pool, align, n, ARENA_BIG, ML_OWNER_ARENA_LARGE, zero);
     if (!p)
         ar_refund(n);
     return p;
 }
 
-static void ar_big_free(void *p, struct ml_chunk_big *b)
+static __attribute__((noinline)) void ar_big_free(void *p, struct ml_chunk_big *b)
 {
     ar_refund(b->size);
-    ml_chunk_big_unmap(p, b);
+    ml_chunk_big_free(&arena.pool, p, b);
 }
 
-/* The state word of p when p may be one of our blocks (it is then readable),
- * else NULL.  Chunk blocks are further checked by ar_chunk_check. */
-static uint32_t *ar_state_word(const void *p)
+/* A block of a chunk the calling thread does not carve in: back to the
+ * chunk's count. */
+static __attribute__((noinline)) void ar_free_remote(struct ml_chunk *c, struct ml_chunk_blk *h)
+{
+    __atomic_store_n(&h->state, ML_CHUNK_FREED, __ATOMIC_RELEASE);
+    if (ml_chunk_put_remote(c))
+        ar_release(c);
+}
+
+/* An ARENA_LARGE pointer is one of ours if its header is in the same
+ * mapping and says so. */
+static struct ml_chunk_big *ar_big_check(const void *p)
 {
     uintptr_t a = (uintptr_t)p;
-    if (ml_os_owner(p) != ML_OWNER_ARENA || (a & 15))
+    if ((a & 15) || ((a & (ML_OS_GRANULE - 1)) < ML_CHUNK_BIG_HDR &&
+                     ml_os_owner((void *)(a - ML_CHUNK_BIG_HDR)) != ML_OWNER_ARENA_LARGE))
         return NULL;
-    if ((a & (ML_OS_GRANULE - 1)) < ML_CHUNK_BIG_HDR &&
-        ml_os_owner((void *)(a - ML_CHUNK_BIG_HDR)) != ML_OWNER_ARENA)
-        return NULL;
-    return (uint32_t *)(a - sizeof(uint32_t));
+    struct ml_chunk_big *b = ml_chunk_big_of(p);
+    return b->state == ARENA_BIG ? b : NULL;
 }
 
-/* A pointer whose state word reads ARENA_LIVE or ARENA_FREED could still
- * sit in a large mapping by chance: make sure its chunk is a chunk. */
-static inline int ar_chunk_check(const void *p)
+/* An ARENA pointer (in a chunk) is a block if it is aligned and past the
+ * chunk's header: its block header is then readable. */
+static inline int ar_chunk_ptr(const void *p)
 {
-    struct ml_chunk *c = chunk_of(p);
-    return (uintptr_t)p - (uintptr_t)c >= ML_CHUNK_DATA + ARENA_HDR && ml_os_owner(c) == ML_OWNER_ARENA &&
-           c->magic == ARENA_CHUNK_MAGIC;
+    uintptr_t a = (uintptr_t)p;
+    return !(a & 15) && (a & (ML_ARENA_CHUNK - 1)) >= ML_CHUNK_DATA + ML_CHUNK_HDR;
 }
 
 /* ---- the interface ---------------------------------------------------- */
@@ -203,26 +199,26 @@ static int ar_init(const struct ml_options *opt)
     return 0;
 }
 
-/* Carves size bytes aligned to align (>= 16) from the current chunk,
- * charging the budget.  size + align <= ARENA_SMALL_MAX. */
-static void *ar_carve(size_t align, size_t size)
+/* Takes a listed block of class c or carves one aligned to align (>= 16)
+ * from the current chunk, charging the budget for a carve and refilling
+ * the chunk when it is full.  The class size plus align fits in
+ * ARENA_SMALL_MAX. */
+static __attribute__((noinline)) void *ar_slow(size_t align, unsigned c)
 {
     struct ar_tls *t = &at;
-    size_t n = ml_chunk_round16(size);
+    if (align <= 16) {
+        void *p = ml_chunk_pop(&t->c, c);
+        if (p)
+            return p;
+    }
+    size_t n = ml_chunk_class_size(c);
     if (arena.limit && !ar_charge(n))
         return NULL;
     for (int tries = 0; tries < 2; tries++) {
-        uintptr_t p = ((uintptr_t)t->c.cur + ARENA_HDR + align - 1) & ~(uintptr_t)(align - 1);
-        if (t->c.chunk && p + n <= (uintptr_t)t->c.end) {
-            struct ar_hdr *h = hdr_of((void *)p);
-            h->size = (uint32_t)n;
-            h->prev = t->c.last ? (uint32_t)((char *)h - (char *)t->c.last) : 0;
-            __atomic_store_n(&h->state, ARENA_LIVE, __ATOMIC_RELAXED);
-            t->c.cur = (char *)(p + n);
-            t->c.last = h;
-            t->c.count++;
+        void *p = ml_chunk_carve(&t->c, align, c, n);
+        if (p) {
             t->charged += n;
-            return (void *)p;
+            return p;
         }
         if (ar_refill(t))
             break;
@@ -234,79 +230,105 @@ static void *ar_carve(size_t align, size_t size)
 static void *ar_malloc(size_t size)
 {
     struct ar_tls *t = &at;
-    if (ML_LIKELY(size <= ARENA_SMALL_MAX)) {
-        size_t n = ml_chunk_round16(size);
-        if (ML_LIKELY((size_t)(t->c.end - t->c.cur) >= n + ARENA_HDR && !arena.limit)) {
-            struct ar_hdr *h = (struct ar_hdr *)t->c.cur;
+    if (ML_LIKELY(size <= ML_CHUNK_FINE)) {
+        unsigned c = (unsigned)((size + 15) >> 4) - 1;
+        struct ml_chunk_link *l = t->c.free[c];
+        if (ML_LIKELY(l)) {
+            struct ml_chunk_link *next = l->next;
+            t->c.free[c] = next;
+            if (next)
+                next->prev = NULL;
+            l->next = l->prev = NULL;
+            __atomic_store_n(&hdr_of(l)->state, ML_CHUNK_LIVE, __ATOMIC_RELAXED);
+            return l;
+        }
+        size_t n = (size_t)(c + 1) << 4;
+        if (ML_LIKELY((size_t)(t->c.end - t->c.cur) >= n + ML_CHUNK_HDR && !arena.limit)) {
+            struct ml_chunk_blk *h = (struct ml_chunk_blk *)t->c.cur;
             h->size = (uint32_t)n;
             h->prev = t->c.last ? (uint32_t)((char *)h - (char *)t->c.last) : 0;
-            __atomic_store_n(&h->state, ARENA_LIVE, __ATOMIC_RELAXED);
-            t->c.cur += n + ARENA_HDR;
+            h->cls = c;
+            __atomic_store_n(&h->state, ML_CHUNK_LIVE, __ATOMIC_RELAXED);
+            t->c.cur += n + ML_CHUNK_HDR;
             t->c.last = h;
             t->c.count++;
             t->charged += n;
             return h + 1;
         }
-        return ar_carve(16, size);
+        return ar_slow(16, c);
     }
-    return ar_big_alloc(16, size);
+    if (size <= ARENA_SMALL_MAX)
+        return ar_slow(16, ml_chunk_class(size));
+    return ar_big_alloc(16, size, 0);
 }
 
 static void *ar_memalign(size_t align, size_t size)
 {
     if (align <= 16)
         return ar_malloc(size);
-    if (size <= ARENA_SMALL_MAX && align <= ARENA_SMALL_MAX - size)
-        return ar_carve(align, size);
-    return ar_big_alloc(align, size);
+    if (size <= ARENA_SMALL_MAX) {
+        unsigned c = ml_chunk_class(size);
+        if (align <= ARENA_SMALL_MAX - ml_chunk_class_size(c))
+            return ar_slow(align, c);
+    }
+    return ar_big_alloc(align, size, 0);
 }
 
 static void *ar_zalloc(size_t size)
 {
-    void *p = ar_malloc(size);
-    if (!p || size > ARENA_SMALL_MAX)
-        return p; /* a large block is a fresh mapping */
-    ml_chunk_zero(&at.c, p, size);
+    if (size > ARENA_SMALL_MAX)
+        return ar_big_alloc(16, size, 1);
+    unsigned c = ml_chunk_class(size);
+    void *p = ml_chunk_pop(&at.c, c);
+    if (p)
+        return memset(p, 0, size);
+    p = ar_slow(16, c);
+    if (p)
+        ml_chunk_zero(&at.c, p, size);
     return p;
 }
 
 static void ar_free(void *p)
 {
-    uint32_t *state = ar_state_word(p);
-    if (ML_UNLIKELY(!state))
-        return; /* not ours */
-    uint32_t s = __atomic_load_n(state, __ATOMIC_RELAXED);
-    if (ML_UNLIKELY(s != ARENA_LIVE)) {
-        if (s == ARENA_BIG)
-            return ar_big_free(p, ml_chunk_big_of(p));
-        return ar_bad_free(p);
+    enum ml_owner owner = ml_os_owner(p);
+    if (ML_LIKELY(owner == ML_OWNER_ARENA)) {
+        if (ML_UNLIKELY(!ar_chunk_ptr(p)))
+            return ar_bad_free(p);
+        struct ml_chunk_blk *h = hdr_of(p);
+        if (ML_UNLIKELY(__atomic_load_n(&h->state, __ATOMIC_RELAXED) != ML_CHUNK_LIVE))
+            return ar_bad_free(p);
+        struct ml_chunk *c = chunk_of(p);
+        struct ar_tls *t = &at;
+        if (ML_LIKELY(__atomic_load_n(&c->owner, __ATOMIC_RELAXED) == &t->c)) {
+            if (h == t->c.last && c == t->c.chunk)
+                ar_rollback(t, h);
+            else
+                ml_chunk_push(&t->c, h, p);
+            return;
+        }
+        return ar_free_remote(c, h);
     }
-    if (ML_UNLIKELY(!ar_chunk_check(p)))
-        return ar_bad_free(p);
-    struct ar_hdr *h = hdr_of(p);
-    struct ml_chunk *c = chunk_of(p);
-    struct ar_tls *t = &at;
-    __atomic_store_n(&h->state, ARENA_FREED, __ATOMIC_RELEASE);
-    if (c == t->c.chunk) {
-        t->c.count--;
-        if (h == t->c.last)
-            ar_rollback(t, h);
-        return;
+    if (owner == ML_OWNER_ARENA_LARGE) {
+        struct ml_chunk_big *b = ar_big_check(p);
+        if (!b)
+            return ar_bad_free(p);
+        ar_big_free(p, b);
     }
-    if (ml_chunk_put_remote(c))
-        ar_release(c);
 }
 
 static size_t ar_usable_size(const void *p)
 {
-    uint32_t *state = ar_state_word(p);
-    if (!state)
-        return 0;
-    uint32_t s = __atomic_load_n(state, __ATOMIC_RELAXED);
-    if (s == ARENA_BIG)
-        return ml_chunk_big_of(p)->size;
-    if (s == ARENA_LIVE && ar_chunk_check(p))
-        return hdr_of(p)->size;
+    enum ml_owner owner = ml_os_owner(p);
+    if (owner == ML_OWNER_ARENA) {
+        if (!ar_chunk_ptr(p))
+            return 0;
+        const struct ml_chunk_blk *h = hdr_of(p);
+        return __atomic_load_n(&h->state, __ATOMIC_RELAXED) == ML_CHUNK_LIVE ? h->size : 0;
+    }
+    if (owner == ML_OWNER_ARENA_LARGE) {
+        const struct ml_chunk_big *b = ar_big_check(p);
+        return b ? b->size : 0;
+    }
     return 0;
 }
 
@@ -337,9 +359,9 @@ static void *ar_realloc(void *p, size_t size)
         return NULL; /* not a live block of ours */
     if (size > ((size_t)1 << 46))
         return NULL;
-    size_t n = ml_chunk_round16(size);
-    if (__atomic_load_n(ar_state_word(p), __ATOMIC_RELAXED) == ARENA_BIG) {
+    if (ml_os_owner(p) == ML_OWNER_ARENA_LARGE) {
         /* Stay in the mapping unless that would waste more than half. */
+        size_t n = ml_chunk_round16(size);
         struct ml_chunk_big *b = ml_chunk_big_of(p);
         size_t cap = b->map_size - b->offset;
         if (n <= cap && n > cap / 2) {
@@ -348,18 +370,34 @@ static void *ar_realloc(void *p, size_t size)
             b->size = n;
             return p;
         }
+        if (size > ARENA_SMALL_MAX && b->offset == ML_CHUNK_BIG_HDR) {
+            size_t was = b->size;
+            if (n > was && arena.limit && !ar_charge(n - was))
+                return NULL;
+            void *q = ml_chunk_big_resize(p, n, ML_OWNER_ARENA_LARGE);
+            if (!q && n > was)
+                ar_refund(n - was);
+            if (q && n < was)
+                ar_refund(was - n);
+            return q;
+        }
         return ar_move(p, old, size);
     }
     struct ar_tls *t = &at;
-    struct ar_hdr *h = hdr_of(p);
-    if (h == t->c.last && size <= ARENA_SMALL_MAX && n <= (size_t)(t->c.end - (char *)p)) {
-        if (!ar_resize_charge(h->size, n))
-            return NULL;
-        t->charged = t->charged - h->size + n;
-        ml_chunk_mark(&t->c);
-        t->c.cur = (char *)p + n;
-        h->size = (uint32_t)n;
-        return p;
+    struct ml_chunk_blk *h = hdr_of(p);
+    if (h == t->c.last && size <= ARENA_SMALL_MAX && chunk_of(p) == t->c.chunk) {
+        unsigned c = ml_chunk_class(size);
+        size_t n = ml_chunk_class_size(c);
+        if (n <= (size_t)(t->c.end - (char *)p)) {
+            if (!ar_resize_charge(h->size, n))
+                return NULL;
+            t->charged = t->charged - h->size + n;
+            ml_chunk_mark(&t->c);
+            t->c.cur = (char *)p + n;
+            h->size = (uint32_t)n;
+            h->cls = c;
+            return p;
+        }
     }
     if (size <= old)
         return p;
@@ -369,6 +407,7 @@ static void *ar_realloc(void *p, size_t size)
 static void ar_thread_exit(void)
 {
     ar_retire(&at);
+    ml_chunk_drain(&at.c, ML_ARENA_CHUNK, ar_release);
     at.c.attached = 0;
 }
 

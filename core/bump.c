@@ -2,31 +2,36 @@
  *
  * Algorithm: each thread owns one current chunk of ML_BUMP_CHUNK bytes,
  * aligned to its size, and carves blocks from it by moving a pointer kept in
- * thread-local storage.  A block is a 16-byte header (its usable size and a
- * state word) followed by the user's bytes.  free never reuses a block by
- * itself; a chunk is reused as a whole once every block in it is freed.
- *   - Live counting without an atomic on the hot path: the biased count of
- *     core/chunk.h, which holds the chunk lifecycle shared with arena.c.
- *   - Freeing the most recent block hands its space back at once.
- *   - The owner notices when its current chunk empties (its own free brings
- *     the live count to zero, or it finds the chunk empty when it is full)
- *     and starts again from the beginning, so malloc/free pairs never leave
- *     the chunk.
+ * thread-local storage.  A block is the 16-byte header of core/chunk.h
+ * followed by the user's bytes, rounded up to its size class.
+ *   - A block freed by the thread that carves its chunk goes onto that
+ *     thread's LIFO list for its class, and the next request of that class
+ *     takes it back: a malloc/free churn reuses its own memory, so the heap
+ *     stays near the live set instead of growing with every allocation.
+ *   - Freeing the most recent block rolls the bump pointer back over it and
+ *     over every freed block right below it, so stack-ordered lifetimes give
+ *     their memory straight back to the pointer.
+ *   - A block freed by another thread goes back to its chunk's count (the
+ *     biased count of core/chunk.h, which holds the chunk lifecycle shared
+ *     with arena.c); a chunk is reused as a whole once every block in it is
+ *     freed, and the owner restarts its current chunk when it finds it empty.
  *   - Recycled chunks wait on a short global list under a spin lock; past
  *     BUMP_SPARE_MAX of them they are unmapped.
  *   - Requests above BUMP_SMALL_MAX (a quarter chunk) get their own mapping,
- *     owned by ML_OWNER_BUMP_LARGE and unmapped on free.
- * Chunk size: 1 MiB.  One surviving block pins its whole chunk, so smaller
- * chunks bound that waste; 1 MiB still spreads the mmap and the chunk lock
- * over thousands of small blocks, and aligning a 1 MiB mapping to its size
- * costs only 1 MiB of address space at map time.
+ *     owned by ML_OWNER_BUMP_LARGE, resized by mremap and unmapped on free.
+ * Chunk size: 1 MiB.  A thread's free lists keep a chunk pinned, so smaller
+ * chunks bound what one thread's leftovers hold; 1 MiB still spreads the
+ * mmap and the chunk lock over thousands of small blocks, and aligning a
+ * 1 MiB mapping to its size costs only 1 MiB of address space at map time.
  * Invariants: every block is 16-byte aligned and its header sits in the 16
  * bytes before it; p & ~(ML_BUMP_CHUNK - 1) is the chunk of every chunk
  * block; the owner map says ML_OWNER_BUMP for chunks, ML_OWNER_BUMP_LARGE
  * for large mappings, and pointers of anyone else are ignored unread.
- * Trade-off: no per-block reuse, so a program that keeps one block of every
- * thousand alive holds all the memory it ever allocated.  In exchange malloc
- * is an add and a compare, and free is a header check and a decrement.
+ * Trade-off: no splitting or coalescing.  A freed block serves only its own
+ * class, so a program that frees a million 32-byte blocks and then asks for
+ * 64-byte ones keeps both sets of memory; freed blocks live in the thread's
+ * lists until it exits.  In exchange malloc is a list pop or an add and a
+ * compare, and free is a header check and a push.
  */
 #include <stdint.h>
 #include <string.h>
@@ -39,17 +44,7 @@
 #define BUMP_SMALL_MAX (ML_BUMP_CHUNK / 4)
 #define BUMP_SPARE_MAX 8
 #define BUMP_CHUNK_MAGIC 0x6d6c62756d706368ull
-#define BUMP_LIVE 0xb0b0a11eu
-#define BUMP_FREED 0xdeadb10cu
 #define BUMP_BIG 0xb16b10c5u
-#define BUMP_HDR 16
-
-/* 16 bytes before every chunk block. */
-struct bump_hdr {
-    uint32_t size; /* usable bytes, a multiple of 16 */
-    uint32_t spare[2];
-    uint32_t state; /* BUMP_LIVE or BUMP_FREED; atomic */
-};
 
 static struct {
     struct ml_chunk_pool pool;
@@ -60,9 +55,19 @@ static ML_TLS struct ml_chunk_tls bt;
 
 static inline struct ml_chunk *chunk_of(const void *p) { return ml_chunk_of(p, ML_BUMP_CHUNK); }
 
-static inline struct bump_hdr *hdr_of(const void *p) { return (struct bump_hdr *)((uintptr_t)p - BUMP_HDR); }
+static inline struct ml_chunk_blk *hdr_of(const void *p) { return ml_chunk_blk_of(p); }
 
-static void bump_bad_free(const void *p) { ml_chunk_bad_free(&bump.said_bad_free, "bump", p); }
+static __attribute__((noinline)) void bump_bad_free(const void *p)
+{
+    ml_chunk_bad_free(&bump.said_bad_free, "bump", p);
+}
+
+/* Out of line, so that free's common path (a push) stays a leaf with few
+ * registers to save. */
+static __attribute__((noinline)) void bump_rollback(struct ml_chunk_tls *t, struct ml_chunk_blk *h)
+{
+    ml_chunk_rollback(t, h);
+}
 
 /* ---- chunks ----------------------------------------------------------- */
 
@@ -89,13 +94,22 @@ static int bump_refill(struct ml_chunk_tls *t)
     return ml_chunk_take(&bump.pool, t, ML_BUMP_CHUNK, BUMP_CHUNK_MAGIC, ML_OWNER_BUMP);
 }
 
+/* A block of a chunk the calling thread does not carve in: back to the
+ * chunk's count. */
+static __attribute__((noinline)) void bump_free_remote(struct ml_chunk *c, struct ml_chunk_blk *h)
+{
+    __atomic_store_n(&h->state, ML_CHUNK_FREED, __ATOMIC_RELEASE);
+    if (ml_chunk_put_remote(c))
+        bump_recycle(c);
+}
+
 /* ---- large blocks ----------------------------------------------------- */
 
-static void *bump_big_alloc(size_t align, size_t size)
+static __attribute__((noinline)) void *bump_big_alloc(size_t align, size_t size, int zero)
 {
     if (size > ((size_t)1 << 46))
         return NULL;
-    return ml_chunk_big_alloc(align, size, BUMP_BIG, ML_OWNER_BUMP_LARGE);
+    return ml_chunk_big_alloc(&bump.pool, align, size, BUMP_BIG, ML_OWNER_BUMP_LARGE, zero);
 }
 
 /* A BUMP_LARGE pointer is one of ours if its header is in the same mapping
@@ -110,6 +124,14 @@ static struct ml_chunk_big *bump_big_check(const void *p)
     return b->state == BUMP_BIG ? b : NULL;
 }
 
+static __attribute__((noinline)) void bump_big_free(void *p)
+{
+    struct ml_chunk_big *b = bump_big_check(p);
+    if (!b)
+        return bump_bad_free(p);
+    ml_chunk_big_free(&bump.pool, p, b);
+}
+
 static inline size_t bump_big_usable(const struct ml_chunk_big *b) { return b->map_size - b->offset; }
 
 /* ---- the interface ---------------------------------------------------- */
@@ -121,23 +143,22 @@ static int bump_init(const struct ml_options *opt)
     return 0;
 }
 
-/* Carves size bytes aligned to align (>= 16) from the current chunk.
- * size + align <= BUMP_SMALL_MAX. */
-static void *bump_carve(size_t align, size_t size)
+/* Takes a listed block of class c or carves one aligned to align (>= 16)
+ * from the current chunk, refilling it when it is full.  The class size
+ * plus align fits in BUMP_SMALL_MAX. */
+static __attribute__((noinline)) void *bump_slow(size_t align, unsigned c)
 {
     struct ml_chunk_tls *t = &bt;
-    size_t n = ml_chunk_round16(size);
+    if (align <= 16) {
+        void *p = ml_chunk_pop(t, c);
+        if (p)
+            return p;
+    }
+    size_t n = ml_chunk_class_size(c);
     for (int tries = 0; tries < 2; tries++) {
-        uintptr_t p = ((uintptr_t)t->cur + BUMP_HDR + align - 1) & ~(uintptr_t)(align - 1);
-        if (t->chunk && p + n <= (uintptr_t)t->end) {
-            struct bump_hdr *h = hdr_of((void *)p);
-            h->size = (uint32_t)n;
-            __atomic_store_n(&h->state, BUMP_LIVE, __ATOMIC_RELAXED);
-            t->cur = (char *)(p + n);
-            t->last = h;
-            t->count++;
-            return (void *)p;
-        }
+        void *p = ml_chunk_carve(t, align, c, n);
+        if (p)
+            return p;
         if (bump_refill(t))
             return NULL;
     }
@@ -147,38 +168,62 @@ static void *bump_carve(size_t align, size_t size)
 static void *bump_malloc(size_t size)
 {
     struct ml_chunk_tls *t = &bt;
-    if (ML_LIKELY(size <= BUMP_SMALL_MAX)) {
-        size_t n = ml_chunk_round16(size);
-        if (ML_LIKELY((size_t)(t->end - t->cur) >= n + BUMP_HDR)) {
-            struct bump_hdr *h = (struct bump_hdr *)t->cur;
+    if (ML_LIKELY(size <= ML_CHUNK_FINE)) {
+        unsigned c = (unsigned)((size + 15) >> 4) - 1;
+        struct ml_chunk_link *l = t->free[c];
+        if (ML_LIKELY(l)) {
+            struct ml_chunk_link *next = l->next;
+            t->free[c] = next;
+            if (next)
+                next->prev = NULL;
+            l->next = l->prev = NULL;
+            __atomic_store_n(&hdr_of(l)->state, ML_CHUNK_LIVE, __ATOMIC_RELAXED);
+            return l;
+        }
+        size_t n = (size_t)(c + 1) << 4;
+        if (ML_LIKELY((size_t)(t->end - t->cur) >= n + ML_CHUNK_HDR)) {
+            struct ml_chunk_blk *h = (struct ml_chunk_blk *)t->cur;
             h->size = (uint32_t)n;
-            __atomic_store_n(&h->state, BUMP_LIVE, __ATOMIC_RELAXED);
-            t->cur += n + BUMP_HDR;
+            h->prev = t->last ? (uint32_t)((char *)h - (char *)t->last) : 0;
+            h->cls = c;
+            __atomic_store_n(&h->state, ML_CHUNK_LIVE, __ATOMIC_RELAXED);
+            t->cur += n + ML_CHUNK_HDR;
             t->last = h;
             t->count++;
             return h + 1;
         }
-        return bump_carve(16, size);
+        return bump_slow(16, c);
     }
-    return bump_big_alloc(16, size);
+    if (size <= BUMP_SMALL_MAX)
+        return bump_slow(16, ml_chunk_class(size));
+    return bump_big_alloc(16, size, 0);
 }
 
 static void *bump_memalign(size_t align, size_t size)
 {
     if (align <= 16)
         return bump_malloc(size);
-    if (size <= BUMP_SMALL_MAX && align <= BUMP_SMALL_MAX - size)
-        return bump_carve(align, size);
-    return bump_big_alloc(align, size);
+    if (size <= BUMP_SMALL_MAX) {
+        unsigned c = ml_chunk_class(size);
+        if (align <= BUMP_SMALL_MAX - ml_chunk_class_size(c))
+            return bump_slow(align, c);
+    }
+    return bump_big_alloc(align, size, 0);
 }
 
 static void *bump_zalloc(size_t size)
 {
-    void *p = bump_malloc(size);
-    if (!p || size > BUMP_SMALL_MAX)
-        return p; /* a large block is a fresh mapping */
+    if (size > BUMP_SMALL_MAX)
+        return bump_big_alloc(16, size, 1);
+    struct ml_chunk_tls *t = &bt;
+    unsigned c = ml_chunk_class(size);
+    void *p = ml_chunk_pop(t, c);
+    if (p)
+        return memset(p, 0, size);
+    p = bump_slow(16, c);
     /* p came from the current chunk: only the part below clean was used. */
-    ml_chunk_zero(&bt, p, size);
+    if (p)
+        ml_chunk_zero(t, p, size);
     return p;
 }
 
@@ -187,45 +232,34 @@ static void bump_free(void *p)
     enum ml_owner owner = ml_os_owner(p);
     if (ML_LIKELY(owner == ML_OWNER_BUMP)) {
         if (ML_UNLIKELY(((uintptr_t)p & 15) ||
-                        ((uintptr_t)p & (ML_BUMP_CHUNK - 1)) < ML_CHUNK_DATA + BUMP_HDR))
+                        ((uintptr_t)p & (ML_BUMP_CHUNK - 1)) < ML_CHUNK_DATA + ML_CHUNK_HDR))
             return bump_bad_free(p);
-        struct bump_hdr *h = hdr_of(p);
-        if (ML_UNLIKELY(__atomic_load_n(&h->state, __ATOMIC_RELAXED) != BUMP_LIVE))
+        struct ml_chunk_blk *h = hdr_of(p);
+        if (ML_UNLIKELY(__atomic_load_n(&h->state, __ATOMIC_RELAXED) != ML_CHUNK_LIVE))
             return bump_bad_free(p);
-        __atomic_store_n(&h->state, BUMP_FREED, __ATOMIC_RELEASE);
         struct ml_chunk *c = chunk_of(p);
         struct ml_chunk_tls *t = &bt;
-        if (c == t->chunk) {
-            t->count--;
-            if (h == t->last) { /* stack order: hand the space back */
-                ml_chunk_mark(t);
-                t->cur = (char *)h;
-                t->last = NULL;
-            }
-            if (ml_chunk_empty(t))
-                ml_chunk_restart(t);
+        if (ML_LIKELY(__atomic_load_n(&c->owner, __ATOMIC_RELAXED) == t)) {
+            if (h == t->last && c == t->chunk)
+                bump_rollback(t, h); /* stack order: hand the space back */
+            else
+                ml_chunk_push(t, h, p);
             return;
         }
-        if (ml_chunk_put_remote(c))
-            bump_recycle(c);
-        return;
+        return bump_free_remote(c, h);
     }
-    if (owner == ML_OWNER_BUMP_LARGE) {
-        struct ml_chunk_big *b = bump_big_check(p);
-        if (!b)
-            return bump_bad_free(p);
-        ml_chunk_big_unmap(p, b);
-    }
+    if (owner == ML_OWNER_BUMP_LARGE)
+        bump_big_free(p);
 }
 
 static size_t bump_usable_size(const void *p)
 {
     enum ml_owner owner = ml_os_owner(p);
     if (owner == ML_OWNER_BUMP) {
-        if (((uintptr_t)p & 15) || ((uintptr_t)p & (ML_BUMP_CHUNK - 1)) < ML_CHUNK_DATA + BUMP_HDR)
+        if (((uintptr_t)p & 15) || ((uintptr_t)p & (ML_BUMP_CHUNK - 1)) < ML_CHUNK_DATA + ML_CHUNK_HDR)
             return 0;
-        const struct bump_hdr *h = hdr_of(p);
-        return __atomic_load_n(&h->state, __ATOMIC_RELAXED) == BUMP_LIVE ? h->size : 0;
+        const struct ml_chunk_blk *h = hdr_of(p);
+        return __atomic_load_n(&h->state, __ATOMIC_RELAXED) == ML_CHUNK_LIVE ? h->size : 0;
     }
     if (owner == ML_OWNER_BUMP_LARGE) {
         const struct ml_chunk_big *b = bump_big_check(p);
@@ -253,16 +287,26 @@ static void *bump_realloc(void *p, size_t size)
         /* Stay in the mapping unless that would waste more than half. */
         if (size <= old && size > old / 2)
             return p;
+        struct ml_chunk_big *b = ml_chunk_big_of(p);
+        if (size > BUMP_SMALL_MAX && b->offset == ML_CHUNK_BIG_HDR) {
+            if (size > ((size_t)1 << 46))
+                return NULL;
+            return ml_chunk_big_resize(p, size, ML_OWNER_BUMP_LARGE);
+        }
         return bump_move(p, old, size);
     }
     struct ml_chunk_tls *t = &bt;
-    struct bump_hdr *h = hdr_of(p);
-    if (h == t->last && size <= BUMP_SMALL_MAX && ml_chunk_round16(size) <= (size_t)(t->end - (char *)p)) {
-        size_t n = ml_chunk_round16(size);
-        ml_chunk_mark(t);
-        t->cur = (char *)p + n;
-        h->size = (uint32_t)n;
-        return p;
+    struct ml_chunk_blk *h = hdr_of(p);
+    if (h == t->last && size <= BUMP_SMALL_MAX && chunk_of(p) == t->chunk) {
+        unsigned c = ml_chunk_class(size);
+        size_t n = ml_chunk_class_size(c);
+        if (n <= (size_t)(t->end - (char *)p)) {
+            ml_chunk_mark(t);
+            t->cur = (char *)p + n;
+            h->size = (uint32_t)n;
+            h->cls = c;
+            return p;
+        }
     }
     if (size <= old)
         return p;
@@ -272,6 +316,7 @@ static void *bump_realloc(void *p, size_t size)
 static void bump_thread_exit(void)
 {
     bump_retire(&bt);
+    ml_chunk_drain(&bt, ML_BUMP_CHUNK, bump_recycle);
     bt.attached = 0;
 }
 

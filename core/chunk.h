@@ -1,23 +1,47 @@
-/* core/chunk.h: the chunk lifecycle shared by the bump and arena backends.
+/* core/chunk.h: the chunk lifecycle and block reuse shared by the bump and
+ * arena backends.
  *
  * Both backends carve blocks from a per-thread chunk by moving a pointer
- * kept in thread-local storage, and reuse a chunk only as a whole, once
- * every block in it is freed.  What they share lives here, once, as static
- * inline helpers that each backend calls with its own constants (chunk size,
- * spare-list length, owner), so the compiler folds them into the same code
- * each file had on its own.
+ * kept in thread-local storage, keep the blocks a thread frees on its own
+ * per-size-class free lists for reuse, and give a chunk back only as a
+ * whole, once every block in it is freed.  What they share lives here, once,
+ * as static inline helpers that each backend calls with its own constants
+ * (chunk size, spare-list length, owner), so the compiler folds them into
+ * the same code each file had on its own.
+ *
+ * A block is a 16-byte ml_chunk_blk header followed by the user's bytes.
+ * Its usable size is always the size of its class (ml_chunk_class_size), so
+ * any freed block of class c serves any later request of class c.  The
+ * header's prev field links every block to the one carved before it in the
+ * same chunk; that is what lets a free of the most recent block roll the
+ * bump pointer back over every freed block right below it.
+ *
+ * Block states (the header's state word):
+ *   LIVE    handed out.
+ *   LISTED  freed by a thread that owns the chunk (chunk->owner is its TLS
+ *           state), waiting on that thread's free list for its class; the
+ *           first 16 bytes of the block are the list's links.  A listed
+ *           block still counts as live in its chunk's count: it belongs to
+ *           the thread, which reuses it or, at exit, drains it.
+ *   FREED   given back to its chunk's count: freed by another thread, or
+ *           drained at thread exit.  Only a whole-chunk recycle or a
+ *           rollback reuses that memory.
+ * Why frees by other threads are not listed: a producer/consumer pair
+ * would move every block onto the consumer's lists while the producer
+ * kept carving fresh memory; counting them back to the chunk keeps that
+ * pattern bounded, as the chunk count always did.
  *
  * The biased live count (the one subtle part):
  *   - While a thread owns a chunk, chunk->live holds ML_CHUNK_BIAS minus the
- *     frees made by other threads, and the owner counts its own allocations
- *     minus its own frees in t->count, with no atomic on its hot path.
- *     Live blocks = t->count - (ML_CHUNK_BIAS - chunk->live).
+ *     frees made by other threads, and the owner counts its own carves minus
+ *     its own rollbacks in t->count, with no atomic on its hot path.
+ *     Live blocks (listed ones included) = t->count - (ML_CHUNK_BIAS - chunk->live).
  *   - When the owner retires the chunk (it is full, or the thread exits) it
  *     adds t->count - ML_CHUNK_BIAS, turning chunk->live into the true
  *     number of live blocks.  The bias is the owner's reference: the count
  *     cannot reach zero while the owner still bumps through the chunk, and
- *     whoever takes it to zero (the retiring owner or the last remote free)
- *     releases it, exactly once.
+ *     whoever takes it to zero (the retiring owner, the last remote free, or
+ *     a drain) releases it, exactly once.
  *   - The owner may find its current chunk empty (t->count + chunk->live ==
  *     ML_CHUNK_BIAS) and restart it from the beginning; other threads never
  *     touch a chunk's blocks, only its count.
@@ -44,53 +68,97 @@
 
 #define ML_CHUNK_BIAS ((int64_t)1 << 62)
 
+/* Block states; the large blocks' BIG words are the backends' own. */
+#define ML_CHUNK_LIVE 0xc4a11e0bu
+#define ML_CHUNK_LISTED 0xc4157edbu
+#define ML_CHUNK_FREED 0xc4f7ee0bu
+#define ML_CHUNK_HDR 16
+
+/* Size classes: 16-byte steps up to ML_CHUNK_FINE, then four per doubling
+ * up to 1 MiB (at most 25% rounding).  Class c < 64 is (c + 1) * 16 bytes. */
+#define ML_CHUNK_FINE 1024
+#define ML_CHUNK_CLASSES 104
+#define ML_CHUNK_CLASS_MAX ((size_t)1 << 20)
+
 /* The first 64 bytes of every chunk. */
 struct ml_chunk {
     uint64_t magic;
     int64_t live;          /* biased, see above; atomic */
     struct ml_chunk *next; /* spare list */
     size_t charged;        /* arena: budget still held by the blocks, set at retire */
-    char pad[64 - 32];
+    const void *owner;     /* the ml_chunk_tls of the thread that carves it; atomic */
+    char pad[64 - 40];
 };
 #define ML_CHUNK_DATA (sizeof(struct ml_chunk))
 
-/* The global part: spare chunks. */
+/* 16 bytes before every chunk block. */
+struct ml_chunk_blk {
+    uint32_t size;  /* usable bytes: ml_chunk_class_size(cls) */
+    uint32_t prev;  /* bytes back to the previous block's header; 0: first */
+    uint32_t cls;   /* size class */
+    uint32_t state; /* ML_CHUNK_LIVE, _LISTED or _FREED; atomic */
+};
+
+/* The first 16 bytes of a listed block. */
+struct ml_chunk_link {
+    struct ml_chunk_link *next, *prev;
+};
+
+/* Freed large mappings kept for reuse: at most this many, this many bytes
+ * in all, each served only to a request of at least half its size. */
+#define ML_CHUNK_BIGCACHE 8
+#define ML_CHUNK_BIGCACHE_BYTES ((size_t)32 << 20)
+
+/* The global part: spare chunks and cached large mappings. */
 struct ml_chunk_pool {
-    ml_mutex lock; /* guards spare and nspare */
+    ml_mutex lock; /* guards everything below */
     struct ml_chunk *spare;
     unsigned nspare;
+    unsigned nbig;                      /* cached mappings, oldest first */
+    size_t big_bytes;                   /* their sizes summed */
+    char *big_base[ML_CHUNK_BIGCACHE];  /* still registered to the backend */
+    size_t big_size[ML_CHUNK_BIGCACHE]; /* bytes mapped */
 };
 
-/* The calling thread's current chunk. */
+/* The calling thread's current chunk and free lists. */
 struct ml_chunk_tls {
-    char *cur, *end;        /* the free part of the chunk */
-    struct ml_chunk *chunk; /* NULL: none yet, or retired */
-    void *last;             /* the most recent block's header (backend's type) */
-    char *clean;            /* [max(clean, cur), end) was never written */
-    int64_t count;          /* own allocations - own frees in chunk */
-    int attached;           /* ml_backend_watch_thread called since thread_exit */
+    char *cur, *end;                              /* the free part of the chunk */
+    struct ml_chunk *chunk;                       /* NULL: none yet, or retired */
+    struct ml_chunk_blk *last;                    /* the most recent block not rolled back */
+    char *clean;                                  /* [max(clean, cur), end) was never written */
+    int64_t count;                                /* own carves - own rollbacks in chunk */
+    int attached;                                 /* ml_backend_watch_thread called since thread_exit */
+    struct ml_chunk_link *free[ML_CHUNK_CLASSES]; /* LISTED blocks, LIFO */
 };
-
-/* 32 bytes before every large block. */
-struct ml_chunk_big {
-    uint64_t map_size; /* bytes mapped, from base */
-    uint64_t offset;   /* block - base */
-    uint64_t size;     /* usable bytes as the backend counts them */
-    uint32_t spare;
-    uint32_t state; /* the backend's BIG word */
-};
-#define ML_CHUNK_BIG_HDR (sizeof(struct ml_chunk_big))
 
 static inline size_t ml_chunk_round16(size_t n) { return (n + 15) & ~(size_t)15; }
+
+/* The class of a request of n bytes, 0 < n <= ML_CHUNK_CLASS_MAX. */
+static inline unsigned ml_chunk_class(size_t n)
+{
+    if (n <= ML_CHUNK_FINE)
+        return (unsigned)((n + 15) >> 4) - 1;
+    size_t m = n - 1;
+    unsigned b = 63 - (unsigned)__builtin_clzll(m); /* 2^b <= m < 2^(b+1), b >= 10 */
+    return 64 + (b - 10) * 4 + (unsigned)((m >> (b - 2)) & 3);
+}
+
+static inline size_t ml_chunk_class_size(unsigned c)
+{
+    if (c < 64)
+        return (size_t)(c + 1) << 4;
+    unsigned b = 10 + (c - 64) / 4, k = (c - 64) % 4;
+    return ((size_t)1 << b) + ((size_t)(k + 1) << (b - 2));
+}
 
 static inline struct ml_chunk *ml_chunk_of(const void *p, size_t chunk_size)
 {
     return (struct ml_chunk *)((uintptr_t)p & ~(chunk_size - 1));
 }
 
-static inline struct ml_chunk_big *ml_chunk_big_of(const void *p)
+static inline struct ml_chunk_blk *ml_chunk_blk_of(const void *p)
 {
-    return (struct ml_chunk_big *)((uintptr_t)p - ML_CHUNK_BIG_HDR);
+    return (struct ml_chunk_blk *)((uintptr_t)p - ML_CHUNK_HDR);
 }
 
 /* Says once per backend that p was not a live block. */
@@ -106,6 +174,99 @@ static inline void ml_chunk_mark(struct ml_chunk_tls *t)
     if (t->cur > t->clean)
         t->clean = t->cur;
 }
+
+/* ---- free lists --------------------------------------------------------- */
+
+/* The head of class c's list, or NULL. */
+static inline void *ml_chunk_pop(struct ml_chunk_tls *t, unsigned c)
+{
+    struct ml_chunk_link *l = t->free[c];
+    if (!l)
+        return NULL;
+    struct ml_chunk_link *next = l->next;
+    t->free[c] = next;
+    if (next)
+        next->prev = NULL;
+    /* No stale link for the leak scan to read as a pointer (HAZARDS 20). */
+    l->next = l->prev = NULL;
+    __atomic_store_n(&ml_chunk_blk_of(l)->state, ML_CHUNK_LIVE, __ATOMIC_RELAXED);
+    return l;
+}
+
+/* p, a live block of a chunk t owns, goes onto its class's list. */
+static inline void ml_chunk_push(struct ml_chunk_tls *t, struct ml_chunk_blk *h, void *p)
+{
+    struct ml_chunk_link *l = p, *head = t->free[h->cls];
+    l->next = head;
+    l->prev = NULL;
+    if (head)
+        head->prev = l;
+    t->free[h->cls] = l;
+    __atomic_store_n(&h->state, ML_CHUNK_LISTED, __ATOMIC_RELAXED);
+}
+
+static inline void ml_chunk_unlink(struct ml_chunk_tls *t, struct ml_chunk_blk *h)
+{
+    struct ml_chunk_link *l = (struct ml_chunk_link *)(h + 1);
+    if (l->prev)
+        l->prev->next = l->next;
+    else
+        t->free[h->cls] = l->next;
+    if (l->next)
+        l->next->prev = l->prev;
+}
+
+/* ---- carving and rolling back -------------------------------------------- */
+
+/* Carves a block of class c (n = its size) aligned to align (>= 16) from
+ * the current chunk, or NULL when it does not fit. */
+static inline void *ml_chunk_carve(struct ml_chunk_tls *t, size_t align, unsigned c, size_t n)
+{
+    uintptr_t p = ((uintptr_t)t->cur + ML_CHUNK_HDR + align - 1) & ~(uintptr_t)(align - 1);
+    if (!t->chunk || p + n > (uintptr_t)t->end)
+        return NULL;
+    struct ml_chunk_blk *h = ml_chunk_blk_of((void *)p);
+    h->size = (uint32_t)n;
+    h->prev = t->last ? (uint32_t)((char *)h - (char *)t->last) : 0;
+    h->cls = c;
+    __atomic_store_n(&h->state, ML_CHUNK_LIVE, __ATOMIC_RELAXED);
+    t->cur = (char *)(p + n);
+    t->last = h;
+    t->count++;
+    return (void *)p;
+}
+
+/* h, the most recent block of the current chunk, is being freed by its
+ * owner: move the bump pointer below it and below every freed block under
+ * it (listed ones leave their lists).  Returns the usable bytes rolled
+ * back. */
+static inline size_t ml_chunk_rollback(struct ml_chunk_tls *t, struct ml_chunk_blk *h)
+{
+    size_t back = h->size;
+    __atomic_store_n(&h->state, ML_CHUNK_FREED, __ATOMIC_RELAXED);
+    t->count--;
+    struct ml_chunk_blk *prev;
+    for (;;) {
+        prev = h->prev ? (struct ml_chunk_blk *)((char *)h - h->prev) : NULL;
+        if (!prev)
+            break;
+        uint32_t s = __atomic_load_n(&prev->state, __ATOMIC_ACQUIRE);
+        if (s == ML_CHUNK_LISTED) {
+            ml_chunk_unlink(t, prev);
+            t->count--;
+        } else if (s != ML_CHUNK_FREED) {
+            break;
+        }
+        back += prev->size;
+        h = prev;
+    }
+    ml_chunk_mark(t);
+    t->cur = prev ? (char *)(prev + 1) + prev->size : (char *)t->chunk + ML_CHUNK_DATA;
+    t->last = prev;
+    return back;
+}
+
+/* ---- chunks ------------------------------------------------------------- */
 
 /* A chunk whose count reached zero: onto the spare list, or unmapped. */
 static inline void ml_chunk_recycle(struct ml_chunk_pool *pool, struct ml_chunk *c, size_t chunk_size,
@@ -140,8 +301,8 @@ static inline struct ml_chunk *ml_chunk_retire(struct ml_chunk_tls *t, size_t ch
     return left == 0 ? c : NULL;
 }
 
-/* A free by a thread that does not own c: 1 when it was the last block and
- * the caller must release c. */
+/* A block given back to c's count by a thread that does not carve in c:
+ * 1 when it was the last block and the caller must release c. */
 static inline int ml_chunk_put_remote(struct ml_chunk *c)
 {
     return __atomic_sub_fetch(&c->live, 1, __ATOMIC_ACQ_REL) == 0;
@@ -184,6 +345,7 @@ static inline int ml_chunk_take(struct ml_chunk_pool *pool, struct ml_chunk_tls 
     }
     __atomic_store_n(&c->live, ML_CHUNK_BIAS, __ATOMIC_RELAXED);
     c->charged = 0;
+    __atomic_store_n(&c->owner, (const void *)t, __ATOMIC_RELAXED);
     t->chunk = c;
     t->cur = (char *)c + ML_CHUNK_DATA;
     t->end = (char *)c + chunk_size;
@@ -198,6 +360,26 @@ static inline int ml_chunk_take(struct ml_chunk_pool *pool, struct ml_chunk_tls 
     return 0;
 }
 
+/* Thread exit, after the current chunk is retired: every listed block goes
+ * back to its chunk's count.  Calls release(chunk) for each chunk that
+ * empties. */
+static inline void ml_chunk_drain(struct ml_chunk_tls *t, size_t chunk_size,
+                                  void (*release)(struct ml_chunk *))
+{
+    for (unsigned c = 0; c < ML_CHUNK_CLASSES; c++) {
+        struct ml_chunk_link *l = t->free[c];
+        t->free[c] = NULL;
+        while (l) {
+            struct ml_chunk_link *next = l->next;
+            __atomic_store_n(&ml_chunk_blk_of(l)->state, ML_CHUNK_FREED, __ATOMIC_RELEASE);
+            struct ml_chunk *ch = ml_chunk_of(l, chunk_size);
+            if (ml_chunk_put_remote(ch))
+                release(ch);
+            l = next;
+        }
+    }
+}
+
 /* Clears the first size bytes of p, just carved from t's chunk, where the
  * chunk was written before. */
 static inline void ml_chunk_zero(const struct ml_chunk_tls *t, void *p, size_t size)
@@ -207,14 +389,64 @@ static inline void ml_chunk_zero(const struct ml_chunk_tls *t, void *p, size_t s
         memset(p, 0, (size_t)(clean - (char *)p) < size ? (size_t)(clean - (char *)p) : size);
 }
 
-/* A mapping of its own for a large block; NULL when the kernel refuses. */
-static inline void *ml_chunk_big_alloc(size_t align, size_t usable, uint32_t state, enum ml_owner owner)
+/* 32 bytes before every large block. */
+struct ml_chunk_big {
+    uint64_t map_size; /* bytes mapped, from base */
+    uint64_t offset;   /* block - base */
+    uint64_t size;     /* usable bytes as the backend counts them */
+    uint32_t spare;
+    uint32_t state; /* the backend's BIG word */
+};
+#define ML_CHUNK_BIG_HDR (sizeof(struct ml_chunk_big))
+
+static inline struct ml_chunk_big *ml_chunk_big_of(const void *p)
+{
+    return (struct ml_chunk_big *)((uintptr_t)p - ML_CHUNK_BIG_HDR);
+}
+
+/* A cached mapping of at least map_size bytes and at most twice that,
+ * removed from the cache, or NULL.  *got is its size. */
+static inline char *ml_chunk_big_reuse(struct ml_chunk_pool *pool, size_t map_size, size_t *got)
+{
+    char *base = NULL;
+    ml_mutex_lock(&pool->lock);
+    unsigned best = ML_CHUNK_BIGCACHE;
+    for (unsigned i = 0; i < pool->nbig; i++)
+        if (pool->big_size[i] >= map_size && pool->big_size[i] / 2 <= map_size &&
+            (best == ML_CHUNK_BIGCACHE || pool->big_size[i] < pool->big_size[best]))
+            best = i;
+    if (best < ML_CHUNK_BIGCACHE) {
+        base = pool->big_base[best];
+        *got = pool->big_size[best];
+        pool->big_bytes -= *got;
+        pool->nbig--;
+        for (unsigned i = best; i < pool->nbig; i++) {
+            pool->big_base[i] = pool->big_base[i + 1];
+            pool->big_size[i] = pool->big_size[i + 1];
+        }
+    }
+    ml_mutex_unlock(&pool->lock);
+    return base;
+}
+
+/* A mapping of its own for a large block, from the cache when one fits
+ * (its bytes then cleared when zero); NULL when the kernel refuses. */
+static inline void *ml_chunk_big_alloc(struct ml_chunk_pool *pool, size_t align, size_t usable,
+                                       uint32_t state, enum ml_owner owner, int zero)
 {
     size_t offset = align > ML_CHUNK_BIG_HDR ? align : ML_CHUNK_BIG_HDR;
     size_t map_size = (offset + usable + ML_OS_GRANULE - 1) & ~(ML_OS_GRANULE - 1);
-    char *base = ml_os_map_user(map_size, align, owner, 0);
-    if (!base)
-        return NULL;
+    char *base = NULL;
+    if (align <= ML_OS_GRANULE && pool->nbig) /* racy peek; the lock decides */
+        base = ml_chunk_big_reuse(pool, map_size, &map_size);
+    if (base) {
+        if (zero)
+            memset(base + offset, 0, usable);
+    } else {
+        base = ml_os_map_user(map_size, align, owner, 0);
+        if (!base)
+            return NULL;
+    }
     struct ml_chunk_big *b = ml_chunk_big_of(base + offset);
     b->map_size = map_size;
     b->offset = offset;
@@ -223,9 +455,56 @@ static inline void *ml_chunk_big_alloc(size_t align, size_t usable, uint32_t sta
     return base + offset;
 }
 
-static inline void ml_chunk_big_unmap(void *p, const struct ml_chunk_big *b)
+/* Gives the mapping of the large block p back: into the cache, evicting
+ * the oldest entries past its limits, or unmapped. */
+static inline void ml_chunk_big_free(struct ml_chunk_pool *pool, void *p, struct ml_chunk_big *b)
 {
-    ml_os_unmap_user((char *)p - b->offset, b->map_size);
+    char *base = (char *)p - b->offset;
+    size_t size = b->map_size;
+    __atomic_store_n(&b->state, 0, __ATOMIC_RELAXED); /* a second free finds no block */
+    char *out[ML_CHUNK_BIGCACHE + 1];
+    size_t out_size[ML_CHUNK_BIGCACHE + 1];
+    unsigned nout = 0;
+    if (size > ML_CHUNK_BIGCACHE_BYTES / 2) {
+        out[nout] = base;
+        out_size[nout++] = size;
+    } else {
+        ml_mutex_lock(&pool->lock);
+        while (pool->nbig &&
+               (pool->nbig == ML_CHUNK_BIGCACHE || pool->big_bytes + size > ML_CHUNK_BIGCACHE_BYTES)) {
+            out[nout] = pool->big_base[0];
+            out_size[nout++] = pool->big_size[0];
+            pool->big_bytes -= pool->big_size[0];
+            pool->nbig--;
+            for (unsigned i = 0; i < pool->nbig; i++) {
+                pool->big_base[i] = pool->big_base[i + 1];
+                pool->big_size[i] = pool->big_size[i + 1];
+            }
+        }
+        pool->big_base[pool->nbig] = base;
+        pool->big_size[pool->nbig++] = size;
+        pool->big_bytes += size;
+        ml_mutex_unlock(&pool->lock);
+    }
+    for (unsigned i = 0; i < nout; i++)
+        ml_os_unmap_user(out[i], out_size[i]);
+}
+
+/* Resizes the large block p (from ml_chunk_big_alloc with align <= 16) to
+ * usable bytes by remapping, without copying.  Returns the block, maybe
+ * moved, or NULL with p intact. */
+static inline void *ml_chunk_big_resize(void *p, size_t usable, enum ml_owner owner)
+{
+    struct ml_chunk_big *b = ml_chunk_big_of(p);
+    size_t offset = b->offset;
+    size_t map_size = (offset + usable + ML_OS_GRANULE - 1) & ~(ML_OS_GRANULE - 1);
+    char *base = ml_os_remap_user((char *)p - offset, b->map_size, map_size, owner);
+    if (!base)
+        return NULL;
+    b = ml_chunk_big_of(base + offset);
+    b->map_size = map_size;
+    b->size = usable;
+    return base + offset;
 }
 
 /* atfork for the pool's lock. */

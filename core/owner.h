@@ -31,6 +31,7 @@ enum ml_owner {
     ML_OWNER_BUMP_LARGE,
     ML_OWNER_ARENA,
     ML_OWNER_PAGE,
+    ML_OWNER_ARENA_LARGE,
 };
 
 /* Records owner for every granule overlapping [p, p+size).  Recording
