@@ -413,6 +413,8 @@ static void ar_thread_exit(void)
 
 static void ar_atfork(int phase) { ml_chunk_atfork(&arena.pool, phase); }
 
+static size_t ar_free_bytes(void) { return ml_chunk_pool_free_bytes(&arena.pool, ML_ARENA_CHUNK); }
+
 const struct ml_backend ml_backend_arena = {
     .name = "arena",
     .init = ar_init,
@@ -422,6 +424,7 @@ const struct ml_backend ml_backend_arena = {
     .free = ar_free,
     .realloc = ar_realloc,
     .usable_size = ar_usable_size,
+    .free_bytes = ar_free_bytes,
     .thread_exit = ar_thread_exit,
     .atfork = ar_atfork,
 };

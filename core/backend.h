@@ -75,6 +75,10 @@ struct ml_backend {
      * (counted as none). */
     size_t (*free_bytes)(void);
 
+    /* Bytes in live blocks, for mallinfo, where the backend maps them
+     * outside mallard's count and knows the sum exactly.  May be NULL. */
+    size_t (*used_bytes)(void);
+
     /* Like free, for a caller that reports problems itself: returns
      * ML_FREE_OVERWRITTEN when the bytes next to the block were found
      * overwritten (the page backend's canary), else 0, and says nothing.

@@ -322,6 +322,8 @@ static void bump_thread_exit(void)
 
 static void bump_atfork(int phase) { ml_chunk_atfork(&bump.pool, phase); }
 
+static size_t bump_free_bytes(void) { return ml_chunk_pool_free_bytes(&bump.pool, ML_BUMP_CHUNK); }
+
 const struct ml_backend ml_backend_bump = {
     .name = "bump",
     .init = bump_init,
@@ -331,6 +333,7 @@ const struct ml_backend ml_backend_bump = {
     .free = bump_free,
     .realloc = bump_realloc,
     .usable_size = bump_usable_size,
+    .free_bytes = bump_free_bytes,
     .thread_exit = bump_thread_exit,
     .atfork = bump_atfork,
 };

@@ -268,6 +268,16 @@ static inline size_t ml_chunk_rollback(struct ml_chunk_tls *t, struct ml_chunk_b
 
 /* ---- chunks ------------------------------------------------------------- */
 
+/* Bytes mapped but holding no block: spare chunks and cached large
+ * mappings (mallinfo's free bytes). */
+static inline size_t ml_chunk_pool_free_bytes(struct ml_chunk_pool *pool, size_t chunk_size)
+{
+    ml_mutex_lock(&pool->lock);
+    size_t n = (size_t)pool->nspare * chunk_size + pool->big_bytes;
+    ml_mutex_unlock(&pool->lock);
+    return n;
+}
+
 /* A chunk whose count reached zero: onto the spare list, or unmapped. */
 static inline void ml_chunk_recycle(struct ml_chunk_pool *pool, struct ml_chunk *c, size_t chunk_size,
                                     unsigned spare_max)

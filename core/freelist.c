@@ -878,6 +878,20 @@ static void *large_realloc(void *p, size_t n)
 static size_t fl_free_bytes(void)
 {
     size_t n = 0;
+    /* objects back in their spans (a thread's cache flushed at its exit,
+     * say): free, as glibc counts its bins */
+    for (unsigned c = 0; c < NCLASS; c++) {
+        struct fl_central *ce = &fl.central[c];
+        size_t size = fl.class_size[c];
+        ml_mutex_lock(&ce->lock);
+        for (struct fl_span *sp = ce->head; sp; sp = sp->next) {
+            size_t k = (size_t)(sp->end - sp->bump) / (size ? size : 1);
+            for (void *o = sp->free; o; o = *(void **)o)
+                k++;
+            n += k * size;
+        }
+        ml_mutex_unlock(&ce->lock);
+    }
     ml_mutex_lock(&fl.heap_lock);
     for (struct fl_seg *s = fl.segs; s; s = s->next)
         n += (size_t)__builtin_popcountll(s->free_mask) * PAGE_SIZE_FL;

@@ -102,6 +102,7 @@ static struct {
     struct pg_region **regions; /* sorted by base */
     size_t nregions, cap;
     size_t live;       /* guarded blocks open now: each splits off up to two VMAs */
+    size_t live_bytes; /* their sizes, for mallinfo */
     size_t map_budget; /* open blocks allowed before the unguarded fallback */
 } pg;
 
@@ -326,6 +327,7 @@ static int block_open(struct pg_slot *s, size_t align, size_t size)
     canary_fill(u + size, hi);
     s->state = PG_LIVE;
     pg.live++;
+    __atomic_add_fetch(&pg.live_bytes, size, __ATOMIC_RELAXED);
     return 0;
 }
 
@@ -358,6 +360,7 @@ static int block_close(struct pg_slot *s, int quiet)
     ml_os_decommit((void *)lo, hi - lo);
     s->state = PG_QUARANTINED;
     pg.live--;
+    __atomic_sub_fetch(&pg.live_bytes, s->size, __ATOMIC_RELAXED);
     s->next = NULL;
     if (pg.q_tail)
         pg.q_tail->next = s;
@@ -601,6 +604,8 @@ static void pg_atfork(int phase)
         ml_lock_atfork(&pg.lock, phase);
 }
 
+static size_t pg_used_bytes(void) { return __atomic_load_n(&pg.live_bytes, __ATOMIC_RELAXED); }
+
 const struct ml_backend ml_backend_page = {
     .name = "page",
     .init = pg_init,
@@ -612,6 +617,7 @@ const struct ml_backend ml_backend_page = {
     .describe_fault = pg_describe_fault,
     .realloc = pg_realloc,
     .usable_size = pg_usable_size,
+    .used_bytes = pg_used_bytes,
     .thread_exit = pg_thread_exit,
     .atfork = pg_atfork,
     .flags = ML_BACKEND_GUARDS_FREED | ML_BACKEND_SPACED,

@@ -12,6 +12,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <dlfcn.h>
 #include <malloc.h>
 #include <stdlib.h>
 #include <stdint.h>
@@ -270,6 +271,8 @@ static void usage(size_t *arena, size_t *in_use)
     size_t used;
     if (ML_READY_NOW() && ml_trace_enabled()) {
         used = ml_trace_current_bytes();
+    } else if (ML_READY_NOW() && ml_chosen->used_bytes) {
+        used = ml_chosen->used_bytes();
     } else {
         size_t free_bytes = ML_READY_NOW() && ml_chosen->free_bytes ? ml_chosen->free_bytes() : 0;
         used = a > free_bytes ? a - free_bytes : 0;
@@ -280,9 +283,24 @@ static void usage(size_t *arena, size_t *in_use)
     *in_use = used;
 }
 
+/* The system backend, untraced: glibc's own heap holds the blocks, and
+ * glibc's figures describe it. */
+static int glibc_mallinfo2(struct mallinfo2 *m)
+{
+    if (!ML_READY_NOW() || ml_chosen != &ml_backend_system || ml_trace_enabled())
+        return 0;
+    struct mallinfo2 (*real)(void) = (struct mallinfo2(*)(void))dlsym(RTLD_NEXT, "mallinfo2");
+    if (!real)
+        return 0;
+    *m = real();
+    return 1;
+}
+
 ML_EXPORT struct mallinfo2 mallinfo2(void)
 {
     struct mallinfo2 m;
+    if (glibc_mallinfo2(&m))
+        return m;
     memset(&m, 0, sizeof m);
     usage(&m.arena, &m.uordblks);
     m.fordblks = m.arena - m.uordblks;
@@ -334,10 +352,8 @@ ML_EXPORT void malloc_stats(void)
 
 ML_EXPORT int malloc_info(int options, FILE *fp)
 {
-    if (options != 0) {
-        errno = EINVAL;
-        return -1;
-    }
+    if (options != 0)
+        return EINVAL; /* as glibc: the error is the result, errno is left alone */
     size_t arena, used;
     usage(&arena, &used);
     fprintf(fp,

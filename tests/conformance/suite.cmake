@@ -45,3 +45,15 @@ endforeach()
 add_test(NAME suite_option_echo COMMAND sh ${ML_CONF_DIR}/suite_option_echo.sh ${ML_LIB} /bin/true)
 set_tests_properties(suite_option_echo PROPERTIES
   PASS_REGULAR_EXPRESSION "option echo ok" TIMEOUT 60 LABELS "conformance")
+
+ml_conf_program(conf_mallinfo_counts ${ML_CONF_DIR}/mallinfo_counts.c)
+foreach(b ${ML_BACKENDS})
+  foreach(trace 1 0)
+    # glibc's tst-mallinfo2 and tst-malloc-tcache-leak rules for mallinfo2
+    add_test(NAME suite_mallinfo_${b}_${trace} COMMAND $<TARGET_FILE:conf_mallinfo_counts>)
+    set_tests_properties(suite_mallinfo_${b}_${trace} PROPERTIES
+      ENVIRONMENT "LD_PRELOAD=${ML_LIB};MALLARD_BACKEND=${b};MALLARD_TRACE=${trace}"
+      PASS_REGULAR_EXPRESSION "mallinfo ok" FAIL_REGULAR_EXPRESSION "mallard:;cannot be preloaded"
+      TIMEOUT 120 LABELS "conformance")
+  endforeach()
+endforeach()
