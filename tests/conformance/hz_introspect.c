@@ -54,7 +54,7 @@ int main(void)
         return 7;
     free(doc);
     errno = 0;
-    if (malloc_info(1, stdout) != -1 || errno != EINVAL)
+    if (malloc_info(1, stdout) != EINVAL || errno != 0) /* glibc 2.36: the error is the result */
         return 8;
     malloc_stats(); /* stderr only: the test compares stdout */
     puts("introspect ok");
