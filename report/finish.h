@@ -22,7 +22,7 @@ struct ml_trace_state {
     int finished;                         /* the report was started (ml_trace_finish ran) */
     int report_tid;                       /* the thread writing it */
     int report_done;                      /* ... and it is over: a thread ending the process waits for this */
-    int stderr_fd;                        /* a copy of stderr taken at start-up, or -1 */
+    int stderr_fd;                        /* a copy of stderr taken at start-up (when stderr_known), or -1 */
     unsigned long stderr_dev, stderr_ino; /* what stderr_fd was, to notice it being reused */
     int stderr_known;                     /* stderr_dev/ino were taken (fd 2 was open at start-up) */
     uintptr_t boot_lo, boot_hi;           /* the bootstrap arena (ml_trace_start): scanned, not skipped */
