@@ -278,6 +278,18 @@ static inline size_t ml_chunk_pool_free_bytes(struct ml_chunk_pool *pool, size_t
     return n;
 }
 
+/* The calling thread's share of free bytes: its current chunk's untouched
+ * tail and the blocks on its free lists (other threads' are counted as in
+ * use, as glibc counts other threads' tcaches). */
+static inline size_t ml_chunk_tls_free_bytes(const struct ml_chunk_tls *t)
+{
+    size_t n = t->chunk && t->end > t->cur ? (size_t)(t->end - t->cur) : 0;
+    for (unsigned c = 0; c < ML_CHUNK_CLASSES; c++)
+        for (const struct ml_chunk_link *l = t->free[c]; l; l = l->next)
+            n += ml_chunk_class_size(c);
+    return n;
+}
+
 /* A chunk whose count reached zero: onto the spare list, or unmapped. */
 static inline void ml_chunk_recycle(struct ml_chunk_pool *pool, struct ml_chunk *c, size_t chunk_size,
                                     unsigned spare_max)
@@ -429,7 +441,7 @@ static inline char *ml_chunk_big_reuse(struct ml_chunk_pool *pool, size_t map_si
         base = pool->big_base[best];
         *got = pool->big_size[best];
         pool->big_bytes -= *got;
-        pool->nbig--;
+        __atomic_store_n(&pool->nbig, pool->nbig - 1, __ATOMIC_RELAXED); /* peeked without the lock */
         for (unsigned i = best; i < pool->nbig; i++) {
             pool->big_base[i] = pool->big_base[i + 1];
             pool->big_size[i] = pool->big_size[i + 1];
@@ -447,7 +459,8 @@ static inline void *ml_chunk_big_alloc(struct ml_chunk_pool *pool, size_t align,
     size_t offset = align > ML_CHUNK_BIG_HDR ? align : ML_CHUNK_BIG_HDR;
     size_t map_size = (offset + usable + ML_OS_GRANULE - 1) & ~(ML_OS_GRANULE - 1);
     char *base = NULL;
-    if (align <= ML_OS_GRANULE && pool->nbig) /* racy peek; the lock decides */
+    if (align <= ML_OS_GRANULE &&
+        __atomic_load_n(&pool->nbig, __ATOMIC_RELAXED)) /* a peek; the lock decides */
         base = ml_chunk_big_reuse(pool, map_size, &map_size);
     if (base) {
         if (zero)
@@ -485,14 +498,15 @@ static inline void ml_chunk_big_free(struct ml_chunk_pool *pool, void *p, struct
             out[nout] = pool->big_base[0];
             out_size[nout++] = pool->big_size[0];
             pool->big_bytes -= pool->big_size[0];
-            pool->nbig--;
+            __atomic_store_n(&pool->nbig, pool->nbig - 1, __ATOMIC_RELAXED);
             for (unsigned i = 0; i < pool->nbig; i++) {
                 pool->big_base[i] = pool->big_base[i + 1];
                 pool->big_size[i] = pool->big_size[i + 1];
             }
         }
         pool->big_base[pool->nbig] = base;
-        pool->big_size[pool->nbig++] = size;
+        pool->big_size[pool->nbig] = size;
+        __atomic_store_n(&pool->nbig, pool->nbig + 1, __ATOMIC_RELAXED);
         pool->big_bytes += size;
         ml_mutex_unlock(&pool->lock);
     }
