@@ -413,7 +413,10 @@ static void ar_thread_exit(void)
 
 static void ar_atfork(int phase) { ml_chunk_atfork(&arena.pool, phase); }
 
-static size_t ar_free_bytes(void) { return ml_chunk_pool_free_bytes(&arena.pool, ML_ARENA_CHUNK); }
+static size_t ar_free_bytes(void)
+{
+    return ml_chunk_pool_free_bytes(&arena.pool, ML_ARENA_CHUNK) + ml_chunk_tls_free_bytes(&at.c);
+}
 
 const struct ml_backend ml_backend_arena = {
     .name = "arena",

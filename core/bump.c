@@ -322,7 +322,10 @@ static void bump_thread_exit(void)
 
 static void bump_atfork(int phase) { ml_chunk_atfork(&bump.pool, phase); }
 
-static size_t bump_free_bytes(void) { return ml_chunk_pool_free_bytes(&bump.pool, ML_BUMP_CHUNK); }
+static size_t bump_free_bytes(void)
+{
+    return ml_chunk_pool_free_bytes(&bump.pool, ML_BUMP_CHUNK) + ml_chunk_tls_free_bytes(&bt);
+}
 
 const struct ml_backend ml_backend_bump = {
     .name = "bump",

@@ -25,6 +25,17 @@ static void __attribute__((noinline)) drop(void)
     __asm__ volatile("" : : "r"(p) : "memory");
 }
 
+/* drop's dead frame may still hold p: while main is still on its way out
+ * (a loaded machine), its stack is scanned whole, dead frames included */
+static void __attribute__((noinline)) scrub(void)
+{
+    volatile char junk[16384];
+    for (unsigned i = 0; i < sizeof junk; i++)
+        junk[i] = 0;
+    __asm__ volatile("" ::: "rax", "rbx", "rcx", "rdx", "rsi", "rdi", "r8", "r9", "r10", "r11", "r12", "r13", "r14",
+                     "r15", "memory");
+}
+
 int main(void)
 {
     pthread_t t;
@@ -32,5 +43,6 @@ int main(void)
     if (pthread_create(&t, NULL, last, NULL) != 0)
         return 1;
     drop();
+    scrub();
     pthread_exit(NULL);
 }

@@ -57,8 +57,8 @@ limit)
     [ "$(cat "$tmp/lim")" = "limit ok" ] || fail "MALLARD_LIMIT=1M"
     # threads racing for the last bytes of the budget never get more than
     # it together (the check and the count are one atomic step)
-    run race MALLARD_LIMIT=64000 "$prog" limitrace 64000
-    [ "$(cat "$tmp/race")" = "limitrace ok" ] || fail "MALLARD_LIMIT=64000 with 8 threads"
+    run race MALLARD_LIMIT=1000000 "$prog" limitrace 1000000
+    [ "$(cat "$tmp/race")" = "limitrace ok" ] || fail "MALLARD_LIMIT=1000000 (ballast, then 72 KB of room) with 8 threads"
     ;;
 cxx)
     # new: the Nth throws std::bad_alloc; nothrow new returns NULL
