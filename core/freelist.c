@@ -85,6 +85,10 @@
  * then grows by mremap: a buffer grown in steps is neither copied from class
  * to class nor leaves a trail of abandoned copies resident. */
 #define REALLOC_LARGE_MIN ((size_t)64 << 10)
+/* Room (resident, from a cached mapping) that such a buffer keeps beyond its
+ * size: 1 MiB halved bench/realloc's page faults again but took resident
+ * memory past 1.8x the live peak (unit_freelist_realloc_cycle). */
+#define REALLOC_ROOM ((size_t)512 << 10)
 
 struct fl_span {
     struct fl_span *next, *prev; /* central list of spans with free objects */
@@ -115,8 +119,8 @@ struct fl_central {
 
 struct fl_large {
     void *p;      /* block == mapping base; NULL: empty slot, (void*)1: tombstone */
-    size_t total; /* mapping size */
-    size_t size;  /* usable bytes */
+    size_t total; /* mapping size: the usable bytes */
+    size_t asked; /* the size last asked for (malloc or realloc) */
 };
 
 static inline uint32_t bin_count(const struct ml_fl_bin *b) { return (uint32_t)((int64_t)b->max - b->room); }
@@ -600,7 +604,7 @@ static struct fl_large *large_find(const void *p)
 }
 
 /* Caller holds large_lock.  Returns 0, or ENOMEM. */
-static int large_insert(void *p, size_t total, size_t size)
+static int large_insert(void *p, size_t total, size_t asked)
 {
     if ((fl.large_count + fl.large_tomb + 1) * 2 > fl.large_cap) {
         size_t cap = fl.large_cap ? fl.large_cap : 256;
@@ -628,7 +632,7 @@ static int large_insert(void *p, size_t total, size_t size)
         j = (j + 1) & (fl.large_cap - 1);
     if (fl.large[j].p == TOMB)
         fl.large_tomb--;
-    fl.large[j] = (struct fl_large){p, total, size};
+    fl.large[j] = (struct fl_large){p, total, asked};
     fl.large_count++;
     return 0;
 }
@@ -718,16 +722,17 @@ static void large_decay(uint64_t epoch)
  * a bigger one is cut to size when it would waste more than a quarter, a
  * smaller one grown by mremap, so a program that replaces big buffers in a
  * loop does not pay mmap, a fault per page and munmap every time.  For a
- * buffer that realloc is growing (growing = 1) the biggest is taken, and
- * cut only past twice its size and 1 MiB: its pages are resident already,
- * and the buffer is about to need them; cut, they would come back as fresh
- * pages and a fault each.  *dirty is how many leading bytes may hold old
- * data (calloc clears those; the rest is straight from the kernel, zero). */
+ * buffer that realloc is growing (growing = 1) the mapping gets an eighth
+ * of slack, the biggest cached one is taken, and only what lies past
+ * max(twice its size, its size + REALLOC_ROOM) is cut off: its pages are
+ * resident already, and the buffer is about to need them; cut, they would
+ * come back as fresh pages and a fault each.  *dirty is how many leading bytes may hold old data (calloc
+ * clears those; the rest is straight from the kernel, zero). */
 static void *large_alloc(size_t align, size_t n, int growing, size_t *dirty)
 {
     if (n > ((size_t)1 << 46))
         return NULL;
-    size_t total = large_total(n);
+    size_t total = large_total(growing ? n + n / 8 : n);
     void *p = NULL;
     size_t have = 0;
     *dirty = 0;
@@ -738,11 +743,11 @@ static void *large_alloc(size_t align, size_t n, int growing, size_t *dirty)
     }
     if (p) {
         *dirty = have < n ? have : n;
-        size_t keep =
-            growing ? (total > ((size_t)1 << 20) ? 2 * total : total + ((size_t)1 << 20)) : total + total / 4;
+        size_t keep = growing ? (total > REALLOC_ROOM ? 2 * total : total + REALLOC_ROOM) : total + total / 4;
         if (have > keep) {
-            ml_os_unmap_user((char *)p + total, have - total);
-            have = total;
+            size_t cut = growing ? keep : total;
+            ml_os_unmap_user((char *)p + cut, have - cut);
+            have = cut;
         } else if (have < total) {
             void *q = ml_os_remap_user(p, have, total, ML_OWNER_FREELIST_LARGE);
             if (!q) {
@@ -763,7 +768,7 @@ static void *large_alloc(size_t align, size_t n, int growing, size_t *dirty)
         __atomic_add_fetch(&fl.large_maps, 1, __ATOMIC_RELAXED);
     }
     ml_mutex_lock(&fl.large_lock);
-    int rc = large_insert(p, have, have);
+    int rc = large_insert(p, have, n);
     if (!rc) {
         fl.large_live += have;
         if (fl.large_live > fl.large_peak)
@@ -823,7 +828,7 @@ static size_t large_usable(const void *p)
 {
     ml_mutex_lock(&fl.large_lock);
     struct fl_large *e = large_find(p);
-    size_t n = e ? e->size : 0;
+    size_t n = e ? e->total : 0;
     ml_mutex_unlock(&fl.large_lock);
     return n;
 }
@@ -837,10 +842,17 @@ static void *large_realloc(void *p, size_t n)
         ml_mutex_unlock(&fl.large_lock);
         return NULL;
     }
-    size_t total = e->total;
-    ml_mutex_unlock(&fl.large_lock);
-    if (n <= total && n >= total / 2)
+    size_t total = e->total, asked = e->asked;
+    /* Within the mapping, a block that grows (or shrinks by less than half
+     * of it) stays: a buffer grown into a roomy cached mapping must not be
+     * cut down to its current size on the way up, only to fault the same
+     * pages in afresh at the next step. */
+    if (n <= total && (n >= asked || n >= total / 2)) {
+        e->asked = n;
+        ml_mutex_unlock(&fl.large_lock);
         return p;
+    }
+    ml_mutex_unlock(&fl.large_lock);
     if ((n < total && n <= REALLOC_LARGE_MIN) || n > ((size_t)1 << 46)) {
         void *q = n <= SMALL_MAX ? small_alloc(size_class(n)) : NULL;
         if (!q)
@@ -859,7 +871,7 @@ static void *large_realloc(void *p, size_t n)
     e = large_find(p);
     if (e)
         large_erase(e);
-    int rc = large_insert(q, want, want);
+    int rc = large_insert(q, want, n);
     if (!rc) {
         fl.large_live += want - total;
         if (fl.large_live > fl.large_peak)
@@ -1009,7 +1021,7 @@ static void *fl_realloc(void *p, size_t n)
     void *q;
     if (n > have && n > REALLOC_LARGE_MIN) {
         size_t dirty;
-        q = large_alloc(0, n + n / 8, 1, &dirty);
+        q = large_alloc(0, n, 1, &dirty);
     } else {
         q = fl_malloc(n);
     }

@@ -21,6 +21,12 @@
  *     the peak of large bytes in use, so resident memory stays within
  *     1.8 times the peak of live bytes (2.04 times when 8 MiB were kept
  *     whatever the peak).
+ *   - realloc_room: a buffer that realloc grows past 64 KiB takes the
+ *     roomiest cached mapping (one a bigger buffer left, still resident)
+ *     and grows inside it in place, contents intact, without faulting a
+ *     page: realloc used to cut the mapping down to the size asked for
+ *     whenever that was under half of it, on the way up too, so every
+ *     later step faulted the same pages in afresh.
  * Timing: purge_decay only waits (sleeps of at least the decay period), it
  * never asserts that something happened quickly. */
 #define _GNU_SOURCE
@@ -64,6 +70,15 @@ static size_t resident_pages(const void *p, size_t n)
         r += vec[i] & 1;
     free(vec);
     return r;
+}
+
+/* How many whole pages [p, p+n) holds (those resident_pages looks at). */
+static size_t whole_pages(const void *p, size_t n)
+{
+    size_t ps = (size_t)sysconf(_SC_PAGESIZE);
+    uintptr_t a = ((uintptr_t)p + ps - 1) & ~(ps - 1);
+    uintptr_t end = ((uintptr_t)p + n) & ~(ps - 1);
+    return end > a ? (end - a) / ps : 0;
 }
 
 /* Whether the page holding p is resident. */
@@ -261,6 +276,51 @@ START_TEST(realloc_cycle)
 }
 END_TEST
 
+static unsigned char pattern(size_t i) { return (unsigned char)(i * 7 + i / 4096 + 3); }
+
+START_TEST(realloc_room)
+{
+    /* A buffer grown to 1 MiB and freed: its mapping is cached, resident. */
+    unsigned char *a = be->malloc(16);
+    ck_assert_ptr_nonnull(a);
+    for (size_t n = 64 << 10; n <= (1 << 20); n += 64 << 10) {
+        a = be->realloc(a, n);
+        ck_assert_ptr_nonnull(a);
+        touch(a, n, 0x5a);
+    }
+    be->free(a);
+
+    size_t len = 70 << 10;
+    unsigned char *b = be->realloc(be->malloc(16), len);
+    ck_assert_ptr_nonnull(b);
+    for (size_t i = 0; i < len; i++)
+        b[i] = pattern(i);
+    size_t room = be->usable_size(b);
+    ck_assert_msg(room >= ((size_t)512 << 10), "the growing buffer got %zu KiB of room", room >> 10);
+    size_t fresh = 0, moved = 0;
+    for (size_t n = 100 << 10; n + (64 << 10) <= room; n += 50 << 10) {
+        unsigned char *q = be->realloc(b, n);
+        ck_assert_ptr_nonnull(q);
+        moved += q != b;
+        b = q;
+        for (size_t i = 0; i < len; i += 1 + i % 61)
+            ck_assert_msg(b[i] == pattern(i), "byte %zu lost growing to %zu KiB", i, n >> 10);
+        ck_assert_int_eq(b[len - 1], pattern(len - 1));
+        ck_assert_msg(be->usable_size(b) >= room, "growing to %zu KiB cut the room to %zu KiB", n >> 10,
+                      be->usable_size(b) >> 10);
+        fresh += whole_pages(b + len, n - len) - resident_pages(b + len, n - len);
+        for (size_t i = len; i < n; i++)
+            b[i] = pattern(i);
+        len = n;
+    }
+    for (size_t i = 0; i < len; i++)
+        ck_assert_msg(b[i] == pattern(i), "byte %zu lost", i);
+    be->free(b);
+    ck_assert_msg(moved == 0 && fresh == 0, "growing inside the room moved the buffer %zu times, %zu fresh pages",
+                  moved, fresh);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("freelist reuse");
@@ -269,7 +329,8 @@ int main(void)
         const TTest *test;
     } cases[] = {{"large_reuse", large_reuse}, {"large_calloc_zero", large_calloc_zero}, {"purge_decay", purge_decay},
                    {"realloc_grow", realloc_grow},
-                   {"realloc_cycle", realloc_cycle}};
+                   {"realloc_cycle", realloc_cycle},
+                   {"realloc_room", realloc_room}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         TCase *tc = tcase_create(cases[i].name);
         tcase_add_unchecked_fixture(tc, setup, NULL);
