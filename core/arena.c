@@ -232,28 +232,15 @@ static void *ar_malloc(size_t size)
     struct ar_tls *t = &at;
     if (ML_LIKELY(size <= ML_CHUNK_FINE)) {
         unsigned c = (unsigned)((size + 15) >> 4) - 1;
-        struct ml_chunk_link *l = t->c.free[c];
-        if (ML_LIKELY(l)) {
-            struct ml_chunk_link *next = l->next;
-            t->c.free[c] = next;
-            if (next)
-                next->prev = NULL;
-            l->next = l->prev = NULL;
-            __atomic_store_n(&hdr_of(l)->state, ML_CHUNK_LIVE, __ATOMIC_RELAXED);
-            return l;
-        }
-        size_t n = (size_t)(c + 1) << 4;
-        if (ML_LIKELY((size_t)(t->c.end - t->c.cur) >= n + ML_CHUNK_HDR && !arena.limit)) {
-            struct ml_chunk_blk *h = (struct ml_chunk_blk *)t->c.cur;
-            h->size = (uint32_t)n;
-            h->prev = t->c.last ? (uint32_t)((char *)h - (char *)t->c.last) : 0;
-            h->cls = c;
-            __atomic_store_n(&h->state, ML_CHUNK_LIVE, __ATOMIC_RELAXED);
-            t->c.cur += n + ML_CHUNK_HDR;
-            t->c.last = h;
-            t->c.count++;
-            t->charged += n;
-            return h + 1;
+        void *p = ml_chunk_pop(&t->c, c);
+        if (ML_LIKELY(p))
+            return p;
+        if (ML_LIKELY(!arena.limit)) {
+            p = ml_chunk_carve_fine(&t->c, c);
+            if (ML_LIKELY(p)) {
+                t->charged += (size_t)(c + 1) << 4;
+                return p;
+            }
         }
         return ar_slow(16, c);
     }

@@ -170,28 +170,12 @@ static void *bump_malloc(size_t size)
     struct ml_chunk_tls *t = &bt;
     if (ML_LIKELY(size <= ML_CHUNK_FINE)) {
         unsigned c = (unsigned)((size + 15) >> 4) - 1;
-        struct ml_chunk_link *l = t->free[c];
-        if (ML_LIKELY(l)) {
-            struct ml_chunk_link *next = l->next;
-            t->free[c] = next;
-            if (next)
-                next->prev = NULL;
-            l->next = l->prev = NULL;
-            __atomic_store_n(&hdr_of(l)->state, ML_CHUNK_LIVE, __ATOMIC_RELAXED);
-            return l;
-        }
-        size_t n = (size_t)(c + 1) << 4;
-        if (ML_LIKELY((size_t)(t->end - t->cur) >= n + ML_CHUNK_HDR)) {
-            struct ml_chunk_blk *h = (struct ml_chunk_blk *)t->cur;
-            h->size = (uint32_t)n;
-            h->prev = t->last ? (uint32_t)((char *)h - (char *)t->last) : 0;
-            h->cls = c;
-            __atomic_store_n(&h->state, ML_CHUNK_LIVE, __ATOMIC_RELAXED);
-            t->cur += n + ML_CHUNK_HDR;
-            t->last = h;
-            t->count++;
-            return h + 1;
-        }
+        void *p = ml_chunk_pop(t, c);
+        if (ML_LIKELY(p))
+            return p;
+        p = ml_chunk_carve_fine(t, c);
+        if (ML_LIKELY(p))
+            return p;
         return bump_slow(16, c);
     }
     if (size <= BUMP_SMALL_MAX)
