@@ -27,11 +27,6 @@
  *     page: realloc used to cut the mapping down to the size asked for
  *     whenever that was under half of it, on the way up too, so every
  *     later step faulted the same pages in afresh.
- *   - class_sweep: every small size (each up to 4 KiB, every 61st up to
- *     1 MiB) gets a block whose usable size is at least the size and the
- *     same as that of the next sizes up to it: the size-class arithmetic
- *     and the class table agree everywhere (start-up only checks each
- *     class's edges).
  * Timing: purge_decay only waits (sleeps of at least the decay period), it
  * never asserts that something happened quickly. */
 #define _GNU_SOURCE
@@ -281,24 +276,6 @@ START_TEST(realloc_cycle)
 }
 END_TEST
 
-START_TEST(class_sweep)
-{
-    size_t prev = 0;
-    for (size_t n = 1; n <= ((size_t)1 << 20); n += (n < 4096 ? 1 : 61)) {
-        void *p = be->malloc(n);
-        ck_assert_ptr_nonnull(p);
-        size_t u = be->usable_size(p);
-        be->free(p);
-        ck_assert_msg(u >= n, "malloc(%zu) has %zu usable bytes", n, u);
-        /* a bigger class only once the size passed the previous one */
-        ck_assert_msg(u == prev || (u > prev && n > prev), "malloc(%zu): %zu usable after %zu", n, u, prev);
-        if (n <= prev)
-            ck_assert_uint_eq(u, prev);
-        prev = u;
-    }
-}
-END_TEST
-
 static unsigned char pattern(size_t i) { return (unsigned char)(i * 7 + i / 4096 + 3); }
 
 START_TEST(realloc_room)
@@ -353,8 +330,7 @@ int main(void)
     } cases[] = {{"large_reuse", large_reuse}, {"large_calloc_zero", large_calloc_zero}, {"purge_decay", purge_decay},
                    {"realloc_grow", realloc_grow},
                    {"realloc_cycle", realloc_cycle},
-                   {"realloc_room", realloc_room},
-                   {"class_sweep", class_sweep}};
+                   {"realloc_room", realloc_room}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         TCase *tc = tcase_create(cases[i].name);
         tcase_add_unchecked_fixture(tc, setup, NULL);
