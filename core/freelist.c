@@ -504,7 +504,10 @@ static void tcache_start(void)
     for (unsigned c = 0; c < NCLASS; c++) {
         struct ml_fl_bin *b = &ml_fl_tc.bins[c];
         uint32_t count = bin_count(b); /* frees that came before the start */
-        b->max = fl.class_size[c] > ((size_t)128 << 10) ? 0 : 2 * fl.class_batch[c];
+        /* One batch to start: a thread that only frees (a consumer) then
+         * holds at most that; one that allocates grows its bin at the first
+         * refill (small_refill). */
+        b->max = fl.class_size[c] > ((size_t)128 << 10) ? 0 : fl.class_batch[c];
         b->room = (int32_t)b->max - (int32_t)count;
     }
     ml_fl_tc.grow_left = TC_GROW_BYTES;
