@@ -90,15 +90,26 @@ void ml_symbolize(uintptr_t addr, struct ml_frame *out);
  * is the out-of-line function.  Returns the count, 1..cap (cap >= 1). */
 unsigned ml_symbolize_chain(uintptr_t addr, struct ml_frame *out, unsigned cap);
 
-/* addr's out-of-line function by the symbol table alone (.symtab, of the
- * object or its debug file, else .dynsym), with its object and offset; no
- * file, line or inline chain.  Never opens DWARF: cheap where a name is
- * all that is needed (built-in suppressions, the frames below main). */
-void ml_symbolize_symtab(uintptr_t addr, struct ml_frame *out);
+/* What want says (a number, 0 for no) of the symbol-table names of the
+ * function addr (a return address) lies in, under any of its aliases: the
+ * first nonzero answer.  want sees raw names (mangled, perhaps with
+ * @VERSION).  Each object's functions are sorted by address once, then a
+ * question is a binary search; answers are cached per address (for two
+ * wants: the built-in suppressions and the below-main cut).  Never opens
+ * DWARF. */
+int ml_symbolize_symtab_which(uintptr_t addr, int (*want)(const char *name));
+
+/* The demangled form of a C++ linkage name, or NULL. */
+const char *ml_symbolize_demangle(const char *mangled);
 
 /* Whether a frame belongs in the text report: mallard's own frames and
  * libc's start-up frames (below main) are left to the JSON report. */
 int ml_frame_shown(const struct ml_frame *f);
+
+/* The same question before symbolizing: whether the function addr lies in
+ * is mallard's own or below main, by the symbol table alone, so that
+ * libc's DWARF stays closed when only its start-up frames are in a stack. */
+int ml_frame_addr_shown(uintptr_t addr);
 
 /* ---- threads (threads.c) -------------------------------------------- */
 
