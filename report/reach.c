@@ -91,8 +91,8 @@ enum reach_mode { MODE_ROOTS, MODE_POINTED, MODE_CLIQUE };
 #define M_ANON 8u     /* private memory no file backs: untouched pages read as 0 */
 #define M_SPECIAL 16u /* [vvar], [vdso], [vsyscall]: never read */
 
-/* Blocks per entry of the sampled index. */
-#define REACH_STRIDE 32
+/* Buckets of the address index, about one per this many blocks. */
+#define REACH_PER_BUCKET 1
 
 /* Ranges at least this long consult pagemap to skip untouched pages. */
 #define REACH_PAGEMAP_MIN ((uintptr_t)256 << 10)
@@ -106,8 +106,13 @@ struct reach {
     struct ml_live *b;
     size_t n;
     uintptr_t min, span; /* every block lies in [min, min + span) */
-    uintptr_t *index;    /* b[k * REACH_STRIDE].addr: the search's first level */
-    size_t nindex;
+    /* The address index: bucket[k] is the first block at or above
+     * min + (k << bshift), bucket[nbucket] is n.  Blocks starting in
+     * bucket k are [bucket[k], bucket[k + 1]). */
+    uint32_t *bucket;
+    size_t nbucket;
+    unsigned bshift;
+    uint32_t bucket_one[2]; /* the index when no room: one bucket, a plain binary search */
     size_t *work;
     size_t top;
     enum reach_mode mode;
@@ -640,19 +645,14 @@ static inline void reach_take(struct reach *st, size_t j)
 
 static inline void reach_hit(struct reach *st, uintptr_t w)
 {
-    /* The last block whose addr <= w: first in the sampled index, which
-     * stays in cache, then among the REACH_STRIDE blocks it leads to;
-     * branch-free halving both times. */
-    const uintptr_t *ix = st->index;
-    size_t len = st->nindex;
-    while (len > 1) {
-        size_t half = len >> 1;
-        ix = ix[half] <= w ? ix + half : ix;
-        len -= half;
-    }
-    size_t first = (size_t)(ix - st->index) * REACH_STRIDE;
-    const struct ml_live *base = st->b + first;
-    len = st->n - first < REACH_STRIDE ? st->n - first : REACH_STRIDE;
+    /* The last block whose addr <= w: the bucket of w gives the blocks
+     * that start in its stretch of addresses, then branch-free halving
+     * over them and the one before (which may reach into it). */
+    size_t k = (size_t)((w - st->min) >> st->bshift);
+    size_t lo = st->bucket[k], hi = st->bucket[k + 1];
+    lo -= lo > 0;
+    const struct ml_live *base = st->b + lo;
+    size_t len = hi - lo;
     while (len > 1) {
         size_t half = len >> 1;
         base = base[half].addr <= w ? base + half : base;
@@ -1110,6 +1110,17 @@ static void roots_objects(struct reach *st, uintptr_t self)
     st->tls_span = pc.tls ? (pc.tls + 63) & ~(uintptr_t)63 : 4096;
     for (size_t i = 0; i < pc.n; i++)
         root_add(st, pc.r[i].lo, pc.r[i].hi);
+    /* Their .bss beyond the file is an anonymous mapping: roots_anonymous
+     * must not read it again (mallard's own 4 MiB bootstrap arena was read
+     * twice by every traced process). */
+    struct ml_range *ex = st->excl ? ml_meta_alloc((st->nexcl + pc.n) * sizeof *ex) : NULL;
+    if (ex) {
+        memcpy(ex, st->excl, st->nexcl * sizeof *ex);
+        memcpy(ex + st->nexcl, pc.r, pc.n * sizeof *ex);
+        ml_meta_free(st->excl);
+        st->excl = ex;
+        st->nexcl = range_normalize(ex, st->nexcl + pc.n);
+    }
     ml_meta_free(pc.r);
 }
 
@@ -1280,9 +1291,10 @@ static void walk_sort(const struct ml_live *b, size_t *ix, size_t m)
 /* The same order as walk_sort, by LSD radix sort: each index packed with
  * its key, F_POINTED above seq - min seq above the index, sorted 11 bits a
  * pass over the bits the keys use, the index recovered from the low bits.
- * 0, or -1 (the keys do not fit a word, no scratch) when walk_sort must do
- * it.  The heap sort was the largest part of classifying 10^5 lost blocks. */
-static int walk_radix(const struct ml_live *b, size_t *ix, size_t m)
+ * tmp: m words of scratch.  0, or -1 (the keys do not fit a word, no
+ * room) when walk_sort must do it.  The heap sort was the largest part of
+ * classifying 10^5 lost blocks. */
+static int walk_radix(const struct ml_live *b, size_t *ix, size_t m, uint64_t *tmp)
 {
     uint32_t smin = UINT32_MAX, smax = 0;
     size_t imax = 0;
@@ -1297,11 +1309,10 @@ static int walk_radix(const struct ml_live *b, size_t *ix, size_t m)
     unsigned total = ibits + sbits + 1;
     if (total > 64)
         return -1;
-    uint64_t *tmp = ml_meta_alloc((m + 2048) * sizeof *tmp);
-    if (!tmp)
+    size_t *cnt = ml_meta_alloc(2048 * sizeof *cnt); /* a digit's counts, then its slots */
+    if (!cnt)
         return -1;
-    size_t *cnt = (size_t *)(tmp + m); /* a digit's counts, then its slots */
-    uint64_t *key = (uint64_t *)ix;    /* the indexes become keys in place */
+    uint64_t *key = (uint64_t *)ix; /* the indexes become keys in place */
     _Static_assert(sizeof(size_t) == sizeof(uint64_t), "keys share the index array");
     for (size_t k = 0; k < m; k++) {
         const struct ml_live *blk = &b[ix[k]];
@@ -1330,7 +1341,7 @@ static int walk_radix(const struct ml_live *b, size_t *ix, size_t m)
     uint64_t imask = ibits >= 64 ? ~(uint64_t)0 : ((uint64_t)1 << ibits) - 1;
     for (size_t k = 0; k < m; k++)
         ix[k] = (size_t)(from[k] & imask);
-    ml_meta_free(tmp);
+    ml_meta_free(cnt);
     return 0;
 }
 
@@ -1362,7 +1373,10 @@ static void classify_lost(struct reach *st, size_t *lost, size_t m)
         st->edges = NULL;
     }
     st->lost = 0; /* nothing was pushed in this step */
-    if (walk_radix(st->b, lost, m) != 0)
+    /* the work stack is empty until the walk: its n words are the sort's
+     * second array (no fresh pages to fault in) */
+    _Static_assert(sizeof(size_t) == sizeof(uint64_t), "the work stack holds keys");
+    if (walk_radix(st->b, lost, m, (uint64_t *)st->work) != 0)
         walk_sort(st->b, lost, m);
     st->mode = MODE_CLIQUE;
     for (size_t k = 0; k < m; k++) {
@@ -1443,8 +1457,32 @@ static __attribute__((noinline)) void reach_prepare(struct reach *st)
     const struct ml_live *last = &st->b[st->n - 1];
     st->min = st->b[0].addr;
     st->span = last->addr + (last->size ? last->size : 1) - st->min;
-    for (size_t k = 0; k < st->nindex; k++)
-        st->index[k] = st->b[k * REACH_STRIDE].addr;
+    /* about one bucket per REACH_PER_BUCKET blocks, each a power of two
+     * bytes wide */
+    size_t want = st->n / REACH_PER_BUCKET + 1;
+    unsigned shift = 0;
+    while (((st->span - 1) >> shift) >= want)
+        shift++;
+    size_t nb = (size_t)((st->span - 1) >> shift) + 1;
+    st->bucket = st->n <= UINT32_MAX ? ml_meta_alloc((nb + 1) * sizeof *st->bucket) : NULL;
+    if (st->bucket) {
+        st->nbucket = nb;
+        st->bshift = shift;
+        size_t i = 0;
+        for (size_t k = 0; k < nb; k++) {
+            uintptr_t start = st->min + ((uintptr_t)k << shift);
+            while (i < st->n && st->b[i].addr < start)
+                i++;
+            st->bucket[k] = (uint32_t)i;
+        }
+        st->bucket[nb] = (uint32_t)st->n;
+    } else {
+        st->bucket = st->bucket_one;
+        st->bucket_one[0] = 0;
+        st->bucket_one[1] = (uint32_t)st->n; /* n above 2^32 is refused before */
+        st->nbucket = 1;
+        st->bshift = 63;
+    }
     /* without the real maps, the fault guard alone keeps block reads safe
      * (each block is bounded: no walk can run away) */
     if (!st->nomaps) {
@@ -1479,9 +1517,7 @@ void ml_reach_classify(struct ml_live *blocks, size_t n, const struct ml_range *
     struct reach_guard *g = ml_meta_alloc(sizeof *g);
     size_t *work = ml_meta_alloc((n + 1) * sizeof *work);
     struct ml_range *sk = ml_meta_alloc((nskip + 1) * sizeof *sk);
-    size_t nindex = (n + REACH_STRIDE - 1) / REACH_STRIDE;
-    uintptr_t *index = ml_meta_alloc(nindex * sizeof *index);
-    if (!st || !g || !work || !sk || !index) {
+    if (!st || !g || !work || !sk || n > UINT32_MAX) {
         /* Without work space nothing is proven lost: everything stays
          * reachable rather than a false leak, and the report says so. */
         ml_tr_report_short("the leak scan (every block counts as reachable)");
@@ -1489,11 +1525,8 @@ void ml_reach_classify(struct ml_live *blocks, size_t n, const struct ml_range *
         ml_meta_free(g);
         ml_meta_free(work);
         ml_meta_free(sk);
-        ml_meta_free(index);
         return;
     }
-    st->index = index;
-    st->nindex = nindex;
     st->b = blocks;
     st->n = n;
     st->work = work;
@@ -1516,7 +1549,6 @@ void ml_reach_classify(struct ml_live *blocks, size_t n, const struct ml_range *
             ml_meta_free(g);
             ml_meta_free(work);
             ml_meta_free(sk);
-            ml_meta_free(index);
             return;
         }
         ml_say("/proc/self/maps cannot be read (%s): roots are the loaded objects, thread stacks and "
@@ -1544,7 +1576,8 @@ void ml_reach_classify(struct ml_live *blocks, size_t n, const struct ml_range *
     ml_meta_free(st->maps_text);
     ml_meta_free(st->excl);
     ml_meta_free(sk);
-    ml_meta_free(index);
+    if (st->bucket != st->bucket_one)
+        ml_meta_free(st->bucket);
     ml_meta_free(work);
     ml_meta_free(g);
     ml_meta_free(st);

@@ -666,6 +666,70 @@ START_TEST(reach_threads_after_fork)
 }
 END_TEST
 
+/* ---- a lost graph: its pointers kept, or read twice ------------------ */
+
+#define GRAPH_N 2000
+
+/* Block 0 holds block 1; blocks 1..N-1 form a ring (each holds the next),
+ * and each also holds `extra` others spread over the ring.  Nothing holds
+ * block 0: it is the one definite block, every other one indirect. */
+static NOINLINE void graph_build(size_t extra)
+{
+    S = NULL;
+    set_new(GRAPH_N);
+    for (size_t i = 0; i < GRAPH_N; i++)
+        blk_new(8 * (extra + 1));
+    blk_link(0, 0, 1, 0);
+    for (size_t i = 1; i < GRAPH_N; i++) {
+        blk_link(i, 0, i + 1 < GRAPH_N ? i + 1 : 1, 0);
+        for (size_t k = 1; k <= extra; k++)
+            blk_link(i, 8 * k, 1 + (i * 7 + k * 131) % (GRAPH_N - 1), 0);
+    }
+}
+
+static void graph_check(void)
+{
+    ck_kind(0, ML_KIND_DEFINITE);
+    size_t indirect = 0;
+    for (size_t i = 1; i < GRAPH_N; i++)
+        indirect += S->kind[i] == ML_KIND_INDIRECT;
+    ck_assert_uint_eq(indirect, GRAPH_N - 1);
+}
+
+START_TEST(reach_lost_graph_kept)
+{
+    /* 3 pointers a block: step 4 follows the pointers step 3 kept */
+    graph_build(2);
+    scan(NULL, 0);
+    graph_check();
+}
+END_TEST
+
+START_TEST(reach_lost_graph_reread)
+{
+    /* 8 pointers a block, more than step 3 keeps (4 a lost block): step 4
+     * reads the blocks again */
+    graph_build(7);
+    scan(NULL, 0);
+    graph_check();
+}
+END_TEST
+
+START_TEST(reach_lost_graph_rooted_part)
+{
+    /* a global holds block 1000 of the ring: all of the ring is reachable,
+     * block 0 (which only holds it) is definite, the pointers into the
+     * reachable ring are not kept */
+    graph_build(2);
+    blk_store(&g_root, 1000);
+    scan(NULL, 0);
+    g_root = NULL;
+    ck_kind(0, ML_KIND_DEFINITE);
+    for (size_t i = 1; i < GRAPH_N; i++)
+        ck_kind(i, ML_KIND_REACHABLE);
+}
+END_TEST
+
 /* ---- scale ------------------------------------------------------------- */
 
 #define BIG_N 1000000
@@ -758,6 +822,9 @@ static Suite *reach_suite(void)
     tcase_add_test(tc, reach_detached_thread_stack);
     tcase_add_test(tc, reach_detached_thread_tls);
     tcase_add_test(tc, reach_threads_after_fork);
+    tcase_add_test(tc, reach_lost_graph_kept);
+    tcase_add_test(tc, reach_lost_graph_reread);
+    tcase_add_test(tc, reach_lost_graph_rooted_part);
     suite_add_tcase(s, tc);
     TCase *big = tcase_create("scale");
     tcase_add_checked_fixture(big, setup, teardown);
