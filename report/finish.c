@@ -79,7 +79,7 @@ static void sort_range(struct ml_live *a, size_t lo, size_t hi)
 }
 
 /* Runs at most this long are left to sort_range's insertion sort. */
-#define FLAG_MIN 24
+#define FLAG_MIN 16
 /* Buckets per pass: few enough that every bucket's write position stays
  * in cache, so the swaps mostly hit lines just touched. */
 #define FLAG_LG 8
@@ -88,7 +88,7 @@ static void sort_range(struct ml_live *a, size_t lo, size_t hi)
 #define FLAG_DEPTH (64 / FLAG_LG + 1)
 
 /* In-place MSD radix sort by address (American flag sort): one pass puts
- * a[0..n) into FLAG_BUCKETS buckets by the top bits of addr - min, swapping
+ * a[0..n) into up to FLAG_BUCKETS buckets by the top bits of addr - min, swapping
  * each block straight into its bucket, then each bucket is sorted the same
  * way (with a span of its own, so a clustered heap narrows level by level)
  * or, short, by insertion.  No second array of blocks: at exit the
@@ -110,19 +110,24 @@ static void flag_sort(struct ml_live *a, size_t n, size_t *cnt, unsigned depth)
     if (min == max)
         return; /* one address: nothing to order (the table holds none twice) */
     unsigned bits = 64 - (unsigned)__builtin_clzll((unsigned long long)(max - min));
-    unsigned shift = bits > FLAG_LG ? bits - FLAG_LG : 0;
+    /* about two blocks a bucket in a short run: the passes over the
+     * buckets cost no more than the blocks */
+    unsigned lg = 63 - (unsigned)__builtin_clzll((unsigned long long)n) - 1;
+    lg = lg < FLAG_LG ? lg : FLAG_LG;
+    size_t nb = (size_t)1 << lg;
+    unsigned shift = bits > lg ? bits - lg : 0;
     size_t *next = cnt, *end = cnt + FLAG_BUCKETS;
-    memset(next, 0, FLAG_BUCKETS * sizeof *next);
+    memset(next, 0, nb * sizeof *next);
     for (size_t i = 0; i < n; i++)
         next[(a[i].addr - min) >> shift]++;
     size_t at = 0;
-    for (size_t b = 0; b < FLAG_BUCKETS; b++) {
+    for (size_t b = 0; b < nb; b++) {
         size_t c = next[b];
         next[b] = at;
         at += c;
         end[b] = at;
     }
-    for (size_t b = 0; b < FLAG_BUCKETS; b++) {
+    for (size_t b = 0; b < nb; b++) {
         while (next[b] < end[b]) {
             struct ml_live v = a[next[b]];
             size_t d = (v.addr - min) >> shift;
@@ -138,7 +143,7 @@ static void flag_sort(struct ml_live *a, size_t n, size_t *cnt, unsigned depth)
     }
     /* bucket b is now [end[b - 1], end[b]) */
     size_t lo = 0;
-    for (size_t b = 0; b < FLAG_BUCKETS; b++) {
+    for (size_t b = 0; b < nb; b++) {
         size_t hi = end[b];
         if (hi - lo > 1)
             flag_sort(a + lo, hi - lo, cnt + 2 * FLAG_BUCKETS, depth - 1);

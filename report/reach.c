@@ -71,6 +71,9 @@
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 /* flags, scratch per block */
 #define F_MARK 1u     /* reached from a root */
@@ -135,6 +138,7 @@ struct reach {
     uint64_t *edges; /* MODE_POINTED's finds, from << 32 | to, by from; NULL: read again */
     size_t nedges, edges_cap, edges_max;
     pid_t self;
+    int avx2; /* scan_words_avx2 may run */
 };
 
 /* The fault guard: one scan at a time (exit), on one thread.  It lives in
@@ -684,10 +688,51 @@ static void edges_follow(struct reach *st, size_t j)
 }
 
 /* Reads memory no one gave it: a sanitizer must not instrument it. */
+#if defined(__x86_64__)
+/* Eight words a step: each minus min compared with span as unsigned
+ * numbers (a signed compare after flipping the top bits), one test for all
+ * eight; a step with a candidate goes word by word.  About 1.5 instructions
+ * a word where the plain loop takes 7: the words that are not pointers
+ * into the heap, nearly all of them, cost that much less.  Every load
+ * lies inside [p, end), so within the page scan_guarded gave. */
+__attribute__((target("avx2"), no_sanitize_address)) static void
+scan_words_avx2(struct reach *st, const uintptr_t *p, const uintptr_t *end)
+{
+    const uintptr_t min = st->min, span = st->span;
+    const __m256i vmin = _mm256_set1_epi64x((long long)min);
+    const __m256i top = _mm256_set1_epi64x((long long)((uintptr_t)1 << 63));
+    const __m256i lim = _mm256_set1_epi64x((long long)(span ^ ((uintptr_t)1 << 63)));
+    for (; end - p >= 8; p += 8) {
+        __m256i a = _mm256_xor_si256(_mm256_sub_epi64(_mm256_loadu_si256((const __m256i *)p), vmin), top);
+        __m256i b =
+            _mm256_xor_si256(_mm256_sub_epi64(_mm256_loadu_si256((const __m256i *)(p + 4)), vmin), top);
+        __m256i in = _mm256_or_si256(_mm256_cmpgt_epi64(lim, a), _mm256_cmpgt_epi64(lim, b));
+        if (ML_LIKELY(_mm256_testz_si256(in, in)))
+            continue;
+        for (int i = 0; i < 8; i++) {
+            uintptr_t w = p[i];
+            if (w - min < span)
+                reach_hit(st, w);
+        }
+    }
+    for (; p < end; p++) {
+        uintptr_t w = *p;
+        if (w - min < span)
+            reach_hit(st, w);
+    }
+}
+#endif
+
 __attribute__((no_sanitize_address)) static void scan_words(struct reach *st, uintptr_t lo, uintptr_t hi)
 {
     lo = (lo + 7) & ~(uintptr_t)7;
     hi &= ~(uintptr_t)7;
+#if defined(__x86_64__)
+    if (st->avx2) {
+        scan_words_avx2(st, (const uintptr_t *)lo, (const uintptr_t *)hi);
+        return;
+    }
+#endif
     const uintptr_t min = st->min, span = st->span;
     for (const uintptr_t *p = (const uintptr_t *)lo; p < (const uintptr_t *)hi; p++) {
         uintptr_t w = *p;
@@ -1561,6 +1606,10 @@ void ml_reach_classify(struct ml_live *blocks, size_t n, const struct ml_range *
     void *vbuf = ml_meta_alloc(REACH_VBUF);
     st->vbuf = vbuf;
     st->self = (pid_t)syscall(SYS_getpid);
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    st->avx2 = __builtin_cpu_supports("avx2") != 0;
+#endif
     reach_prepare(st);
 
     guard_install(g);

@@ -666,6 +666,32 @@ START_TEST(reach_threads_after_fork)
 }
 END_TEST
 
+/* ---- every word of a block is read ------------------------------------ */
+
+START_TEST(reach_every_word)
+{
+    /* a 13-word block holds 13 blocks, one at each word (eight words a
+     * step, then a tail): each is reachable while the holder is rooted,
+     * indirect once it is dropped */
+    S = NULL;
+    set_new(64);
+    size_t holder = blk_new(13 * 8), held[13];
+    for (size_t k = 0; k < 13; k++) {
+        held[k] = blk_new(16);
+        blk_link(holder, 8 * k, held[k], 0);
+    }
+    blk_store(&g_root, holder);
+    scan(NULL, 0);
+    g_root = NULL;
+    for (size_t k = 0; k < 13; k++)
+        ck_kind(held[k], ML_KIND_REACHABLE);
+    scan(NULL, 0);
+    ck_kind(holder, ML_KIND_DEFINITE);
+    for (size_t k = 0; k < 13; k++)
+        ck_kind(held[k], ML_KIND_INDIRECT);
+}
+END_TEST
+
 /* ---- a lost graph: its pointers kept, or read twice ------------------ */
 
 #define GRAPH_N 2000
@@ -822,6 +848,7 @@ static Suite *reach_suite(void)
     tcase_add_test(tc, reach_detached_thread_stack);
     tcase_add_test(tc, reach_detached_thread_tls);
     tcase_add_test(tc, reach_threads_after_fork);
+    tcase_add_test(tc, reach_every_word);
     tcase_add_test(tc, reach_lost_graph_kept);
     tcase_add_test(tc, reach_lost_graph_reread);
     tcase_add_test(tc, reach_lost_graph_rooted_part);
