@@ -138,7 +138,9 @@ struct reach {
     uint64_t *edges; /* MODE_POINTED's finds, from << 32 | to, by from; NULL: read again */
     size_t nedges, edges_cap, edges_max;
     pid_t self;
-    int avx2; /* scan_words_avx2 may run */
+    int avx2;    /* scan_words_avx2 may run */
+    int jb_here; /* g->jb was set by the running drain or pointed walk */
+    size_t walk; /* the pointed walk's position */
 };
 
 /* The fault guard: one scan at a time (exit), on one thread.  It lives in
@@ -908,19 +910,44 @@ static void scan_block(struct reach *st, const struct ml_live *blk)
     scan_guarded(st, lo, hi);
 }
 
+/* Whether blk lies inside one page.  drain and the pointed walk read such
+ * a block under a jump buffer they set once for many (sigsetjmp per block
+ * was a fifth of the scan's instructions): a fault loses the rest of the
+ * page, which is the rest of the block, as in scan_guarded. */
+static inline int block_small(const struct reach *st, const struct ml_live *blk)
+{
+    uintptr_t mask = ~(uintptr_t)(st->page - 1);
+    return blk->size && (blk->addr & mask) == ((blk->addr + blk->size - 1) & mask);
+}
+
 static void drain(struct reach *st)
 {
+    struct reach_guard *const g = st->g;
     for (;;) {
+        st->jb_here = 0;
         while (st->top) {
             size_t j = st->work[--st->top];
             struct ml_live *blk = &st->b[j];
             if (blk->flags & (F_SCANNED | F_NOREAD))
                 continue;
             blk->flags |= F_SCANNED;
-            if (st->mode == MODE_CLIQUE && st->edges)
+            if (st->mode == MODE_CLIQUE && st->edges) {
                 edges_follow(st, j);
-            else
+            } else if (block_small(st, blk)) {
+                if (!st->jb_here) {
+                    st->jb_here = 1;
+                    if (sigsetjmp(g->jb, 0) != 0) {
+                        st->lost = 1; /* that block is done; pushes may be lost */
+                        continue;
+                    }
+                }
+                g->armed = 1;
+                scan_words(st, blk->addr, blk->addr + blk->size);
+                g->armed = 0;
+            } else {
                 scan_block(st, blk);
+                st->jb_here = 0; /* scan_guarded's frame held the jump buffer */
+            }
         }
         if (!st->lost)
             return;
@@ -1406,12 +1433,29 @@ static void classify_lost(struct reach *st, size_t *lost, size_t m)
     st->nedges = 0;
     st->edges = n_fits_u32(st->n) ? ml_meta_alloc(st->edges_cap * sizeof *st->edges) : NULL;
     st->mode = MODE_POINTED;
-    for (size_t k = 0; k < m; k++) {
-        const struct ml_live *blk = &st->b[lost[k]];
+    struct reach_guard *const g = st->g;
+    st->jb_here = 0;
+    /* the index lives in st: a fault comes back through sigsetjmp */
+    for (st->walk = 0; st->walk < m; st->walk++) {
+        const struct ml_live *blk = &st->b[lost[st->walk]];
         if (blk->flags & F_NOREAD)
             continue;
-        st->leader = lost[k];
-        scan_block(st, blk);
+        st->leader = lost[st->walk];
+        if (block_small(st, blk)) {
+            if (!st->jb_here) {
+                st->jb_here = 1;
+                if (sigsetjmp(g->jb, 0) != 0) {
+                    st->lost = 1;
+                    continue;
+                }
+            }
+            g->armed = 1;
+            scan_words(st, blk->addr, blk->addr + blk->size);
+            g->armed = 0;
+        } else {
+            scan_block(st, blk);
+            st->jb_here = 0;
+        }
     }
     if (st->lost) {
         ml_meta_free(st->edges);
