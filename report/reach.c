@@ -21,11 +21,15 @@
  *      mallard's into one /proc/self/maps entry, so the entry says nothing).
  *      Every root loses the skip ranges and any granule mallard owns (meta
  *      heap, backend heaps).  A word marks the block whose
- *      [addr, addr + max(size,1)) holds it, found by binary search; marked
+ *      [addr, addr + max(size,1)) holds it, found through an address index
+ *      (one bucket per power-of-two stretch of the heap, about one block
+ *      each) and a binary search among the few in its bucket; marked
  *      blocks go on an explicit work stack and are scanned in turn, so
  *      chains of any length are fine.
  *   3. Pointed: every unmarked block is scanned once, and each unmarked
- *      block another one points to is flagged.
+ *      block another one points to is flagged; the pointers found are
+ *      kept (up to 4 per lost block), so that step 4 follows them instead
+ *      of reading the blocks again.
  *   4. Cliques: walk the unmarked blocks, first those no other points to,
  *      then the rest (cycles, and what hangs off them), each group in
  *      allocation order.  Each one not yet classified becomes DEFINITE, a
