@@ -32,6 +32,11 @@ int ml_stack_is_own(uintptr_t addr);
  * how many, or -1 when a frame is not simple and libunwind must do it. */
 int ml_unwind_init(void);
 int ml_unwind(void **out, int max);
+/* ml_unwind_skip: ml_unwind(out, max) less its leading frames whose return
+ * address is in [lo, hi) of ml_unwind_set_own (called once, before any
+ * use), at most keep of the rest; 0 when ml_unwind's frames are all own. */
+void ml_unwind_set_own(uintptr_t lo, uintptr_t hi);
+int ml_unwind_skip(void **out, int max, int keep);
 /* Captures the stack of a fault: pc is where it happened (frame 0, stored
  * as pc + 1 like a return address), and the frames above the signal
  * frame follow.  Called from a fatal-signal handler. */

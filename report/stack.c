@@ -9,7 +9,10 @@
  * in the wrong unwinder).  It is therefore dlopen'ed RTLD_LOCAL from
  * mallard's constructor, never from inside malloc; allocations made before
  * that carry no stack.  Frames inside libmallard.so are dropped, so frame 0
- * is the return address into the caller of the malloc-family function.
+ * is the return address into the caller of the malloc-family function; the
+ * caching unwinder steps over them without recording them (ml_unwind_skip:
+ * after their first visit, mallard's standard frame-pointer frames cost
+ * three loads each, no recipe lookup).
  *
  * Depot: stacks are deduplicated into 32-bit ids.  A 64-way sharded hash
  * (each shard its own lock, so threads rarely meet) maps a stack to its id;
@@ -173,6 +176,7 @@ int ml_stack_init(int depth)
     void *warm[4];
     bt(warm, 4); /* libunwind's one-time set-up happens here, not in malloc */
     st.fast = ml_unwind_init() == 0;
+    ml_unwind_set_own(st.self_lo, st.self_hi);
     __atomic_store_n(&st.backtrace, bt, __ATOMIC_RELEASE);
     return 0;
 }
@@ -283,23 +287,24 @@ ml_stack_id ml_stack_capture(void)
     if (ML_UNLIKELY(no_unwind))
         return 0;
     void *raw[ML_DEPTH_MAX + 16];
-    int got = st.fast ? ml_unwind(raw, st.depth + 8) : -1;
-    if (ML_UNLIKELY(got < 0)) {
+    /* mallard's own leading frames are dropped by the unwinder itself */
+    int n = st.fast ? ml_unwind_skip(raw, st.depth + 8, st.depth) : -1;
+    int first = 0;
+    if (ML_UNLIKELY(n < 0)) {
         /* libunwind checks addresses with read(2), a cancellation point: a
          * thread with a cancel pending must not die inside malloc */
         int cancel;
         pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel);
         unsigned stripe = gate_enter();
-        got = bt(raw, st.depth + 8);
+        int got = bt(raw, st.depth + 8);
         gate_leave(stripe);
         pthread_setcancelstate(cancel, NULL);
+        while (first < got && (uintptr_t)raw[first] >= st.self_lo && (uintptr_t)raw[first] < st.self_hi)
+            first++;
+        n = got - first;
+        if (n > st.depth)
+            n = st.depth;
     }
-    int first = 0;
-    while (first < got && (uintptr_t)raw[first] >= st.self_lo && (uintptr_t)raw[first] < st.self_hi)
-        first++;
-    int n = got - first;
-    if (n > st.depth)
-        n = st.depth;
     if (n <= 0)
         return 0;
     const uintptr_t *frames = (const uintptr_t *)&raw[first];

@@ -555,42 +555,134 @@ __attribute__((noinline)) static uint64_t recipe_slow(uintptr_t pc)
 __attribute__((used, visibility("hidden"))) int ml_unwind_from(void **out, int max, uintptr_t rbp,
                                                                uintptr_t sp, uintptr_t ra);
 
-/* The common case inline: pc's home slot holds its early entry. */
-static inline uint64_t recipe_of(uintptr_t pc)
+/* The common case inline: pc's home slot holds its early entry, not
+ * "other"; 0 sends the caller to recipe_slow. */
+#define R_FAST_MASK (R_VALID | R_OTHER | R_LATE)
+static inline uint64_t recipe_fast(uintptr_t pc)
 {
     size_t i = slot_of(pc);
     if (ML_LIKELY(__atomic_load_n(&cache[i].key, __ATOMIC_ACQUIRE) == pc)) {
         uint64_t v = __atomic_load_n(&cache[i].val, __ATOMIC_ACQUIRE);
-        if (ML_LIKELY(v && !(v & R_LATE)))
+        if (ML_LIKELY((v & R_FAST_MASK) == R_VALID))
             return v;
     }
-    return recipe_slow(pc);
+    return 0;
 }
+
+/* One frame by recipe v (neither a stop nor "other"): the caller's return
+ * address; *rbp and *sp become the caller's. */
+static inline uintptr_t step(uint64_t v, uintptr_t *rbp, uintptr_t *sp)
+{
+    uintptr_t cfa = ((v & R_CFA_RBP) ? *rbp : *sp) + ((v >> 8) & ((1u << 24) - 1));
+    uintptr_t next = *(const uintptr_t *)(cfa + (int16_t)(uint16_t)(v >> 32));
+    if (v & R_RBP_SAVED)
+        *rbp = *(const uintptr_t *)(cfa + (int16_t)(uint16_t)(v >> 48));
+    *sp = cfa;
+    return next;
+}
+
+/* The walk from ra: out[0] = ra, then each caller's, at most max. */
+static inline __attribute__((always_inline)) int walk(void **out, int max, uintptr_t rbp, uintptr_t sp,
+                                                      uintptr_t ra)
+{
+    void **o = out, **end = out + max;
+    *o++ = (void *)ra;
+    while (o < end) {
+        uint64_t v = recipe_fast(ra - 1);
+        if (ML_UNLIKELY(!v)) {
+            v = recipe_slow(ra - 1);
+            if (v & R_OTHER)
+                return -1;
+        }
+        if (v & R_STOP)
+            break;
+        uintptr_t next = step(v, &rbp, &sp);
+        if (!next)
+            return -1; /* libunwind decides what a zero return address means */
+        ra = next;
+        *o++ = (void *)ra;
+    }
+    return (int)(o - out);
+}
+
+/* The walk: out[0] = ra (the caller's return address, as unw_backtrace's
+ * first frame), then each caller's.  sp is the CFA of the frame that ra
+ * returns into's callee, i.e. rsp after the return; rbp its rbp. */
+__attribute__((used, visibility("hidden"))) int ml_unwind_from(void **out, int max, uintptr_t rbp,
+                                                               uintptr_t sp, uintptr_t ra);
 
 int ml_unwind_from(void **out, int max, uintptr_t rbp, uintptr_t sp, uintptr_t ra)
 {
     if (!find_object || max <= 0)
         return -1;
-    int n = 0;
-    out[n++] = (void *)ra;
-    while (n < max) {
-        uint64_t v = recipe_of(ra - 1);
-        if (ML_UNLIKELY(v & (R_STOP | R_OTHER))) {
-            if (v & R_OTHER)
-                return -1;
-            break;
+    return walk(out, max, rbp, sp, ra);
+}
+
+/* ---- skipping the caller's own frames -----------------------------------
+ *
+ * ml_unwind_skip answers what ml_unwind would, less the leading frames
+ * whose return address lies in [own_lo, own_lo + own_len) (libmallard.so's
+ * text: the capture, the trace slot, the entry point), and without
+ * recording them.  Most of mallard's frames are the standard frame-pointer
+ * frame: CFA = rbp + 16, the return address at CFA - 8, rbp saved at CFA -
+ * 16.  Whether a return address returns into such a frame is read from its
+ * recipe, as always, the first time it is met; the answer "standard" is
+ * kept as one bit per text byte, so from then on that frame is stepped with
+ * the same three loads its recipe would make, without the recipe lookup.
+ * Any other own frame is stepped by its recipe; a bit is only ever set,
+ * from a recipe that says so, so the frames stay exactly the recipes'. */
+#define R_STD_FP                                                                                             \
+    (R_VALID | R_CFA_RBP | R_RBP_SAVED | (16ull << 8) | ((uint64_t)(uint16_t)(int16_t)-8 << 32) |            \
+     ((uint64_t)(uint16_t)(int16_t)-16 << 48))
+#define OWN_TEXT_MAX ((uintptr_t)2 << 20)
+
+static uintptr_t own_lo, own_len;
+static uintptr_t own_mapped; /* the part of the text own_ok covers */
+static uint64_t own_ok[OWN_TEXT_MAX / 64];
+
+void ml_unwind_set_own(uintptr_t lo, uintptr_t hi)
+{
+    own_lo = lo;
+    own_len = hi > lo ? hi - lo : 0;
+    own_mapped = own_len < OWN_TEXT_MAX ? own_len : OWN_TEXT_MAX;
+}
+
+__attribute__((used, visibility("hidden"))) int
+ml_unwind_skip_from(void **out, int max, int keep, uintptr_t rbp, uintptr_t sp, uintptr_t ra);
+
+int ml_unwind_skip_from(void **out, int max, int keep, uintptr_t rbp, uintptr_t sp, uintptr_t ra)
+{
+    if (!find_object || max <= 0)
+        return -1;
+    int entries = 1; /* ra's, as ml_unwind would count it */
+    uintptr_t off;
+    while ((off = ra - own_lo) < own_len) {
+        if (entries >= max)
+            return 0; /* ml_unwind's max frames are all own */
+        uintptr_t next;
+        if (ML_LIKELY(off < own_mapped &&
+                      ((__atomic_load_n(&own_ok[off / 64], __ATOMIC_RELAXED) >> (off % 64)) & 1))) {
+            const uintptr_t *fp = (const uintptr_t *)rbp;
+            sp = rbp + 16;
+            next = fp[1];
+            rbp = fp[0];
+        } else {
+            uint64_t v = recipe_fast(ra - 1);
+            if (!v)
+                v = recipe_slow(ra - 1);
+            if (v & (R_STOP | R_OTHER))
+                return (v & R_OTHER) ? -1 : 0;
+            if (v == R_STD_FP && off < own_mapped)
+                __atomic_fetch_or(&own_ok[off / 64], (uint64_t)1 << (off % 64), __ATOMIC_RELAXED);
+            next = step(v, &rbp, &sp);
         }
-        uintptr_t cfa = ((v & R_CFA_RBP) ? rbp : sp) + ((v >> 8) & ((1u << 24) - 1));
-        uintptr_t next = *(const uintptr_t *)(cfa + (int16_t)(uint16_t)(v >> 32));
-        if (v & R_RBP_SAVED)
-            rbp = *(const uintptr_t *)(cfa + (int16_t)(uint16_t)(v >> 48));
-        sp = cfa;
         if (!next)
-            return -1; /* libunwind decides what a zero return address means */
+            return -1;
         ra = next;
-        out[n++] = (void *)ra;
+        entries++;
     }
-    return n;
+    int lim = max - (entries - 1);
+    return walk(out, lim < keep ? lim : keep, rbp, sp, ra);
 }
 
 /* ml_unwind(out, max): the registers as the caller sees them after this
@@ -607,3 +699,17 @@ __asm__(".text\n"
         "    jmp ml_unwind_from\n"
         ".cfi_endproc\n"
         ".size ml_unwind, .-ml_unwind\n");
+
+/* ml_unwind_skip(out, max, keep): the same for ml_unwind_skip_from. */
+__asm__(".text\n"
+        ".globl ml_unwind_skip\n"
+        ".hidden ml_unwind_skip\n"
+        ".type ml_unwind_skip, @function\n"
+        "ml_unwind_skip:\n"
+        ".cfi_startproc\n"
+        "    movq %rbp, %rcx\n"
+        "    leaq 8(%rsp), %r8\n"
+        "    movq (%rsp), %r9\n"
+        "    jmp ml_unwind_skip_from\n"
+        ".cfi_endproc\n"
+        ".size ml_unwind_skip, .-ml_unwind_skip\n");

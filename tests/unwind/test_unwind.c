@@ -6,13 +6,15 @@
  * address, and the counts equal, whenever ml_unwind answers at all (-1 means
  * "libunwind's business", which stack.c then asks).  Fixtures: -O0 and -O2
  * C, deep recursion (with and without truncation), alloca and a realigned
- * stack, a call to a noreturn function that ends its caller's code, C++ (virtual calls, std::function, try blocks), a dlopen'ed library
- * (twice, across a dlclose), a signal handler, a second thread. */
+ * stack, a call to a noreturn function that ends its caller's code, C++ (virtual calls, std::function, try
+ * blocks), a dlopen'ed library (twice, across a dlclose), a signal handler, a second thread. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <link.h>
 #include <libunwind.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,8 +25,9 @@
 #define MAX 256
 
 static int max_frames = MAX;
-static int failures, fast, fallback;
-static long compared;
+/* volatile: a signal handler changes them behind the compiler's back */
+static volatile int failures, fast, fallback;
+static volatile long compared;
 static const char *case_name = "?";
 
 static int probe(int tag)
@@ -48,6 +51,76 @@ static int probe(int tag)
     }
     compared += n - 1;
     return tag;
+}
+
+/* ---- ml_unwind_skip: ml_unwind less the leading "own" frames ----------
+ *
+ * The own frames are unwind_own.c's, a library built and loaded like
+ * libmallard.so (frame pointers, present at start-up): most of them are stepped by the frame-pointer bit
+ * after their first visit, one by its recipe.  The frames that follow (the fixture's: -O0 ones that need the
+ * right rbp, -O2 ones, C++, a signal frame, a thread) must be libunwind's, the own ones dropped, at most keep
+ * of them; run twice per case, so the second pass uses the bits. */
+struct own_req {
+    int (*skip)(void **out, int max, int keep);
+    int (*bt)(void **out, int max);
+    void **a, **b;
+    int max, keep, n, m, nofp;
+};
+int own_enter(struct own_req *r, int depth); /* unwind_own.c */
+static uintptr_t own_lo, own_hi;
+static int own_keep = MAX, own_nofp;
+
+static int probe_own(int tag)
+{
+    void *a[MAX], *b[MAX + 16];
+    struct own_req r = {ml_unwind_skip, unw_backtrace, a, b, MAX, own_keep, 0, 0, own_nofp};
+    own_enter(&r, 3);
+    if (r.n < 0) {
+        fallback++;
+        return tag;
+    }
+    fast++;
+    int first = 0;
+    while (first < r.m && (uintptr_t)b[first] >= own_lo && (uintptr_t)b[first] < own_hi)
+        first++;
+    int want = r.m - first < own_keep ? r.m - first : own_keep;
+    int bad = first < 4 || r.n != want;
+    for (int i = 0; !bad && i < r.n; i++)
+        bad = a[i] != b[first + i];
+    if (bad) {
+        failures++;
+        fprintf(stderr, "%s: ml_unwind_skip %d frames, unw_backtrace %d, %d of them own\n", case_name, r.n,
+                r.m, first);
+        for (int i = 0; i < r.m; i++)
+            fprintf(stderr, "  #%d %p %p\n", i, i >= first && i - first < r.n ? a[i - first] : NULL, b[i]);
+    }
+    compared += r.n;
+    return tag;
+}
+
+/* the caller of the own frames keeps a frame pointer: its CFA is rbp's */
+__attribute__((noinline, optimize("no-omit-frame-pointer"))) static int probe_own_fp(int tag)
+{
+    volatile int v = tag;
+    int x = probe_own(v);
+    __asm__ volatile("" ::: "memory");
+    return x;
+}
+
+static int find_own(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    uintptr_t me = (uintptr_t)data;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+        if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X) && me >= lo && me < lo + ph->p_memsz) {
+            own_lo = lo;
+            own_hi = lo + ph->p_memsz;
+            return 1;
+        }
+    }
+    return 0;
 }
 
 /* Runs one case; need_fast: ml_unwind must have answered it itself. */
@@ -75,6 +148,63 @@ static int c_o2_noret(void) { return o2_recurse(probe, 2, 3); }
 static int c_deep(void) { return o2_recurse(probe, 300, 0); }
 static int c_deep_mixed(void) { return o0_recurse(probe, 100, 0) + o2_recurse(probe, 100, 0); }
 static int c_cxx(void) { return cxx_run(probe, 9); }
+
+static int c_own_o0(void) { return o0_recurse(probe_own, 5, 0); }
+static int c_own_o0_fp(void) { return o0_recurse(probe_own_fp, 5, 0); }
+static int c_own_o2(void) { return o2_recurse(probe_own, 5, 0); }
+static int c_own_o2_fp(void) { return o2_recurse(probe_own_fp, 5, 0); }
+static int c_own_cxx(void) { return cxx_run(probe_own_fp, 9); }
+static int c_own_deep(void) { return o0_recurse(probe_own_fp, 60, 0) + o2_recurse(probe_own, 60, 0); }
+static void on_signal_own(int sig)
+{
+    (void)sig;
+    probe_own_fp(0);
+}
+static int c_own_signal(void)
+{
+    signal(SIGUSR2, on_signal_own);
+    raise(SIGUSR2);
+    return 0;
+}
+static void *thread_own(void *arg)
+{
+    (void)arg;
+    o0_recurse(probe_own_fp, 4, 0);
+    return NULL;
+}
+static int c_own_thread(void)
+{
+    pthread_t t;
+    if (pthread_create(&t, NULL, thread_own, NULL) != 0)
+        abort();
+    pthread_join(t, NULL);
+    return 0;
+}
+
+static void own_cases(void)
+{
+    if (!dl_iterate_phdr(find_own, (void *)(uintptr_t)own_enter)) {
+        fprintf(stderr, "unwind_own: own_enter's text not found\n");
+        exit(1);
+    }
+    ml_unwind_set_own(own_lo, own_hi);
+    for (own_nofp = 0; own_nofp < 2; own_nofp++) {
+        printf("own frames%s:\n", own_nofp ? ", one without a frame pointer" : "");
+        run("  own, -O0 callers", c_own_o0, 1);
+        run("  own, -O0, fp caller", c_own_o0_fp, 1);
+        run("  own, -O2 callers", c_own_o2, 1);
+        run("  own, -O2, fp caller", c_own_o2_fp, 1);
+        run("  own, C++", c_own_cxx, 1);
+        run("  own, deep", c_own_deep, 1);
+        own_keep = 32;
+        run("  own, deep, keep 32", c_own_deep, 1);
+        own_keep = 3;
+        run("  own, keep 3", c_own_o0_fp, 1);
+        own_keep = MAX;
+        run("  own, signal handler", c_own_signal, 0);
+        run("  own, second thread", c_own_thread, 1);
+    }
+}
 
 static int (*lib_call)(probe_fn, int);
 static int c_lib(void) { return lib_call(probe, 4); }
@@ -142,6 +272,7 @@ int main(void)
     load_lib(); /* reloaded, perhaps at the same address */
     run("signal handler", c_signal, 0);
     run("second thread", c_thread, 1);
+    own_cases();
     printf("%ld frames compared, %d mismatches\n", compared, failures);
     return failures || compared < 1000 ? 1 : 0;
 }
