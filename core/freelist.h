@@ -41,6 +41,10 @@ struct ml_fl_tcache {
 extern ML_TLS struct ml_fl_tcache ml_fl_tc ML_HIDDEN;
 /* (n + 15) / 16 -> class, for n <= ML_FL_FAST_MAX; filled by init. */
 extern uint8_t ml_fl_class_small[ML_FL_FAST_MAX / 16 + 1] ML_HIDDEN;
+
+/* 0 when every size up to the largest small class maps to the smallest
+ * class that holds it, else EINVAL (the unit test's check). */
+int ml_fl_classes_check(void) ML_HIDDEN;
 /* The class map: class + 1 of every 64 KiB page of a live span, else 0;
  * laid out like the owner map (owner.h).  Never faults. */
 extern uint8_t *ml_fl_cls_l1[ML_OS_L1_SIZE] ML_HIDDEN;

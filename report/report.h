@@ -95,6 +95,12 @@ void ml_symbolize(uintptr_t addr, struct ml_frame *out);
  * is the out-of-line function.  Returns the count, 1..cap (cap >= 1). */
 unsigned ml_symbolize_chain(uintptr_t addr, struct ml_frame *out, unsigned cap);
 
+/* addr's out-of-line function by the symbol table alone (.symtab, of the
+ * object or its debug file, else .dynsym), with its object and offset; no
+ * file, line or inline chain.  Never opens DWARF: cheap where a name is
+ * all that is needed (built-in suppressions, the frames below main). */
+void ml_symbolize_symtab(uintptr_t addr, struct ml_frame *out);
+
 /* Whether a frame belongs in the text report: mallard's own frames and
  * libc's start-up frames (below main) are left to the JSON report. */
 int ml_frame_shown(const struct ml_frame *f);

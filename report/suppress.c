@@ -178,27 +178,53 @@ int ml_supp_match(const char *pat, const char *s)
     return 1;
 }
 
-int ml_supp_frame_matches(const struct ml_supp_frame *f)
+/* The first of patterns [from, to) that matches a string of f: 0, or its
+ * number (1-based). */
+static int supp_frame_range(const struct ml_supp_frame *f, size_t from, size_t to)
 {
-    for (size_t k = 0; k < supps.n; k++)
+    for (size_t k = from; k < to; k++)
         if (ml_supp_match(supps.pat[k], f->function) || ml_supp_match(supps.pat[k], f->mangled) ||
             ml_supp_match(supps.pat[k], f->file) || ml_supp_match(supps.pat[k], f->object))
             return (int)k + 1;
     return 0;
 }
 
+int ml_supp_frame_matches(const struct ml_supp_frame *f) { return supp_frame_range(f, 0, supps.n); }
+
+/* The built-in patterns name out-of-line functions of ld.so, libc and
+ * libstdc++, so they are matched against each frame's symbol-table name
+ * (ml_symbolize_symtab), which leaves those objects' DWARF unopened: with
+ * libc6-dbg installed, opening libc's inflates megabytes of compressed
+ * debug sections, most of a short program's traced run.  The file's
+ * patterns see every frame of each inline chain, its file included, as
+ * before; the order is the chain's, innermost first, with the built-in
+ * patterns tried at the out-of-line frame ahead of the file's. */
 int ml_supp_stack(ml_stack_id id)
 {
     if (!id)
         return ML_SUPP_NO_STACK; /* allocated before tracing could capture: ld.so/libc start-up */
     unsigned n;
     const uintptr_t *f = ml_stack_frames(id, &n);
+    int user = supps.n > supps.user;
     for (unsigned i = 0; i < n; i++) {
         struct ml_frame chain[ML_INLINE_MAX]; /* inlined frames count too */
-        unsigned k = ml_symbolize_chain(f[i], chain, ML_INLINE_MAX);
-        for (unsigned j = 0; j < k; j++) {
+        unsigned k = user ? ml_symbolize_chain(f[i], chain, ML_INLINE_MAX) : 0;
+        for (unsigned j = 0; j + 1 < k; j++) {
             struct ml_supp_frame sf = {chain[j].function, chain[j].mangled, chain[j].file, chain[j].object};
-            int m = ml_supp_frame_matches(&sf);
+            int m = supp_frame_range(&sf, supps.user, supps.n);
+            if (m)
+                return m;
+        }
+        struct ml_frame sym;
+        ml_symbolize_symtab(f[i], &sym);
+        struct ml_supp_frame bf = {sym.function, sym.mangled, NULL, sym.object};
+        int m = supp_frame_range(&bf, 0, supps.user);
+        if (m)
+            return m;
+        if (k) {
+            const struct ml_frame *c = &chain[k - 1];
+            struct ml_supp_frame sf = {c->function, c->mangled, c->file, c->object};
+            m = supp_frame_range(&sf, supps.user, supps.n);
             if (m)
                 return m;
         }

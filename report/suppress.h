@@ -3,7 +3,10 @@
  * Patterns come from a built-in list (one-time allocations of ld.so, libc
  * and libstdc++ no program can free) and from the MALLARD_SUPPRESSIONS file
  * (lines "leak:PATTERN", as LSan writes them).  A stack is suppressed when a
- * pattern matches any string of any of its frames.
+ * pattern matches any string of any of its frames.  The built-in patterns
+ * see each frame's symbol-table name and object (they name out-of-line
+ * functions); the file's see every frame of each inline chain, its source
+ * file included.
  */
 #ifndef ML_REPORT_SUPPRESS_H
 #define ML_REPORT_SUPPRESS_H

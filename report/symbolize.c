@@ -62,7 +62,8 @@
 struct sym_entry {
     uintptr_t addr; /* 0: empty slot */
     unsigned n;
-    struct ml_frame *chain; /* meta heap: n frames, innermost first */
+    struct ml_frame *chain;  /* meta heap: n frames, innermost first; NULL: not resolved yet */
+    struct ml_frame *symtab; /* meta heap: ml_symbolize_symtab's answer; NULL: not asked yet */
 };
 
 struct sym_mod {
@@ -266,6 +267,18 @@ static const char *sym_demangle(const char *name)
  * mangled one kept aside. */
 static void sym_set_name(struct ml_frame *f, const char *name)
 {
+    /* a .symtab name may carry its symbol version (glibc's
+     * __libc_start_main@@GLIBC_2.34): the name is what precedes it */
+    const char *at = strchr(name, '@');
+    if (at && at > name) {
+        size_t len = (size_t)(at - name);
+        char *copy = ml_meta_alloc(len + 1);
+        if (copy) {
+            memcpy(copy, name, len);
+            copy[len] = '\0';
+            name = copy;
+        }
+    }
     const char *d = sym_demangle(name);
     f->function = d ? d : name;
     f->mangled = d ? name : NULL;
@@ -479,25 +492,43 @@ static unsigned sym_resolve(uintptr_t addr, struct ml_frame *out, unsigned cap)
     return 1;
 }
 
+/* addr's out-of-line function by the symbol table alone (.symtab of the
+ * object or of its debug file, else .dynsym): what ml_symbolize_symtab
+ * answers.  Never opens the DWARF, so no debug section is decompressed. */
+static void sym_resolve_symtab(uintptr_t addr, struct ml_frame *out)
+{
+    memset(out, 0, sizeof *out);
+    out->addr = addr;
+    out->offset = addr;
+    uintptr_t pc = addr ? addr - 1 : 0;
+    const struct ml_module *m = ml_modules_find(pc);
+    if (!m)
+        return;
+    out->object = m->path;
+    out->offset = addr - m->base;
+    Dwfl_Module *dm = sym.dwfl ? sym_module(m) : NULL;
+    if (!dm)
+        return;
+    GElf_Off off;
+    GElf_Sym s;
+    const char *name = dwfl_module_addrinfo(dm, pc, &off, &s, NULL, NULL, NULL);
+    if (name && name[0])
+        sym_set_name(out, name);
+    if (out->function && !out->mangled)
+        out->function = sym_public_alias(dm, pc, out->function);
+}
+
 /* Set while this thread is inside libdw: a fatal signal raised there whose
  * handler writes the report must not wait for the lock it already holds. */
 static ML_TLS int sym_inside;
 
-unsigned ml_symbolize_chain(uintptr_t addr, struct ml_frame *out, unsigned cap)
+/* Takes sym.lock and opens the Dwfl on first use; returns 0, or -1 when
+ * this thread is already inside libdw (a fatal signal raised there): then
+ * only the object and offset may be given, and nothing is locked. */
+static int sym_enter(void)
 {
-    if (!cap)
-        return 0;
-    if (sym_inside) {
-        memset(out, 0, sizeof *out);
-        out->addr = addr;
-        out->offset = addr;
-        const struct ml_module *m = ml_modules_find(addr ? addr - 1 : 0);
-        if (m) {
-            out->object = m->path;
-            out->offset = addr - m->base;
-        }
-        return 1;
-    }
+    if (sym_inside)
+        return -1;
     ml_mutex_lock(&sym.lock);
     sym_inside = 1;
     if (!sym.dwfl && !sym.failed) {
@@ -509,39 +540,89 @@ unsigned ml_symbolize_chain(uintptr_t addr, struct ml_frame *out, unsigned cap)
         }
         sym.failed = !sym.dwfl;
     }
-    struct sym_entry *e = NULL;
-    if (addr && sym_cache_reserve() == 0) {
-        e = sym_cache_slot(addr);
-        if (e->addr != addr) {
-            struct ml_frame tmp[ML_INLINE_MAX];
-            unsigned n = sym_resolve(addr, tmp, ML_INLINE_MAX);
-            struct ml_frame *chain = ml_meta_alloc(n * sizeof *chain);
-            if (chain) {
-                memcpy(chain, tmp, n * sizeof *chain);
-                e->addr = addr;
-                e->n = n;
-                e->chain = chain;
-                sym.cache_n++;
-            } else {
-                e = NULL;
-            }
-        }
-    }
-    unsigned n;
-    if (e) {
-        n = e->n < cap ? e->n : cap;
-        memcpy(out, e->chain, n * sizeof *out);
-    } else {
-        struct ml_frame tmp[ML_INLINE_MAX];
-        n = sym_resolve(addr, tmp, ML_INLINE_MAX);
-        n = n < cap ? n : cap;
-        memcpy(out, tmp, n * sizeof *out);
-    }
-    if (n && out[n - 1].inlined && n == cap)
-        out[n - 1].inlined = 0; /* cut short: the last frame shown stands alone */
+    return 0;
+}
+
+static void sym_leave(void)
+{
     sym_inside = 0;
     ml_mutex_unlock(&sym.lock);
+}
+
+static void sym_object_only(uintptr_t addr, struct ml_frame *out)
+{
+    memset(out, 0, sizeof *out);
+    out->addr = addr;
+    out->offset = addr;
+    const struct ml_module *m = ml_modules_find(addr ? addr - 1 : 0);
+    if (m) {
+        out->object = m->path;
+        out->offset = addr - m->base;
+    }
+}
+
+/* addr's cache entry, made if need be; NULL when the cache is out of
+ * memory (the caller resolves without caching). */
+static struct sym_entry *sym_entry_for(uintptr_t addr)
+{
+    if (!addr || sym_cache_reserve() != 0)
+        return NULL;
+    struct sym_entry *e = sym_cache_slot(addr);
+    if (e->addr != addr) {
+        *e = (struct sym_entry){.addr = addr};
+        sym.cache_n++;
+    }
+    return e;
+}
+
+unsigned ml_symbolize_chain(uintptr_t addr, struct ml_frame *out, unsigned cap)
+{
+    if (!cap)
+        return 0;
+    if (sym_enter() != 0) {
+        sym_object_only(addr, out);
+        return 1;
+    }
+    struct sym_entry *e = sym_entry_for(addr);
+    struct ml_frame tmp[ML_INLINE_MAX];
+    const struct ml_frame *chain = e ? e->chain : NULL;
+    unsigned n = e ? e->n : 0;
+    if (!chain) {
+        n = sym_resolve(addr, tmp, ML_INLINE_MAX);
+        chain = tmp;
+        struct ml_frame *keep = e ? ml_meta_alloc(n * sizeof *keep) : NULL;
+        if (keep) {
+            memcpy(keep, tmp, n * sizeof *keep);
+            e->n = n;
+            e->chain = keep;
+        }
+    }
+    n = n < cap ? n : cap;
+    memcpy(out, chain, n * sizeof *out);
+    if (n && out[n - 1].inlined && n == cap)
+        out[n - 1].inlined = 0; /* cut short: the last frame shown stands alone */
+    sym_leave();
     return n;
+}
+
+void ml_symbolize_symtab(uintptr_t addr, struct ml_frame *out)
+{
+    if (sym_enter() != 0) {
+        sym_object_only(addr, out);
+        return;
+    }
+    struct sym_entry *e = sym_entry_for(addr);
+    if (e && e->symtab) {
+        *out = *e->symtab;
+    } else {
+        sym_resolve_symtab(addr, out);
+        struct ml_frame *keep = e ? ml_meta_alloc(sizeof *keep) : NULL;
+        if (keep) {
+            *keep = *out;
+            e->symtab = keep;
+        }
+    }
+    sym_leave();
 }
 
 void ml_symbolize(uintptr_t addr, struct ml_frame *out) { ml_symbolize_chain(addr, out, 1); }

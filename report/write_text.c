@@ -89,6 +89,11 @@ static void text_stack(struct ml_wbuf *o, ml_stack_id id)
     const uintptr_t *frames = id ? ml_stack_frames(id, &n) : NULL;
     unsigned shown = 0;
     for (unsigned i = 0; frames && i < n; i++) {
+        /* below main by its symbol alone: libc's DWARF stays closed */
+        struct ml_frame sym;
+        ml_symbolize_symtab(frames[i], &sym);
+        if (!ml_frame_shown(&sym))
+            continue;
         struct ml_frame chain[ML_INLINE_MAX];
         unsigned k = ml_symbolize_chain(frames[i], chain, ML_INLINE_MAX);
         for (unsigned j = 0; j < k; j++)

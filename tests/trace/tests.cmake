@@ -91,3 +91,23 @@ foreach(c registry cxx_mismatch interior_free inline_leak cxx_owners)
       --bin ${ML_FIXTURE_DIR})
   set_tests_properties(trace_valgrind_frames_${c} PROPERTIES TIMEOUT 300)
 endforeach()
+
+# The report opens an object's DWARF only for frames it prints (or for a
+# suppression file's patterns): a library with compressed DWARF, and
+# libelf's elf_compress counted by a preloaded interposer.
+add_library(fx_lazy_dwarf_lib SHARED ${CMAKE_SOURCE_DIR}/tests/programs/lazy_dwarf_lib.c)
+target_compile_options(fx_lazy_dwarf_lib PRIVATE -g -gz=zlib -O1 -Wall -Wextra)
+target_link_options(fx_lazy_dwarf_lib PRIVATE -gz=zlib)
+set_target_properties(fx_lazy_dwarf_lib PROPERTIES OUTPUT_NAME lazy_dwarf_lib LIBRARY_OUTPUT_DIRECTORY ${ML_FIXTURE_DIR})
+add_executable(fx_lazy_dwarf ${CMAKE_SOURCE_DIR}/tests/programs/lazy_dwarf.c)
+target_compile_options(fx_lazy_dwarf PRIVATE -g -O1 -Wall -Wextra)
+target_link_libraries(fx_lazy_dwarf PRIVATE fx_lazy_dwarf_lib)
+set_target_properties(fx_lazy_dwarf PROPERTIES OUTPUT_NAME lazy_dwarf RUNTIME_OUTPUT_DIRECTORY ${ML_FIXTURE_DIR})
+add_library(fx_elf_compress_count MODULE ${CMAKE_CURRENT_LIST_DIR}/elf_compress_count.c)
+target_compile_options(fx_elf_compress_count PRIVATE -O1 -Wall -Wextra)
+target_link_libraries(fx_elf_compress_count PRIVATE ${CMAKE_DL_LIBS})
+set_target_properties(fx_elf_compress_count PROPERTIES OUTPUT_NAME elf_compress_count LIBRARY_OUTPUT_DIRECTORY ${ML_FIXTURE_DIR})
+add_test(NAME trace_lazy_dwarf
+  COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/lazy_dwarf.sh $<TARGET_FILE:mallard> $<TARGET_FILE:fx_elf_compress_count>
+    $<TARGET_FILE:fx_lazy_dwarf>)
+set_tests_properties(trace_lazy_dwarf PROPERTIES PASS_REGULAR_EXPRESSION "lazy dwarf ok" TIMEOUT 120)

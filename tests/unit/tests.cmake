@@ -15,3 +15,11 @@ foreach(case large_reuse large_calloc_zero purge_decay realloc_grow realloc_cycl
   set_tests_properties(unit_freelist_${case} PROPERTIES ENVIRONMENT "CK_RUN_CASE=${case}"
                        TIMEOUT 300 LABELS "unit")
 endforeach()
+
+# The freelist size classes against their table, every size (once here
+# rather than at each process start).
+add_executable(unit_classes ${CMAKE_CURRENT_LIST_DIR}/unit_classes.c)
+target_compile_options(unit_classes PRIVATE -Wall -Wextra -Werror)
+target_link_libraries(unit_classes PRIVATE mallard_core)
+add_test(NAME unit_classes COMMAND unit_classes)
+set_tests_properties(unit_classes PROPERTIES PASS_REGULAR_EXPRESSION "size classes ok" TIMEOUT 120 LABELS "unit")
