@@ -12,7 +12,10 @@
  * is the return address into the caller of the malloc-family function; the
  * caching unwinder steps over them without recording them (ml_unwind_skip:
  * after their first visit, mallard's standard frame-pointer frames cost
- * three loads each, no recipe lookup).
+ * three loads each, no recipe lookup).  A per-thread memo of the last walks
+ * (unwind.c) answers a walk that would read the very words a recorded one
+ * read with that walk's stack id, so a loop allocating from one place
+ * neither walks nor hashes its stack again.
  *
  * Depot: stacks are deduplicated into 32-bit ids.  A 64-way sharded hash
  * (each shard its own lock, so threads rarely meet) maps a stack to its id;
@@ -71,6 +74,11 @@ static ML_TLS struct {
     uint64_t hash;
     ml_stack_id id;
 } recent[RECENT];
+/* and the unwinder's record of its last walks on this thread (unwind.c): a
+ * signal handler on this thread captures no stack while the thread is in
+ * a capture (the trace layer's guard is set then), so it is never seen
+ * half-written */
+static ML_TLS struct ml_unwind_memo memo;
 
 /* ---- unwinding across fork ------------------------------------------
  *
@@ -279,6 +287,8 @@ out:
     return id;
 }
 
+static ml_stack_id capture_rest(void **raw, int n, int (*bt)(void **, int));
+
 ml_stack_id ml_stack_capture(void)
 {
     int (*bt)(void **, int) = __atomic_load_n(&st.backtrace, __ATOMIC_ACQUIRE);
@@ -287,8 +297,25 @@ ml_stack_id ml_stack_capture(void)
     if (ML_UNLIKELY(no_unwind))
         return 0;
     void *raw[ML_DEPTH_MAX + 16];
-    /* mallard's own leading frames are dropped by the unwinder itself */
-    int n = st.fast ? ml_unwind_skip(raw, st.depth + 8, st.depth) : -1;
+    /* mallard's own leading frames are dropped by the unwinder itself; a
+     * walk that would read just what the last one from the same place read
+     * has its frames, hence its id */
+    int n = st.fast ? ml_unwind_skip(raw, st.depth, &memo) : -1;
+    if (n == ML_UNWIND_SAME && ML_LIKELY(memo.way[memo.last].id))
+        return memo.way[memo.last].id;
+    return capture_rest(raw, n, bt);
+}
+
+/* The rest of a capture: n is ml_unwind_skip's answer. */
+static __attribute__((noinline)) ml_stack_id capture_rest(void **raw, int n, int (*bt)(void **, int))
+{
+    /* the memo's way that holds (or was just filled with) this walk */
+    struct ml_unwind_memo_way *w = n > 0 || n == ML_UNWIND_SAME ? &memo.way[memo.last] : NULL;
+    if (n == ML_UNWIND_SAME)
+        n = ml_unwind_skip(raw, st.depth, NULL); /* its id is not known yet */
+    if (w && w->n != n) {
+        w = NULL; /* not recorded */
+    }
     int first = 0;
     if (ML_UNLIKELY(n < 0)) {
         /* libunwind checks addresses with read(2), a cancellation point: a
@@ -310,8 +337,11 @@ ml_stack_id ml_stack_capture(void)
     const uintptr_t *frames = (const uintptr_t *)&raw[first];
     uint64_t h = hash_frames(frames, (unsigned)n);
     unsigned slot = (unsigned)(h >> 58) & (RECENT - 1);
-    if (recent[slot].hash == h && recent[slot].id)
+    if (recent[slot].hash == h && recent[slot].id) {
+        if (w)
+            w->id = recent[slot].id;
         return recent[slot].id;
+    }
     int fresh;
     ml_stack_id id = intern(frames, (unsigned)n, h, &fresh);
     if (ML_UNLIKELY(!id))
@@ -332,6 +362,8 @@ ml_stack_id ml_stack_capture(void)
     }
     recent[slot].hash = h;
     recent[slot].id = id;
+    if (w)
+        w->id = id;
     return id;
 }
 

@@ -4,9 +4,11 @@
  * frames deep, then takes both stacks from its innermost frame: r->skip's
  * (which drops the leading frames in this library) and r->bt's (all of
  * them). */
+struct ml_unwind_memo;
 struct own_req {
-    int (*skip)(void **out, int max, int keep);
+    int (*skip)(void **out, int keep, struct ml_unwind_memo *memo);
     int (*bt)(void **out, int max);
+    struct ml_unwind_memo *memo;
     void **a, **b;
     int max, keep, n, m, nofp;
 };
@@ -14,7 +16,7 @@ int own_enter(struct own_req *r, int depth);
 
 __attribute__((noinline)) static int own_leaf(struct own_req *r)
 {
-    r->n = r->skip(r->a, r->max, r->keep);
+    r->n = r->skip(r->a, r->keep, r->memo);
     r->m = r->bt(r->b, r->max);
     __asm__ volatile("" ::: "memory");
     return r->n;
