@@ -55,6 +55,8 @@ struct ml_unwind_memo {
         } check[ML_MEMO_CHECKS];
     } way[ML_MEMO_WAYS];
 };
+/* At thread exit (the trace layer's): the capture's per-thread memory goes. */
+void ml_stack_thread_exit(void);
 void ml_unwind_set_own(uintptr_t lo, uintptr_t hi);
 int ml_unwind_skip(void **out, int keep, struct ml_unwind_memo *memo);
 /* Captures the stack of a fault: pc is where it happened (frame 0, stored

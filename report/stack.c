@@ -77,8 +77,39 @@ static ML_TLS struct {
 /* and the unwinder's record of its last walks on this thread (unwind.c): a
  * signal handler on this thread captures no stack while the thread is in
  * a capture (the trace layer's guard is set then), so it is never seen
- * half-written */
-static ML_TLS struct ml_unwind_memo memo;
+ * half-written.  It lives in the meta heap, made at the thread's first
+ * capture and freed at its exit: in static TLS, its 4 KiB would come out
+ * of every thread's stack, and pthread_create of a PTHREAD_STACK_MIN
+ * stack would fail (EINVAL). */
+static ML_TLS struct ml_unwind_memo *memo;
+static ML_TLS int memo_done; /* past thread exit, or none to be had: no memo */
+
+static struct ml_unwind_memo *memo_get(void)
+{
+    if (ML_LIKELY(memo != NULL) || memo_done)
+        return memo;
+    ml_tr_busy_enter(); /* the meta heap's lock */
+    struct ml_unwind_memo *m = ml_meta_alloc(sizeof *m);
+    ml_tr_busy_leave();
+    if (m)
+        memset(m, 0, sizeof *m);
+    else
+        memo_done = 1;
+    memo = m;
+    return m;
+}
+
+void ml_stack_thread_exit(void)
+{
+    struct ml_unwind_memo *m = memo;
+    memo = NULL;
+    memo_done = 1;
+    if (m) {
+        ml_tr_busy_enter();
+        ml_meta_free(m);
+        ml_tr_busy_leave();
+    }
+}
 
 /* ---- unwinding across fork ------------------------------------------
  *
@@ -287,7 +318,7 @@ out:
     return id;
 }
 
-static ml_stack_id capture_rest(void **raw, int n, int (*bt)(void **, int));
+static ml_stack_id capture_rest(void **raw, int n, struct ml_unwind_memo *mm, int (*bt)(void **, int));
 
 ml_stack_id ml_stack_capture(void)
 {
@@ -300,17 +331,19 @@ ml_stack_id ml_stack_capture(void)
     /* mallard's own leading frames are dropped by the unwinder itself; a
      * walk that would read just what the last one from the same place read
      * has its frames, hence its id */
-    int n = st.fast ? ml_unwind_skip(raw, st.depth, &memo) : -1;
-    if (n == ML_UNWIND_SAME && ML_LIKELY(memo.way[memo.last].id))
-        return memo.way[memo.last].id;
-    return capture_rest(raw, n, bt);
+    struct ml_unwind_memo *m = st.fast ? memo_get() : NULL;
+    int n = st.fast ? ml_unwind_skip(raw, st.depth, m) : -1;
+    if (n == ML_UNWIND_SAME && ML_LIKELY(m->way[m->last].id))
+        return m->way[m->last].id;
+    return capture_rest(raw, n, m, bt);
 }
 
 /* The rest of a capture: n is ml_unwind_skip's answer. */
-static __attribute__((noinline)) ml_stack_id capture_rest(void **raw, int n, int (*bt)(void **, int))
+static __attribute__((noinline)) ml_stack_id capture_rest(void **raw, int n, struct ml_unwind_memo *mm,
+                                                          int (*bt)(void **, int))
 {
     /* the memo's way that holds (or was just filled with) this walk */
-    struct ml_unwind_memo_way *w = n > 0 || n == ML_UNWIND_SAME ? &memo.way[memo.last] : NULL;
+    struct ml_unwind_memo_way *w = mm && (n > 0 || n == ML_UNWIND_SAME) ? &mm->way[mm->last] : NULL;
     if (n == ML_UNWIND_SAME)
         n = ml_unwind_skip(raw, st.depth, NULL); /* its id is not known yet */
     if (w && w->n != n) {

@@ -916,6 +916,7 @@ static void tr_thread_exit(void)
         ml_threads_detach();
         t.attached = 0;
     }
+    ml_stack_thread_exit();
     counts_fold();
     t.guard = guard;
     if (inner->thread_exit)

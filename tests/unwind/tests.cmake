@@ -25,3 +25,13 @@ target_link_libraries(unwind_match PRIVATE unwind_own unwind ${CMAKE_DL_LIBS} Th
 add_dependencies(unwind_match unwind_lib)
 add_test(NAME trace_unwind_match COMMAND unwind_match)
 set_tests_properties(trace_unwind_match PROPERTIES TIMEOUT 60)
+
+# a PTHREAD_STACK_MIN thread starts under the preload, traced or not (static TLS)
+add_executable(unwind_minstack ${ML_UNWIND_DIR}/minstack.c)
+target_compile_options(unwind_minstack PRIVATE ${ML_WARN} -O1)
+target_link_libraries(unwind_minstack PRIVATE Threads::Threads)
+foreach(trace 0 1)
+  add_test(NAME trace_minstack_${trace}
+    COMMAND timeout -k 5 60 env LD_PRELOAD=${ML_LIB} MALLARD_TRACE=${trace} $<TARGET_FILE:unwind_minstack>)
+  set_tests_properties(trace_minstack_${trace} PROPERTIES TIMEOUT 90 PASS_REGULAR_EXPRESSION "minstack ok")
+endforeach()
