@@ -212,8 +212,6 @@ int ml_stack_init(int depth)
         ml_say("libunwind.so.8 has no unw_backtrace; allocation stacks are not recorded");
         return -1;
     }
-    void *warm[4];
-    bt(warm, 4); /* libunwind's one-time set-up happens here, not in malloc */
     st.fast = ml_unwind_init() == 0;
     ml_unwind_set_own(st.self_lo, st.self_hi);
     __atomic_store_n(&st.backtrace, bt, __ATOMIC_RELEASE);
