@@ -73,8 +73,8 @@
 #define ML_FL_EPOCH_NS 100000000ull
 #define ML_FL_DIRTY_MAX ((size_t)32 << 20)
 #define LARGE_CACHE_SLOTS 16
-#define LARGE_CACHE_MIN ((size_t)2 << 20)  /* the cache's budget: the peak of live */
-#define LARGE_CACHE_MAX ((size_t)64 << 20) /* large bytes, within these bounds */
+#define LARGE_CACHE_MIN ((size_t)2 << 20) /* the cache's budget: the peak of live */
+#define LARGE_CACHE_MAX ((size_t)1 << 30) /* large bytes, within these bounds */
 /* Thread-cache growth: a bin that runs dry grows by a batch, up to
  * BIN_CAP_BYTES of objects (BIN_CAP_OBJS at most), while the thread's
  * TC_GROW_BYTES allowance lasts. */

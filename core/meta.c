@@ -128,6 +128,7 @@ void *ml_meta_alloc(size_t size)
     size_t bsize = (size_t)1 << (c + META_MIN_SHIFT);
     ml_mutex_lock(&meta.lock);
     struct meta_hdr *h = meta.free[c];
+    int reused = h != NULL;
     if (h) {
         meta.free[c] = *(void **)((char *)h + META_HDR);
     } else {
@@ -153,7 +154,10 @@ void *ml_meta_alloc(size_t size)
     h->cls = c;
     h->magic = META_MAGIC;
     void *p = (char *)h + META_HDR;
-    memset(p, 0, bsize - META_HDR);
+    /* a block carved afresh is straight from the kernel, zero already:
+     * clearing it would only fault its pages in before they are needed */
+    if (reused)
+        memset(p, 0, bsize - META_HDR);
     return p;
 }
 

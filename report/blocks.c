@@ -49,10 +49,10 @@ struct shard {
     shard_lock lock;
     struct rec *slots;
     size_t cap, count;
-    char pad[64 - sizeof(shard_lock) - sizeof(void *) - 2 * sizeof(size_t)];
-};
+} __attribute__((aligned(64))); /* one cache line each (the lock's padding made them 72 bytes) */
 
-static struct shard shards[SHARDS] __attribute__((aligned(64)));
+_Static_assert(sizeof(struct shard) == 64, "a shard is one cache line");
+static struct shard shards[SHARDS];
 
 __attribute__((noinline)) static void lock_wait(shard_lock *l)
 {
@@ -141,7 +141,7 @@ static inline size_t next_slot(size_t j, size_t cap) { return j + 1 == cap ? 0 :
 #define TABLE_MAPPED_MIN ((size_t)8 << 10)
 #define META_LARGEST_CLASS ((size_t)64 << 10)
 
-static int grow(struct shard *s)
+__attribute__((noinline, cold)) static int grow(struct shard *s)
 {
     size_t cap = s->cap ? s->cap + s->cap / 2 : 256;
     size_t bytes = cap * sizeof(struct rec);
@@ -212,7 +212,7 @@ int ml_blocks_insert(uintptr_t addr, uint64_t size, uint32_t stack, uint16_t tag
 }
 
 /* The record of addr in its shard, or NULL.  Caller holds s->lock. */
-static struct rec *find(struct shard *s, uintptr_t addr, uint64_t h)
+static inline __attribute__((always_inline)) struct rec *find(struct shard *s, uintptr_t addr, uint64_t h)
 {
     if (!s->cap)
         return NULL;

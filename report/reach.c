@@ -21,11 +21,15 @@
  *      mallard's into one /proc/self/maps entry, so the entry says nothing).
  *      Every root loses the skip ranges and any granule mallard owns (meta
  *      heap, backend heaps).  A word marks the block whose
- *      [addr, addr + max(size,1)) holds it, found by binary search; marked
+ *      [addr, addr + max(size,1)) holds it, found through an address index
+ *      (one bucket per power-of-two stretch of the heap, about one block
+ *      each) and a binary search among the few in its bucket; marked
  *      blocks go on an explicit work stack and are scanned in turn, so
  *      chains of any length are fine.
  *   3. Pointed: every unmarked block is scanned once, and each unmarked
- *      block another one points to is flagged.
+ *      block another one points to is flagged; the pointers found are
+ *      kept (up to 4 per lost block), so that step 4 follows them instead
+ *      of reading the blocks again.
  *   4. Cliques: walk the unmarked blocks, first those no other points to,
  *      then the rest (cycles, and what hangs off them), each group in
  *      allocation order.  Each one not yet classified becomes DEFINITE, a
@@ -71,6 +75,9 @@
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 /* flags, scratch per block */
 #define F_MARK 1u     /* reached from a root */
@@ -91,8 +98,8 @@ enum reach_mode { MODE_ROOTS, MODE_POINTED, MODE_CLIQUE };
 #define M_ANON 8u     /* private memory no file backs: untouched pages read as 0 */
 #define M_SPECIAL 16u /* [vvar], [vdso], [vsyscall]: never read */
 
-/* Blocks per entry of the sampled index. */
-#define REACH_STRIDE 32
+/* Buckets of the address index, about one per this many blocks. */
+#define REACH_PER_BUCKET 1
 
 /* Ranges at least this long consult pagemap to skip untouched pages. */
 #define REACH_PAGEMAP_MIN ((uintptr_t)256 << 10)
@@ -106,8 +113,13 @@ struct reach {
     struct ml_live *b;
     size_t n;
     uintptr_t min, span; /* every block lies in [min, min + span) */
-    uintptr_t *index;    /* b[k * REACH_STRIDE].addr: the search's first level */
-    size_t nindex;
+    /* The address index: bucket[k] is the first block at or above
+     * min + (k << bshift), bucket[nbucket] is n.  Blocks starting in
+     * bucket k are [bucket[k], bucket[k + 1]). */
+    uint32_t *bucket;
+    size_t nbucket;
+    unsigned bshift;
+    uint32_t bucket_one[2]; /* the index when no room: one bucket, a plain binary search */
     size_t *work;
     size_t top;
     enum reach_mode mode;
@@ -126,8 +138,13 @@ struct reach {
     int lost;   /* a fault may have dropped pushes: rebuild the work stack */
     int nomaps; /* the maps are synthesized (no /proc): blocks are not checked against them */
     struct reach_guard *g;
-    void *vbuf; /* scan_copied's buffer (meta heap); NULL: read directly */
+    void *vbuf;      /* scan_copied's buffer (meta heap); NULL: read directly */
+    uint64_t *edges; /* MODE_POINTED's finds, from << 32 | to, by from; NULL: read again */
+    size_t nedges, edges_cap, edges_max;
     pid_t self;
+    int avx2;    /* scan_words_avx2 may run */
+    int jb_here; /* g->jb was set by the running drain or pointed walk */
+    size_t walk; /* the pointed walk's position */
 };
 
 /* The fault guard: one scan at a time (exit), on one thread.  It lives in
@@ -575,41 +592,47 @@ static void blocks_flag_glibc(struct reach *st)
     }
 }
 
-static inline void reach_hit(struct reach *st, uintptr_t w)
+/* Keeps the pointer from block `from` to block `to` that MODE_POINTED
+ * found, for MODE_CLIQUE to follow without reading the block again.  When
+ * the list cannot grow, it is dropped and the blocks are read again. */
+static __attribute__((noinline)) void edge_grow(struct reach *st, size_t from, size_t to)
 {
-    /* The last block whose addr <= w: first in the sampled index, which
-     * stays in cache, then among the REACH_STRIDE blocks it leads to;
-     * branch-free halving both times. */
-    const uintptr_t *ix = st->index;
-    size_t len = st->nindex;
-    while (len > 1) {
-        size_t half = len >> 1;
-        ix = ix[half] <= w ? ix + half : ix;
-        len -= half;
-    }
-    size_t first = (size_t)(ix - st->index) * REACH_STRIDE;
-    const struct ml_live *base = st->b + first;
-    len = st->n - first < REACH_STRIDE ? st->n - first : REACH_STRIDE;
-    while (len > 1) {
-        size_t half = len >> 1;
-        base = base[half].addr <= w ? base + half : base;
-        len -= half;
-    }
-    uint64_t size = base->size ? base->size : 1;
-    if (w - base->addr >= size)
+    size_t cap = st->edges_cap * 2;
+    uint64_t *e = cap <= st->edges_max ? ml_meta_realloc(st->edges, cap * sizeof *e) : NULL;
+    if (!e) {
+        ml_meta_free(st->edges);
+        st->edges = NULL;
         return;
-    if (ML_UNLIKELY(base->flags & F_GLIBC) && w == glibc_next_chunk(base->addr))
-        return; /* glibc's own link to the next chunk (its top, a bin), not the program's */
-    struct ml_live *blk = (struct ml_live *)base;
-    size_t j = (size_t)(blk - st->b);
+    }
+    st->edges = e;
+    st->edges_cap = cap;
+    e[st->nedges++] = (uint64_t)from << 32 | to;
+}
+
+static inline void edge_add(struct reach *st, size_t from, size_t to)
+{
+    if (!st->edges)
+        return;
+    if (ML_LIKELY(st->nedges < st->edges_cap))
+        st->edges[st->nedges++] = (uint64_t)from << 32 | to;
+    else
+        edge_grow(st, from, to);
+}
+
+/* What a pointer to block j does in the current mode. */
+static inline void reach_take(struct reach *st, size_t j)
+{
+    struct ml_live *blk = &st->b[j];
     if (st->mode == MODE_ROOTS) {
         if (blk->flags & F_MARK)
             return;
         blk->flags |= F_MARK;
         blk->kind = ML_KIND_REACHABLE;
     } else if (st->mode == MODE_POINTED) {
-        if (!(blk->flags & F_MARK) && j != st->leader)
+        if (!(blk->flags & F_MARK) && j != st->leader) {
             blk->flags |= F_POINTED;
+            edge_add(st, st->leader, j);
+        }
         return;
     } else {
         if ((blk->flags & F_MARK) || j == st->leader)
@@ -630,11 +653,92 @@ static inline void reach_hit(struct reach *st, uintptr_t w)
     st->work[st->top++] = j;
 }
 
+static inline void reach_hit(struct reach *st, uintptr_t w)
+{
+    /* The last block whose addr <= w: the bucket of w gives the blocks
+     * that start in its stretch of addresses, then branch-free halving
+     * over them and the one before (which may reach into it). */
+    size_t k = (size_t)((w - st->min) >> st->bshift);
+    size_t lo = st->bucket[k], hi = st->bucket[k + 1];
+    lo -= lo > 0;
+    const struct ml_live *base = st->b + lo;
+    size_t len = hi - lo;
+    while (len > 1) {
+        size_t half = len >> 1;
+        base = base[half].addr <= w ? base + half : base;
+        len -= half;
+    }
+    uint64_t size = base->size ? base->size : 1;
+    if (w - base->addr >= size)
+        return;
+    if (ML_UNLIKELY(base->flags & F_GLIBC) && w == glibc_next_chunk(base->addr))
+        return; /* glibc's own link to the next chunk (its top, a bin), not the program's */
+    reach_take(st, (size_t)(base - st->b));
+}
+
+/* MODE_CLIQUE without reading block j: the pointers MODE_POINTED found in
+ * it, in the order it found them. */
+static void edges_follow(struct reach *st, size_t j)
+{
+    const uint64_t *e = st->edges;
+    size_t lo = 0, hi = st->nedges;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if ((e[mid] >> 32) < j)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (; lo < st->nedges && (e[lo] >> 32) == j; lo++)
+        reach_take(st, (size_t)(uint32_t)e[lo]);
+}
+
 /* Reads memory no one gave it: a sanitizer must not instrument it. */
+#if defined(__x86_64__)
+/* Eight words a step: each minus min compared with span as unsigned
+ * numbers (a signed compare after flipping the top bits), one test for all
+ * eight; a step with a candidate goes word by word.  About 1.5 instructions
+ * a word where the plain loop takes 7: the words that are not pointers
+ * into the heap, nearly all of them, cost that much less.  Every load
+ * lies inside [p, end), so within the page scan_guarded gave. */
+__attribute__((target("avx2"), no_sanitize_address)) static void
+scan_words_avx2(struct reach *st, const uintptr_t *p, const uintptr_t *end)
+{
+    const uintptr_t min = st->min, span = st->span;
+    const __m256i vmin = _mm256_set1_epi64x((long long)min);
+    const __m256i top = _mm256_set1_epi64x((long long)((uintptr_t)1 << 63));
+    const __m256i lim = _mm256_set1_epi64x((long long)(span ^ ((uintptr_t)1 << 63)));
+    for (; end - p >= 8; p += 8) {
+        __m256i a = _mm256_xor_si256(_mm256_sub_epi64(_mm256_loadu_si256((const __m256i *)p), vmin), top);
+        __m256i b =
+            _mm256_xor_si256(_mm256_sub_epi64(_mm256_loadu_si256((const __m256i *)(p + 4)), vmin), top);
+        __m256i in = _mm256_or_si256(_mm256_cmpgt_epi64(lim, a), _mm256_cmpgt_epi64(lim, b));
+        if (ML_LIKELY(_mm256_testz_si256(in, in)))
+            continue;
+        for (int i = 0; i < 8; i++) {
+            uintptr_t w = p[i];
+            if (w - min < span)
+                reach_hit(st, w);
+        }
+    }
+    for (; p < end; p++) {
+        uintptr_t w = *p;
+        if (w - min < span)
+            reach_hit(st, w);
+    }
+}
+#endif
+
 __attribute__((no_sanitize_address)) static void scan_words(struct reach *st, uintptr_t lo, uintptr_t hi)
 {
     lo = (lo + 7) & ~(uintptr_t)7;
     hi &= ~(uintptr_t)7;
+#if defined(__x86_64__)
+    if (st->avx2) {
+        scan_words_avx2(st, (const uintptr_t *)lo, (const uintptr_t *)hi);
+        return;
+    }
+#endif
     const uintptr_t min = st->min, span = st->span;
     for (const uintptr_t *p = (const uintptr_t *)lo; p < (const uintptr_t *)hi; p++) {
         uintptr_t w = *p;
@@ -810,16 +914,44 @@ static void scan_block(struct reach *st, const struct ml_live *blk)
     scan_guarded(st, lo, hi);
 }
 
+/* Whether blk lies inside one page.  drain and the pointed walk read such
+ * a block under a jump buffer they set once for many (sigsetjmp per block
+ * was a fifth of the scan's instructions): a fault loses the rest of the
+ * page, which is the rest of the block, as in scan_guarded. */
+static inline int block_small(const struct reach *st, const struct ml_live *blk)
+{
+    uintptr_t mask = ~(uintptr_t)(st->page - 1);
+    return blk->size && (blk->addr & mask) == ((blk->addr + blk->size - 1) & mask);
+}
+
 static void drain(struct reach *st)
 {
+    struct reach_guard *const g = st->g;
     for (;;) {
+        st->jb_here = 0;
         while (st->top) {
             size_t j = st->work[--st->top];
             struct ml_live *blk = &st->b[j];
             if (blk->flags & (F_SCANNED | F_NOREAD))
                 continue;
             blk->flags |= F_SCANNED;
-            scan_block(st, blk);
+            if (st->mode == MODE_CLIQUE && st->edges) {
+                edges_follow(st, j);
+            } else if (block_small(st, blk)) {
+                if (!st->jb_here) {
+                    st->jb_here = 1;
+                    if (sigsetjmp(g->jb, 0) != 0) {
+                        st->lost = 1; /* that block is done; pushes may be lost */
+                        continue;
+                    }
+                }
+                g->armed = 1;
+                scan_words(st, blk->addr, blk->addr + blk->size);
+                g->armed = 0;
+            } else {
+                scan_block(st, blk);
+                st->jb_here = 0; /* scan_guarded's frame held the jump buffer */
+            }
         }
         if (!st->lost)
             return;
@@ -1054,6 +1186,17 @@ static void roots_objects(struct reach *st, uintptr_t self)
     st->tls_span = pc.tls ? (pc.tls + 63) & ~(uintptr_t)63 : 4096;
     for (size_t i = 0; i < pc.n; i++)
         root_add(st, pc.r[i].lo, pc.r[i].hi);
+    /* Their .bss beyond the file is an anonymous mapping: roots_anonymous
+     * must not read it again (mallard's own 4 MiB bootstrap arena was read
+     * twice by every traced process). */
+    struct ml_range *ex = st->excl ? ml_meta_alloc((st->nexcl + pc.n) * sizeof *ex) : NULL;
+    if (ex) {
+        memcpy(ex, st->excl, st->nexcl * sizeof *ex);
+        memcpy(ex + st->nexcl, pc.r, pc.n * sizeof *ex);
+        ml_meta_free(st->excl);
+        st->excl = ex;
+        st->nexcl = range_normalize(ex, st->nexcl + pc.n);
+    }
     ml_meta_free(pc.r);
 }
 
@@ -1221,19 +1364,113 @@ static void walk_sort(const struct ml_live *b, size_t *ix, size_t m)
     }
 }
 
+/* The same order as walk_sort, by LSD radix sort: each index packed with
+ * its key, F_POINTED above seq - min seq above the index, sorted 11 bits a
+ * pass over the bits the keys use, the index recovered from the low bits.
+ * tmp: m words of scratch.  0, or -1 (the keys do not fit a word, no
+ * room) when walk_sort must do it.  The heap sort was the largest part of
+ * classifying 10^5 lost blocks. */
+static int walk_radix(const struct ml_live *b, size_t *ix, size_t m, uint64_t *tmp)
+{
+    uint32_t smin = UINT32_MAX, smax = 0;
+    size_t imax = 0;
+    for (size_t k = 0; k < m; k++) {
+        uint32_t s = b[ix[k]].seq;
+        smin = s < smin ? s : smin;
+        smax = s > smax ? s : smax;
+        imax = ix[k] > imax ? ix[k] : imax;
+    }
+    unsigned ibits = imax ? 64 - (unsigned)__builtin_clzll((unsigned long long)imax) : 1;
+    unsigned sbits = smax > smin ? 32 - (unsigned)__builtin_clz(smax - smin) : 0;
+    unsigned total = ibits + sbits + 1;
+    if (total > 64)
+        return -1;
+    size_t *cnt = ml_meta_alloc(2048 * sizeof *cnt); /* a digit's counts, then its slots */
+    if (!cnt)
+        return -1;
+    uint64_t *key = (uint64_t *)ix; /* the indexes become keys in place */
+    _Static_assert(sizeof(size_t) == sizeof(uint64_t), "keys share the index array");
+    for (size_t k = 0; k < m; k++) {
+        const struct ml_live *blk = &b[ix[k]];
+        uint64_t pointed = (blk->flags & F_POINTED) != 0;
+        key[k] = (pointed << (sbits + ibits)) | ((uint64_t)(blk->seq - smin) << ibits) | (uint64_t)ix[k];
+    }
+    /* the input is in index order, and each pass is stable: the index
+     * bits need no pass of their own */
+    uint64_t *from = key, *to = tmp;
+    for (unsigned lo = ibits; lo < total; lo += 11) {
+        memset(cnt, 0, 2048 * sizeof *cnt);
+        for (size_t k = 0; k < m; k++)
+            cnt[(from[k] >> lo) & 2047]++;
+        size_t at = 0;
+        for (size_t d = 0; d < 2048; d++) {
+            size_t c = cnt[d];
+            cnt[d] = at;
+            at += c;
+        }
+        for (size_t k = 0; k < m; k++)
+            to[cnt[(from[k] >> lo) & 2047]++] = from[k];
+        uint64_t *t = from;
+        from = to;
+        to = t;
+    }
+    uint64_t imask = ibits >= 64 ? ~(uint64_t)0 : ((uint64_t)1 << ibits) - 1;
+    for (size_t k = 0; k < m; k++)
+        ix[k] = (size_t)(from[k] & imask);
+    ml_meta_free(cnt);
+    return 0;
+}
+
+/* Whether every block index fits the 32 bits an edge gives it. */
+static int n_fits_u32(size_t n) { return n <= (size_t)UINT32_MAX; }
+
 /* Steps 3 and 4 over the m unmarked blocks (their indexes in lost). */
 static void classify_lost(struct reach *st, size_t *lost, size_t m)
 {
+    /* The pointers found here are kept (lost[] is in index order, so they
+     * come sorted by the block that holds them): step 4 follows them
+     * instead of reading every lost block a second time.  Up to 32 bytes a
+     * lost block, about what its ml_live takes; beyond that, or when a
+     * fault may have dropped some, step 4 reads the blocks again. */
+    st->edges_max = 4 * m + 1024;
+    st->edges_cap = 1024;
+    st->nedges = 0;
+    st->edges = n_fits_u32(st->n) ? ml_meta_alloc(st->edges_cap * sizeof *st->edges) : NULL;
     st->mode = MODE_POINTED;
-    for (size_t k = 0; k < m; k++) {
-        const struct ml_live *blk = &st->b[lost[k]];
+    struct reach_guard *const g = st->g;
+    st->jb_here = 0;
+    /* the index lives in st: a fault comes back through sigsetjmp */
+    for (st->walk = 0; st->walk < m; st->walk++) {
+        const struct ml_live *blk = &st->b[lost[st->walk]];
         if (blk->flags & F_NOREAD)
             continue;
-        st->leader = lost[k];
-        scan_block(st, blk);
+        st->leader = lost[st->walk];
+        if (block_small(st, blk)) {
+            if (!st->jb_here) {
+                st->jb_here = 1;
+                if (sigsetjmp(g->jb, 0) != 0) {
+                    st->lost = 1;
+                    continue;
+                }
+            }
+            g->armed = 1;
+            scan_words(st, blk->addr, blk->addr + blk->size);
+            g->armed = 0;
+        } else {
+            scan_block(st, blk);
+            st->jb_here = 0;
+        }
+    }
+    if (st->lost) {
+        ml_meta_free(st->edges);
+        st->edges = NULL;
     }
     st->lost = 0; /* nothing was pushed in this step */
-    walk_sort(st->b, lost, m);
+    /* the work stack is empty until the walk: its n words are the sort's
+     * second array (no fresh pages to fault in) */
+    _Static_assert(sizeof(size_t) == sizeof(uint64_t), "the work stack holds keys");
+    if (walk_radix(st->b, lost, m, (uint64_t *)st->work) != 0)
+        walk_sort(st->b, lost, m);
     st->mode = MODE_CLIQUE;
     for (size_t k = 0; k < m; k++) {
         size_t i = lost[k];
@@ -1255,6 +1492,8 @@ static void classify_lost(struct reach *st, size_t *lost, size_t m)
             o = st->b[o].owner;
         blk->owner = o;
     }
+    ml_meta_free(st->edges);
+    st->edges = NULL;
 }
 
 /* Spills every caller's callee-saved registers into this frame, so that
@@ -1311,8 +1550,32 @@ static __attribute__((noinline)) void reach_prepare(struct reach *st)
     const struct ml_live *last = &st->b[st->n - 1];
     st->min = st->b[0].addr;
     st->span = last->addr + (last->size ? last->size : 1) - st->min;
-    for (size_t k = 0; k < st->nindex; k++)
-        st->index[k] = st->b[k * REACH_STRIDE].addr;
+    /* about one bucket per REACH_PER_BUCKET blocks, each a power of two
+     * bytes wide */
+    size_t want = st->n / REACH_PER_BUCKET + 1;
+    unsigned shift = 0;
+    while (((st->span - 1) >> shift) >= want)
+        shift++;
+    size_t nb = (size_t)((st->span - 1) >> shift) + 1;
+    st->bucket = st->n <= UINT32_MAX ? ml_meta_alloc((nb + 1) * sizeof *st->bucket) : NULL;
+    if (st->bucket) {
+        st->nbucket = nb;
+        st->bshift = shift;
+        size_t i = 0;
+        for (size_t k = 0; k < nb; k++) {
+            uintptr_t start = st->min + ((uintptr_t)k << shift);
+            while (i < st->n && st->b[i].addr < start)
+                i++;
+            st->bucket[k] = (uint32_t)i;
+        }
+        st->bucket[nb] = (uint32_t)st->n;
+    } else {
+        st->bucket = st->bucket_one;
+        st->bucket_one[0] = 0;
+        st->bucket_one[1] = (uint32_t)st->n; /* n above 2^32 is refused before */
+        st->nbucket = 1;
+        st->bshift = 63;
+    }
     /* without the real maps, the fault guard alone keeps block reads safe
      * (each block is bounded: no walk can run away) */
     if (!st->nomaps) {
@@ -1347,9 +1610,7 @@ void ml_reach_classify(struct ml_live *blocks, size_t n, const struct ml_range *
     struct reach_guard *g = ml_meta_alloc(sizeof *g);
     size_t *work = ml_meta_alloc((n + 1) * sizeof *work);
     struct ml_range *sk = ml_meta_alloc((nskip + 1) * sizeof *sk);
-    size_t nindex = (n + REACH_STRIDE - 1) / REACH_STRIDE;
-    uintptr_t *index = ml_meta_alloc(nindex * sizeof *index);
-    if (!st || !g || !work || !sk || !index) {
+    if (!st || !g || !work || !sk || n > UINT32_MAX) {
         /* Without work space nothing is proven lost: everything stays
          * reachable rather than a false leak, and the report says so. */
         ml_tr_report_short("the leak scan (every block counts as reachable)");
@@ -1357,11 +1618,8 @@ void ml_reach_classify(struct ml_live *blocks, size_t n, const struct ml_range *
         ml_meta_free(g);
         ml_meta_free(work);
         ml_meta_free(sk);
-        ml_meta_free(index);
         return;
     }
-    st->index = index;
-    st->nindex = nindex;
     st->b = blocks;
     st->n = n;
     st->work = work;
@@ -1384,7 +1642,6 @@ void ml_reach_classify(struct ml_live *blocks, size_t n, const struct ml_range *
             ml_meta_free(g);
             ml_meta_free(work);
             ml_meta_free(sk);
-            ml_meta_free(index);
             return;
         }
         ml_say("/proc/self/maps cannot be read (%s): roots are the loaded objects, thread stacks and "
@@ -1397,6 +1654,10 @@ void ml_reach_classify(struct ml_live *blocks, size_t n, const struct ml_range *
     void *vbuf = ml_meta_alloc(REACH_VBUF);
     st->vbuf = vbuf;
     st->self = (pid_t)syscall(SYS_getpid);
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    st->avx2 = __builtin_cpu_supports("avx2") != 0;
+#endif
     reach_prepare(st);
 
     guard_install(g);
@@ -1412,7 +1673,8 @@ void ml_reach_classify(struct ml_live *blocks, size_t n, const struct ml_range *
     ml_meta_free(st->maps_text);
     ml_meta_free(st->excl);
     ml_meta_free(sk);
-    ml_meta_free(index);
+    if (st->bucket != st->bucket_one)
+        ml_meta_free(st->bucket);
     ml_meta_free(work);
     ml_meta_free(g);
     ml_meta_free(st);

@@ -32,6 +32,33 @@ int ml_stack_is_own(uintptr_t addr);
  * how many, or -1 when a frame is not simple and libunwind must do it. */
 int ml_unwind_init(void);
 int ml_unwind(void **out, int max);
+/* ml_unwind_skip: ml_unwind(out, keep + 8) less its leading frames whose
+ * return address is in [lo, hi) of ml_unwind_set_own (called once, before
+ * any use), at most keep of the rest; 0 when those frames are all own.
+ * memo (or NULL): the caller's per-thread record of its last walks (see
+ * unwind.c); ML_UNWIND_SAME when the walk would read exactly what the one
+ * recorded in memo->way[memo->last] read, so its frames are that walk's
+ * (out is not filled); otherwise that way records this walk, with id 0 for
+ * the caller to set. */
+#define ML_MEMO_WAYS 4
+#define ML_MEMO_CHECKS 64
+#define ML_UNWIND_SAME (-2)
+struct ml_unwind_memo {
+    unsigned last, next; /* the way used last, the one to fill next */
+    struct ml_unwind_memo_way {
+        uintptr_t ra, sp, rbp; /* where the walk began */
+        int n, keep;           /* its result (0: none recorded) and its keep */
+        int checks, rbp_used;  /* its checks; whether a CFA came from the rbp it began with */
+        uint32_t id;           /* the caller's: the stack id of those frames */
+        struct {
+            uintptr_t at, val; /* the walk read val at at */
+        } check[ML_MEMO_CHECKS];
+    } way[ML_MEMO_WAYS];
+};
+/* At thread exit (the trace layer's): the capture's per-thread memory goes. */
+void ml_stack_thread_exit(void);
+void ml_unwind_set_own(uintptr_t lo, uintptr_t hi);
+int ml_unwind_skip(void **out, int keep, struct ml_unwind_memo *memo);
 /* Captures the stack of a fault: pc is where it happened (frame 0, stored
  * as pc + 1 like a return address), and the frames above the signal
  * frame follow.  Called from a fatal-signal handler. */
@@ -90,15 +117,26 @@ void ml_symbolize(uintptr_t addr, struct ml_frame *out);
  * is the out-of-line function.  Returns the count, 1..cap (cap >= 1). */
 unsigned ml_symbolize_chain(uintptr_t addr, struct ml_frame *out, unsigned cap);
 
-/* addr's out-of-line function by the symbol table alone (.symtab, of the
- * object or its debug file, else .dynsym), with its object and offset; no
- * file, line or inline chain.  Never opens DWARF: cheap where a name is
- * all that is needed (built-in suppressions, the frames below main). */
-void ml_symbolize_symtab(uintptr_t addr, struct ml_frame *out);
+/* What want says (a number, 0 for no) of the symbol-table names of the
+ * function addr (a return address) lies in, under any of its aliases: the
+ * first nonzero answer.  want sees raw names (mangled, perhaps with
+ * @VERSION).  Each object's functions are sorted by address once, then a
+ * question is a binary search; answers are cached per address (for two
+ * wants: the built-in suppressions and the below-main cut).  Never opens
+ * DWARF. */
+int ml_symbolize_symtab_which(uintptr_t addr, int (*want)(const char *name));
+
+/* The demangled form of a C++ linkage name, or NULL. */
+const char *ml_symbolize_demangle(const char *mangled);
 
 /* Whether a frame belongs in the text report: mallard's own frames and
  * libc's start-up frames (below main) are left to the JSON report. */
 int ml_frame_shown(const struct ml_frame *f);
+
+/* The same question before symbolizing: whether the function addr lies in
+ * is mallard's own or below main, by the symbol table alone, so that
+ * libc's DWARF stays closed when only its start-up frames are in a stack. */
+int ml_frame_addr_shown(uintptr_t addr);
 
 /* ---- threads (threads.c) -------------------------------------------- */
 

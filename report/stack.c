@@ -9,7 +9,13 @@
  * in the wrong unwinder).  It is therefore dlopen'ed RTLD_LOCAL from
  * mallard's constructor, never from inside malloc; allocations made before
  * that carry no stack.  Frames inside libmallard.so are dropped, so frame 0
- * is the return address into the caller of the malloc-family function.
+ * is the return address into the caller of the malloc-family function; the
+ * caching unwinder steps over them without recording them (ml_unwind_skip:
+ * after their first visit, mallard's standard frame-pointer frames cost
+ * three loads each, no recipe lookup).  A per-thread memo of the last walks
+ * (unwind.c) answers a walk that would read the very words a recorded one
+ * read with that walk's stack id, so a loop allocating from one place
+ * neither walks nor hashes its stack again.
  *
  * Depot: stacks are deduplicated into 32-bit ids.  A 64-way sharded hash
  * (each shard its own lock, so threads rarely meet) maps a stack to its id;
@@ -68,6 +74,42 @@ static ML_TLS struct {
     uint64_t hash;
     ml_stack_id id;
 } recent[RECENT];
+/* and the unwinder's record of its last walks on this thread (unwind.c): a
+ * signal handler on this thread captures no stack while the thread is in
+ * a capture (the trace layer's guard is set then), so it is never seen
+ * half-written.  It lives in the meta heap, made at the thread's first
+ * capture and freed at its exit: in static TLS, its 4 KiB would come out
+ * of every thread's stack, and pthread_create of a PTHREAD_STACK_MIN
+ * stack would fail (EINVAL). */
+static ML_TLS struct ml_unwind_memo *memo;
+static ML_TLS int memo_done; /* past thread exit, or none to be had: no memo */
+
+static struct ml_unwind_memo *memo_get(void)
+{
+    if (ML_LIKELY(memo != NULL) || memo_done)
+        return memo;
+    ml_tr_busy_enter(); /* the meta heap's lock */
+    struct ml_unwind_memo *m = ml_meta_alloc(sizeof *m);
+    ml_tr_busy_leave();
+    if (m)
+        memset(m, 0, sizeof *m);
+    else
+        memo_done = 1;
+    memo = m;
+    return m;
+}
+
+void ml_stack_thread_exit(void)
+{
+    struct ml_unwind_memo *m = memo;
+    memo = NULL;
+    memo_done = 1;
+    if (m) {
+        ml_tr_busy_enter();
+        ml_meta_free(m);
+        ml_tr_busy_leave();
+    }
+}
 
 /* ---- unwinding across fork ------------------------------------------
  *
@@ -170,9 +212,8 @@ int ml_stack_init(int depth)
         ml_say("libunwind.so.8 has no unw_backtrace; allocation stacks are not recorded");
         return -1;
     }
-    void *warm[4];
-    bt(warm, 4); /* libunwind's one-time set-up happens here, not in malloc */
     st.fast = ml_unwind_init() == 0;
+    ml_unwind_set_own(st.self_lo, st.self_hi);
     __atomic_store_n(&st.backtrace, bt, __ATOMIC_RELEASE);
     return 0;
 }
@@ -275,6 +316,8 @@ out:
     return id;
 }
 
+static ml_stack_id capture_rest(void **raw, int n, struct ml_unwind_memo *mm, int (*bt)(void **, int));
+
 ml_stack_id ml_stack_capture(void)
 {
     int (*bt)(void **, int) = __atomic_load_n(&st.backtrace, __ATOMIC_ACQUIRE);
@@ -283,30 +326,53 @@ ml_stack_id ml_stack_capture(void)
     if (ML_UNLIKELY(no_unwind))
         return 0;
     void *raw[ML_DEPTH_MAX + 16];
-    int got = st.fast ? ml_unwind(raw, st.depth + 8) : -1;
-    if (ML_UNLIKELY(got < 0)) {
+    /* mallard's own leading frames are dropped by the unwinder itself; a
+     * walk that would read just what the last one from the same place read
+     * has its frames, hence its id */
+    struct ml_unwind_memo *m = st.fast ? memo_get() : NULL;
+    int n = st.fast ? ml_unwind_skip(raw, st.depth, m) : -1;
+    if (n == ML_UNWIND_SAME && ML_LIKELY(m->way[m->last].id))
+        return m->way[m->last].id;
+    return capture_rest(raw, n, m, bt);
+}
+
+/* The rest of a capture: n is ml_unwind_skip's answer. */
+static __attribute__((noinline)) ml_stack_id capture_rest(void **raw, int n, struct ml_unwind_memo *mm,
+                                                          int (*bt)(void **, int))
+{
+    /* the memo's way that holds (or was just filled with) this walk */
+    struct ml_unwind_memo_way *w = mm && (n > 0 || n == ML_UNWIND_SAME) ? &mm->way[mm->last] : NULL;
+    if (n == ML_UNWIND_SAME)
+        n = ml_unwind_skip(raw, st.depth, NULL); /* its id is not known yet */
+    if (w && w->n != n) {
+        w = NULL; /* not recorded */
+    }
+    int first = 0;
+    if (ML_UNLIKELY(n < 0)) {
         /* libunwind checks addresses with read(2), a cancellation point: a
          * thread with a cancel pending must not die inside malloc */
         int cancel;
         pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel);
         unsigned stripe = gate_enter();
-        got = bt(raw, st.depth + 8);
+        int got = bt(raw, st.depth + 8);
         gate_leave(stripe);
         pthread_setcancelstate(cancel, NULL);
+        while (first < got && (uintptr_t)raw[first] >= st.self_lo && (uintptr_t)raw[first] < st.self_hi)
+            first++;
+        n = got - first;
+        if (n > st.depth)
+            n = st.depth;
     }
-    int first = 0;
-    while (first < got && (uintptr_t)raw[first] >= st.self_lo && (uintptr_t)raw[first] < st.self_hi)
-        first++;
-    int n = got - first;
-    if (n > st.depth)
-        n = st.depth;
     if (n <= 0)
         return 0;
     const uintptr_t *frames = (const uintptr_t *)&raw[first];
     uint64_t h = hash_frames(frames, (unsigned)n);
     unsigned slot = (unsigned)(h >> 58) & (RECENT - 1);
-    if (recent[slot].hash == h && recent[slot].id)
+    if (recent[slot].hash == h && recent[slot].id) {
+        if (w)
+            w->id = recent[slot].id;
         return recent[slot].id;
+    }
     int fresh;
     ml_stack_id id = intern(frames, (unsigned)n, h, &fresh);
     if (ML_UNLIKELY(!id))
@@ -327,6 +393,8 @@ ml_stack_id ml_stack_capture(void)
     }
     recent[slot].hash = h;
     recent[slot].id = id;
+    if (w)
+        w->id = id;
     return id;
 }
 

@@ -191,14 +191,47 @@ static int supp_frame_range(const struct ml_supp_frame *f, size_t from, size_t t
 
 int ml_supp_frame_matches(const struct ml_supp_frame *f) { return supp_frame_range(f, 0, supps.n); }
 
+/* A symbol-table name against the built-in patterns: the number of the
+ * first that matches it, or 0.  The name loses its @VERSION; a C++ linkage
+ * name is demangled only when it holds the last component of a pattern
+ * with "::" (demangling every name of libstdc++ would cost more than the
+ * report). */
+static int supp_builtin_name(const char *raw)
+{
+    char name[256];
+    size_t len = strcspn(raw, "@");
+    if (len >= sizeof name)
+        len = sizeof name - 1;
+    memcpy(name, raw, len);
+    name[len] = '\0';
+    int mangled = name[0] == '_' && name[1] == 'Z';
+    for (size_t k = 0; k < supps.user; k++) {
+        const char *pat = supps.pat[k];
+        if (!mangled) {
+            if (ml_supp_match(pat, name))
+                return (int)k + 1;
+            continue;
+        }
+        const char *last = strrchr(pat, ':');
+        if (!last || !strstr(name, last + 1))
+            continue;
+        const char *d = ml_symbolize_demangle(name);
+        if (d && ml_supp_match(pat, d))
+            return (int)k + 1;
+    }
+    return 0;
+}
+
 /* The built-in patterns name out-of-line functions of ld.so, libc and
- * libstdc++, so they are matched against each frame's symbol-table name
- * (ml_symbolize_symtab), which leaves those objects' DWARF unopened: with
- * libc6-dbg installed, opening libc's inflates megabytes of compressed
- * debug sections, most of a short program's traced run.  The file's
- * patterns see every frame of each inline chain, its file included, as
- * before; the order is the chain's, innermost first, with the built-in
- * patterns tried at the out-of-line frame ahead of the file's. */
+ * libstdc++, so they are matched against the symbol-table names of the
+ * function each frame is in (ml_symbolize_symtab_which: one pass over an
+ * object's symbols, then a binary search per frame), which leaves those
+ * objects' DWARF unopened: with libc6-dbg installed, opening libc's
+ * inflates megabytes of compressed debug sections, most of a short
+ * program's traced run.  The file's patterns see every frame of each
+ * inline chain, its file included, as before; the order is the chain's,
+ * innermost first, with the built-in patterns tried at the out-of-line
+ * frame ahead of the file's. */
 int ml_supp_stack(ml_stack_id id)
 {
     if (!id)
@@ -215,10 +248,7 @@ int ml_supp_stack(ml_stack_id id)
             if (m)
                 return m;
         }
-        struct ml_frame sym;
-        ml_symbolize_symtab(f[i], &sym);
-        struct ml_supp_frame bf = {sym.function, sym.mangled, NULL, sym.object};
-        int m = supp_frame_range(&bf, 0, supps.user);
+        int m = ml_symbolize_symtab_which(f[i], supp_builtin_name);
         if (m)
             return m;
         if (k) {

@@ -62,13 +62,25 @@
 struct sym_entry {
     uintptr_t addr; /* 0: empty slot */
     unsigned n;
-    struct ml_frame *chain;  /* meta heap: n frames, innermost first; NULL: not resolved yet */
-    struct ml_frame *symtab; /* meta heap: ml_symbolize_symtab's answer; NULL: not asked yet */
+    struct ml_frame *chain; /* meta heap: n frames, innermost first; NULL: not resolved yet */
+    /* ml_symbolize_symtab_which's answers, for up to two wants */
+    int (*want[2])(const char *);
+    int which[2];
+};
+
+/* A function of a module's symbol table: its range, as offsets from the
+ * module's lowest function, and its index in the table. */
+struct sym_fn {
+    uint32_t lo, len, index;
 };
 
 struct sym_mod {
     const struct ml_module *m;
-    Dwfl_Module *dm; /* NULL: could not be opened or does not match */
+    Dwfl_Module *dm;    /* NULL: could not be opened or does not match */
+    struct sym_fn *fns; /* its functions by address (ml_symbolize_symtab_which) */
+    size_t nfns;
+    uintptr_t fns_base; /* the address fns' offsets count from */
+    int fns_built;
 };
 
 /* Whether the file open on fd carries the module's build-id (a debuglink
@@ -184,12 +196,13 @@ static int sym_build_id_matches(Dwfl_Module *dm, const struct ml_module *m)
     return len == (int)m->build_id_len && !memcmp(bits, m->build_id, m->build_id_len);
 }
 
-/* The Dwfl_Module for m, reporting it on first use. */
-static Dwfl_Module *sym_module(const struct ml_module *m)
+/* m's entry, with its Dwfl_Module reported on first use; NULL when out
+ * of memory. */
+static struct sym_mod *sym_mod_of(const struct ml_module *m)
 {
     for (size_t i = 0; i < sym.nmods; i++)
         if (sym.mods[i].m == m)
-            return sym.mods[i].dm;
+            return &sym.mods[i];
     if (sym.nmods == sym.mods_cap) {
         size_t cap = sym.mods_cap ? sym.mods_cap * 2 : 32;
         struct sym_mod *mods = ml_meta_realloc(sym.mods, cap * sizeof *mods);
@@ -215,10 +228,15 @@ static Dwfl_Module *sym_module(const struct ml_module *m)
         if (dm && !sym_build_id_matches(dm, m))
             dm = NULL;
     }
-    sym.mods[sym.nmods].m = m;
-    sym.mods[sym.nmods].dm = dm;
-    sym.nmods++;
-    return dm;
+    sym.mods[sym.nmods] = (struct sym_mod){.m = m, .dm = dm};
+    return &sym.mods[sym.nmods++];
+}
+
+/* The Dwfl_Module for m, reporting it on first use. */
+static Dwfl_Module *sym_module(const struct ml_module *m)
+{
+    struct sym_mod *sm = sym_mod_of(m);
+    return sm ? sm->dm : NULL;
 }
 
 static int sym_is_cxx(Dwarf_Die *cu)
@@ -492,32 +510,6 @@ static unsigned sym_resolve(uintptr_t addr, struct ml_frame *out, unsigned cap)
     return 1;
 }
 
-/* addr's out-of-line function by the symbol table alone (.symtab of the
- * object or of its debug file, else .dynsym): what ml_symbolize_symtab
- * answers.  Never opens the DWARF, so no debug section is decompressed. */
-static void sym_resolve_symtab(uintptr_t addr, struct ml_frame *out)
-{
-    memset(out, 0, sizeof *out);
-    out->addr = addr;
-    out->offset = addr;
-    uintptr_t pc = addr ? addr - 1 : 0;
-    const struct ml_module *m = ml_modules_find(pc);
-    if (!m)
-        return;
-    out->object = m->path;
-    out->offset = addr - m->base;
-    Dwfl_Module *dm = sym.dwfl ? sym_module(m) : NULL;
-    if (!dm)
-        return;
-    GElf_Off off;
-    GElf_Sym s;
-    const char *name = dwfl_module_addrinfo(dm, pc, &off, &s, NULL, NULL, NULL);
-    if (name && name[0])
-        sym_set_name(out, name);
-    if (out->function && !out->mangled)
-        out->function = sym_public_alias(dm, pc, out->function);
-}
-
 /* Set while this thread is inside libdw: a fatal signal raised there whose
  * handler writes the report must not wait for the lock it already holds. */
 static ML_TLS int sym_inside;
@@ -605,24 +597,139 @@ unsigned ml_symbolize_chain(uintptr_t addr, struct ml_frame *out, unsigned cap)
     return n;
 }
 
-void ml_symbolize_symtab(uintptr_t addr, struct ml_frame *out)
+/* One pass over the module's symbol table for the functions with a size,
+ * then sorted by start with an LSD radix sort (a pass per byte of the
+ * offsets; the scratch arrays are freed after).  An object whose functions
+ * span 4 GiB or more gets no index.  Caller holds sym.lock. */
+static int sym_fn_symbol(Dwfl_Module *dm, int i, GElf_Addr *a, GElf_Word *len)
 {
-    if (sym_enter() != 0) {
-        sym_object_only(addr, out);
+    GElf_Sym es;
+    const char *nm = dwfl_module_getsym_info(dm, i, &es, a, NULL, NULL, NULL);
+    *len = (GElf_Word)es.st_size;
+    return nm && nm[0] && es.st_size && es.st_size <= UINT32_MAX &&
+           (GELF_ST_TYPE(es.st_info) == STT_FUNC || GELF_ST_TYPE(es.st_info) == STT_GNU_IFUNC);
+}
+
+static void sym_build_fns(struct sym_mod *sm)
+{
+    sm->fns_built = 1;
+    int n = sm->dm ? dwfl_module_getsymtab(sm->dm) : 0;
+    if (n <= 1)
+        return;
+    /* one pass: absolute starts in a first array of n entries, made
+     * offsets once the lowest is known */
+    struct {
+        GElf_Addr a;
+        uint32_t len, index;
+    } *raw = ml_meta_alloc((size_t)n * sizeof *raw);
+    if (!raw)
+        return;
+    uintptr_t base = UINTPTR_MAX, top = 0;
+    size_t got = 0;
+    for (int i = 1; i < n; i++) {
+        GElf_Addr a;
+        GElf_Word len;
+        if (!sym_fn_symbol(sm->dm, i, &a, &len))
+            continue;
+        raw[got].a = a;
+        raw[got].len = (uint32_t)len;
+        raw[got++].index = (uint32_t)i;
+        base = (uintptr_t)a < base ? (uintptr_t)a : base;
+        top = (uintptr_t)a > top ? (uintptr_t)a : top;
+    }
+    struct sym_fn *v = got && top - base <= UINT32_MAX ? ml_meta_alloc(got * sizeof *v) : NULL;
+    struct sym_fn *tmp = v ? ml_meta_alloc(got * sizeof *tmp) : NULL;
+    if (!tmp) {
+        ml_meta_free(v);
+        ml_meta_free(raw);
         return;
     }
+    for (size_t i = 0; i < got; i++)
+        v[i] = (struct sym_fn){(uint32_t)((uintptr_t)raw[i].a - base), raw[i].len, raw[i].index};
+    ml_meta_free(raw);
+    for (unsigned shift = 0; shift < 32 && (top - base) >> shift; shift += 8) {
+        size_t count[257] = {0};
+        for (size_t i = 0; i < got; i++)
+            count[(v[i].lo >> shift & 255) + 1]++;
+        for (int d = 0; d < 256; d++)
+            count[d + 1] += count[d];
+        for (size_t i = 0; i < got; i++)
+            tmp[count[v[i].lo >> shift & 255]++] = v[i];
+        struct sym_fn *t = v;
+        v = tmp;
+        tmp = t;
+    }
+    ml_meta_free(tmp);
+    sm->fns = v;
+    sm->nfns = got;
+    sm->fns_base = base;
+}
+
+/* The first nonzero answer of want for a function of sm containing pc. */
+static int sym_fns_which(struct sym_mod *sm, uintptr_t pc, int (*want)(const char *))
+{
+    if (!sm->fns_built)
+        sym_build_fns(sm);
+    if (!sm->nfns || pc < sm->fns_base || pc - sm->fns_base > UINT32_MAX)
+        return 0;
+    uint32_t off = (uint32_t)(pc - sm->fns_base);
+    /* past the last function starting at or below pc, then back over those
+     * that contain it (aliases share a range) */
+    size_t lo = 0, hi = sm->nfns;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (sm->fns[mid].lo <= off)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (size_t j = lo; j-- > 0 && lo - j <= 64;) {
+        if (off - sm->fns[j].lo >= sm->fns[j].len)
+            continue;
+        GElf_Sym es;
+        GElf_Addr a;
+        const char *nm = dwfl_module_getsym_info(sm->dm, (int)sm->fns[j].index, &es, &a, NULL, NULL, NULL);
+        int which = nm ? want(nm) : 0;
+        if (which)
+            return which;
+    }
+    return 0;
+}
+
+int ml_symbolize_symtab_which(uintptr_t addr, int (*want)(const char *name))
+{
+    if (!addr || sym_enter() != 0)
+        return 0;
     struct sym_entry *e = sym_entry_for(addr);
-    if (e && e->symtab) {
-        *out = *e->symtab;
+    int slot = -1;
+    for (int k = 0; e && k < 2 && slot < 0; k++)
+        if (e->want[k] == want || !e->want[k])
+            slot = k;
+    int which;
+    if (slot >= 0 && e->want[slot] == want) {
+        which = e->which[slot];
     } else {
-        sym_resolve_symtab(addr, out);
-        struct ml_frame *keep = e ? ml_meta_alloc(sizeof *keep) : NULL;
-        if (keep) {
-            *keep = *out;
-            e->symtab = keep;
+        uintptr_t pc = addr - 1;
+        const struct ml_module *m = ml_modules_find(pc);
+        struct sym_mod *sm = m && sym.dwfl ? sym_mod_of(m) : NULL;
+        which = sm && sm->dm ? sym_fns_which(sm, pc, want) : 0;
+        if (slot >= 0) {
+            e->want[slot] = want;
+            e->which[slot] = which;
         }
     }
     sym_leave();
+    return which;
+}
+
+/* __cxa_demangle's answer for a linkage name (meta heap), or NULL. */
+const char *ml_symbolize_demangle(const char *mangled)
+{
+    if (sym_enter() != 0)
+        return NULL;
+    const char *d = sym_demangle(mangled);
+    sym_leave();
+    return d;
 }
 
 void ml_symbolize(uintptr_t addr, struct ml_frame *out) { ml_symbolize_chain(addr, out, 1); }
@@ -631,10 +738,28 @@ void ml_symbolize(uintptr_t addr, struct ml_frame *out) { ml_symbolize_chain(add
  * no frame is mallard's own. */
 extern __typeof__(ml_stack_is_own) ml_stack_is_own __attribute__((weak));
 
+static const char *const below_main[] = {"__libc_start_call_main", "__libc_start_main_impl",
+                                         "__libc_start_main", "_start"};
+
+/* 1 when a raw symbol-table name (perhaps name@VERSION) is below main. */
+static int sym_below_main_name(const char *raw)
+{
+    size_t len = strcspn(raw, "@");
+    for (size_t i = 0; i < sizeof below_main / sizeof *below_main; i++)
+        if (strlen(below_main[i]) == len && !memcmp(raw, below_main[i], len))
+            return 1;
+    return 0;
+}
+
+int ml_frame_addr_shown(uintptr_t addr)
+{
+    if (ml_stack_is_own && ml_stack_is_own(addr))
+        return 0;
+    return !ml_symbolize_symtab_which(addr, sym_below_main_name);
+}
+
 int ml_frame_shown(const struct ml_frame *f)
 {
-    static const char *const below_main[] = {"__libc_start_call_main", "__libc_start_main_impl",
-                                             "__libc_start_main", "_start"};
     if (ml_stack_is_own && ml_stack_is_own(f->addr))
         return 0;
     if (!f->function)

@@ -156,9 +156,13 @@ static inline size_t inner_size(size_t n)
  * (its first two); the program has not written them yet. */
 static inline void clear_links(void *p, size_t n)
 {
-    /* bytewise: MALLARD_PAGE_ALIGN=1 hands out blocks at any address */
-    size_t words = n >= 2 * sizeof(uintptr_t) ? 2 : n >= sizeof(uintptr_t) ? 1 : 0;
-    memset(p, 0, words * sizeof(uintptr_t));
+    /* unaligned stores of fixed size (no memset call): MALLARD_PAGE_ALIGN=1
+     * hands out blocks at any address */
+    static const uintptr_t zero[2];
+    if (n >= 2 * sizeof(uintptr_t))
+        memcpy(p, zero, 2 * sizeof(uintptr_t));
+    else if (n >= sizeof(uintptr_t))
+        memcpy(p, zero, sizeof(uintptr_t));
 }
 
 /* ---- statistics and tags ---------------------------------------------- */
@@ -912,6 +916,7 @@ static void tr_thread_exit(void)
         ml_threads_detach();
         t.attached = 0;
     }
+    ml_stack_thread_exit();
     counts_fold();
     t.guard = guard;
     if (inner->thread_exit)

@@ -24,9 +24,18 @@
  * object: such entries also store the object's .eh_frame_hdr address, and
  * each use of one asks _dl_find_object again and compares.
  *
- * Re-entry: no lock, no allocation, no TLS; the table is filled with a
- * compare-and-swap, so a signal handler or another thread may run here at
- * any moment, and fork needs no gate around it.
+ * ml_unwind_skip, the one the trace layer calls, also steps over
+ * mallard's own leading frames without recording them (most of them by
+ * the frame pointer, once their recipe has said that is what it does), and
+ * keeps a memo of the caller's last walks: a walk that would read exactly
+ * the words a recorded one read is that walk, and costs one comparison
+ * per word (see "the memo" below; tests/unwind checks both against
+ * libunwind).
+ *
+ * Re-entry: no lock, no allocation, no TLS (the memo is the caller's, per
+ * thread); the table is filled with a compare-and-swap, so a signal
+ * handler or another thread may run here at any moment, and fork needs no
+ * gate around it.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -549,47 +558,250 @@ __attribute__((noinline)) static uint64_t recipe_slow(uintptr_t pc)
     return v;
 }
 
+/* The common case inline: pc's home slot holds its early entry, not
+ * "other"; 0 sends the caller to recipe_slow. */
+#define R_FAST_MASK (R_VALID | R_OTHER | R_LATE)
+static inline uint64_t recipe_fast(uintptr_t pc)
+{
+    size_t i = slot_of(pc);
+    if (ML_LIKELY(__atomic_load_n(&cache[i].key, __ATOMIC_ACQUIRE) == pc)) {
+        uint64_t v = __atomic_load_n(&cache[i].val, __ATOMIC_ACQUIRE);
+        if (ML_LIKELY((v & R_FAST_MASK) == R_VALID))
+            return v;
+    }
+    return 0;
+}
+
+/* One frame by recipe v (neither a stop nor "other"): the caller's return
+ * address; *rbp and *sp become the caller's, *ra_at is where the return
+ * address was read, *rbp_at where rbp was (0: it was not). */
+static inline __attribute__((always_inline)) uintptr_t step(uint64_t v, uintptr_t *rbp, uintptr_t *sp,
+                                                            uintptr_t *ra_at, uintptr_t *rbp_at)
+{
+    uintptr_t cfa = ((v & R_CFA_RBP) ? *rbp : *sp) + ((v >> 8) & ((1u << 24) - 1));
+    uintptr_t at = cfa + (int16_t)(uint16_t)(v >> 32);
+    uintptr_t next = *(const uintptr_t *)at;
+    *ra_at = at;
+    *rbp_at = 0;
+    if (v & R_RBP_SAVED) {
+        *rbp_at = cfa + (int16_t)(uint16_t)(v >> 48);
+        *rbp = *(const uintptr_t *)*rbp_at;
+    }
+    *sp = cfa;
+    return next;
+}
+
+/* ---- the memo of a thread's last walks ----------------------------------
+ *
+ * A walk is a function of where it starts (return address, sp, rbp), of
+ * the recipes of the return addresses it meets (fixed for objects present
+ * at start-up) and of the words it reads from the stack.  So a walk that
+ * starts where a recorded one started, and finds at each address the
+ * recorded one read the same word, takes the same steps, ends the same way
+ * and gives the same frames; its caller's stack id is then the recorded
+ * one's.  A record keeps, per step, the address of the return address and
+ * the word read there, and for an rbp read from the stack that a later
+ * CFA was computed from, its address and value (an rbp no CFA depends on
+ * changes no frame, and a program that keeps a variable in rbp changes it
+ * all the time).  Walks through an object loaded after start-up are not
+ * recorded (a dlclose could change what a return address means). */
+struct recorder {
+    struct ml_unwind_memo_way *w; /* NULL: not recording */
+    uintptr_t rbp_at, rbp_val;    /* where the current rbp was read (0: it is the start's), and it */
+    int rbp_done;                 /* its check is in */
+};
+
+/* Appends one check (the word at at is val); 0 when the way is full. */
+static inline int rec_check(struct ml_unwind_memo_way *w, uintptr_t at, uintptr_t val)
+{
+    if (w->checks == ML_MEMO_CHECKS)
+        return 0;
+    w->check[w->checks].at = at;
+    w->check[w->checks].val = val;
+    w->checks++;
+    return 1;
+}
+
+/* One step: its CFA came from rbp or not; the return address ra read at
+ * ra_at; rbp read at rbp_at (0: not read).  The checks stay in the order
+ * the walk reads their words, so a replay reads no word the walk would
+ * not have read. */
+static inline __attribute__((always_inline)) void
+rec_step(struct recorder *r, int cfa_from_rbp, uintptr_t ra_at, uintptr_t ra, uintptr_t rbp_at, uintptr_t rbp)
+{
+    struct ml_unwind_memo_way *w = r->w;
+    if (!w)
+        return;
+    if (cfa_from_rbp && !r->rbp_done) {
+        if (!r->rbp_at)
+            w->rbp_used = 1;
+        else if (!rec_check(w, r->rbp_at, r->rbp_val))
+            goto full;
+        r->rbp_done = 1;
+    }
+    if (!rec_check(w, ra_at, ra))
+        goto full;
+    if (rbp_at) {
+        r->rbp_at = rbp_at;
+        r->rbp_val = rbp;
+        r->rbp_done = 0;
+    }
+    return;
+full:
+    r->w = NULL;
+}
+
+/* The walk from ra: out[0] = ra, then each caller's, at most max. */
+static inline __attribute__((always_inline)) int walk(void **out, int max, uintptr_t rbp, uintptr_t sp,
+                                                      uintptr_t ra, struct recorder *r)
+{
+    void **o = out, **end = out + max;
+    *o++ = (void *)ra;
+    while (o < end) {
+        uint64_t v = recipe_fast(ra - 1);
+        if (ML_UNLIKELY(!v)) {
+            v = recipe_slow(ra - 1);
+            if (v & R_OTHER)
+                return -1;
+            if (v & R_LATE)
+                r->w = NULL;
+        }
+        if (v & R_STOP)
+            break;
+        uintptr_t ra_at, rbp_at;
+        int from_rbp = (v & R_CFA_RBP) != 0;
+        uintptr_t next = step(v, &rbp, &sp, &ra_at, &rbp_at);
+        rec_step(r, from_rbp, ra_at, next, rbp_at, rbp);
+        if (!next)
+            return -1; /* libunwind decides what a zero return address means */
+        ra = next;
+        *o++ = (void *)ra;
+    }
+    return (int)(o - out);
+}
+
+/* Whether a walk from (ra, sp, rbp) would read what w's did. */
+static inline int same_walk(const struct ml_unwind_memo_way *w, uintptr_t ra, uintptr_t sp, uintptr_t rbp,
+                            int keep)
+{
+    if (w->ra != ra || w->sp != sp || w->n <= 0 || w->keep != keep || (w->rbp_used && w->rbp != rbp))
+        return 0;
+    for (int k = 0; k < w->checks; k++)
+        if (*(const uintptr_t *)w->check[k].at != w->check[k].val)
+            return 0;
+    return 1;
+}
+
 /* The walk: out[0] = ra (the caller's return address, as unw_backtrace's
  * first frame), then each caller's.  sp is the CFA of the frame that ra
  * returns into's callee, i.e. rsp after the return; rbp its rbp. */
 __attribute__((used, visibility("hidden"))) int ml_unwind_from(void **out, int max, uintptr_t rbp,
                                                                uintptr_t sp, uintptr_t ra);
 
-/* The common case inline: pc's home slot holds its early entry. */
-static inline uint64_t recipe_of(uintptr_t pc)
-{
-    size_t i = slot_of(pc);
-    if (ML_LIKELY(__atomic_load_n(&cache[i].key, __ATOMIC_ACQUIRE) == pc)) {
-        uint64_t v = __atomic_load_n(&cache[i].val, __ATOMIC_ACQUIRE);
-        if (ML_LIKELY(v && !(v & R_LATE)))
-            return v;
-    }
-    return recipe_slow(pc);
-}
-
 int ml_unwind_from(void **out, int max, uintptr_t rbp, uintptr_t sp, uintptr_t ra)
 {
     if (!find_object || max <= 0)
         return -1;
-    int n = 0;
-    out[n++] = (void *)ra;
-    while (n < max) {
-        uint64_t v = recipe_of(ra - 1);
-        if (ML_UNLIKELY(v & (R_STOP | R_OTHER))) {
-            if (v & R_OTHER)
-                return -1;
-            break;
-        }
-        uintptr_t cfa = ((v & R_CFA_RBP) ? rbp : sp) + ((v >> 8) & ((1u << 24) - 1));
-        uintptr_t next = *(const uintptr_t *)(cfa + (int16_t)(uint16_t)(v >> 32));
-        if (v & R_RBP_SAVED)
-            rbp = *(const uintptr_t *)(cfa + (int16_t)(uint16_t)(v >> 48));
-        sp = cfa;
-        if (!next)
-            return -1; /* libunwind decides what a zero return address means */
-        ra = next;
-        out[n++] = (void *)ra;
+    struct recorder none = {NULL, 0, 0, 0};
+    return walk(out, max, rbp, sp, ra, &none);
+}
+
+/* ---- skipping the caller's own frames -----------------------------------
+ *
+ * ml_unwind_skip answers what ml_unwind would, less the leading frames
+ * whose return address lies in [own_lo, own_lo + own_len) (libmallard.so's
+ * text: the capture, the trace slot, the entry point), and without
+ * recording them.  Most of mallard's frames are the standard frame-pointer
+ * frame: CFA = rbp + 16, the return address at CFA - 8, rbp saved at CFA -
+ * 16.  Whether a return address returns into such a frame is read from its
+ * recipe, as always, the first time it is met; the answer "standard" is
+ * kept as one bit per text byte, so from then on that frame is stepped with
+ * the same three loads its recipe would make, without the recipe lookup.
+ * Any other own frame is stepped by its recipe; a bit is only ever set,
+ * from a recipe that says so, so the frames stay exactly the recipes'. */
+#define R_STD_FP                                                                                             \
+    (R_VALID | R_CFA_RBP | R_RBP_SAVED | (16ull << 8) | ((uint64_t)(uint16_t)(int16_t)-8 << 32) |            \
+     ((uint64_t)(uint16_t)(int16_t)-16 << 48))
+#define OWN_TEXT_MAX ((uintptr_t)2 << 20)
+
+static uintptr_t own_lo, own_len;
+static uintptr_t own_mapped; /* the part of the text own_ok covers */
+static uint64_t own_ok[OWN_TEXT_MAX / 64];
+
+void ml_unwind_set_own(uintptr_t lo, uintptr_t hi)
+{
+    own_lo = lo;
+    own_len = hi > lo ? hi - lo : 0;
+    own_mapped = own_len < OWN_TEXT_MAX ? own_len : OWN_TEXT_MAX;
+}
+
+__attribute__((used, visibility("hidden"))) int ml_unwind_skip_from(void **out, int keep,
+                                                                    struct ml_unwind_memo *memo,
+                                                                    uintptr_t rbp, uintptr_t sp,
+                                                                    uintptr_t ra);
+
+int ml_unwind_skip_from(void **out, int keep, struct ml_unwind_memo *memo, uintptr_t rbp, uintptr_t sp,
+                        uintptr_t ra)
+{
+    int max = keep + 8; /* ml_unwind's frames, own ones included */
+    if (!find_object || keep <= 0)
+        return -1;
+    struct recorder r = {NULL, 0, 0, 0};
+    if (memo) {
+        for (unsigned i = 0; i < ML_MEMO_WAYS; i++)
+            if (same_walk(&memo->way[i], ra, sp, rbp, keep)) {
+                memo->last = i;
+                return ML_UNWIND_SAME;
+            }
+        unsigned i = memo->last = memo->next++ % ML_MEMO_WAYS;
+        r.w = &memo->way[i];
+        r.w->n = 0;
+        r.w->id = 0;
+        r.w->ra = ra;
+        r.w->sp = sp;
+        r.w->rbp = rbp;
+        r.w->keep = keep;
+        r.w->rbp_used = 0;
+        r.w->checks = 0;
     }
+    int entries = 1; /* ra's, as ml_unwind would count it */
+    uintptr_t off;
+    while ((off = ra - own_lo) < own_len) {
+        if (entries >= max)
+            return 0; /* ml_unwind's max frames are all own */
+        uintptr_t next, ra_at, rbp_at;
+        int from_rbp = 1;
+        if (ML_LIKELY(off < own_mapped &&
+                      ((__atomic_load_n(&own_ok[off / 64], __ATOMIC_RELAXED) >> (off % 64)) & 1))) {
+            const uintptr_t *fp = (const uintptr_t *)rbp;
+            ra_at = rbp + 8;
+            rbp_at = rbp;
+            sp = rbp + 16;
+            next = fp[1];
+            rbp = fp[0];
+        } else {
+            uint64_t v = recipe_fast(ra - 1);
+            if (!v)
+                v = recipe_slow(ra - 1);
+            if (v & (R_STOP | R_OTHER))
+                return (v & R_OTHER) ? -1 : 0;
+            if (v & R_LATE)
+                r.w = NULL;
+            if (v == R_STD_FP && off < own_mapped)
+                __atomic_fetch_or(&own_ok[off / 64], (uint64_t)1 << (off % 64), __ATOMIC_RELAXED);
+            from_rbp = (v & R_CFA_RBP) != 0;
+            next = step(v, &rbp, &sp, &ra_at, &rbp_at);
+        }
+        rec_step(&r, from_rbp, ra_at, next, rbp_at, rbp);
+        if (!next)
+            return -1;
+        ra = next;
+        entries++;
+    }
+    int lim = max - (entries - 1);
+    int n = walk(out, lim < keep ? lim : keep, rbp, sp, ra, &r);
+    if (r.w && n > 0)
+        r.w->n = n;
     return n;
 }
 
@@ -607,3 +819,17 @@ __asm__(".text\n"
         "    jmp ml_unwind_from\n"
         ".cfi_endproc\n"
         ".size ml_unwind, .-ml_unwind\n");
+
+/* ml_unwind_skip(out, keep, memo): the same for ml_unwind_skip_from. */
+__asm__(".text\n"
+        ".globl ml_unwind_skip\n"
+        ".hidden ml_unwind_skip\n"
+        ".type ml_unwind_skip, @function\n"
+        "ml_unwind_skip:\n"
+        ".cfi_startproc\n"
+        "    movq %rbp, %rcx\n"
+        "    leaq 8(%rsp), %r8\n"
+        "    movq (%rsp), %r9\n"
+        "    jmp ml_unwind_skip_from\n"
+        ".cfi_endproc\n"
+        ".size ml_unwind_skip, .-ml_unwind_skip\n");

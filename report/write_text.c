@@ -90,9 +90,7 @@ static void text_stack(struct ml_wbuf *o, ml_stack_id id)
     unsigned shown = 0;
     for (unsigned i = 0; frames && i < n; i++) {
         /* below main by its symbol alone: libc's DWARF stays closed */
-        struct ml_frame sym;
-        ml_symbolize_symtab(frames[i], &sym);
-        if (!ml_frame_shown(&sym))
+        if (!ml_frame_addr_shown(frames[i]))
             continue;
         struct ml_frame chain[ML_INLINE_MAX];
         unsigned k = ml_symbolize_chain(frames[i], chain, ML_INLINE_MAX);

@@ -433,6 +433,49 @@ START_TEST(reach_block_faults)
 }
 END_TEST
 
+START_TEST(reach_small_block_faults)
+{
+    /* A 64-byte block on a page past the end of its file (reading it
+     * raises SIGBUS), read under the jump buffer the work-stack drain and
+     * the pointed walk set once for many small blocks: the scan survives
+     * the fault and classifies the blocks after it as before. */
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    int fd = memfd_create("reach-test", MFD_CLOEXEC);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(ftruncate(fd, (off_t)page), 0);
+    char *m = mmap(NULL, 2 * page, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    ck_assert(m != MAP_FAILED);
+    close(fd);
+    size_t x = blk_new(32), y = blk_new(32), a = blk_new(32), b = blk_new(32);
+    blk_link(x, 8, y, 0);
+    blk_link(a, 0, b, 0);
+    /* 8 bytes off 16: no glibc chunk header is looked for below it (that
+     * read, before the guard is up, would fault) */
+    S->p[S->n] = m + page + 72;
+    S->size[S->n] = 64;
+    size_t bad = S->n++;
+    /* rooted: drained (a fault among small blocks), then x and y */
+    static void *volatile roots[2];
+    blk_store(&roots[0], bad);
+    blk_store(&roots[1], x);
+    scan(NULL, 0);
+    ck_kind(bad, ML_KIND_REACHABLE);
+    ck_kind(x, ML_KIND_REACHABLE);
+    ck_kind(y, ML_KIND_REACHABLE);
+    ck_kind(a, ML_KIND_DEFINITE);
+    ck_kind(b, ML_KIND_INDIRECT);
+    /* lost: the pointed walk and the clique walk fault on it */
+    roots[0] = roots[1] = NULL;
+    scan(NULL, 0);
+    ck_kind(bad, ML_KIND_DEFINITE);
+    ck_kind(x, ML_KIND_DEFINITE);
+    ck_kind(y, ML_KIND_INDIRECT);
+    ck_kind(a, ML_KIND_DEFINITE);
+    ck_kind(b, ML_KIND_INDIRECT);
+    munmap(m, 2 * page);
+}
+END_TEST
+
 START_TEST(reach_block_unreadable)
 {
     /* a PROT_NONE block is never read, and nothing crashes */
@@ -666,6 +709,96 @@ START_TEST(reach_threads_after_fork)
 }
 END_TEST
 
+/* ---- every word of a block is read ------------------------------------ */
+
+START_TEST(reach_every_word)
+{
+    /* a 13-word block holds 13 blocks, one at each word (eight words a
+     * step, then a tail): each is reachable while the holder is rooted,
+     * indirect once it is dropped */
+    S = NULL;
+    set_new(64);
+    size_t holder = blk_new(13 * 8), held[13];
+    for (size_t k = 0; k < 13; k++) {
+        held[k] = blk_new(16);
+        blk_link(holder, 8 * k, held[k], 0);
+    }
+    blk_store(&g_root, holder);
+    scan(NULL, 0);
+    g_root = NULL;
+    for (size_t k = 0; k < 13; k++)
+        ck_kind(held[k], ML_KIND_REACHABLE);
+    scan(NULL, 0);
+    ck_kind(holder, ML_KIND_DEFINITE);
+    for (size_t k = 0; k < 13; k++)
+        ck_kind(held[k], ML_KIND_INDIRECT);
+}
+END_TEST
+
+/* ---- a lost graph: its pointers kept, or read twice ------------------ */
+
+#define GRAPH_N 2000
+
+/* Block 0 holds block 1; blocks 1..N-1 form a ring (each holds the next),
+ * and each also holds `extra` others spread over the ring.  Nothing holds
+ * block 0: it is the one definite block, every other one indirect. */
+static NOINLINE void graph_build(size_t extra)
+{
+    S = NULL;
+    set_new(GRAPH_N);
+    for (size_t i = 0; i < GRAPH_N; i++)
+        blk_new(8 * (extra + 1));
+    blk_link(0, 0, 1, 0);
+    for (size_t i = 1; i < GRAPH_N; i++) {
+        blk_link(i, 0, i + 1 < GRAPH_N ? i + 1 : 1, 0);
+        for (size_t k = 1; k <= extra; k++)
+            blk_link(i, 8 * k, 1 + (i * 7 + k * 131) % (GRAPH_N - 1), 0);
+    }
+}
+
+static void graph_check(void)
+{
+    ck_kind(0, ML_KIND_DEFINITE);
+    size_t indirect = 0;
+    for (size_t i = 1; i < GRAPH_N; i++)
+        indirect += S->kind[i] == ML_KIND_INDIRECT;
+    ck_assert_uint_eq(indirect, GRAPH_N - 1);
+}
+
+START_TEST(reach_lost_graph_kept)
+{
+    /* 3 pointers a block: step 4 follows the pointers step 3 kept */
+    graph_build(2);
+    scan(NULL, 0);
+    graph_check();
+}
+END_TEST
+
+START_TEST(reach_lost_graph_reread)
+{
+    /* 8 pointers a block, more than step 3 keeps (4 a lost block): step 4
+     * reads the blocks again */
+    graph_build(7);
+    scan(NULL, 0);
+    graph_check();
+}
+END_TEST
+
+START_TEST(reach_lost_graph_rooted_part)
+{
+    /* a global holds block 1000 of the ring: all of the ring is reachable,
+     * block 0 (which only holds it) is definite, the pointers into the
+     * reachable ring are not kept */
+    graph_build(2);
+    blk_store(&g_root, 1000);
+    scan(NULL, 0);
+    g_root = NULL;
+    ck_kind(0, ML_KIND_DEFINITE);
+    for (size_t i = 1; i < GRAPH_N; i++)
+        ck_kind(i, ML_KIND_REACHABLE);
+}
+END_TEST
+
 /* ---- scale ------------------------------------------------------------- */
 
 #define BIG_N 1000000
@@ -750,6 +883,7 @@ static Suite *reach_suite(void)
     tcase_add_test(tc, reach_meta_heap_not_root);
     tcase_add_test(tc, reach_anonymous_mapping);
     tcase_add_test(tc, reach_block_faults);
+    tcase_add_test(tc, reach_small_block_faults);
     tcase_add_test(tc, reach_block_unreadable);
     tcase_add_test(tc, reach_own_local);
     tcase_add_test(tc, reach_own_tls);
@@ -758,6 +892,10 @@ static Suite *reach_suite(void)
     tcase_add_test(tc, reach_detached_thread_stack);
     tcase_add_test(tc, reach_detached_thread_tls);
     tcase_add_test(tc, reach_threads_after_fork);
+    tcase_add_test(tc, reach_every_word);
+    tcase_add_test(tc, reach_lost_graph_kept);
+    tcase_add_test(tc, reach_lost_graph_reread);
+    tcase_add_test(tc, reach_lost_graph_rooted_part);
     suite_add_tcase(s, tc);
     TCase *big = tcase_create("scale");
     tcase_add_checked_fixture(big, setup, teardown);

@@ -6,13 +6,15 @@
  * address, and the counts equal, whenever ml_unwind answers at all (-1 means
  * "libunwind's business", which stack.c then asks).  Fixtures: -O0 and -O2
  * C, deep recursion (with and without truncation), alloca and a realigned
- * stack, a call to a noreturn function that ends its caller's code, C++ (virtual calls, std::function, try blocks), a dlopen'ed library
- * (twice, across a dlclose), a signal handler, a second thread. */
+ * stack, a call to a noreturn function that ends its caller's code, C++ (virtual calls, std::function, try
+ * blocks), a dlopen'ed library (twice, across a dlclose), a signal handler, a second thread. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <link.h>
 #include <libunwind.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,8 +25,9 @@
 #define MAX 256
 
 static int max_frames = MAX;
-static int failures, fast, fallback;
-static long compared;
+/* volatile: a signal handler changes them behind the compiler's back */
+static volatile int failures, fast, fallback;
+static volatile long compared;
 static const char *case_name = "?";
 
 static int probe(int tag)
@@ -48,6 +51,187 @@ static int probe(int tag)
     }
     compared += n - 1;
     return tag;
+}
+
+/* ---- ml_unwind_skip: ml_unwind less the leading "own" frames ----------
+ *
+ * The own frames are unwind_own.c's, a library built and loaded like
+ * libmallard.so (frame pointers, present at start-up): most of them are
+ * stepped by the frame-pointer bit after their first visit, one by its
+ * recipe.  The frames that follow (the fixture's: -O0 ones that need the
+ * right rbp, -O2 ones, C++, a signal frame, a thread) must be libunwind's,
+ * the own ones dropped, at most keep of them; run twice per case, so the
+ * second pass uses the bits.  With use_memo, each thread keeps a memo as
+ * stack.c does, and the frames of an ML_UNWIND_SAME answer are those of the
+ * walk recorded in that way: they too must be libunwind's. */
+struct own_req {
+    int (*skip)(void **out, int keep, struct ml_unwind_memo *memo);
+    int (*bt)(void **out, int max);
+    struct ml_unwind_memo *memo;
+    void **a, **b;
+    int max, keep, n, m, nofp;
+};
+int own_enter(struct own_req *r, int depth); /* unwind_own.c */
+static uintptr_t own_lo, own_hi;
+static int own_keep = MAX, own_nofp, use_memo;
+static volatile int memo_hits;
+static __thread struct ml_unwind_memo memo;
+static __thread void *memo_frames[ML_MEMO_WAYS][MAX];
+static __thread int memo_n[ML_MEMO_WAYS];
+
+static int probe_own(int tag)
+{
+    void *a[MAX], *b[MAX + 16];
+    struct own_req r = {
+        ml_unwind_skip, unw_backtrace, use_memo ? &memo : NULL, a, b, MAX + 16, own_keep, 0, 0, own_nofp};
+    own_enter(&r, 3);
+    void **got = a;
+    if (r.n == ML_UNWIND_SAME && use_memo) {
+        memo_hits++;
+        got = memo_frames[memo.last];
+        r.n = memo_n[memo.last];
+    } else if (use_memo && r.n > 0 && memo.way[memo.last].n == r.n) {
+        memcpy(memo_frames[memo.last], a, (size_t)r.n * sizeof *a);
+        memo_n[memo.last] = r.n;
+        memo.way[memo.last].id = 1;
+    }
+    if (r.n < 0) {
+        fallback++;
+        return tag;
+    }
+    fast++;
+    int first = 0;
+    while (first < r.m && (uintptr_t)b[first] >= own_lo && (uintptr_t)b[first] < own_hi)
+        first++;
+    int want = r.m - first < own_keep ? r.m - first : own_keep;
+    int bad = first < 4 || r.n != want;
+    for (int i = 0; !bad && i < r.n; i++)
+        bad = got[i] != b[first + i];
+    if (bad) {
+        failures++;
+        fprintf(stderr, "%s: ml_unwind_skip %d frames, unw_backtrace %d, %d of them own\n", case_name, r.n,
+                r.m, first);
+        for (int i = 0; i < r.m; i++)
+            fprintf(stderr, "  #%d %p %p\n", i, i >= first && i - first < r.n ? got[i - first] : NULL, b[i]);
+    }
+    compared += r.n;
+    return tag;
+}
+
+/* Two callers of one function, alike to the byte: the walk from common's
+ * call starts at the same return address and sp under both, and only the
+ * word above says which called it; -O0 ones keep rbp-based CFAs. */
+__attribute__((noinline)) static int common(int tag)
+{
+    volatile int v = tag;
+    return probe_own(v);
+}
+__attribute__((noinline)) static int twin_a(int tag)
+{
+    int x = common(tag);
+    __asm__ volatile("" ::: "memory");
+    return x;
+}
+__attribute__((noinline)) static int twin_b(int tag)
+{
+    int x = common(tag);
+    __asm__ volatile("" ::: "memory");
+    return x;
+}
+__attribute__((noinline, optimize("O0", "no-omit-frame-pointer"))) static int common_o0(int tag)
+{
+    return probe_own(tag);
+}
+__attribute__((noinline, optimize("O0", "no-omit-frame-pointer"))) static int twin_o0_a(int tag)
+{
+    return common_o0(tag) + 0;
+}
+__attribute__((noinline, optimize("O0", "no-omit-frame-pointer"))) static int twin_o0_b(int tag)
+{
+    return common_o0(tag) + 0;
+}
+/* A walk that starts where a recorded one did, and finds the same word at
+ * the address the recorded one read its first return address of the
+ * fixture from, but whose rbp (and so that frame's CFA) differs: the
+ * recorded walk went through one more frame (hop), and the stack still
+ * holds its return address.  alloca lines the two calls of probe_own up on
+ * the same sp; both reach frame_at through the same indirect call. */
+static volatile int measure;
+__attribute__((noinline, optimize("O0", "no-omit-frame-pointer"))) static uintptr_t frame_at(size_t n)
+{
+    char *p = __builtin_alloca(n);
+    p[0] = 0;
+    if (measure)
+        return (uintptr_t)__builtin_frame_address(0);
+    return (uintptr_t)probe_own(p[0]);
+}
+__attribute__((noinline, optimize("O0", "no-omit-frame-pointer"))) static uintptr_t hop(size_t n)
+{
+    volatile char pad[96]; /* a frame larger than frame_at's locals: the word lands in its alloca */
+    pad[0] = 0;
+    return frame_at(n) + pad[0];
+}
+__attribute__((noinline, optimize("O0", "no-omit-frame-pointer"))) static uintptr_t via(int through_hop,
+                                                                                        size_t n)
+{
+    uintptr_t (*f)(size_t) = through_hop ? hop : frame_at;
+    return f(n);
+}
+/* -O0: one call site for both calls (no unrolled loop) */
+__attribute__((noinline, optimize("O0"))) static void via_twice(size_t hop_n, size_t direct_n)
+{
+    /* first recorded, then the same start, the same words, another rbp */
+    for (int i = 0; i < 2; i++)
+        via(i == 0, i == 0 ? hop_n : direct_n);
+}
+static int c_same_sp(void)
+{
+    measure = 1;
+    uintptr_t direct = via(0, 64), hopped = via(1, 64);
+    measure = 0;
+    if (direct <= hopped || direct - hopped > 4096) {
+        fprintf(stderr, "same sp: frames at %#lx and %#lx\n", (unsigned long)direct, (unsigned long)hopped);
+        failures++;
+        return 0;
+    }
+    via_twice(64, 64 + (direct - hopped));
+    return 0;
+}
+
+static int c_twins(void)
+{
+    int s = 0;
+    for (int i = 0; i < 8; i++) {
+        s += (i & 1) ? twin_a(i) : twin_b(i);
+        s += (i & 2) ? twin_o0_a(i) : twin_o0_b(i);
+        s += o0_recurse(probe_own, 2 + (i & 1), 0) + o2_recurse(probe_own, 2 + (i & 2), 0);
+    }
+    return s;
+}
+
+/* the caller of the own frames keeps a frame pointer: its CFA is rbp's */
+__attribute__((noinline, optimize("no-omit-frame-pointer"))) static int probe_own_fp(int tag)
+{
+    volatile int v = tag;
+    int x = probe_own(v);
+    __asm__ volatile("" ::: "memory");
+    return x;
+}
+
+static int find_own(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    uintptr_t me = (uintptr_t)data;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+        if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X) && me >= lo && me < lo + ph->p_memsz) {
+            own_lo = lo;
+            own_hi = lo + ph->p_memsz;
+            return 1;
+        }
+    }
+    return 0;
 }
 
 /* Runs one case; need_fast: ml_unwind must have answered it itself. */
@@ -75,6 +259,73 @@ static int c_o2_noret(void) { return o2_recurse(probe, 2, 3); }
 static int c_deep(void) { return o2_recurse(probe, 300, 0); }
 static int c_deep_mixed(void) { return o0_recurse(probe, 100, 0) + o2_recurse(probe, 100, 0); }
 static int c_cxx(void) { return cxx_run(probe, 9); }
+
+static int c_own_o0(void) { return o0_recurse(probe_own, 5, 0); }
+static int c_own_o0_fp(void) { return o0_recurse(probe_own_fp, 5, 0); }
+static int c_own_o2(void) { return o2_recurse(probe_own, 5, 0); }
+static int c_own_o2_fp(void) { return o2_recurse(probe_own_fp, 5, 0); }
+static int c_own_cxx(void) { return cxx_run(probe_own_fp, 9); }
+static int c_own_deep(void) { return o0_recurse(probe_own_fp, 60, 0) + o2_recurse(probe_own, 60, 0); }
+static void on_signal_own(int sig)
+{
+    (void)sig;
+    probe_own_fp(0);
+}
+static int c_own_signal(void)
+{
+    signal(SIGUSR2, on_signal_own);
+    raise(SIGUSR2);
+    return 0;
+}
+static void *thread_own(void *arg)
+{
+    (void)arg;
+    o0_recurse(probe_own_fp, 4, 0);
+    return NULL;
+}
+static int c_own_thread(void)
+{
+    pthread_t t;
+    if (pthread_create(&t, NULL, thread_own, NULL) != 0)
+        abort();
+    pthread_join(t, NULL);
+    return 0;
+}
+
+static void own_cases(void)
+{
+    if (!dl_iterate_phdr(find_own, (void *)(uintptr_t)own_enter)) {
+        fprintf(stderr, "unwind_own: own_enter's text not found\n");
+        exit(1);
+    }
+    ml_unwind_set_own(own_lo, own_hi);
+    for (int pass = 0; pass < 4; pass++) {
+        own_nofp = pass & 1;
+        use_memo = pass >= 2;
+        printf("own frames%s%s:\n", own_nofp ? ", one without a frame pointer" : "",
+               use_memo ? ", with a memo" : "");
+        run("  own, -O0 callers", c_own_o0, 1);
+        run("  own, -O0, fp caller", c_own_o0_fp, 1);
+        run("  own, -O2 callers", c_own_o2, 1);
+        run("  own, -O2, fp caller", c_own_o2_fp, 1);
+        run("  own, C++", c_own_cxx, 1);
+        run("  own, deep", c_own_deep, 1);
+        own_keep = 32;
+        run("  own, deep, keep 32", c_own_deep, 1);
+        own_keep = 3;
+        run("  own, keep 3", c_own_o0_fp, 1);
+        own_keep = MAX;
+        run("  own, signal handler", c_own_signal, 0);
+        run("  own, second thread", c_own_thread, 1);
+        run("  own, twin callers", c_twins, 1);
+        run("  own, same sp, other rbp", c_same_sp, 1);
+    }
+    printf("memo answers %d\n", memo_hits);
+    if (memo_hits < 20) {
+        fprintf(stderr, "the memo answered %d times\n", memo_hits);
+        failures++;
+    }
+}
 
 static int (*lib_call)(probe_fn, int);
 static int c_lib(void) { return lib_call(probe, 4); }
@@ -142,6 +393,7 @@ int main(void)
     load_lib(); /* reloaded, perhaps at the same address */
     run("signal handler", c_signal, 0);
     run("second thread", c_thread, 1);
+    own_cases();
     printf("%ld frames compared, %d mismatches\n", compared, failures);
     return failures || compared < 1000 ? 1 : 0;
 }
