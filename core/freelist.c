@@ -30,8 +30,9 @@
  *     faulted in again, and an idle heap still shrinks.
  *   - Blocks above 1 MiB get their own mapping, found through a hash
  *     table.  Freed ones are kept, by bytes (up to the peak of large bytes
- *     in use, 2 to 64 MiB) and for at most two epochs, and reused best fit,
- *     cut to size or grown by mremap, since programs that replace megabyte
+ *     in use, 2 to 64 MiB, or half that peak when more) and for at most
+ *     nine epochs, and reused best fit, cut to size or grown by mremap (not
+ *     one under half the size asked for), since programs that replace megabyte
  *     buffers in a loop would otherwise pay for mmap, page faults and munmap
  *     every time; calloc clears only what was used before.  realloc grows
  *     them with mremap instead of copying, and moves a small block that it
@@ -73,8 +74,9 @@
 #define ML_FL_EPOCH_NS 100000000ull
 #define ML_FL_DIRTY_MAX ((size_t)32 << 20)
 #define LARGE_CACHE_SLOTS 16
-#define LARGE_CACHE_MIN ((size_t)2 << 20) /* the cache's budget: the peak of live */
-#define LARGE_CACHE_MAX ((size_t)1 << 30) /* large bytes, within these bounds */
+#define LARGE_CACHE_MIN ((size_t)2 << 20)  /* the cache's budget: the peak of live */
+#define LARGE_CACHE_MAX ((size_t)64 << 20) /* large bytes, within these bounds */
+#define LARGE_CACHE_EPOCHS 8               /* a cached mapping is unmapped after 8 to 9 epochs unused */
 /* Thread-cache growth: a bin that runs dry grows by a batch, up to
  * BIN_CAP_BYTES of objects (BIN_CAP_OBJS at most), while the thread's
  * TC_GROW_BYTES allowance lasts. */
@@ -650,13 +652,16 @@ static void large_erase(struct fl_large *e)
 static size_t large_total(size_t n) { return (n + ML_OS_GRANULE - 1) & ~(ML_OS_GRANULE - 1); }
 
 /* How many bytes of freed mappings may be kept: the peak of large bytes in
- * use, within [LARGE_CACHE_MIN, LARGE_CACHE_MAX].  Since an allocation takes
- * a cached mapping whenever there is one, what is cached plus what is live
- * stays near that peak.  Caller holds large_lock. */
+ * use, within [LARGE_CACHE_MIN, LARGE_CACHE_MAX], or half that peak when it
+ * is more.  An allocation takes a cached mapping whenever one serves it, so
+ * what is cached plus what is live stays near the peak; a program whose
+ * peak is hundreds of MiB of buffers replaced in a loop needs a choice of
+ * sizes to keep its pages, as glibc's heap does.  Caller holds large_lock. */
 static size_t large_budget(void)
 {
     size_t b = fl.large_peak;
-    return b < LARGE_CACHE_MIN ? LARGE_CACHE_MIN : b > LARGE_CACHE_MAX ? LARGE_CACHE_MAX : b;
+    size_t whole = b < LARGE_CACHE_MIN ? LARGE_CACHE_MIN : b > LARGE_CACHE_MAX ? LARGE_CACHE_MAX : b;
+    return b / 2 > whole ? b / 2 : whole;
 }
 
 /* Takes the cached mapping that best serves total bytes: the smallest that
@@ -679,6 +684,13 @@ static void *large_cache_take(size_t total, int growing, size_t *have)
             best = i;
     }
     if (best < 0)
+        return NULL;
+    /* Growing a mapping under half the size asked for costs most of a fresh
+     * one's page faults and leaves the cache nothing to choose from next
+     * time: a program that allocates each new buffer before it frees the
+     * one it replaces (mimalloc-bench's malloc-large) found only the last
+     * buffer freed there, and grew or cut it every time. */
+    if (!growing && fl.cache[best].total < total / 2)
         return NULL;
     void *p = fl.cache[best].p;
     *have = fl.cache[best].total;
@@ -710,7 +722,7 @@ static void large_decay(uint64_t epoch)
     size_t sizes[LARGE_CACHE_SLOTS], k = 0;
     ml_mutex_lock(&fl.large_lock);
     for (int i = 0; i < LARGE_CACHE_SLOTS; i++)
-        if (fl.cache[i].p && fl.cache[i].epoch + 1 < epoch) {
+        if (fl.cache[i].p && fl.cache[i].epoch + LARGE_CACHE_EPOCHS < epoch) {
             gone[k] = fl.cache[i].p;
             sizes[k++] = fl.cache[i].total;
             fl.cache_bytes -= fl.cache[i].total;
