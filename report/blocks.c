@@ -143,7 +143,7 @@ static inline size_t next_slot(size_t j, size_t cap) { return j + 1 == cap ? 0 :
 
 __attribute__((noinline, cold)) static int grow(struct shard *s)
 {
-    size_t cap = s->cap ? s->cap + s->cap / 2 : 256;
+    size_t cap = s->cap ? s->cap + s->cap / 2 : 16; /* 256 shards: a short program touches most */
     size_t bytes = cap * sizeof(struct rec);
     int mapped = bytes >= TABLE_MAPPED_MIN && bytes <= META_LARGEST_CLASS;
     struct rec *slots = ml_meta_alloc(mapped ? META_LARGEST_CLASS + 1 : bytes);

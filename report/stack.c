@@ -259,7 +259,7 @@ static ml_stack_id publish(struct depot_entry *e)
 
 static int shard_grow(struct depot_shard *s)
 {
-    size_t cap = s->cap ? s->cap * 2 : 1024;
+    size_t cap = s->cap ? s->cap * 2 : 64; /* 64 shards: a short program touches most */
     struct depot_entry **slots = ml_meta_alloc(cap * sizeof *slots);
     if (!slots)
         return -1;

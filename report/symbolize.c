@@ -599,8 +599,8 @@ unsigned ml_symbolize_chain(uintptr_t addr, struct ml_frame *out, unsigned cap)
 
 /* One pass over the module's symbol table for the functions with a size,
  * then sorted by start with an LSD radix sort (a pass per byte of the
- * offsets; the scratch arrays are freed after).  An object whose functions
- * span 4 GiB or more gets no index.  Caller holds sym.lock. */
+ * offsets; the scratch array is freed after).  A function more than 4 GiB
+ * above the load bias is left out.  Caller holds sym.lock. */
 static int sym_fn_symbol(Dwfl_Module *dm, int i, GElf_Addr *a, GElf_Word *len)
 {
     GElf_Sym es;
@@ -616,37 +616,26 @@ static void sym_build_fns(struct sym_mod *sm)
     int n = sm->dm ? dwfl_module_getsymtab(sm->dm) : 0;
     if (n <= 1)
         return;
-    /* one pass: absolute starts in a first array of n entries, made
-     * offsets once the lowest is known */
-    struct {
-        GElf_Addr a;
-        uint32_t len, index;
-    } *raw = ml_meta_alloc((size_t)n * sizeof *raw);
-    if (!raw)
+    /* one pass, offsets from the load bias (every function lies above it;
+     * an object spans well under 4 GiB), into an array of n entries */
+    uintptr_t base = sm->m->base, top = 0;
+    struct sym_fn *v = ml_meta_alloc((size_t)n * sizeof *v);
+    if (!v)
         return;
-    uintptr_t base = UINTPTR_MAX, top = 0;
     size_t got = 0;
     for (int i = 1; i < n; i++) {
         GElf_Addr a;
         GElf_Word len;
-        if (!sym_fn_symbol(sm->dm, i, &a, &len))
+        if (!sym_fn_symbol(sm->dm, i, &a, &len) || (uintptr_t)a < base || (uintptr_t)a - base > UINT32_MAX)
             continue;
-        raw[got].a = a;
-        raw[got].len = (uint32_t)len;
-        raw[got++].index = (uint32_t)i;
-        base = (uintptr_t)a < base ? (uintptr_t)a : base;
+        v[got++] = (struct sym_fn){(uint32_t)((uintptr_t)a - base), (uint32_t)len, (uint32_t)i};
         top = (uintptr_t)a > top ? (uintptr_t)a : top;
     }
-    struct sym_fn *v = got && top - base <= UINT32_MAX ? ml_meta_alloc(got * sizeof *v) : NULL;
-    struct sym_fn *tmp = v ? ml_meta_alloc(got * sizeof *tmp) : NULL;
+    struct sym_fn *tmp = got ? ml_meta_alloc(got * sizeof *tmp) : NULL;
     if (!tmp) {
         ml_meta_free(v);
-        ml_meta_free(raw);
         return;
     }
-    for (size_t i = 0; i < got; i++)
-        v[i] = (struct sym_fn){(uint32_t)((uintptr_t)raw[i].a - base), raw[i].len, raw[i].index};
-    ml_meta_free(raw);
     for (unsigned shift = 0; shift < 32 && (top - base) >> shift; shift += 8) {
         size_t count[257] = {0};
         for (size_t i = 0; i < got; i++)

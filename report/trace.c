@@ -121,8 +121,16 @@ struct tr_thread {
     int counts_done; /* past thread exit: count in ml_tr directly */
     void *defer[DEFER_SLOTS];
     uint16_t tag;
-    uint32_t qhead, qcount;
-    size_t qbytes;
+    /* the freed blocks held back, a FIFO in the meta heap made at the
+     * thread's first free: 4 KiB of static TLS would come out of every
+     * thread's stack (a PTHREAD_STACK_MIN thread had 3 KiB left) */
+    struct tr_quarantine *quar;
+    int quar_done; /* past thread exit, or none to be had: frees are not held */
+};
+
+struct tr_quarantine {
+    uint32_t head, count;
+    size_t bytes;
     struct {
         void *p;
         size_t size;
@@ -426,12 +434,12 @@ static inline void record(void *p, size_t n, unsigned kind)
         ml_tr_count_untraced();
 }
 
-static void quarantine_evict_one(void)
+static void quarantine_evict_one(struct tr_quarantine *qu)
 {
-    uint32_t i = (t.qhead + QUARANTINE_SLOTS - t.qcount) % QUARANTINE_SLOTS;
-    void *old = t.q[i].p;
-    t.qbytes -= t.q[i].size;
-    t.qcount--;
+    uint32_t i = (qu->head + QUARANTINE_SLOTS - qu->count) % QUARANTINE_SLOTS;
+    void *old = qu->q[i].p;
+    qu->bytes -= qu->q[i].size;
+    qu->count--;
     if (inner->flags & ML_BACKEND_GUARDS_FREED) {
         /* the backend has had the block since it was freed; only the
          * record waited, and the address may hold a new block by now */
@@ -463,18 +471,29 @@ static void quarantine_push(void *p, const struct ml_block_rec *r, ml_stack_id h
             report_error(&e);
         }
         n = 0;
-    } else if (n > QUARANTINE_BYTES / 4) {
+    }
+    struct tr_quarantine *qu = t.quar;
+    if (ML_UNLIKELY(!qu) && !t.quar_done) {
+        qu = meta_alloc(sizeof *qu);
+        t.quar = qu;
+        t.quar_done = !qu;
+    }
+    if (n > QUARANTINE_BYTES / 4 || ML_UNLIKELY(!qu)) {
+        if (inner->flags & ML_BACKEND_GUARDS_FREED) {
+            ml_blocks_remove_freed((uintptr_t)p);
+            return;
+        }
         ml_blocks_remove((uintptr_t)p, NULL);
         BACKEND(inner->free(p));
         return;
     }
-    while (t.qcount && (t.qcount == QUARANTINE_SLOTS || t.qbytes + n > QUARANTINE_BYTES))
-        quarantine_evict_one();
-    t.q[t.qhead].p = p;
-    t.q[t.qhead].size = n;
-    t.qhead = (t.qhead + 1) % QUARANTINE_SLOTS;
-    t.qcount++;
-    t.qbytes += n;
+    while (qu->count && (qu->count == QUARANTINE_SLOTS || qu->bytes + n > QUARANTINE_BYTES))
+        quarantine_evict_one(qu);
+    qu->q[qu->head].p = p;
+    qu->q[qu->head].size = n;
+    qu->head = (qu->head + 1) % QUARANTINE_SLOTS;
+    qu->count++;
+    qu->bytes += n;
 }
 
 /* ---- re-entry from a signal handler ----------------------------------
@@ -910,8 +929,16 @@ static void tr_thread_exit(void)
 {
     int guard = t.guard;
     t.guard = 1;
-    while (t.qcount)
-        quarantine_evict_one();
+    struct tr_quarantine *qu = t.quar;
+    t.quar = NULL;
+    t.quar_done = 1;
+    while (qu && qu->count)
+        quarantine_evict_one(qu);
+    if (qu) {
+        ml_tr_busy_enter(); /* the meta heap's lock: counted (busy.h) */
+        ml_meta_free(qu);
+        ml_tr_busy_leave();
+    }
     if (t.attached) {
         ml_threads_detach();
         t.attached = 0;

@@ -26,7 +26,7 @@ add_dependencies(unwind_match unwind_lib)
 add_test(NAME trace_unwind_match COMMAND unwind_match)
 set_tests_properties(trace_unwind_match PROPERTIES TIMEOUT 60)
 
-# a PTHREAD_STACK_MIN thread starts under the preload, traced or not (static TLS)
+# a PTHREAD_STACK_MIN thread starts, and allocates, under the preload, traced or not (static TLS)
 add_executable(unwind_minstack ${ML_UNWIND_DIR}/minstack.c)
 target_compile_options(unwind_minstack PRIVATE ${ML_WARN} -O1)
 target_link_libraries(unwind_minstack PRIVATE Threads::Threads)
@@ -34,4 +34,7 @@ foreach(trace 0 1)
   add_test(NAME trace_minstack_${trace}
     COMMAND timeout -k 5 60 env LD_PRELOAD=${ML_LIB} MALLARD_TRACE=${trace} $<TARGET_FILE:unwind_minstack>)
   set_tests_properties(trace_minstack_${trace} PROPERTIES TIMEOUT 90 PASS_REGULAR_EXPRESSION "minstack ok")
+  add_test(NAME trace_minstack_alloc_${trace}
+    COMMAND timeout -k 5 60 env LD_PRELOAD=${ML_LIB} MALLARD_TRACE=${trace} $<TARGET_FILE:unwind_minstack> alloc)
+  set_tests_properties(trace_minstack_alloc_${trace} PROPERTIES TIMEOUT 90 PASS_REGULAR_EXPRESSION "minstack ok")
 endforeach()
