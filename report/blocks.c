@@ -136,14 +136,18 @@ static inline size_t next_slot(size_t j, size_t cap) { return j + 1 == cap ? 0 :
  * (a meta heap request above its largest class), which goes back to the
  * kernel when the table grows again: from the meta heap's classes, every
  * outgrown table would stay on their free lists (none needs that size
- * again).  The first tables (256 records) still come from the classes, so
- * a small program's tables take no address space beyond a few pages each. */
+ * again).  The first tables (16 to 256 records) still come from the classes,
+ * so a small program's tables take a few pages in all; what the outgrown
+ * ones leave on the free lists is a fixed 7.5 KiB or so per shard. */
 #define TABLE_MAPPED_MIN ((size_t)8 << 10)
 #define META_LARGEST_CLASS ((size_t)64 << 10)
 
 __attribute__((noinline, cold)) static int grow(struct shard *s)
 {
-    size_t cap = s->cap ? s->cap + s->cap / 2 : 16; /* 256 shards: a short program touches most */
+    /* 16, doubling up to 256 (256 shards: a short program touches most of
+     * them, and the page of each table), then by half: from 256 on, the
+     * sizes it always had */
+    size_t cap = !s->cap ? 16 : s->cap < 256 ? 2 * s->cap : s->cap + s->cap / 2;
     size_t bytes = cap * sizeof(struct rec);
     int mapped = bytes >= TABLE_MAPPED_MIN && bytes <= META_LARGEST_CLASS;
     struct rec *slots = ml_meta_alloc(mapped ? META_LARGEST_CLASS + 1 : bytes);
