@@ -88,9 +88,11 @@
  * to class nor leaves a trail of abandoned copies resident. */
 #define REALLOC_LARGE_MIN ((size_t)64 << 10)
 /* Room (resident, from a cached mapping) that such a buffer keeps beyond its
- * size: 1 MiB halved bench/realloc's page faults again but took resident
- * memory past 1.8x the live peak (unit_freelist_realloc_cycle). */
-#define REALLOC_ROOM ((size_t)512 << 10)
+ * size: more cuts bench/realloc's page faults further (512 KiB: 3282 against
+ * 4396 here, glibc 5254) but takes resident memory to the edge of 1.8x the
+ * live peak (unit_freelist_realloc_cycle read 5748-5792 KiB against its
+ * 5724 KiB bound in 1 run of 3 to 2 of 10), and 1 MiB past it. */
+#define REALLOC_ROOM ((size_t)256 << 10)
 
 struct fl_span {
     struct fl_span *next, *prev; /* central list of spans with free objects */

@@ -402,7 +402,7 @@ START_TEST(realloc_room)
     for (size_t i = 0; i < len; i++)
         b[i] = pattern(i);
     size_t room = be->usable_size(b);
-    ck_assert_msg(room >= ((size_t)512 << 10), "the growing buffer got %zu KiB of room", room >> 10);
+    ck_assert_msg(room >= ((size_t)256 << 10), "the growing buffer got %zu KiB of room", room >> 10);
     size_t fresh = 0, moved = 0;
     for (size_t n = 100 << 10; n + (64 << 10) <= room; n += 50 << 10) {
         unsigned char *q = be->realloc(b, n);
