@@ -191,34 +191,13 @@ static int supp_frame_range(const struct ml_supp_frame *f, size_t from, size_t t
 
 int ml_supp_frame_matches(const struct ml_supp_frame *f) { return supp_frame_range(f, 0, supps.n); }
 
-/* A symbol-table name against the built-in patterns: the number of the
- * first that matches it, or 0.  The name loses its @VERSION; a C++ linkage
- * name is demangled only when it holds the last component of a pattern
- * with "::" (demangling every name of libstdc++ would cost more than the
- * report). */
-static int supp_builtin_name(const char *raw)
+/* A symbol-table name (and its demangled form, for C++) against the
+ * built-in patterns: the number of the first that matches, or 0. */
+static int supp_builtin_name(const char *name, const char *demangled)
 {
-    char name[256];
-    size_t len = strcspn(raw, "@");
-    if (len >= sizeof name)
-        len = sizeof name - 1;
-    memcpy(name, raw, len);
-    name[len] = '\0';
-    int mangled = name[0] == '_' && name[1] == 'Z';
-    for (size_t k = 0; k < supps.user; k++) {
-        const char *pat = supps.pat[k];
-        if (!mangled) {
-            if (ml_supp_match(pat, name))
-                return (int)k + 1;
-            continue;
-        }
-        const char *last = strrchr(pat, ':');
-        if (!last || !strstr(name, last + 1))
-            continue;
-        const char *d = ml_symbolize_demangle(name);
-        if (d && ml_supp_match(pat, d))
+    for (size_t k = 0; k < supps.user; k++)
+        if (ml_supp_match(supps.pat[k], name) || ml_supp_match(supps.pat[k], demangled))
             return (int)k + 1;
-    }
     return 0;
 }
 

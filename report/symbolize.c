@@ -64,7 +64,7 @@ struct sym_entry {
     unsigned n;
     struct ml_frame *chain; /* meta heap: n frames, innermost first; NULL: not resolved yet */
     /* ml_symbolize_symtab_which's answers, for up to two wants */
-    int (*want[2])(const char *);
+    int (*want[2])(const char *, const char *);
     int which[2];
 };
 
@@ -281,15 +281,20 @@ static const char *sym_demangle(const char *name)
     return status == 0 ? d : NULL;
 }
 
+/* The length of a symbol-table name without its symbol version: glibc's
+ * .symtab has __libc_start_main@@GLIBC_2.34; the name is what precedes it. */
+static size_t sym_unversioned_len(const char *name)
+{
+    size_t len = strcspn(name, "@");
+    return len ? len : strlen(name);
+}
+
 /* A symbol or linkage name as the report shows it: demangled, with the
  * mangled one kept aside. */
 static void sym_set_name(struct ml_frame *f, const char *name)
 {
-    /* a .symtab name may carry its symbol version (glibc's
-     * __libc_start_main@@GLIBC_2.34): the name is what precedes it */
-    const char *at = strchr(name, '@');
-    if (at && at > name) {
-        size_t len = (size_t)(at - name);
+    size_t len = sym_unversioned_len(name);
+    if (name[len]) {
         char *copy = ml_meta_alloc(len + 1);
         if (copy) {
             memcpy(copy, name, len);
@@ -655,7 +660,7 @@ static void sym_build_fns(struct sym_mod *sm)
 }
 
 /* The first nonzero answer of want for a function of sm containing pc. */
-static int sym_fns_which(struct sym_mod *sm, uintptr_t pc, int (*want)(const char *))
+static int sym_fns_which(struct sym_mod *sm, uintptr_t pc, int (*want)(const char *, const char *))
 {
     if (!sm->fns_built)
         sym_build_fns(sm);
@@ -678,14 +683,23 @@ static int sym_fns_which(struct sym_mod *sm, uintptr_t pc, int (*want)(const cha
         GElf_Sym es;
         GElf_Addr a;
         const char *nm = dwfl_module_getsym_info(sm->dm, (int)sm->fns[j].index, &es, &a, NULL, NULL, NULL);
-        int which = nm ? want(nm) : 0;
+        if (!nm)
+            continue;
+        char name[256];
+        size_t len = sym_unversioned_len(nm);
+        len = len < sizeof name ? len : sizeof name - 1;
+        memcpy(name, nm, len);
+        name[len] = '\0';
+        const char *d = sym_demangle(name);
+        int which = want(name, d);
+        free((void *)d); /* the meta heap's: the caller holds the trace guard */
         if (which)
             return which;
     }
     return 0;
 }
 
-int ml_symbolize_symtab_which(uintptr_t addr, int (*want)(const char *name))
+int ml_symbolize_symtab_which(uintptr_t addr, int (*want)(const char *name, const char *demangled))
 {
     if (!addr || sym_enter() != 0)
         return 0;
@@ -711,16 +725,6 @@ int ml_symbolize_symtab_which(uintptr_t addr, int (*want)(const char *name))
     return which;
 }
 
-/* __cxa_demangle's answer for a linkage name (meta heap), or NULL. */
-const char *ml_symbolize_demangle(const char *mangled)
-{
-    if (sym_enter() != 0)
-        return NULL;
-    const char *d = sym_demangle(mangled);
-    sym_leave();
-    return d;
-}
-
 void ml_symbolize(uintptr_t addr, struct ml_frame *out) { ml_symbolize_chain(addr, out, 1); }
 
 /* Weak: the report unit tests link symbolize.c without stack.c, and then
@@ -730,12 +734,12 @@ extern __typeof__(ml_stack_is_own) ml_stack_is_own __attribute__((weak));
 static const char *const below_main[] = {"__libc_start_call_main", "__libc_start_main_impl",
                                          "__libc_start_main", "_start"};
 
-/* 1 when a raw symbol-table name (perhaps name@VERSION) is below main. */
-static int sym_below_main_name(const char *raw)
+/* 1 when a symbol-table name is below main. */
+static int sym_below_main_name(const char *name, const char *demangled)
 {
-    size_t len = strcspn(raw, "@");
+    (void)demangled;
     for (size_t i = 0; i < sizeof below_main / sizeof *below_main; i++)
-        if (strlen(below_main[i]) == len && !memcmp(raw, below_main[i], len))
+        if (!strcmp(name, below_main[i]))
             return 1;
     return 0;
 }
