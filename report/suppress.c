@@ -178,9 +178,10 @@ int ml_supp_match(const char *pat, const char *s)
     return 1;
 }
 
-/* The first of patterns [from, to) that matches a string of f: 0, or its
- * number (1-based). */
-static int supp_frame_range(const struct ml_supp_frame *f, size_t from, size_t to)
+/* The first of patterns [from, to) that matches a string of f (its
+ * demangled and mangled names, its source file, its object): 0, or its
+ * number (1-based, for ml_supp_count). */
+static int supp_frame_range(const struct ml_frame *f, size_t from, size_t to)
 {
     for (size_t k = from; k < to; k++)
         if (ml_supp_match(supps.pat[k], f->function) || ml_supp_match(supps.pat[k], f->mangled) ||
@@ -188,8 +189,6 @@ static int supp_frame_range(const struct ml_supp_frame *f, size_t from, size_t t
             return (int)k + 1;
     return 0;
 }
-
-int ml_supp_frame_matches(const struct ml_supp_frame *f) { return supp_frame_range(f, 0, supps.n); }
 
 /* A symbol-table name (and its demangled form, for C++) against the
  * built-in patterns: the number of the first that matches, or 0. */
@@ -222,8 +221,7 @@ int ml_supp_stack(ml_stack_id id)
         struct ml_frame chain[ML_INLINE_MAX]; /* inlined frames count too */
         unsigned k = user ? ml_symbolize_chain(f[i], chain, ML_INLINE_MAX) : 0;
         for (unsigned j = 0; j + 1 < k; j++) {
-            struct ml_supp_frame sf = {chain[j].function, chain[j].mangled, chain[j].file, chain[j].object};
-            int m = supp_frame_range(&sf, supps.user, supps.n);
+            int m = supp_frame_range(&chain[j], supps.user, supps.n);
             if (m)
                 return m;
         }
@@ -231,9 +229,7 @@ int ml_supp_stack(ml_stack_id id)
         if (m)
             return m;
         if (k) {
-            const struct ml_frame *c = &chain[k - 1];
-            struct ml_supp_frame sf = {c->function, c->mangled, c->file, c->object};
-            m = supp_frame_range(&sf, supps.user, supps.n);
+            m = supp_frame_range(&chain[k - 1], supps.user, supps.n);
             if (m)
                 return m;
         }

@@ -24,18 +24,6 @@ void ml_supp_load(const char *path);
  * every name.  A NULL or empty s matches nothing.  Linear time. */
 int ml_supp_match(const char *pat, const char *s);
 
-/* The strings a frame can be matched by; any of them may be NULL. */
-struct ml_supp_frame {
-    const char *function; /* demangled name */
-    const char *mangled;  /* linkage name, when it differs */
-    const char *file;     /* source file */
-    const char *object;   /* module path */
-};
-
-/* Whether a loaded pattern matches any string of f: 0, or the number of
- * the first pattern that does (1-based, for ml_supp_count). */
-int ml_supp_frame_matches(const struct ml_supp_frame *f);
-
 /* Whether a loaded pattern matches a frame of the stack: 0, or the first
  * matching pattern's number.  Stack 0 (taken before tracing could
  * capture: ld.so/libc start-up) counts as suppressed: ML_SUPP_NO_STACK. */

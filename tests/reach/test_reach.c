@@ -390,18 +390,26 @@ START_TEST(reach_anonymous_mapping)
 }
 END_TEST
 
-START_TEST(reach_block_faults)
+/* Two pages of a one-page file: the second is mapped readable, and reading
+ * it raises SIGBUS. */
+static char *map_past_eof(size_t page)
 {
-    /* A block whose second page lies past the end of its file: maps says
-     * readable, reading it raises SIGBUS.  The scan must survive, keep
-     * what the first page held, and go on. */
-    size_t page = (size_t)sysconf(_SC_PAGESIZE);
     int fd = memfd_create("reach-test", MFD_CLOEXEC);
     ck_assert_int_ge(fd, 0);
     ck_assert_int_eq(ftruncate(fd, (off_t)page), 0);
     char *m = mmap(NULL, 2 * page, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     ck_assert(m != MAP_FAILED);
     close(fd);
+    return m;
+}
+
+START_TEST(reach_block_faults)
+{
+    /* A block whose second page lies past the end of its file: maps says
+     * readable, reading it raises SIGBUS.  The scan must survive, keep
+     * what the first page held, and go on. */
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    char *m = map_past_eof(page);
     size_t x = blk_new(32), y = blk_new(32), control = blk_new(32);
     blk_link(x, 8, y, 0);
     /* the faulting block goes in the table by hand, after the others */
@@ -440,12 +448,7 @@ START_TEST(reach_small_block_faults)
      * the pointed walk set once for many small blocks: the scan survives
      * the fault and classifies the blocks after it as before. */
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
-    int fd = memfd_create("reach-test", MFD_CLOEXEC);
-    ck_assert_int_ge(fd, 0);
-    ck_assert_int_eq(ftruncate(fd, (off_t)page), 0);
-    char *m = mmap(NULL, 2 * page, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    ck_assert(m != MAP_FAILED);
-    close(fd);
+    char *m = map_past_eof(page);
     size_t x = blk_new(32), y = blk_new(32), a = blk_new(32), b = blk_new(32);
     blk_link(x, 8, y, 0);
     blk_link(a, 0, b, 0);

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "../../report/report.h"
+#include "unwind_own.h"
 #include "unwind_test.h"
 
 #define MAX 256
@@ -64,14 +65,6 @@ static int probe(int tag)
  * second pass uses the bits.  With use_memo, each thread keeps a memo as
  * stack.c does, and the frames of an ML_UNWIND_SAME answer are those of the
  * walk recorded in that way: they too must be libunwind's. */
-struct own_req {
-    int (*skip)(void **out, int keep, struct ml_unwind_memo *memo);
-    int (*bt)(void **out, int max);
-    struct ml_unwind_memo *memo;
-    void **a, **b;
-    int max, keep, n, m, nofp;
-};
-int own_enter(struct own_req *r, int depth); /* unwind_own.c */
 static uintptr_t own_lo, own_hi;
 static int own_keep = MAX, own_nofp, use_memo;
 static volatile int memo_hits;
@@ -260,6 +253,22 @@ static int c_deep(void) { return o2_recurse(probe, 300, 0); }
 static int c_deep_mixed(void) { return o0_recurse(probe, 100, 0) + o2_recurse(probe, 100, 0); }
 static int c_cxx(void) { return cxx_run(probe, 9); }
 
+/* A case's probe from a signal handler, or from a second thread. */
+static int in_signal(int sig, void (*handler)(int))
+{
+    signal(sig, handler);
+    raise(sig);
+    return 0;
+}
+static int in_thread(void *(*body)(void *))
+{
+    pthread_t t;
+    if (pthread_create(&t, NULL, body, NULL) != 0)
+        abort();
+    pthread_join(t, NULL);
+    return 0;
+}
+
 static int c_own_o0(void) { return o0_recurse(probe_own, 5, 0); }
 static int c_own_o0_fp(void) { return o0_recurse(probe_own_fp, 5, 0); }
 static int c_own_o2(void) { return o2_recurse(probe_own, 5, 0); }
@@ -271,26 +280,14 @@ static void on_signal_own(int sig)
     (void)sig;
     probe_own_fp(0);
 }
-static int c_own_signal(void)
-{
-    signal(SIGUSR2, on_signal_own);
-    raise(SIGUSR2);
-    return 0;
-}
+static int c_own_signal(void) { return in_signal(SIGUSR2, on_signal_own); }
 static void *thread_own(void *arg)
 {
     (void)arg;
     o0_recurse(probe_own_fp, 4, 0);
     return NULL;
 }
-static int c_own_thread(void)
-{
-    pthread_t t;
-    if (pthread_create(&t, NULL, thread_own, NULL) != 0)
-        abort();
-    pthread_join(t, NULL);
-    return 0;
-}
+static int c_own_thread(void) { return in_thread(thread_own); }
 
 static void own_cases(void)
 {
@@ -335,12 +332,7 @@ static void on_signal(int sig)
     (void)sig;
     probe(0);
 }
-static int c_signal(void)
-{
-    signal(SIGUSR1, on_signal);
-    raise(SIGUSR1);
-    return 0;
-}
+static int c_signal(void) { return in_signal(SIGUSR1, on_signal); }
 
 static void *thread_main(void *arg)
 {
@@ -348,14 +340,7 @@ static void *thread_main(void *arg)
     o2_recurse(probe, 4, 0);
     return NULL;
 }
-static int c_thread(void)
-{
-    pthread_t t;
-    if (pthread_create(&t, NULL, thread_main, NULL) != 0)
-        abort();
-    pthread_join(t, NULL);
-    return 0;
-}
+static int c_thread(void) { return in_thread(thread_main); }
 
 static void load_lib(void)
 {

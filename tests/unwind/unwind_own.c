@@ -4,15 +4,7 @@
  * frames deep, then takes both stacks from its innermost frame: r->skip's
  * (which drops the leading frames in this library) and r->bt's (all of
  * them). */
-struct ml_unwind_memo;
-struct own_req {
-    int (*skip)(void **out, int keep, struct ml_unwind_memo *memo);
-    int (*bt)(void **out, int max);
-    struct ml_unwind_memo *memo;
-    void **a, **b;
-    int max, keep, n, m, nofp;
-};
-int own_enter(struct own_req *r, int depth);
+#include "unwind_own.h"
 
 __attribute__((noinline)) static int own_leaf(struct own_req *r)
 {
