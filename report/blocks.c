@@ -137,8 +137,9 @@ static inline size_t next_slot(size_t j, size_t cap) { return j + 1 == cap ? 0 :
  * kernel when the table grows again: from the meta heap's classes, every
  * outgrown table would stay on their free lists (none needs that size
  * again).  The first tables (16 to 256 records) still come from the classes,
- * so a small program's tables take a few pages in all; what the outgrown
- * ones leave on the free lists is a fixed 7.5 KiB or so per shard. */
+ * so a small program's tables take a few pages in all; the outgrown ones
+ * stay on the free lists (their classes, 512 B to 4 KiB, add up to 7.5 KiB
+ * a shard). */
 #define TABLE_MAPPED_MIN ((size_t)8 << 10)
 #define META_LARGEST_CLASS ((size_t)64 << 10)
 
