@@ -77,6 +77,7 @@
 #include <unistd.h>
 #if defined(__x86_64__)
 #include <immintrin.h>
+#include <sys/platform/x86.h>
 #endif
 
 /* flags, scratch per block */
@@ -1655,8 +1656,10 @@ void ml_reach_classify(struct ml_live *blocks, size_t n, const struct ml_range *
     st->vbuf = vbuf;
     st->self = (pid_t)syscall(SYS_getpid);
 #if defined(__x86_64__)
-    __builtin_cpu_init();
-    st->avx2 = __builtin_cpu_supports("avx2") != 0;
+    /* ld.so's CPU feature record: __builtin_cpu_supports would link libgcc's
+     * cpuid constructor into every process, traced or not (cpuid traps to
+     * the hypervisor on a VM) */
+    st->avx2 = CPU_FEATURE_ACTIVE(AVX2) != 0;
 #endif
     reach_prepare(st);
 

@@ -36,6 +36,13 @@ if [ -n "$needed" ]; then
     echo "check_exports: DT_NEEDED beyond libc and ld.so:" $needed >&2
     status=1
 fi
+# nothing from libgcc's CPU model constructor: it runs cpuid in every process
+# at load, traced or not, and cpuid traps to the hypervisor on a VM (the leak
+# scan asks ld.so's feature record instead)
+if nm "$lib" 2>/dev/null | grep -q ' __cpu_indicator_init'; then
+    echo "check_exports: links libgcc's __cpu_indicator_init constructor (use <sys/platform/x86.h>)" >&2
+    status=1
+fi
 cxx_re=$(printf '%s' "$cxx" | tr -s ' \n' '|')
 extra=$(printf '%s\n' "$syms" | awk '{ print $2 }' | grep -Ev '^(malloc|free|calloc|realloc|reallocarray|posix_memalign|aligned_alloc|memalign|valloc|pvalloc|malloc_usable_size|cfree|mallard_.*|__libc_.*|_exit|_Exit|quick_exit|sigaltstack|execve|execv|execvp|execvpe|fexecve|execl|execlp|execle|dlopen|mallinfo|mallinfo2|malloc_trim|mallopt|malloc_stats|malloc_info|__lsan_do_leak_check|__lsan_do_recoverable_leak_check|__lsan_ignore_object|__lsan_disable|__lsan_enable|sigaction|signal|'"$cxx_re"')$')
 if [ -n "$extra" ]; then
