@@ -54,6 +54,10 @@ struct unw_api {
 
 static int load_api(struct unw_api *u)
 {
+    /* Never dlclose'd: at exit another thread's _dl_fini may be taking back
+     * the opencount bump it gave every object, without the loader lock,
+     * and a dlclose racing that can unmap libunwind under this very call
+     * (tests/safe exit_dlclose).  stack.c loads it RTLD_NODELETE, once. */
     void *h = ml_stack_libunwind();
     if (!h)
         return -1;
