@@ -102,8 +102,14 @@ enum reach_mode { MODE_ROOTS, MODE_POINTED, MODE_CLIQUE };
 /* Buckets of the address index, about one per this many blocks. */
 #define REACH_PER_BUCKET 1
 
-/* Ranges at least this long consult pagemap to skip untouched pages. */
+/* Blocks at least this long consult pagemap to skip untouched pages. */
 #define REACH_PAGEMAP_MIN ((uintptr_t)256 << 10)
+/* Roots in private writable memory at least this long, too: a page this
+ * process never wrote reads as zero (anonymous) or as the file (an
+ * object's .data: no heap address there), and copying one in costs a
+ * fault in the kernel.  Traced ls: 13 of its roots' pages never written
+ * (libc's .bss, ld.so's, ls's, ...). */
+#define REACH_PAGEMAP_PIECE ((uintptr_t)32 << 10)
 
 struct reach_map {
     uintptr_t lo, hi;
@@ -856,7 +862,8 @@ static void root_piece(struct reach *st, uintptr_t lo, uintptr_t hi, unsigned mf
             /* extend over following unowned granules, then scan once */
             while (end < hi && ml_os_owner((const void *)end) == ML_OWNER_NONE)
                 end = end + ML_OS_GRANULE < hi ? end + ML_OS_GRANULE : hi;
-            if ((mflags & M_ANON) && st->pagemap >= 0 && end - lo >= REACH_PAGEMAP_MIN)
+            if (st->pagemap >= 0 && (mflags & (M_PRIVATE | M_WRITE)) == (M_PRIVATE | M_WRITE) &&
+                end - lo >= REACH_PAGEMAP_PIECE)
                 scan_touched(st, lo, end);
             else
                 scan_copied(st, lo, end);
