@@ -1208,6 +1208,19 @@ static void roots_objects(struct reach *st, uintptr_t self)
     ml_meta_free(pc.r);
 }
 
+/* Takes [lo, hi), read already, out of the anonymous roots too. */
+static void excl_add(struct reach *st, uintptr_t lo, uintptr_t hi)
+{
+    struct ml_range *ex = st->excl ? ml_meta_alloc((st->nexcl + 1) * sizeof *ex) : NULL;
+    if (!ex)
+        return; /* read twice then, as before */
+    memcpy(ex, st->excl, st->nexcl * sizeof *ex);
+    ex[st->nexcl] = (struct ml_range){lo, hi};
+    ml_meta_free(st->excl);
+    st->excl = ex;
+    st->nexcl = range_normalize(ex, st->nexcl + 1);
+}
+
 /* Roots: the calling thread from sp (or from where it called exit) up, the
  * other live threads' stacks, every thread's TLS and descriptor. */
 static void roots_threads(struct reach *st, const struct thread_set *ts, uintptr_t sp,
@@ -1246,8 +1259,10 @@ static void roots_threads(struct reach *st, const struct thread_set *ts, uintptr
         } else {
             /* the main thread: ld.so put its TLS in a mapping of its own */
             const struct reach_map *m = map_find(st, t->tp);
-            if (m)
+            if (m) {
                 root_add(st, m->lo, m->hi);
+                excl_add(st, m->lo, m->hi); /* roots_anonymous read it a second time */
+            }
         }
     }
 }
