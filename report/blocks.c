@@ -314,14 +314,57 @@ int ml_blocks_lookup(uintptr_t addr, struct ml_block_rec *out)
     return r ? 0 : -1;
 }
 
-void ml_blocks_mark_inherited(void)
+/* The fork boundary.  In a fork child, a live record whose sequence number
+ * is at most inherit_seq was allocated before the fork: it is the parent's
+ * (inherited_by_seq).  Told in O(1) at the fork instead of marking every
+ * record, which wrote every page of the table and so made the child copy
+ * them all (a dash child spent about a twelfth of its time there).  Exact
+ * while sequence numbers do not wrap: when 2^32 allocations were made
+ * before the fork, or the child's count wraps (its seq reaches 0, see
+ * ml_blocks_seq_wrapped), the records are marked one by one as before. */
+static int inherit_on;
+static uint32_t inherit_seq;
+
+static inline int inherited_by_seq(const struct rec *r)
+{
+    return inherit_on && r->free_stack <= inherit_seq; /* a live record keeps its seq there */
+}
+
+/* Marks every live record up to the boundary, then drops the boundary. */
+static void mark_each(void)
 {
     for (unsigned i = 0; i < SHARDS; i++) {
         struct shard *s = &shards[i];
         for (size_t j = 0; j < s->cap; j++)
-            if (s->slots[j].addr && state_of(&s->slots[j]) == ML_BLOCK_LIVE)
+            if (s->slots[j].addr && state_of(&s->slots[j]) == ML_BLOCK_LIVE &&
+                (!inherit_on || inherited_by_seq(&s->slots[j])))
                 set_state(&s->slots[j], ML_BLOCK_INHERITED);
     }
+    inherit_on = 0;
+}
+
+void ml_blocks_mark_inherited(uint64_t allocs)
+{
+    if (allocs >> 32) {
+        inherit_on = 0; /* the numbers wrapped already: mark them all */
+        mark_each();
+        return;
+    }
+    inherit_on = 1;
+    inherit_seq = (uint32_t)allocs;
+}
+
+void ml_blocks_seq_wrapped(void)
+{
+    if (!inherit_on)
+        return;
+    /* every record's seq is still at most 2^32 - 1 and new ones start over:
+     * fix the boundary into the states (under the locks: threads run) */
+    for (unsigned i = 0; i < SHARDS; i++)
+        shard_take(&shards[i].lock);
+    mark_each();
+    for (unsigned i = 0; i < SHARDS; i++)
+        shard_release(&shards[i].lock);
 }
 
 size_t ml_blocks_record_count(void)
@@ -349,7 +392,8 @@ size_t ml_blocks_snapshot(struct ml_live *out, size_t cap, int locked)
                                         .stack = r->stack,
                                         .seq = r->free_stack,
                                         .tag = (uint16_t)(r->packed >> SIZE_BITS),
-                                        .flags = (uint8_t)(state == ML_BLOCK_INHERITED)};
+                                        .flags = (uint8_t)(state == ML_BLOCK_INHERITED ||
+                                                           (state == ML_BLOCK_LIVE && inherited_by_seq(r)))};
         }
         if (locked)
             shard_release(&s->lock);

@@ -42,8 +42,11 @@ int ml_blocks_remove(uintptr_t addr, struct ml_block_rec *out);
 void ml_blocks_remove_freed(uintptr_t addr);
 /* Copies the record at addr; 0 or -1. */
 int ml_blocks_lookup(uintptr_t addr, struct ml_block_rec *out);
-/* In a fork child: every live block now belongs to the parent's report. */
-void ml_blocks_mark_inherited(void);
+/* In a fork child: every live block now belongs to the parent's report.
+ * allocs: the allocations counted so far (the last sequence number). */
+void ml_blocks_mark_inherited(uint64_t allocs);
+/* The allocation count reached a multiple of 2^32 (sequence number 0). */
+void ml_blocks_seq_wrapped(void);
 /* Records in the table (live, inherited and freed). */
 size_t ml_blocks_record_count(void);
 /* Copies up to cap live and inherited blocks, flags = 1 for inherited

@@ -428,6 +428,8 @@ static inline void record(void *p, size_t n, unsigned kind)
     ml_stack_id id = ml_stack_capture();
     /* the allocation count is the sequence number (wraps at 2^32) */
     uint32_t seq = (uint32_t)__atomic_add_fetch(&ml_tr.allocs, 1, __ATOMIC_RELAXED);
+    if (ML_UNLIKELY(!seq))
+        ml_blocks_seq_wrapped();
     if (ml_blocks_insert((uintptr_t)p, n, id, t.tag, seq, kind) == 0)
         stats_alloc(n, t.tag);
     else
@@ -968,7 +970,7 @@ static void tr_atfork(int phase)
     ml_lock_atfork(&ml_tr.tag_lock, phase);
     ml_lock_atfork(&ml_tr.error_lock, phase);
     if (phase == ML_FORK_CHILD) {
-        ml_blocks_mark_inherited();
+        ml_blocks_mark_inherited(ml_tr.allocs);
         ml_threads_after_fork();
         ml_tr.pid = getpid();
         ml_tr.forked_child = 1;
@@ -987,7 +989,7 @@ void ml_trace_after_single_fork(void)
         ml_tr.finished = 1;
         return;
     }
-    ml_blocks_mark_inherited();
+    ml_blocks_mark_inherited(ml_tr.allocs);
     ml_threads_after_fork();
     ml_tr.nerrors_inherited = ml_tr.nerrors;
     ml_tr.allocs_at_fork = ml_tr.allocs;

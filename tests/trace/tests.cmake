@@ -122,3 +122,15 @@ add_test(NAME trace_builtin_supp_cxx
   COMMAND sh -c "env LD_PRELOAD=$1 MALLARD_TRACE=1 $2 2>&1 >/dev/null | grep -q 'definitely lost: 40 bytes in 1 block' && env LD_PRELOAD=$1 MALLARD_TRACE=1 $2 2>&1 >/dev/null | grep -q 'suppressed: 24 bytes in 1 block' && echo 'builtin supp ok'"
     sh $<TARGET_FILE:mallard> $<TARGET_FILE:fx_builtin_supp>)
 set_tests_properties(trace_builtin_supp_cxx PROPERTIES PASS_REGULAR_EXPRESSION "builtin supp ok" TIMEOUT 60)
+
+# A fork child reports only the blocks it allocated itself (the fork
+# boundary is a sequence number, not a mark on every record): parent,
+# child and grandchild each find only their own leak, on every backend.
+add_executable(fx_fork_inherit ${CMAKE_CURRENT_LIST_DIR}/fork_inherit.c)
+target_compile_options(fx_fork_inherit PRIVATE -g -O1 -Wall -Wextra -fno-builtin-malloc -fno-builtin-free)
+set_target_properties(fx_fork_inherit PROPERTIES OUTPUT_NAME fork_inherit RUNTIME_OUTPUT_DIRECTORY ${ML_FIXTURE_DIR})
+foreach(b freelist bump arena system page)
+  add_test(NAME trace_fork_inherit_${b}
+    COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/fork_inherit.sh $<TARGET_FILE:mallard> $<TARGET_FILE:fx_fork_inherit> ${b})
+  set_tests_properties(trace_fork_inherit_${b} PROPERTIES PASS_REGULAR_EXPRESSION "fork_inherit ok" TIMEOUT 120)
+endforeach()
