@@ -234,7 +234,7 @@ static void *ar_malloc(size_t size)
     if (ML_LIKELY(size <= ML_CHUNK_FINE)) {
         unsigned c = (unsigned)((size + 15) >> 4) - 1;
         if (ML_LIKELY(!arena.limit)) {
-            void *p = ml_chunk_malloc_fast(t, size, 1);
+            void *p = ml_chunk_malloc_fast(t, ml_chunk_fine_index(size), 1);
             if (ML_LIKELY(p))
                 return p;
         }

@@ -170,7 +170,7 @@ static void *bump_malloc(size_t size)
 {
     struct ml_chunk_tls *t = &ml_bump_tls;
     if (ML_LIKELY(size <= ML_CHUNK_FINE)) {
-        void *p = ml_chunk_malloc_fast(t, size, 1);
+        void *p = ml_chunk_malloc_fast(t, ml_chunk_fine_index(size), 1);
         if (ML_LIKELY(p))
             return p;
         return bump_slow(16, (unsigned)((size + 15) >> 4) - 1);

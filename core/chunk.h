@@ -132,6 +132,7 @@ struct ml_chunk_pool {
  * fused fast path (ml_chunk_malloc_fast, ml_chunk_free_fast) reads and
  * writes it inline, as the backend's own slots do. */
 struct ml_chunk_tls {
+    struct ml_chunk_link *free[ML_CHUNK_CLASSES]; /* LISTED blocks, LIFO; first, so the index folds */
     char *cur, *end;                              /* the free part of the chunk */
     struct ml_chunk *chunk;                       /* NULL: none yet, or retired */
     uintptr_t hi;                                 /* chunk | (chunk size - 1); 0 without a chunk */
@@ -140,7 +141,6 @@ struct ml_chunk_tls {
     int64_t count;                                /* own carves - own rollbacks in chunk */
     int attached;                                 /* ml_backend_watch_thread called since thread_exit */
     size_t charged;                               /* arena with a budget: usable bytes not rolled back */
-    struct ml_chunk_link *free[ML_CHUNK_CLASSES]; /* LISTED blocks, LIFO */
 };
 
 static inline size_t ml_chunk_round16(size_t n) { return (n + 15) & ~(size_t)15; }
@@ -329,14 +329,18 @@ void ml_arena_rollback(struct ml_chunk_tls *t, struct ml_chunk_blk *h) ML_HIDDEN
 void ml_bump_free_slow(void *p) ML_HIDDEN;
 void ml_arena_free_slow(void *p) ML_HIDDEN;
 
-/* 0 < n <= ML_CHUNK_FINE.  A listed block of n's class, or one carved from
- * the current chunk's tail; NULL when neither is at hand.  clear (a
+/* (n + 15) / 16 for a request of n bytes: class + 1 when it is 1 to
+ * ML_CHUNK_FINE / 16, the fast path's sizes (a wrapped n + 15 gives 0). */
+static inline size_t ml_chunk_fine_index(size_t n) { return (n + 15) >> 4; }
+#define ML_CHUNK_FINE_INDEX_OK(i) ML_LIKELY((i)-1 < ML_CHUNK_FINE / 16)
+
+/* ML_CHUNK_FINE_INDEX_OK(i).  A listed block of class i - 1, or one carved
+ * from the current chunk's tail; NULL when neither is at hand.  clear (a
  * constant) 0 leaves a reused block's stale link in place: for the shim's
  * fused path, which runs with no tracer and so no leak scan to misread it
  * (HAZARDS 20); the backends' slots, which a tracer may wrap, pass 1. */
-static inline void *ml_chunk_malloc_fast(struct ml_chunk_tls *t, size_t n, int clear)
+static inline void *ml_chunk_malloc_fast(struct ml_chunk_tls *t, size_t i, int clear)
 {
-    size_t i = (n + 15) >> 4; /* class + 1, kept wide so the index folds */
     struct ml_chunk_link *l = t->free[i - 1];
     if (ML_LIKELY(l)) {
         t->free[i - 1] = l->next;

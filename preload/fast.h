@@ -33,8 +33,6 @@ static inline int ml_fast_mode(void) { return __atomic_load_n(&ml_fast, __ATOMIC
 /* 0 < n <= ML_FL_FAST_MAX, in one comparison */
 static inline int ml_fast_size(size_t n) { return n - 1 < ML_FL_FAST_MAX; }
 #define ML_FAST_SIZE(n) ML_LIKELY(ml_fast_size(n))
-/* 0 < n <= ML_CHUNK_FINE */
-#define ML_FAST_CHUNK_SIZE(n) ML_LIKELY((n)-1 < ML_CHUNK_FINE)
 
 /* Sets ml_fast once the state is READY; for the slow paths. */
 static inline void ml_fast_note(void)
@@ -59,20 +57,22 @@ static inline __attribute__((always_inline)) void *ml_fast_malloc(size_t n)
         if (ML_FAST_SIZE(n))
             return ml_fl_malloc_fast(n);
     } else if (f == ML_FAST_BUMP) {
-        if (ML_FAST_CHUNK_SIZE(n))
-            return ml_chunk_malloc_fast(&ml_bump_tls, n, 0);
+        size_t i = ml_chunk_fine_index(n);
+        if (ML_CHUNK_FINE_INDEX_OK(i))
+            return ml_chunk_malloc_fast(&ml_bump_tls, i, 0);
     } else if (f == ML_FAST_ARENA) {
-        if (ML_FAST_CHUNK_SIZE(n))
-            return ml_chunk_malloc_fast(&ml_arena_tls, n, 0);
+        size_t i = ml_chunk_fine_index(n);
+        if (ML_CHUNK_FINE_INDEX_OK(i))
+            return ml_chunk_malloc_fast(&ml_arena_tls, i, 0);
     }
     return NULL;
 }
 
-/* A chunk block of n bytes read as zero: only what the chunk used before
- * is cleared. */
+/* A chunk block of n bytes (0 < n <= ML_CHUNK_FINE) read as zero: only
+ * what the chunk used before is cleared. */
 static inline void *ml_fast_chunk_zalloc(struct ml_chunk_tls *t, size_t n)
 {
-    unsigned c = (unsigned)((n + 15) >> 4) - 1;
+    unsigned c = (unsigned)ml_chunk_fine_index(n) - 1;
     void *p = ml_chunk_pop(t, c);
     if (p)
         return memset(p, 0, n);
@@ -92,10 +92,10 @@ static inline void *ml_fast_zalloc(size_t n)
             return p ? memset(p, 0, n) : NULL;
         }
     } else if (f == ML_FAST_BUMP) {
-        if (ML_FAST_CHUNK_SIZE(n))
+        if (ML_CHUNK_FINE_INDEX_OK(ml_chunk_fine_index(n)))
             return ml_fast_chunk_zalloc(&ml_bump_tls, n);
     } else if (f == ML_FAST_ARENA) {
-        if (ML_FAST_CHUNK_SIZE(n))
+        if (ML_CHUNK_FINE_INDEX_OK(ml_chunk_fine_index(n)))
             return ml_fast_chunk_zalloc(&ml_arena_tls, n);
     }
     return NULL;
