@@ -304,7 +304,7 @@ __attribute__((noinline)) void ml_arena_free_slow(void *p)
 
 static void ar_free(void *p)
 {
-    if (ML_LIKELY(ml_chunk_free_fast(&ml_arena_tls, p, ML_ARENA_CHUNK, ml_arena_rollback)))
+    if (ML_LIKELY(ml_chunk_free_fast(&ml_arena_tls, p, ML_ARENA_CHUNK, !arena.limit, ml_arena_rollback)))
         return; /* a block of the current chunk */
     ml_arena_free_slow(p);
 }

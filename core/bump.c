@@ -238,7 +238,7 @@ __attribute__((noinline)) void ml_bump_free_slow(void *p)
 
 static void bump_free(void *p)
 {
-    if (ML_LIKELY(ml_chunk_free_fast(&ml_bump_tls, p, ML_BUMP_CHUNK, ml_bump_rollback)))
+    if (ML_LIKELY(ml_chunk_free_fast(&ml_bump_tls, p, ML_BUMP_CHUNK, 1, ml_bump_rollback)))
         return; /* a block of the current chunk */
     ml_bump_free_slow(p);
 }

@@ -353,11 +353,12 @@ static inline void *ml_chunk_malloc_fast(struct ml_chunk_tls *t, size_t i, int c
 }
 
 /* Frees p and returns 1 when p is a live block of the calling thread's
- * current chunk (chunk_size: the backend's) that is not its most recent
- * block: it goes onto its class's list.  The most recent block is left to
- * rollback(t, h), out of line; anything else returns 0 untouched: NULL,
- * another chunk's or mapping's block, a pointer that is no block. */
-static inline int ml_chunk_free_fast(struct ml_chunk_tls *t, void *p, size_t chunk_size,
+ * current chunk (chunk_size: the backend's): it goes onto its class's list
+ * or, the most recent block, is rolled back: inline when the block below
+ * it is live and quick (a constant) says no budget is to be refunded,
+ * else by rollback(t, h), out of line.  Anything else returns 0 untouched:
+ * NULL, another chunk's or mapping's block, a pointer that is no block. */
+static inline int ml_chunk_free_fast(struct ml_chunk_tls *t, void *p, size_t chunk_size, int quick,
                                      void (*rollback)(struct ml_chunk_tls *, struct ml_chunk_blk *))
 {
     uintptr_t a = (uintptr_t)p;
@@ -371,10 +372,21 @@ static inline int ml_chunk_free_fast(struct ml_chunk_tls *t, void *p, size_t chu
     struct ml_chunk_blk *h = ml_chunk_blk_of(p);
     if (ML_UNLIKELY(__atomic_load_n(&h->state, __ATOMIC_RELAXED) != ML_CHUNK_LIVE))
         return 0;
-    if (ML_UNLIKELY(h == t->last))
-        rollback(t, h);
-    else
+    if (ML_LIKELY(h != t->last)) {
         ml_chunk_push(t, h, p);
+        return 1;
+    }
+    /* Stack order: one step of ml_chunk_rollback, when it is the only one. */
+    struct ml_chunk_blk *prev = ml_chunk_prev(t, h);
+    if (quick && prev && __atomic_load_n(&prev->state, __ATOMIC_RELAXED) == ML_CHUNK_LIVE) {
+        __atomic_store_n(&h->state, ML_CHUNK_FREED, __ATOMIC_RELAXED);
+        t->count--;
+        ml_chunk_mark(t);
+        t->cur = (char *)(prev + 1) + prev->size;
+        t->last = prev;
+        return 1;
+    }
+    rollback(t, h);
     return 1;
 }
 

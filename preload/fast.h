@@ -112,12 +112,12 @@ static inline __attribute__((always_inline)) int ml_fast_free(void *p)
     if (ML_LIKELY(f == ML_FAST_FREELIST))
         return ml_fl_free_fast(p);
     if (f == ML_FAST_BUMP) {
-        if (!ml_chunk_free_fast(&ml_bump_tls, p, ML_BUMP_CHUNK, ml_bump_rollback))
+        if (!ml_chunk_free_fast(&ml_bump_tls, p, ML_BUMP_CHUNK, 1, ml_bump_rollback))
             ml_bump_free_slow(p);
         return 1;
     }
     if (f == ML_FAST_ARENA) {
-        if (!ml_chunk_free_fast(&ml_arena_tls, p, ML_ARENA_CHUNK, ml_arena_rollback))
+        if (!ml_chunk_free_fast(&ml_arena_tls, p, ML_ARENA_CHUNK, 1, ml_arena_rollback))
             ml_arena_free_slow(p);
         return 1;
     }
