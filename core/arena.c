@@ -40,7 +40,9 @@
  * Trade-off: allocation is a pop or an add and a compare, free a header
  * check and a push; in exchange a freed block serves only its own class,
  * and memory freed by other threads is only recovered a whole chunk at a
- * time.
+ * time.  With no decorator and no budget the preload shim does malloc and
+ * free of small blocks inline (chunk.h's fused fast path, on
+ * ml_arena_tls), calling ml_arena_free_slow for the rest.
  */
 #include <stdint.h>
 #include <string.h>

@@ -31,7 +31,10 @@
  * class, so a program that frees a million 32-byte blocks and then asks for
  * 64-byte ones keeps both sets of memory; freed blocks live in the thread's
  * lists until it exits.  In exchange malloc is a list pop or an add and a
- * compare, and free is a header check and a push.
+ * compare, and free is a header check and a push.  With no decorator the
+ * preload shim does both inline for small blocks of the thread's current
+ * chunk (chunk.h's fused fast path, on ml_bump_tls), calling
+ * ml_bump_free_slow for the rest.
  */
 #include <stdint.h>
 #include <string.h>
