@@ -146,7 +146,9 @@ int main(int argc, char **argv)
     void *d = malloc(64), *after = malloc(64);
     void *volatile again_d = d; /* the compiler would see the double free */
     char *volatile inside = (char *)after + 8;
-    void *volatile base = (void *)((uintptr_t)after & ~(((uintptr_t)1 << 20) - 1));
+    const char *be = getenv("MALLARD_BACKEND");
+    uintptr_t chunk = (uintptr_t)(be && !strcmp(be, "arena") ? 4 : 1) << 20; /* ML_ARENA_CHUNK, ML_BUMP_CHUNK */
+    void *volatile base = (void *)((uintptr_t)after & ~(chunk - 1));
     uintptr_t d_at = at(d);
     free(d);
     free(again_d);
