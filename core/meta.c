@@ -225,7 +225,13 @@ char *ml_meta_read_file(const char *path, size_t max, size_t *len)
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return NULL;
-    size_t cap = 4096, n = 0;
+    /* an 8 KiB class block (header and NUL included): a small process's
+     * /proc/self/maps (traced ls: 5.5 KB) takes three reads (the kernel
+     * hands out about a page a read) and no copy, where a 4 KiB start took
+     * four and a copy into a grown block; its pages fault in as filled */
+    size_t cap = 8192 - 16 - 1, n = 0;
+    if (cap > max)
+        cap = max;
     char *buf = ml_meta_alloc(cap + 1);
     while (buf && n < max) {
         if (n == cap) {

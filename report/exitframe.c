@@ -8,8 +8,10 @@
  * none of it: it scans only defined words, and a returned frame is
  * undefined again.  So the scan starts at the caller's stack pointer and
  * takes the callee-saved registers as they were at the call, both found by
- * unwinding with libunwind (already loaded by stack.c, looked up here with
- * RTLD_NOLOAD; its local-only entry points are used directly).
+ * unwinding: with unwind.c's CFI reader (ml_unwind_step_regs), and where
+ * that meets a rule it does not follow, with libunwind (stack.c loads it
+ * on demand; its local-only entry points are used directly).  So a
+ * process whose stacks the own unwinder walks never loads libunwind.
  *
  * exit: the frame whose function is libc's exit; its caller is the frame
  * wanted.  _exit, exec: the first frame outside libmallard.so's text.
@@ -55,8 +57,8 @@ static int load_api(struct unw_api *u)
     /* Never dlclose'd: at exit another thread's _dl_fini may be taking back
      * the opencount bump it gave every object, without the loader lock,
      * and a dlclose racing that can unmap libunwind under this very call
-     * (tests/safe exit_dlclose).  RTLD_NODELETE pins it for the rest. */
-    void *h = dlopen("libunwind.so.8", RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD | RTLD_NODELETE);
+     * (tests/safe exit_dlclose).  stack.c loads it RTLD_NODELETE, once. */
+    void *h = ml_stack_libunwind();
     if (!h)
         return -1;
     *(void **)&u->getcontext = dlsym(h, "_Ux86_64_getcontext");
@@ -67,13 +69,46 @@ static int load_api(struct unw_api *u)
     return u->getcontext && u->init_local && u->step && u->get_reg && u->get_proc_info ? 0 : -1;
 }
 
+/* The same walk by unwind.c's reader: 0, or -1 when a frame on the way
+ * has a rule it does not follow.  noinline: its frame is one the walk
+ * steps through, like the caller's. */
+static __attribute__((noinline)) int own_find(int how, uintptr_t libc_exit, struct ml_exit_frame *out)
+{
+    struct ml_unwind_regs r;
+    ml_unwind_here(&r);
+    int found = 0;
+    for (int depth = 0; depth < 64 && !found; depth++) {
+        if (how != ML_EXIT_EXIT && depth > 0 && !ml_stack_is_own(r.ip + 1)) {
+            found = 2; /* the first frame outside mallard: this one */
+            break;
+        }
+        uintptr_t func = 0;
+        if (ml_unwind_step_regs(&r, &func) <= 0)
+            return -1;
+        if (how == ML_EXIT_EXIT && func == libc_exit && libc_exit)
+            found = 1; /* that was exit's frame: r is now its caller's */
+    }
+    if (!found)
+        return -1;
+    out->sp = r.sp;
+    out->regs[0] = r.rbx;
+    out->regs[1] = r.rbp;
+    out->regs[2] = r.r12;
+    out->regs[3] = r.r13;
+    out->regs[4] = r.r14;
+    out->regs[5] = r.r15;
+    return 0;
+}
+
 int ml_exit_frame_find(int how, struct ml_exit_frame *out)
 {
+    /* libc's exit, not a PLT slot: the definition past libmallard.so */
+    uintptr_t libc_exit = (uintptr_t)dlsym(RTLD_NEXT, "exit");
+    if (own_find(how, libc_exit, out) == 0)
+        return 0;
     struct unw_api u;
     if (load_api(&u) != 0)
         return -1;
-    /* libc's exit, not a PLT slot: the definition past libmallard.so */
-    uintptr_t libc_exit = (uintptr_t)dlsym(RTLD_NEXT, "exit");
 
     static ucontext_t uc; /* big; mallard's own .bss is no root */
     static struct unw_cursor c;

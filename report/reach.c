@@ -102,8 +102,14 @@ enum reach_mode { MODE_ROOTS, MODE_POINTED, MODE_CLIQUE };
 /* Buckets of the address index, about one per this many blocks. */
 #define REACH_PER_BUCKET 1
 
-/* Ranges at least this long consult pagemap to skip untouched pages. */
+/* Blocks at least this long consult pagemap to skip untouched pages. */
 #define REACH_PAGEMAP_MIN ((uintptr_t)256 << 10)
+/* Roots in private writable memory at least this long, too: a page this
+ * process never wrote reads as zero (anonymous) or as the file (an
+ * object's .data: no heap address there), and copying one in costs a
+ * fault in the kernel.  Traced ls: 13 of its roots' pages never written
+ * (libc's .bss, ld.so's, ls's, ...). */
+#define REACH_PAGEMAP_PIECE ((uintptr_t)32 << 10)
 
 struct reach_map {
     uintptr_t lo, hi;
@@ -856,7 +862,8 @@ static void root_piece(struct reach *st, uintptr_t lo, uintptr_t hi, unsigned mf
             /* extend over following unowned granules, then scan once */
             while (end < hi && ml_os_owner((const void *)end) == ML_OWNER_NONE)
                 end = end + ML_OS_GRANULE < hi ? end + ML_OS_GRANULE : hi;
-            if ((mflags & M_ANON) && st->pagemap >= 0 && end - lo >= REACH_PAGEMAP_MIN)
+            if (st->pagemap >= 0 && (mflags & (M_PRIVATE | M_WRITE)) == (M_PRIVATE | M_WRITE) &&
+                end - lo >= REACH_PAGEMAP_PIECE)
                 scan_touched(st, lo, end);
             else
                 scan_copied(st, lo, end);
@@ -1201,6 +1208,19 @@ static void roots_objects(struct reach *st, uintptr_t self)
     ml_meta_free(pc.r);
 }
 
+/* Takes [lo, hi), read already, out of the anonymous roots too. */
+static void excl_add(struct reach *st, uintptr_t lo, uintptr_t hi)
+{
+    struct ml_range *ex = st->excl ? ml_meta_alloc((st->nexcl + 1) * sizeof *ex) : NULL;
+    if (!ex)
+        return; /* read twice then, as before */
+    memcpy(ex, st->excl, st->nexcl * sizeof *ex);
+    ex[st->nexcl] = (struct ml_range){lo, hi};
+    ml_meta_free(st->excl);
+    st->excl = ex;
+    st->nexcl = range_normalize(ex, st->nexcl + 1);
+}
+
 /* Roots: the calling thread from sp (or from where it called exit) up, the
  * other live threads' stacks, every thread's TLS and descriptor. */
 static void roots_threads(struct reach *st, const struct thread_set *ts, uintptr_t sp,
@@ -1239,8 +1259,10 @@ static void roots_threads(struct reach *st, const struct thread_set *ts, uintptr
         } else {
             /* the main thread: ld.so put its TLS in a mapping of its own */
             const struct reach_map *m = map_find(st, t->tp);
-            if (m)
+            if (m) {
                 root_add(st, m->lo, m->hi);
+                excl_add(st, m->lo, m->hi); /* roots_anonymous read it a second time */
+            }
         }
     }
 }

@@ -19,8 +19,13 @@
 #define ML_DEPTH_MAX 256
 typedef uint32_t ml_stack_id; /* 0: no stack */
 
-/* Once, at start-up: depth frames at most per stack. */
-int ml_stack_init(int depth);
+/* Once, at start-up: depth frames at most per stack; eager: load libunwind
+ * now (otherwise it is loaded when a stack first needs it). */
+int ml_stack_init(int depth, int eager);
+/* libunwind's dlopen handle, loading it if it is not yet (NULL when it
+ * cannot be); whether it is loaded. */
+void *ml_stack_libunwind(void);
+int ml_stack_libunwind_loaded(void);
 /* Captures the caller's stack, minus mallard's own frames, and interns it.
  * Frame 0 is the function that called the malloc-family function. */
 ml_stack_id ml_stack_capture(void);
@@ -59,6 +64,17 @@ struct ml_unwind_memo {
 void ml_stack_thread_exit(void);
 void ml_unwind_set_own(uintptr_t lo, uintptr_t hi);
 int ml_unwind_skip(void **out, int keep, struct ml_unwind_memo *memo);
+/* A frame's registers, for the exit report's frame (unwind.c): ip is a
+ * return address (looked up at ip - 1).  ml_unwind_here fills r as the
+ * caller sees them once the call returns; ml_unwind_step_regs steps r to
+ * its caller's frame by the CFI of ip - 1, with *func the start of the
+ * function r was in: 1, 0 for the outermost frame, -1 when a rule is not
+ * simple (libunwind can). */
+struct ml_unwind_regs {
+    uintptr_t ip, sp, rbp, rbx, r12, r13, r14, r15;
+};
+void ml_unwind_here(struct ml_unwind_regs *r);
+int ml_unwind_step_regs(struct ml_unwind_regs *r, uintptr_t *func);
 /* Captures the stack of a fault: pc is where it happened (frame 0, stored
  * as pc + 1 like a return address), and the frames above the signal
  * frame follow.  Called from a fatal-signal handler. */

@@ -1,4 +1,4 @@
-/* report/stack.c: stack capture with libunwind, and the stack depot.
+/* report/stack.c: stack capture, and the stack depot.
  *
  * Capture: unwind.c's caching unwinder first (no lock, no TLS); for a
  * stack with a frame it cannot walk (a signal frame, a CFA expression, code
@@ -6,16 +6,17 @@
  * frames are the same by construction (tests/unwind).  libunwind.so.8
  * exports _Unwind_* and a weak backtrace, so linking it into a preloaded
  * library would hand those names to the host (C++ exceptions could end up
- * in the wrong unwinder).  It is therefore dlopen'ed RTLD_LOCAL from
- * mallard's constructor, never from inside malloc; allocations made before
- * that carry no stack.  Frames inside libmallard.so are dropped, so frame 0
- * is the return address into the caller of the malloc-family function; the
- * caching unwinder steps over them without recording them (ml_unwind_skip:
- * after their first visit, mallard's standard frame-pointer frames cost
- * three loads each, no recipe lookup).  A per-thread memo of the last walks
- * (unwind.c) answers a walk that would read the very words a recorded one
- * read with that walk's stack id, so a loop allocating from one place
- * neither walks nor hashes its stack again.
+ * in the wrong unwinder).  It is therefore dlopen'ed RTLD_LOCAL, and only
+ * when a stack needs it: loading it (and its liblzma) cost every traced
+ * process about a quarter of the tracer's start-up and exit, and most
+ * processes never have a stack the own unwinder cannot walk.  The first
+ * capture that needs it loads it (see "loading libunwind" below);
+ * allocations made before mallard's constructor carry no stack.  Frames inside libmallard.so are dropped, so
+ * frame 0 is the return address into the caller of the malloc-family function; the caching unwinder steps
+ * over them without recording them (ml_unwind_skip: after their first visit, mallard's standard frame-pointer
+ * frames cost three loads each, no recipe lookup).  A per-thread memo of the last walks (unwind.c) answers a
+ * walk that would read the very words a recorded one read with that walk's stack id, so a loop allocating
+ * from one place neither walks nor hashes its stack again.
  *
  * Depot: stacks are deduplicated into 32-bit ids.  A 64-way sharded hash
  * (each shard its own lock, so threads rarely meet) maps a stack to its id;
@@ -61,7 +62,10 @@ struct depot_shard {
 
 static struct {
     int depth;
-    int fast; /* unwind.c answers first; libunwind for what it cannot */
+    int on;        /* stacks are captured */
+    int fast;      /* unwind.c answers first; libunwind for what it cannot */
+    int unw_state; /* libunwind: UNW_NONE, UNW_LOADING, UNW_READY, UNW_FAILED */
+    void *unw_handle;
     int (*backtrace)(void **, int);
     uintptr_t self_lo, self_hi; /* libmallard.so's text */
     struct depot_shard shards[SHARDS];
@@ -194,27 +198,68 @@ static int find_self(struct dl_phdr_info *info, size_t size, void *data)
     return 0;
 }
 
-int ml_stack_init(int depth)
+/* ---- loading libunwind ----------------------------------------------
+ *
+ * Once per process, by the first caller that needs it: a capture the own
+ * unwinder cannot walk (from inside malloc, under the fork gate, with
+ * cancellation off), a fault's capture, the exit report's frame search
+ * when the own reader cannot follow a rule, or start-up itself when
+ * glibc lacks _dl_find_object or the page backend is on (whose fault
+ * reports unwind through a signal frame, in a SIGSEGV handler).  From
+ * inside malloc, dlopen takes ld.so's dl_load_lock; a capture on another
+ * thread that needs libunwind while it is being loaded does not wait for
+ * it (it records no stack), so the loader is never waited for by a
+ * thread that holds what it might need.  Same gap as the exit report's
+ * libdw: a thread inside dlopen whose constructor takes a lock (a FILE's)
+ * the allocating thread holds would wait for it; before this change
+ * libunwind was loaded at start-up in every process, whether needed or
+ * not. */
+#define UNW_NONE 0
+#define UNW_LOADING 1
+#define UNW_READY 2
+#define UNW_FAILED 3
+
+static int (*unw_load(void))(void **, int)
+{
+    int state = __atomic_load_n(&st.unw_state, __ATOMIC_ACQUIRE);
+    if (state == UNW_READY)
+        return st.backtrace;
+    if (state != UNW_NONE || !__atomic_compare_exchange_n(&st.unw_state, &state, UNW_LOADING, 0,
+                                                          __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+        return state == UNW_READY ? st.backtrace : NULL;
+    /* never dlclose'd (RTLD_NODELETE: see report/exitframe.c) */
+    void *h = dlopen("libunwind.so.8", RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
+    int (*bt)(void **, int) = NULL;
+    if (!h) {
+        ml_say("libunwind.so.8 could not be loaded; stacks it is needed for are not recorded");
+    } else {
+        int (*policy)(void *, int) = (int (*)(void *, int))dlsym(h, "_ULx86_64_set_caching_policy");
+        void **space = dlsym(h, "_ULx86_64_local_addr_space");
+        if (policy && space)
+            policy(*space, 2 /* UNW_CACHE_PER_THREAD */);
+        bt = (int (*)(void **, int))dlsym(h, "unw_backtrace");
+        if (!bt)
+            ml_say("libunwind.so.8 has no unw_backtrace; stacks it is needed for are not recorded");
+    }
+    st.unw_handle = h;
+    st.backtrace = bt;
+    __atomic_store_n(&st.unw_state, bt ? UNW_READY : UNW_FAILED, __ATOMIC_RELEASE);
+    return bt;
+}
+
+void *ml_stack_libunwind(void) { return unw_load() ? st.unw_handle : NULL; }
+
+int ml_stack_libunwind_loaded(void) { return __atomic_load_n(&st.unw_state, __ATOMIC_ACQUIRE) == UNW_READY; }
+
+int ml_stack_init(int depth, int eager)
 {
     st.depth = depth < 1 ? 1 : depth > ML_DEPTH_MAX ? ML_DEPTH_MAX : depth;
     dl_iterate_phdr(find_self, (void *)(uintptr_t)&ml_stack_init);
-    void *h = dlopen("libunwind.so.8", RTLD_NOW | RTLD_LOCAL);
-    if (!h) {
-        ml_say("libunwind.so.8 could not be loaded; allocation stacks are not recorded");
-        return -1;
-    }
-    int (*policy)(void *, int) = (int (*)(void *, int))dlsym(h, "_ULx86_64_set_caching_policy");
-    void **space = dlsym(h, "_ULx86_64_local_addr_space");
-    if (policy && space)
-        policy(*space, 2 /* UNW_CACHE_PER_THREAD */);
-    int (*bt)(void **, int) = (int (*)(void **, int))dlsym(h, "unw_backtrace");
-    if (!bt) {
-        ml_say("libunwind.so.8 has no unw_backtrace; allocation stacks are not recorded");
-        return -1;
-    }
     st.fast = ml_unwind_init() == 0;
     ml_unwind_set_own(st.self_lo, st.self_hi);
-    __atomic_store_n(&st.backtrace, bt, __ATOMIC_RELEASE);
+    if ((eager || !st.fast) && !unw_load())
+        return -1;
+    __atomic_store_n(&st.on, 1, __ATOMIC_RELEASE);
     return 0;
 }
 
@@ -316,12 +361,11 @@ out:
     return id;
 }
 
-static ml_stack_id capture_rest(void **raw, int n, struct ml_unwind_memo *mm, int (*bt)(void **, int));
+static ml_stack_id capture_rest(void **raw, int n, struct ml_unwind_memo *mm);
 
 ml_stack_id ml_stack_capture(void)
 {
-    int (*bt)(void **, int) = __atomic_load_n(&st.backtrace, __ATOMIC_ACQUIRE);
-    if (!bt)
+    if (!__atomic_load_n(&st.on, __ATOMIC_ACQUIRE))
         return 0;
     if (ML_UNLIKELY(no_unwind))
         return 0;
@@ -333,12 +377,11 @@ ml_stack_id ml_stack_capture(void)
     int n = st.fast ? ml_unwind_skip(raw, st.depth, m) : -1;
     if (n == ML_UNWIND_SAME && ML_LIKELY(m->way[m->last].id))
         return m->way[m->last].id;
-    return capture_rest(raw, n, m, bt);
+    return capture_rest(raw, n, m);
 }
 
 /* The rest of a capture: n is ml_unwind_skip's answer. */
-static __attribute__((noinline)) ml_stack_id capture_rest(void **raw, int n, struct ml_unwind_memo *mm,
-                                                          int (*bt)(void **, int))
+static __attribute__((noinline)) ml_stack_id capture_rest(void **raw, int n, struct ml_unwind_memo *mm)
 {
     /* the memo's way that holds (or was just filled with) this walk */
     struct ml_unwind_memo_way *w = mm && (n > 0 || n == ML_UNWIND_SAME) ? &mm->way[mm->last] : NULL;
@@ -354,7 +397,8 @@ static __attribute__((noinline)) ml_stack_id capture_rest(void **raw, int n, str
         int cancel;
         pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel);
         unsigned stripe = gate_enter();
-        int got = bt(raw, st.depth + 8);
+        int (*bt)(void **, int) = unw_load();
+        int got = bt ? bt(raw, st.depth + 8) : 0;
         gate_leave(stripe);
         pthread_setcancelstate(cancel, NULL);
         while (first < got && (uintptr_t)raw[first] >= st.self_lo && (uintptr_t)raw[first] < st.self_hi)
@@ -402,7 +446,7 @@ int ml_stack_is_own(uintptr_t addr) { return addr - 1 >= st.self_lo && addr - 1 
 
 ml_stack_id ml_stack_capture_fault(uintptr_t pc)
 {
-    int (*bt)(void **, int) = __atomic_load_n(&st.backtrace, __ATOMIC_ACQUIRE);
+    int (*bt)(void **, int) = __atomic_load_n(&st.on, __ATOMIC_ACQUIRE) ? unw_load() : NULL;
     void *raw[ML_DEPTH_MAX + 32];
     int got = bt ? bt(raw, st.depth + 24) : 0;
     /* libunwind steps through the signal frame and reports the faulting

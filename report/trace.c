@@ -1019,7 +1019,16 @@ const struct ml_backend *ml_trace_wrap(const struct ml_backend *b, const struct 
 
 void ml_trace_start(const struct ml_options *opt, const void *boot_arena, size_t boot_size)
 {
-    ml_stack_init(opt->depth);
+    /* the page backend's fault reports unwind through a signal frame from
+     * a SIGSEGV handler: libunwind is loaded for them now, not there */
+    ml_stack_init(opt->depth, inner && inner->describe_fault);
+    /* The backend's first span now, as loading libunwind here used to do:
+     * a program that lowers RLIMIT_AS to what it has mapped plus a little
+     * (tests/hostile "tight") must not find its first malloc needing a
+     * fresh 4 MiB segment. */
+    void *first = inner ? inner->malloc(inner_size(1)) : NULL;
+    if (first)
+        inner->free(first);
     ml_tr.boot_lo = (uintptr_t)boot_arena;
     ml_tr.boot_hi = (uintptr_t)boot_arena + boot_size;
     struct stat st;

@@ -218,13 +218,20 @@ static int read_enc(uint8_t enc, const uint8_t **p, const uint8_t *end, uintptr_
     return 0;
 }
 
-/* The rules this unwinder tracks: CFA, rbp (6) and the RA column. */
+/* The rules this unwinder tracks: CFA, rbp (6) and the RA column, and for
+ * ml_unwind_exit_frame the other callee-saved registers (rbx, r12..r15). */
+#define CS_N 5
 struct cfa_state {
     int cfa_reg; /* 6 or 7; anything else: other */
     int64_t cfa_off;
     int rbp_how, ra_how; /* 0 same/unspecified, 1 offset(n), 2 undefined, 3 not simple */
     int64_t rbp_off, ra_off;
+    int cs_how[CS_N]; /* rbx, r12, r13, r14, r15: as rbp_how */
+    int64_t cs_off[CS_N];
 };
+
+/* The index in cs_how of DWARF register reg; -1 for one not tracked there. */
+static inline int cs_col(uint64_t reg) { return reg == 3 ? 0 : reg >= 12 && reg <= 15 ? (int)reg - 11 : -1; }
 
 #define HOW_SAME 0
 #define HOW_OFFSET 1
@@ -299,6 +306,8 @@ static int run_cfa(const uint8_t *p, const uint8_t *end, uintptr_t *loc, uintptr
                 s->ra_how = HOW_UNDEF;
             else if (reg == 6)
                 s->rbp_how = HOW_OTHER;
+            else if (cs_col(reg) >= 0)
+                s->cs_how[cs_col(reg)] = HOW_OTHER;
             continue;
         case 0x08: /* same_value */
             reg = uleb(&p, end);
@@ -306,6 +315,8 @@ static int run_cfa(const uint8_t *p, const uint8_t *end, uintptr_t *loc, uintptr
                 s->ra_how = HOW_OTHER;
             else if (reg == 6)
                 s->rbp_how = HOW_SAME;
+            else if (cs_col(reg) >= 0)
+                s->cs_how[cs_col(reg)] = HOW_SAME;
             continue;
         case 0x09: /* register */
             reg = uleb(&p, end);
@@ -314,6 +325,8 @@ static int run_cfa(const uint8_t *p, const uint8_t *end, uintptr_t *loc, uintptr
                 s->ra_how = HOW_OTHER;
             else if (reg == 6)
                 s->rbp_how = HOW_OTHER;
+            else if (cs_col(reg) >= 0)
+                s->cs_how[cs_col(reg)] = HOW_OTHER;
             continue;
         case 0x0a: /* remember_state */
             if (depth == 8)
@@ -343,6 +356,8 @@ static int run_cfa(const uint8_t *p, const uint8_t *end, uintptr_t *loc, uintptr
             uint64_t len = uleb(&p, end);
             if (reg == ra_reg || reg == 6 || len > (uint64_t)(end - p))
                 return -1;
+            if (cs_col(reg) >= 0)
+                s->cs_how[cs_col(reg)] = HOW_OTHER;
             p += len;
             continue;
         }
@@ -366,6 +381,8 @@ static int run_cfa(const uint8_t *p, const uint8_t *end, uintptr_t *loc, uintptr
                 sleb(&p, end);
             if (reg == ra_reg || reg == 6)
                 return -1;
+            if (cs_col(reg) >= 0)
+                s->cs_how[cs_col(reg)] = HOW_OTHER;
             continue;
         case 0x2e: /* GNU_args_size */
             uleb(&p, end);
@@ -389,6 +406,9 @@ static int run_cfa(const uint8_t *p, const uint8_t *end, uintptr_t *loc, uintptr
         } else if (reg == 6) {
             s->rbp_how = HOW_OFFSET;
             s->rbp_off = off;
+        } else if (cs_col(reg) >= 0) {
+            s->cs_how[cs_col(reg)] = HOW_OFFSET;
+            s->cs_off[cs_col(reg)] = off;
         }
         continue;
     restore:
@@ -400,14 +420,19 @@ static int run_cfa(const uint8_t *p, const uint8_t *end, uintptr_t *loc, uintptr
         } else if (reg == 6) {
             s->rbp_how = init->rbp_how;
             s->rbp_off = init->rbp_off;
+        } else if (cs_col(reg) >= 0) {
+            s->cs_how[cs_col(reg)] = init->cs_how[cs_col(reg)];
+            s->cs_off[cs_col(reg)] = init->cs_off[cs_col(reg)];
         }
         continue;
     }
     return 0;
 }
 
-/* The recipe for code at pc, from the object whose .eh_frame_hdr is hdr. */
-static uint64_t compute(uintptr_t pc, const uint8_t *hdr)
+/* The rules at pc of the object whose .eh_frame_hdr is hdr, into *out, and
+ * the start of the FDE's code into *fstart: 0, or R_VALID | R_OTHER when
+ * something on the way is not simple. */
+static uint64_t fde_state(uintptr_t pc, const uint8_t *hdr, struct cfa_state *out, uintptr_t *fstart)
 {
     if (!hdr || hdr[0] != 1 || hdr[3] != 0x3b)
         return R_VALID | R_OTHER;
@@ -488,6 +513,19 @@ static uint64_t compute(uintptr_t pc, const uint8_t *hdr)
     loc = start;
     if (run_cfa(f, fend, &loc, pc, code_align, data_align, ra_reg, &s, &init, fde_enc) != 0)
         return R_VALID | R_OTHER;
+    *out = s;
+    *fstart = start;
+    return 0;
+}
+
+/* The recipe for code at pc, from the object whose .eh_frame_hdr is hdr. */
+static uint64_t compute(uintptr_t pc, const uint8_t *hdr)
+{
+    struct cfa_state s;
+    uintptr_t start;
+    uint64_t bad = fde_state(pc, hdr, &s, &start);
+    if (bad)
+        return bad;
     if (s.ra_how == HOW_UNDEF)
         return R_VALID | R_STOP;
     if ((s.cfa_reg != 6 && s.cfa_reg != 7) || s.ra_how != HOW_OFFSET || s.rbp_how == HOW_OTHER ||
@@ -504,12 +542,16 @@ static uint64_t compute(uintptr_t pc, const uint8_t *hdr)
 }
 
 /* pc's home slot.  Nearby return addresses get nearby slots (a 4 KiB page
- * of code maps into one aligned run of 512 slots, two pages of the
- * table), so a process touches the pages of the table its hot code needs,
- * not most of its 1 MiB: scattered slots cost a short program about 150
- * page faults.  The bits above each 512 KiB of code are folded in by XOR,
- * which moves the run without breaking it up. */
-static inline size_t slot_of(uintptr_t pc) { return (size_t)(((pc >> 3) ^ (pc >> 19)) & (CACHE_SIZE - 1)); }
+ * of code maps into one aligned run of 256 slots, one page of the table),
+ * so a process touches the pages of the table its hot code needs, not most
+ * of its 1 MiB: scattered slots cost a short program about 150 page faults,
+ * and each table page two (a read maps the zero page, the first insert
+ * copies it).  A slot per 16 bytes of code rather than per 8 halves the
+ * pages (traced ls: 471 -> 442 faults) for about as many instructions
+ * (two return addresses in 16 bytes share a home slot, and the second is
+ * found by the probe).  The bits above each 1 MiB of code are folded in
+ * by XOR, which moves the run without breaking it up. */
+static inline size_t slot_of(uintptr_t pc) { return (size_t)(((pc >> 4) ^ (pc >> 20)) & (CACHE_SIZE - 1)); }
 
 /* The recipe for pc (a return address - 1): the whole probe sequence, a
  * late entry's check, and on a miss the computation and the insert. */
@@ -707,6 +749,70 @@ int ml_unwind_from(void **out, int max, uintptr_t rbp, uintptr_t sp, uintptr_t r
     struct recorder none = {NULL, 0, 0, 0};
     return walk(out, max, rbp, sp, ra, &none);
 }
+
+/* ---- whole frames: the exit report's ----------------------------------
+ *
+ * The exit scan starts at the frame that called exit (or _exit, an exec
+ * function) and takes that frame's callee-saved registers as roots.  They
+ * are found here with the same tables, rules and lookup as libunwind's
+ * (report/exitframe.c used unw_step for it, and does still when this
+ * answers -1): each step applies the CFA rule and the offset rules of the
+ * return address, rbp, rbx and r12..r15; any other rule for one of them
+ * (an expression, another register, a signal frame) is not simple. */
+
+int ml_unwind_step_regs(struct ml_unwind_regs *r, uintptr_t *func)
+{
+    if (!find_object || r->ip == 0)
+        return -1;
+    uintptr_t pc = r->ip - 1;
+    struct dl_find_object fo;
+    if (find_object((void *)pc, &fo) != 0)
+        return -1;
+    struct cfa_state s;
+    if (fde_state(pc, fo.dlfo_eh_frame, &s, func) != 0)
+        return -1;
+    if (s.ra_how == HOW_UNDEF)
+        return 0;
+    if ((s.cfa_reg != 6 && s.cfa_reg != 7) || s.ra_how != HOW_OFFSET || s.rbp_how > HOW_OFFSET)
+        return -1;
+    for (int i = 0; i < CS_N; i++)
+        if (s.cs_how[i] > HOW_OFFSET)
+            return -1;
+    uintptr_t cfa = (s.cfa_reg == 6 ? r->rbp : r->sp) + (uintptr_t)s.cfa_off;
+    uintptr_t *cs[CS_N] = {&r->rbx, &r->r12, &r->r13, &r->r14, &r->r15};
+    uintptr_t ip = *(const uintptr_t *)(cfa + (uintptr_t)s.ra_off);
+    if (s.rbp_how == HOW_OFFSET)
+        r->rbp = *(const uintptr_t *)(cfa + (uintptr_t)s.rbp_off);
+    for (int i = 0; i < CS_N; i++)
+        if (s.cs_how[i] == HOW_OFFSET)
+            *cs[i] = *(const uintptr_t *)(cfa + (uintptr_t)s.cs_off[i]);
+    r->ip = ip;
+    r->sp = cfa;
+    return 1;
+}
+
+/* ml_unwind_here(r): the registers as the caller sees them after this call
+ * returns (ip its return address, sp past it; the callee-saved ones as
+ * they are, which this function does not touch). */
+__asm__(".text\n"
+        ".globl ml_unwind_here\n"
+        ".hidden ml_unwind_here\n"
+        ".type ml_unwind_here, @function\n"
+        "ml_unwind_here:\n"
+        ".cfi_startproc\n"
+        "    movq (%rsp), %rax\n"
+        "    movq %rax, 0(%rdi)\n"
+        "    leaq 8(%rsp), %rax\n"
+        "    movq %rax, 8(%rdi)\n"
+        "    movq %rbp, 16(%rdi)\n"
+        "    movq %rbx, 24(%rdi)\n"
+        "    movq %r12, 32(%rdi)\n"
+        "    movq %r13, 40(%rdi)\n"
+        "    movq %r14, 48(%rdi)\n"
+        "    movq %r15, 56(%rdi)\n"
+        "    ret\n"
+        ".cfi_endproc\n"
+        ".size ml_unwind_here, .-ml_unwind_here\n");
 
 /* ---- skipping the caller's own frames -----------------------------------
  *
