@@ -40,7 +40,9 @@
  * Trade-off: allocation is a pop or an add and a compare, free a header
  * check and a push; in exchange a freed block serves only its own class,
  * and memory freed by other threads is only recovered a whole chunk at a
- * time.
+ * time.  With no decorator and no budget the preload shim does malloc and
+ * free of small blocks inline (chunk.h's fused fast path, on
+ * ml_arena_tls), calling ml_arena_free_slow for the rest.
  */
 #include <stdint.h>
 #include <string.h>
@@ -51,7 +53,6 @@
 #include "options.h"
 #include "os.h"
 
-#define ML_ARENA_CHUNK ((size_t)4 << 20)
 #define ARENA_SMALL_MAX (ML_ARENA_CHUNK / 4)
 #define ARENA_SPARE_MAX 4
 #define ARENA_CHUNK_MAGIC 0x6d6c6172656e6163ull
@@ -65,11 +66,11 @@ static struct {
     size_t used; /* budget charged; atomic, own cache line */
 } arena;
 
-struct ar_tls {
-    struct ml_chunk_tls c; /* c.last: the most recent block not rolled back */
-    size_t charged;        /* usable bytes of blocks not rolled back */
-};
-static ML_TLS struct ar_tls at;
+/* The calling thread's chunk and lists; charged (the usable bytes of its
+ * blocks not rolled back) is kept only under a budget.  Not static: the
+ * preload shim's fused fast path (chunk.h) works on it inline. */
+ML_TLS struct ml_chunk_tls ml_arena_tls ML_HIDDEN;
+int ml_arena_limited ML_HIDDEN;
 
 static inline struct ml_chunk *chunk_of(const void *p) { return ml_chunk_of(p, ML_ARENA_CHUNK); }
 
@@ -107,35 +108,36 @@ static __attribute__((noinline)) void ar_release(struct ml_chunk *c)
     ml_chunk_recycle(&arena.pool, c, ML_ARENA_CHUNK, ARENA_SPARE_MAX);
 }
 
-static void ar_retire(struct ar_tls *t)
+static void ar_retire(struct ml_chunk_tls *t)
 {
-    struct ml_chunk *c = ml_chunk_retire(&t->c, t->charged);
+    struct ml_chunk *c = ml_chunk_retire(t, t->charged);
     t->charged = 0;
     if (c)
         ar_release(c);
 }
 
 /* Makes the current chunk one with room for any small request. */
-static int ar_refill(struct ar_tls *t)
+static int ar_refill(struct ml_chunk_tls *t)
 {
-    if (t->c.chunk && ml_chunk_empty(&t->c)) {
+    if (t->chunk && ml_chunk_empty(t)) {
         /* Everything was freed, some of it by other threads: start over. */
         ar_refund(t->charged);
         t->charged = 0;
-        ml_chunk_restart(&t->c);
+        ml_chunk_restart(t);
         return 0;
     }
     ar_retire(t);
     t->charged = 0;
-    return ml_chunk_take(&arena.pool, &t->c, ML_ARENA_CHUNK, ARENA_CHUNK_MAGIC, ML_OWNER_ARENA);
+    return ml_chunk_take(&arena.pool, t, ML_ARENA_CHUNK, ARENA_CHUNK_MAGIC, ML_OWNER_ARENA);
 }
 
 /* h, the most recent block of the current chunk, is being freed by its
  * owner: roll back over it and the freed blocks under it, refunding them.
- * Out of line, so that free's common path (a push) stays a leaf. */
-static __attribute__((noinline)) void ar_rollback(struct ar_tls *t, struct ml_chunk_blk *h)
+ * Out of line, so that free's common path (a push) stays a leaf; the
+ * shim's fused free calls it too. */
+__attribute__((noinline)) void ml_arena_rollback(struct ml_chunk_tls *t, struct ml_chunk_blk *h)
 {
-    size_t back = ml_chunk_rollback(&t->c, h);
+    size_t back = ml_chunk_rollback(t, h);
     t->charged -= back;
     ar_refund(back);
 }
@@ -196,6 +198,7 @@ static int ar_init(const struct ml_options *opt)
 {
     ml_os_page_size();
     arena.limit = opt->arena_limit;
+    ml_arena_limited = arena.limit != 0;
     return 0;
 }
 
@@ -205,9 +208,9 @@ static int ar_init(const struct ml_options *opt)
  * ARENA_SMALL_MAX. */
 static __attribute__((noinline)) void *ar_slow(size_t align, unsigned c)
 {
-    struct ar_tls *t = &at;
+    struct ml_chunk_tls *t = &ml_arena_tls;
     if (align <= 16) {
-        void *p = ml_chunk_pop(&t->c, c);
+        void *p = ml_chunk_pop(t, c);
         if (p)
             return p;
     }
@@ -215,7 +218,7 @@ static __attribute__((noinline)) void *ar_slow(size_t align, unsigned c)
     if (arena.limit && !ar_charge(n))
         return NULL;
     for (int tries = 0; tries < 2; tries++) {
-        void *p = ml_chunk_carve(&t->c, align, c, n);
+        void *p = ml_chunk_carve(t, align, c, n);
         if (p) {
             t->charged += n;
             return p;
@@ -229,18 +232,13 @@ static __attribute__((noinline)) void *ar_slow(size_t align, unsigned c)
 
 static void *ar_malloc(size_t size)
 {
-    struct ar_tls *t = &at;
+    struct ml_chunk_tls *t = &ml_arena_tls;
     if (ML_LIKELY(size <= ML_CHUNK_FINE)) {
         unsigned c = (unsigned)((size + 15) >> 4) - 1;
-        void *p = ml_chunk_pop(&t->c, c);
-        if (ML_LIKELY(p))
-            return p;
         if (ML_LIKELY(!arena.limit)) {
-            p = ml_chunk_carve_fine(&t->c, c);
-            if (ML_LIKELY(p)) {
-                t->charged += (size_t)(c + 1) << 4;
+            void *p = ml_chunk_malloc_fast(t, ml_chunk_fine_index(size), 1);
+            if (ML_LIKELY(p))
                 return p;
-            }
         }
         return ar_slow(16, c);
     }
@@ -266,16 +264,19 @@ static void *ar_zalloc(size_t size)
     if (size > ARENA_SMALL_MAX)
         return ar_big_alloc(16, size, 1);
     unsigned c = ml_chunk_class(size);
-    void *p = ml_chunk_pop(&at.c, c);
+    void *p = ml_chunk_pop(&ml_arena_tls, c);
     if (p)
         return memset(p, 0, size);
     p = ar_slow(16, c);
     if (p)
-        ml_chunk_zero(&at.c, p, size);
+        ml_chunk_zero(&ml_arena_tls, p, size);
     return p;
 }
 
-static void ar_free(void *p)
+/* free past ml_chunk_free_fast: blocks of other chunks and large ones, and
+ * pointers that are no live block.  The shim's fused free calls it
+ * directly. */
+__attribute__((noinline)) void ml_arena_free_slow(void *p)
 {
     enum ml_owner owner = ml_os_owner(p);
     if (ML_LIKELY(owner == ML_OWNER_ARENA)) {
@@ -285,12 +286,12 @@ static void ar_free(void *p)
         if (ML_UNLIKELY(__atomic_load_n(&h->state, __ATOMIC_RELAXED) != ML_CHUNK_LIVE))
             return ar_bad_free(p);
         struct ml_chunk *c = chunk_of(p);
-        struct ar_tls *t = &at;
-        if (ML_LIKELY(__atomic_load_n(&c->owner, __ATOMIC_RELAXED) == &t->c)) {
-            if (h == t->c.last && c == t->c.chunk)
-                ar_rollback(t, h);
+        struct ml_chunk_tls *t = &ml_arena_tls;
+        if (ML_LIKELY(__atomic_load_n(&c->owner, __ATOMIC_RELAXED) == t)) {
+            if (h == t->last && c == t->chunk)
+                ml_arena_rollback(t, h);
             else
-                ml_chunk_push(&t->c, h, p);
+                ml_chunk_push(t, h, p);
             return;
         }
         return ar_free_remote(c, h);
@@ -301,6 +302,13 @@ static void ar_free(void *p)
             return ar_bad_free(p);
         ar_big_free(p, b);
     }
+}
+
+static void ar_free(void *p)
+{
+    if (ML_LIKELY(ml_chunk_free_fast(&ml_arena_tls, p, ML_ARENA_CHUNK, !arena.limit, ml_arena_rollback)))
+        return; /* a block of the current chunk */
+    ml_arena_free_slow(p);
 }
 
 static size_t ar_usable_size(const void *p)
@@ -370,17 +378,17 @@ static void *ar_realloc(void *p, size_t size)
         }
         return ar_move(p, old, size);
     }
-    struct ar_tls *t = &at;
+    struct ml_chunk_tls *t = &ml_arena_tls;
     struct ml_chunk_blk *h = hdr_of(p);
-    if (h == t->c.last && size <= ARENA_SMALL_MAX && chunk_of(p) == t->c.chunk) {
+    if (h == t->last && size <= ARENA_SMALL_MAX && chunk_of(p) == t->chunk) {
         unsigned c = ml_chunk_class(size);
         size_t n = ml_chunk_class_size(c);
-        if (n <= (size_t)(t->c.end - (char *)p)) {
+        if (n <= (size_t)(t->end - (char *)p)) {
             if (!ar_resize_charge(h->size, n))
                 return NULL;
             t->charged = t->charged - h->size + n;
-            ml_chunk_mark(&t->c);
-            t->c.cur = (char *)p + n;
+            ml_chunk_mark(t);
+            t->cur = (char *)p + n;
             h->size = (uint32_t)n;
             h->cls = c;
             return p;
@@ -393,16 +401,16 @@ static void *ar_realloc(void *p, size_t size)
 
 static void ar_thread_exit(void)
 {
-    ar_retire(&at);
-    ml_chunk_drain(&at.c, ML_ARENA_CHUNK, ar_release);
-    at.c.attached = 0;
+    ar_retire(&ml_arena_tls);
+    ml_chunk_drain(&ml_arena_tls, ML_ARENA_CHUNK, ar_release);
+    ml_arena_tls.attached = 0;
 }
 
 static void ar_atfork(int phase) { ml_chunk_atfork(&arena.pool, phase); }
 
 static size_t ar_free_bytes(void)
 {
-    return ml_chunk_pool_free_bytes(&arena.pool, ML_ARENA_CHUNK) + ml_chunk_tls_free_bytes(&at.c);
+    return ml_chunk_pool_free_bytes(&arena.pool, ML_ARENA_CHUNK) + ml_chunk_tls_free_bytes(&ml_arena_tls);
 }
 
 const struct ml_backend ml_backend_arena = {

@@ -31,7 +31,10 @@
  * class, so a program that frees a million 32-byte blocks and then asks for
  * 64-byte ones keeps both sets of memory; freed blocks live in the thread's
  * lists until it exits.  In exchange malloc is a list pop or an add and a
- * compare, and free is a header check and a push.
+ * compare, and free is a header check and a push.  With no decorator the
+ * preload shim does both inline for small blocks of the thread's current
+ * chunk (chunk.h's fused fast path, on ml_bump_tls), calling
+ * ml_bump_free_slow for the rest.
  */
 #include <stdint.h>
 #include <string.h>
@@ -40,7 +43,6 @@
 #include "chunk.h"
 #include "os.h"
 
-#define ML_BUMP_CHUNK ((size_t)1 << 20)
 #define BUMP_SMALL_MAX (ML_BUMP_CHUNK / 4)
 #define BUMP_SPARE_MAX 8
 #define BUMP_CHUNK_MAGIC 0x6d6c62756d706368ull
@@ -51,7 +53,9 @@ static struct {
     int said_bad_free;
 } bump;
 
-static ML_TLS struct ml_chunk_tls bt;
+/* Not static: the preload shim's fused fast path (chunk.h) works on it
+ * inline. */
+ML_TLS struct ml_chunk_tls ml_bump_tls ML_HIDDEN;
 
 static inline struct ml_chunk *chunk_of(const void *p) { return ml_chunk_of(p, ML_BUMP_CHUNK); }
 
@@ -63,8 +67,8 @@ static __attribute__((noinline)) void bump_bad_free(const void *p)
 }
 
 /* Out of line, so that free's common path (a push) stays a leaf with few
- * registers to save. */
-static __attribute__((noinline)) void bump_rollback(struct ml_chunk_tls *t, struct ml_chunk_blk *h)
+ * registers to save; the shim's fused free calls it too. */
+__attribute__((noinline)) void ml_bump_rollback(struct ml_chunk_tls *t, struct ml_chunk_blk *h)
 {
     ml_chunk_rollback(t, h);
 }
@@ -148,7 +152,7 @@ static int bump_init(const struct ml_options *opt)
  * plus align fits in BUMP_SMALL_MAX. */
 static __attribute__((noinline)) void *bump_slow(size_t align, unsigned c)
 {
-    struct ml_chunk_tls *t = &bt;
+    struct ml_chunk_tls *t = &ml_bump_tls;
     if (align <= 16) {
         void *p = ml_chunk_pop(t, c);
         if (p)
@@ -167,16 +171,12 @@ static __attribute__((noinline)) void *bump_slow(size_t align, unsigned c)
 
 static void *bump_malloc(size_t size)
 {
-    struct ml_chunk_tls *t = &bt;
+    struct ml_chunk_tls *t = &ml_bump_tls;
     if (ML_LIKELY(size <= ML_CHUNK_FINE)) {
-        unsigned c = (unsigned)((size + 15) >> 4) - 1;
-        void *p = ml_chunk_pop(t, c);
+        void *p = ml_chunk_malloc_fast(t, ml_chunk_fine_index(size), 1);
         if (ML_LIKELY(p))
             return p;
-        p = ml_chunk_carve_fine(t, c);
-        if (ML_LIKELY(p))
-            return p;
-        return bump_slow(16, c);
+        return bump_slow(16, (unsigned)((size + 15) >> 4) - 1);
     }
     if (size <= BUMP_SMALL_MAX)
         return bump_slow(16, ml_chunk_class(size));
@@ -199,7 +199,7 @@ static void *bump_zalloc(size_t size)
 {
     if (size > BUMP_SMALL_MAX)
         return bump_big_alloc(16, size, 1);
-    struct ml_chunk_tls *t = &bt;
+    struct ml_chunk_tls *t = &ml_bump_tls;
     unsigned c = ml_chunk_class(size);
     void *p = ml_chunk_pop(t, c);
     if (p)
@@ -211,7 +211,10 @@ static void *bump_zalloc(size_t size)
     return p;
 }
 
-static void bump_free(void *p)
+/* free past ml_chunk_free_fast: blocks of other chunks and large ones, and
+ * pointers that are no live block.  The shim's fused free calls it
+ * directly. */
+__attribute__((noinline)) void ml_bump_free_slow(void *p)
 {
     enum ml_owner owner = ml_os_owner(p);
     if (ML_LIKELY(owner == ML_OWNER_BUMP)) {
@@ -222,10 +225,10 @@ static void bump_free(void *p)
         if (ML_UNLIKELY(__atomic_load_n(&h->state, __ATOMIC_RELAXED) != ML_CHUNK_LIVE))
             return bump_bad_free(p);
         struct ml_chunk *c = chunk_of(p);
-        struct ml_chunk_tls *t = &bt;
+        struct ml_chunk_tls *t = &ml_bump_tls;
         if (ML_LIKELY(__atomic_load_n(&c->owner, __ATOMIC_RELAXED) == t)) {
             if (h == t->last && c == t->chunk)
-                bump_rollback(t, h); /* stack order: hand the space back */
+                ml_bump_rollback(t, h); /* stack order: hand the space back */
             else
                 ml_chunk_push(t, h, p);
             return;
@@ -234,6 +237,13 @@ static void bump_free(void *p)
     }
     if (owner == ML_OWNER_BUMP_LARGE)
         bump_big_free(p);
+}
+
+static void bump_free(void *p)
+{
+    if (ML_LIKELY(ml_chunk_free_fast(&ml_bump_tls, p, ML_BUMP_CHUNK, 1, ml_bump_rollback)))
+        return; /* a block of the current chunk */
+    ml_bump_free_slow(p);
 }
 
 static size_t bump_usable_size(const void *p)
@@ -279,7 +289,7 @@ static void *bump_realloc(void *p, size_t size)
         }
         return bump_move(p, old, size);
     }
-    struct ml_chunk_tls *t = &bt;
+    struct ml_chunk_tls *t = &ml_bump_tls;
     struct ml_chunk_blk *h = hdr_of(p);
     if (h == t->last && size <= BUMP_SMALL_MAX && chunk_of(p) == t->chunk) {
         unsigned c = ml_chunk_class(size);
@@ -299,16 +309,16 @@ static void *bump_realloc(void *p, size_t size)
 
 static void bump_thread_exit(void)
 {
-    bump_retire(&bt);
-    ml_chunk_drain(&bt, ML_BUMP_CHUNK, bump_recycle);
-    bt.attached = 0;
+    bump_retire(&ml_bump_tls);
+    ml_chunk_drain(&ml_bump_tls, ML_BUMP_CHUNK, bump_recycle);
+    ml_bump_tls.attached = 0;
 }
 
 static void bump_atfork(int phase) { ml_chunk_atfork(&bump.pool, phase); }
 
 static size_t bump_free_bytes(void)
 {
-    return ml_chunk_pool_free_bytes(&bump.pool, ML_BUMP_CHUNK) + ml_chunk_tls_free_bytes(&bt);
+    return ml_chunk_pool_free_bytes(&bump.pool, ML_BUMP_CHUNK) + ml_chunk_tls_free_bytes(&ml_bump_tls);
 }
 
 const struct ml_backend ml_backend_bump = {

@@ -13,14 +13,17 @@
  * Its usable size is always the size of its class (ml_chunk_class_size), so
  * any freed block of class c serves any later request of class c.  The
  * header's prev field links every block to the one carved before it in the
- * same chunk; that is what lets a free of the most recent block roll the
- * bump pointer back over every freed block right below it.
+ * same chunk (the low 32 bits of that header's address, 0 for none: a chunk
+ * is smaller than 4 GiB and aligned to its size, so those bits and the
+ * chunk's address give the header back); that is what lets a free of the
+ * most recent block roll the bump pointer back over every freed block right
+ * below it.
  *
  * Block states (the header's state word):
  *   LIVE    handed out.
  *   LISTED  freed by a thread that owns the chunk (chunk->owner is its TLS
  *           state), waiting on that thread's free list for its class; the
- *           first 16 bytes of the block are the list's links.  A listed
+ *           first 8 bytes of the block are the list's link.  A listed
  *           block still counts as live in its chunk's count: it belongs to
  *           the thread, which reuses it or, at exit, drains it.
  *   FREED   given back to its chunk's count: freed by another thread, or
@@ -99,10 +102,15 @@ struct ml_chunk_blk {
     uint32_t state; /* ML_CHUNK_LIVE, _LISTED or _FREED; atomic */
 };
 
-/* The first 16 bytes of a listed block. */
+/* The first 8 bytes of a listed block.  The lists are singly linked, so
+ * a push and a pop write one link; a rollback that meets a listed block
+ * looks for it among the first ML_CHUNK_UNLINK_SCAN entries of its list
+ * (in stack and FIFO order it is the head) and stops there when it is
+ * deeper, leaving it listed. */
 struct ml_chunk_link {
-    struct ml_chunk_link *next, *prev;
+    struct ml_chunk_link *next;
 };
+#define ML_CHUNK_UNLINK_SCAN 8
 
 /* Freed large mappings kept for reuse: at most this many, this many bytes
  * in all, each served only to a request of at least half its size. */
@@ -120,15 +128,19 @@ struct ml_chunk_pool {
     size_t big_size[ML_CHUNK_BIGCACHE]; /* bytes mapped */
 };
 
-/* The calling thread's current chunk and free lists. */
+/* The calling thread's current chunk and free lists.  The preload shim's
+ * fused fast path (ml_chunk_malloc_fast, ml_chunk_free_fast) reads and
+ * writes it inline, as the backend's own slots do. */
 struct ml_chunk_tls {
+    struct ml_chunk_link *free[ML_CHUNK_CLASSES]; /* LISTED blocks, LIFO; first, so the index folds */
     char *cur, *end;                              /* the free part of the chunk */
     struct ml_chunk *chunk;                       /* NULL: none yet, or retired */
+    uintptr_t hi;                                 /* chunk | (chunk size - 1); 0 without a chunk */
     struct ml_chunk_blk *last;                    /* the most recent block not rolled back */
     char *clean;                                  /* [max(clean, cur), end) was never written */
     int64_t count;                                /* own carves - own rollbacks in chunk */
     int attached;                                 /* ml_backend_watch_thread called since thread_exit */
-    struct ml_chunk_link *free[ML_CHUNK_CLASSES]; /* LISTED blocks, LIFO */
+    size_t charged;                               /* arena with a budget: usable bytes not rolled back */
 };
 
 static inline size_t ml_chunk_round16(size_t n) { return (n + 15) & ~(size_t)15; }
@@ -183,12 +195,9 @@ static inline void *ml_chunk_pop(struct ml_chunk_tls *t, unsigned c)
     struct ml_chunk_link *l = t->free[c];
     if (!l)
         return NULL;
-    struct ml_chunk_link *next = l->next;
-    t->free[c] = next;
-    if (next)
-        next->prev = NULL;
+    t->free[c] = l->next;
     /* No stale link for the leak scan to read as a pointer (HAZARDS 20). */
-    l->next = l->prev = NULL;
+    l->next = NULL;
     __atomic_store_n(&ml_chunk_blk_of(l)->state, ML_CHUNK_LIVE, __ATOMIC_RELAXED);
     return l;
 }
@@ -196,24 +205,33 @@ static inline void *ml_chunk_pop(struct ml_chunk_tls *t, unsigned c)
 /* p, a live block of a chunk t owns, goes onto its class's list. */
 static inline void ml_chunk_push(struct ml_chunk_tls *t, struct ml_chunk_blk *h, void *p)
 {
-    struct ml_chunk_link *l = p, *head = t->free[h->cls];
-    l->next = head;
-    l->prev = NULL;
-    if (head)
-        head->prev = l;
+    struct ml_chunk_link *l = p;
+    l->next = t->free[h->cls];
     t->free[h->cls] = l;
     __atomic_store_n(&h->state, ML_CHUNK_LISTED, __ATOMIC_RELAXED);
 }
 
-static inline void ml_chunk_unlink(struct ml_chunk_tls *t, struct ml_chunk_blk *h)
+/* Takes the listed block h off its class's list: 1, or 0 when it is not
+ * among the list's first ML_CHUNK_UNLINK_SCAN entries (it stays listed). */
+static inline int ml_chunk_unlink(struct ml_chunk_tls *t, struct ml_chunk_blk *h)
 {
-    struct ml_chunk_link *l = (struct ml_chunk_link *)(h + 1);
-    if (l->prev)
-        l->prev->next = l->next;
-    else
-        t->free[h->cls] = l->next;
-    if (l->next)
-        l->next->prev = l->prev;
+    struct ml_chunk_link *l = (struct ml_chunk_link *)(h + 1), **pp = &t->free[h->cls];
+    for (int i = 0; i < ML_CHUNK_UNLINK_SCAN && *pp; i++, pp = &(*pp)->next)
+        if (*pp == l) {
+            *pp = l->next;
+            l->next = NULL;
+            return 1;
+        }
+    return 0;
+}
+
+/* The header carved before h in the current chunk, or NULL: h is first. */
+static inline struct ml_chunk_blk *ml_chunk_prev(const struct ml_chunk_tls *t, const struct ml_chunk_blk *h)
+{
+    uint32_t lo = h->prev;
+    if (!lo)
+        return NULL;
+    return (struct ml_chunk_blk *)((char *)t->chunk + (uint32_t)(lo - (uint32_t)(uintptr_t)t->chunk));
 }
 
 /* ---- carving and rolling back -------------------------------------------- */
@@ -227,7 +245,7 @@ static inline void *ml_chunk_carve(struct ml_chunk_tls *t, size_t align, unsigne
         return NULL;
     struct ml_chunk_blk *h = ml_chunk_blk_of((void *)p);
     h->size = (uint32_t)n;
-    h->prev = t->last ? (uint32_t)((char *)h - (char *)t->last) : 0;
+    h->prev = (uint32_t)(uintptr_t)t->last;
     h->cls = c;
     __atomic_store_n(&h->state, ML_CHUNK_LIVE, __ATOMIC_RELAXED);
     t->cur = (char *)(p + n);
@@ -246,7 +264,7 @@ static inline void *ml_chunk_carve_fine(struct ml_chunk_tls *t, unsigned c)
         return NULL;
     struct ml_chunk_blk *h = (struct ml_chunk_blk *)t->cur;
     h->size = (uint32_t)n;
-    h->prev = t->last ? (uint32_t)((char *)h - (char *)t->last) : 0;
+    h->prev = (uint32_t)(uintptr_t)t->last;
     h->cls = c;
     __atomic_store_n(&h->state, ML_CHUNK_LIVE, __ATOMIC_RELAXED);
     t->cur += n + ML_CHUNK_HDR;
@@ -257,8 +275,8 @@ static inline void *ml_chunk_carve_fine(struct ml_chunk_tls *t, unsigned c)
 
 /* h, the most recent block of the current chunk, is being freed by its
  * owner: move the bump pointer below it and below every freed block under
- * it (listed ones leave their lists).  Returns the usable bytes rolled
- * back. */
+ * it (listed ones leave their lists; one deeper than ML_CHUNK_UNLINK_SCAN
+ * in its list stops the walk).  Returns the usable bytes rolled back. */
 static inline size_t ml_chunk_rollback(struct ml_chunk_tls *t, struct ml_chunk_blk *h)
 {
     size_t back = h->size;
@@ -266,12 +284,14 @@ static inline size_t ml_chunk_rollback(struct ml_chunk_tls *t, struct ml_chunk_b
     t->count--;
     struct ml_chunk_blk *prev;
     for (;;) {
-        prev = h->prev ? (struct ml_chunk_blk *)((char *)h - h->prev) : NULL;
+        prev = ml_chunk_prev(t, h);
         if (!prev)
             break;
         uint32_t s = __atomic_load_n(&prev->state, __ATOMIC_ACQUIRE);
         if (s == ML_CHUNK_LISTED) {
-            ml_chunk_unlink(t, prev);
+            if (!ml_chunk_unlink(t, prev))
+                break;
+            __atomic_store_n(&prev->state, ML_CHUNK_FREED, __ATOMIC_RELAXED);
             t->count--;
         } else if (s != ML_CHUNK_FREED) {
             break;
@@ -283,6 +303,91 @@ static inline size_t ml_chunk_rollback(struct ml_chunk_tls *t, struct ml_chunk_b
     t->cur = prev ? (char *)(prev + 1) + prev->size : (char *)t->chunk + ML_CHUNK_DATA;
     t->last = prev;
     return back;
+}
+
+/* ---- the fused fast path ----------------------------------------------- */
+
+/* For the preload shim (preload/fast.h), when the active backend is bare
+ * bump, or bare arena without a budget: malloc and free of small blocks
+ * done inline on the thread's state, with no indirect call and no owner
+ * map lookup.  What these cannot finish they leave untouched, and the
+ * backend's own slots then do the whole job. */
+
+/* The two backends' chunk sizes (their header comments say why). */
+#define ML_BUMP_CHUNK ((size_t)1 << 20)
+#define ML_ARENA_CHUNK ((size_t)4 << 20)
+
+/* The two backends' thread state (bump.c, arena.c) and their rollbacks,
+ * which also refund arena's budget. */
+extern ML_TLS struct ml_chunk_tls ml_bump_tls ML_HIDDEN;
+extern ML_TLS struct ml_chunk_tls ml_arena_tls ML_HIDDEN;
+extern int ml_arena_limited ML_HIDDEN; /* MALLARD_ARENA_LIMIT set: no fused path */
+void ml_bump_rollback(struct ml_chunk_tls *t, struct ml_chunk_blk *h) ML_HIDDEN;
+void ml_arena_rollback(struct ml_chunk_tls *t, struct ml_chunk_blk *h) ML_HIDDEN;
+/* Their free slots past ml_chunk_free_fast: any pointer but NULL, ignoring
+ * what is not theirs. */
+void ml_bump_free_slow(void *p) ML_HIDDEN;
+void ml_arena_free_slow(void *p) ML_HIDDEN;
+
+/* (n + 15) / 16 for a request of n bytes: class + 1 when it is 1 to
+ * ML_CHUNK_FINE / 16, the fast path's sizes (a wrapped n + 15 gives 0). */
+static inline size_t ml_chunk_fine_index(size_t n) { return (n + 15) >> 4; }
+#define ML_CHUNK_FINE_INDEX_OK(i) ML_LIKELY((i)-1 < ML_CHUNK_FINE / 16)
+
+/* ML_CHUNK_FINE_INDEX_OK(i).  A listed block of class i - 1, or one carved
+ * from the current chunk's tail; NULL when neither is at hand.  clear (a
+ * constant) 0 leaves a reused block's stale link in place: for the shim's
+ * fused path, which runs with no tracer and so no leak scan to misread it
+ * (HAZARDS 20); the backends' slots, which a tracer may wrap, pass 1. */
+static inline void *ml_chunk_malloc_fast(struct ml_chunk_tls *t, size_t i, int clear)
+{
+    struct ml_chunk_link *l = t->free[i - 1];
+    if (ML_LIKELY(l)) {
+        t->free[i - 1] = l->next;
+        if (clear)
+            l->next = NULL;
+        __atomic_store_n(&ml_chunk_blk_of(l)->state, ML_CHUNK_LIVE, __ATOMIC_RELAXED);
+        return l;
+    }
+    return ml_chunk_carve_fine(t, (unsigned)(i - 1));
+}
+
+/* Frees p and returns 1 when p is a live block of the calling thread's
+ * current chunk (chunk_size: the backend's): it goes onto its class's list
+ * or, the most recent block, is rolled back: inline when the block below
+ * it is live and quick (a constant) says no budget is to be refunded,
+ * else by rollback(t, h), out of line.  Anything else returns 0 untouched:
+ * NULL, another chunk's or mapping's block, a pointer that is no block. */
+static inline int ml_chunk_free_fast(struct ml_chunk_tls *t, void *p, size_t chunk_size, int quick,
+                                     void (*rollback)(struct ml_chunk_tls *, struct ml_chunk_blk *))
+{
+    uintptr_t a = (uintptr_t)p;
+    /* p is in (chunk, chunk + chunk_size]: its header is in the chunk.  One
+     * at an aligned offset below ML_CHUNK_DATA + ML_CHUNK_HDR finds its
+     * state word in struct ml_chunk (magic's high half, charged's high
+     * half, pad), never ML_CHUNK_LIVE: the slow path then says it is no
+     * block. */
+    if (ML_UNLIKELY(((a - 1) | (chunk_size - 1)) != t->hi || (a & 15)))
+        return 0;
+    struct ml_chunk_blk *h = ml_chunk_blk_of(p);
+    if (ML_UNLIKELY(__atomic_load_n(&h->state, __ATOMIC_RELAXED) != ML_CHUNK_LIVE))
+        return 0;
+    if (ML_LIKELY(h != t->last)) {
+        ml_chunk_push(t, h, p);
+        return 1;
+    }
+    /* Stack order: one step of ml_chunk_rollback, when it is the only one. */
+    struct ml_chunk_blk *prev = ml_chunk_prev(t, h);
+    if (quick && prev && __atomic_load_n(&prev->state, __ATOMIC_RELAXED) == ML_CHUNK_LIVE) {
+        __atomic_store_n(&h->state, ML_CHUNK_FREED, __ATOMIC_RELAXED);
+        t->count--;
+        ml_chunk_mark(t);
+        t->cur = (char *)(prev + 1) + prev->size;
+        t->last = prev;
+        return 1;
+    }
+    rollback(t, h);
+    return 1;
 }
 
 /* ---- chunks ------------------------------------------------------------- */
@@ -335,6 +440,7 @@ static inline struct ml_chunk *ml_chunk_retire(struct ml_chunk_tls *t, size_t ch
         return NULL;
     c->charged = charged; /* published by the add below */
     t->chunk = NULL;
+    t->hi = 0;
     t->cur = t->end = t->clean = NULL;
     t->last = NULL;
     int64_t left = __atomic_add_fetch(&c->live, t->count - ML_CHUNK_BIAS, __ATOMIC_ACQ_REL);
@@ -388,6 +494,7 @@ static inline int ml_chunk_take(struct ml_chunk_pool *pool, struct ml_chunk_tls 
     c->charged = 0;
     __atomic_store_n(&c->owner, (const void *)t, __ATOMIC_RELAXED);
     t->chunk = c;
+    t->hi = (uintptr_t)c | (chunk_size - 1);
     t->cur = (char *)c + ML_CHUNK_DATA;
     t->end = (char *)c + chunk_size;
     t->clean = fresh ? t->cur : t->end;

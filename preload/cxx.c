@@ -99,7 +99,7 @@ static __attribute__((noinline)) void cxx_free_slow(void *p, unsigned kind)
  * line. */
 static inline __attribute__((always_inline)) void cxx_free(void *p, unsigned kind)
 {
-    if (ML_FAST() && ml_fl_free_fast(p))
+    if (ml_fast_free(p))
         return;
     cxx_free_slow(p, kind);
 }
@@ -114,11 +114,9 @@ static __attribute__((noinline)) void *cxx_new_slow(size_t n, unsigned kind, con
 
 #define CXX_FAST_NEW(n)                                                                                      \
     do {                                                                                                     \
-        if (ML_FAST() && ML_FAST_SIZE(n)) {                                                                  \
-            void *fast_p = ml_fl_malloc_fast(n);                                                             \
-            if (ML_LIKELY(fast_p))                                                                           \
-                return fast_p;                                                                               \
-        }                                                                                                    \
+        void *fast_p = ml_fast_malloc(n);                                                                    \
+        if (ML_LIKELY(fast_p))                                                                               \
+            return fast_p;                                                                                   \
     } while (0)
 
 /* ---- new --------------------------------------------------------------- */

@@ -5,10 +5,10 @@
  * NULL, size 0, an overflowed product or a bad alignment.  Until the state
  * is READY every request detours through preload/boot.c.
  *
- * The default configuration (freelist, no decorator) is fused (fast.h):
- * malloc, calloc and free of small blocks pop or push the thread cache
- * inline before anything else; whatever that cannot finish takes the
- * ordinary path.
+ * The bare freelist, bump and arena backends (no decorator) are fused
+ * (fast.h): malloc, calloc and free of small blocks pop or push the
+ * thread's state inline before anything else; whatever that cannot finish
+ * takes the ordinary path.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -49,7 +49,7 @@ static inline void *alloc_aligned(size_t align, size_t size)
 
 int ml_fast; /* see fast.h */
 
-/* malloc past the fast path: sizes above ML_FL_FAST_MAX or 0, an empty bin,
+/* malloc past the fast path: sizes above 1 KiB or 0, an empty bin,
  * another configuration, the bootstrap.  Out of line, so that malloc's fast
  * path needs no stack frame. */
 static __attribute__((noinline)) void *malloc_slow(size_t size)
@@ -66,11 +66,9 @@ static __attribute__((noinline)) void *malloc_slow(size_t size)
 
 ML_EXPORT void *malloc(size_t size)
 {
-    if (ML_FAST() && ML_FAST_SIZE(size)) {
-        void *p = ml_fl_malloc_fast(size);
-        if (ML_LIKELY(p))
-            return p;
-    }
+    void *p = ml_fast_malloc(size);
+    if (ML_LIKELY(p))
+        return p;
     return malloc_slow(size);
 }
 
@@ -85,8 +83,7 @@ static __attribute__((noinline)) void free_slow(void *p)
 
 ML_EXPORT void free(void *p)
 {
-    /* NULL and bootstrap blocks are no small freelist objects */
-    if (ML_FAST() && ml_fl_free_fast(p))
+    if (ml_fast_free(p))
         return;
     free_slow(p);
 }
@@ -98,12 +95,11 @@ ML_EXPORT void *calloc(size_t n, size_t size)
         errno = ENOMEM;
         return NULL;
     }
-    if (ML_FAST() && ML_FAST_SIZE(total)) {
-        void *p = ml_fl_malloc_fast(total);
-        if (ML_LIKELY(p))
-            return memset(p, 0, total);
-    }
+    void *fp = ml_fast_zalloc(total);
+    if (ML_LIKELY(fp))
+        return fp;
     if (ML_LIKELY(total) && ML_READY_NOW() && ml_active->zalloc) {
+        ml_fast_note();
         void *p = ml_active->zalloc(total);
         if (ML_UNLIKELY(!p))
             errno = ENOMEM;

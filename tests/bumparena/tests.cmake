@@ -19,3 +19,14 @@ foreach(backend bump arena)
     set_tests_properties(bumparena_preload_${backend}_${prog} PROPERTIES TIMEOUT 300)
   endforeach()
 endforeach()
+
+# bumparena_fused_<backend>: the shim's inline malloc/calloc/free for bump
+# and arena (preload/fast.h), preloaded with the tracer off.
+add_executable(bumparena_fused ${CMAKE_CURRENT_LIST_DIR}/fused.c)
+target_compile_options(bumparena_fused PRIVATE ${ML_WARN})
+target_link_libraries(bumparena_fused PRIVATE Threads::Threads)
+foreach(backend bump arena)
+  add_test(NAME bumparena_fused_${backend}
+           COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/fused.sh ${ML_LIB} $<TARGET_FILE:bumparena_fused> ${backend})
+  set_tests_properties(bumparena_fused_${backend} PROPERTIES TIMEOUT 300)
+endforeach()

@@ -398,6 +398,32 @@ START_TEST(test_arena_rollback)
 }
 END_TEST
 
+/* A rollback that meets a listed block deep in its class's list (the
+ * lists are singly linked: it looks at the first 8 entries) stops there
+ * and leaves it listed, so every freed block still comes back.  Before the
+ * lists lost their back links the walk went on down to the live block. */
+START_TEST(test_rollback_deep)
+{
+    use_backend(backends[_i], 0);
+    void *x = be->malloc(64);
+    void *y[9];
+    for (int i = 0; i < 9; i++)
+        y[i] = be->malloc(64);
+    void *z = be->malloc(64);
+    be->free(y[8]); /* ends up ninth in the list of 64 */
+    for (int i = 0; i < 8; i++)
+        be->free(y[i]);
+    be->free(z); /* the most recent: rolls back over z, stops at y[8] */
+    ck_assert_ptr_eq(be->malloc(128), z);
+    for (int i = 7; i >= 0; i--)
+        ck_assert_ptr_eq(be->malloc(64), y[i]);
+    ck_assert_ptr_eq(be->malloc(64), y[8]);
+    void *fresh = be->malloc(64);
+    ck_assert((char *)fresh > (char *)z);
+    ck_assert_ptr_ne(x, fresh);
+}
+END_TEST
+
 static void *fill_budget(void *arg)
 {
     size_t *total = arg;
@@ -769,6 +795,7 @@ int main(void)
     tcase_add_loop_test(tc, test_recycle_churn, 0, 2);
     tc = tcase(s, "arena", 60);
     tcase_add_test(tc, test_arena_rollback);
+    tcase_add_loop_test(tc, test_rollback_deep, 0, 2);
     tcase_add_test(tc, test_arena_limit);
     tcase_add_test(tc, test_arena_limit_all_back);
     tcase_add_test(tc, test_arena_limit_threads);
