@@ -52,7 +52,11 @@ struct unw_api {
 
 static int load_api(struct unw_api *u)
 {
-    void *h = dlopen("libunwind.so.8", RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
+    /* Never dlclose'd: at exit another thread's _dl_fini may be taking back
+     * the opencount bump it gave every object, without the loader lock,
+     * and a dlclose racing that can unmap libunwind under this very call
+     * (tests/safe exit_dlclose).  RTLD_NODELETE pins it for the rest. */
+    void *h = dlopen("libunwind.so.8", RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD | RTLD_NODELETE);
     if (!h)
         return -1;
     *(void **)&u->getcontext = dlsym(h, "_Ux86_64_getcontext");
@@ -60,7 +64,6 @@ static int load_api(struct unw_api *u)
     *(void **)&u->step = dlsym(h, "_ULx86_64_step");
     *(void **)&u->get_reg = dlsym(h, "_ULx86_64_get_reg");
     *(void **)&u->get_proc_info = dlsym(h, "_ULx86_64_get_proc_info");
-    dlclose(h);
     return u->getcontext && u->init_local && u->step && u->get_reg && u->get_proc_info ? 0 : -1;
 }
 

@@ -12,6 +12,8 @@
 #                  in a file and 20 with it on stderr: one whole report each;
 #                  then 3 of each with mallard's exit handler started 300 ms
 #                  late (slow_on_exit.so), the window another exit() races
+#   exit_dlclose   exit_race with dlclose_spy.so preloaded: nothing is
+#                  dlclosed once exit() began
 #   exit_order     unflushed stdout and a leak: in the merged 2>&1 stream
 #                  (a pipe, and a file) the report follows all the output
 #   quiet          a clean program: a bare preload adds nothing to stderr;
@@ -108,6 +110,20 @@ exit_race)
         watch "${slow[@]}" "$B/exit_race" 2>"$T/ml.err"
         [ "$rc" -eq 0 ] || fail "slow handler run $i (stderr) exited $rc"
         [ "$(grep -c 'LEAK SUMMARY' "$T/ml.err")" -eq 1 ] || fail "slow handler run $i: $(grep -c 'LEAK SUMMARY' "$T/ml.err") reports on stderr"
+    done
+    ;;
+exit_dlclose)
+    WATCH=60
+    # nothing is dlclosed once exit() began (dlclose_spy.so): another
+    # thread's _dl_fini takes its opencount bumps back without the loader
+    # lock, so a dlopen/dlclose pair in the report can unmap a live object
+    [ -r "$B/dlclose_spy.so" ] || fail "$B/dlclose_spy.so is missing"
+    spy=(env LD_PRELOAD="$B/dlclose_spy.so:$ML_LIB" MALLARD_BACKEND="$backend" MALLARD_TRACE="$trace")
+    for i in 1 2 3; do
+        watch "${spy[@]}" "$B/exit_race" 2>"$T/ml.err"
+        [ "$rc" -eq 0 ] || fail "run $i exited $rc"
+        grep -q 'definitely lost: 4242 bytes in 1 block' "$T/ml.err" || fail "run $i: no leak report: $(head -c 600 "$T/ml.err")"
+        ! grep -q 'dlclose_spy:' "$T/ml.err" || fail "run $i: $(grep 'dlclose_spy:' "$T/ml.err" | head -n 1)"
     done
     ;;
 exit_order)

@@ -32,6 +32,12 @@ target_compile_options(safe_slow_on_exit PRIVATE ${ML_WARN} -O1 -g)
 target_link_libraries(safe_slow_on_exit PRIVATE ${CMAKE_DL_LIBS})
 set_target_properties(safe_slow_on_exit PROPERTIES OUTPUT_NAME slow_on_exit PREFIX "" LIBRARY_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests/safe)
 
+# preloaded before mallard by exit_dlclose: says when anything dlcloses after exit() began
+add_library(safe_dlclose_spy SHARED ${ML_SAFE_DIR}/dlclose_spy.c)
+target_compile_options(safe_dlclose_spy PRIVATE ${ML_WARN} -O1 -g)
+target_link_libraries(safe_dlclose_spy PRIVATE ${CMAKE_DL_LIBS})
+set_target_properties(safe_dlclose_spy PROPERTIES OUTPUT_NAME dlclose_spy PREFIX "" LIBRARY_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests/safe)
+
 function(ml_safe_test case backend trace)
   add_test(NAME safe_${case}_${backend}_${trace}
            COMMAND bash ${ML_SAFE_DIR}/run_safe.sh ${case} ${backend} ${trace})
@@ -50,6 +56,7 @@ foreach(backend ${ML_BACKENDS})
   # are not async-signal-safe, and neither is glibc's malloc)
   ml_safe_test(sig_malloc ${backend} 1)
   ml_safe_test(exit_race ${backend} 1)
+  ml_safe_test(exit_dlclose ${backend} 1)
   ml_safe_test(exit_order ${backend} 1)
   ml_safe_test(quiet ${backend} 1)
 endforeach()
