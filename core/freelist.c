@@ -25,7 +25,7 @@
  *     into a few pages; a span per class would fault in a page or more for
  *     every size the program uses (a dash pipeline's tr or sed uses about
  *     25 classes).  A class leaves the nursery for good once it has taken
- *     NURSERY_CLASS_BYTES there or its nursery objects were freed
+ *     NURSERY_CLASS_BYTES there or a thread freed its nursery objects
  *     NURSERY_FREES times; its nursery objects freed after that wait on the
  *     class's central list (retired) and serve it only when its spans are
  *     full, so a hot malloc/free loop does not keep cycling one of them
@@ -113,6 +113,9 @@
 #define NURSERY_CHUNK ((size_t)256)
 #define NURSERY_FREES 64u
 #define NURSERY_SLOTS (PAGE_SIZE_FL / 16) /* a class byte per 16 bytes of the page */
+/* A class's first FIRST_SPANS spans hand out batches that touch one fresh
+ * 4 KiB page at most (central_fetch). */
+#define FIRST_SPANS 2u
 
 struct fl_span {
     struct fl_span *next, *prev; /* central list of spans with free objects */
@@ -187,8 +190,13 @@ static struct {
     struct fl_seg *nursery_seg; /* whose header page holds the nursery; never unmapped */
     char *nursery_bump;         /* next free byte; atomic (free reads it) */
     uint16_t nursery_given[NCLASS];
-    uint32_t nursery_frees[NCLASS]; /* atomic */
-    uint8_t nursery_left[NCLASS];   /* 1: the class left the nursery; atomic */
+    uint8_t nursery_left[NCLASS]; /* 1: the class left the nursery; atomic */
+    uint32_t class_spans[NCLASS]; /* spans made so far; atomic */
+
+    /* Last, so that ml_fl_cls_l1's last entries (where a process's
+     * mappings lie) share a page with the hot fields above. */
+    int cls_first_taken;
+    uint8_t cls_first[ML_OS_L2_SIZE]; /* the class map's first second-level table */
 } fl;
 
 /* The thread cache: a pop or a push per call (core/freelist.h). */
@@ -216,7 +224,10 @@ static int fl_class_cover(const void *s)
     uintptr_t a = (uintptr_t)s;
     if (ml_fl_cls_l1[a >> ML_OS_L1_SHIFT])
         return 0;
-    uint8_t *l2 = ml_meta_alloc(ML_OS_L2_SIZE);
+    /* The first second-level table is static, as the owner map's (a short
+     * program then maps no meta heap for it). */
+    uint8_t *l2 = fl.cls_first_taken ? ml_meta_alloc(ML_OS_L2_SIZE) : fl.cls_first;
+    fl.cls_first_taken = 1;
     if (!l2)
         return ENOMEM;
     __atomic_store_n(&ml_fl_cls_l1[a >> ML_OS_L1_SHIFT], l2, __ATOMIC_RELEASE);
@@ -225,7 +236,7 @@ static int fl_class_cover(const void *s)
 
 /* ---- size classes ----------------------------------------------------- */
 
-uint8_t ml_fl_class_small[ML_FL_FAST_MAX / 16 + 1];
+uint8_t ml_fl_class_small[ML_FL_FAST_MAX / 16 + 1] ML_STARTUP_DATA;
 
 static inline unsigned size_class_calc(size_t n)
 {
@@ -407,6 +418,7 @@ static struct fl_span *span_new(unsigned c)
         s->page_first[i] = (uint8_t)first;
     }
     ml_mutex_unlock(&fl.heap_lock);
+    __atomic_add_fetch(&fl.class_spans[c], 1, __ATOMIC_RELAXED);
 
     struct fl_span *sp = &s->spans[first];
     char *start = (char *)s + (size_t)first * PAGE_SIZE_FL;
@@ -503,16 +515,30 @@ static uint32_t central_fetch(unsigned c, uint32_t want, void **out, int aligned
             got++;
             sp->used++;
         }
+        /* In a class's first spans a batch touches no fresh page but the
+         * one its first object needs: a short program that takes two or
+         * three blocks of a class must not fault in the batch's 16 KiB. */
+        int bounded = __atomic_load_n(&fl.class_spans[c], __ATOMIC_RELAXED) <= FIRST_SPANS;
+        uintptr_t touched = ((uintptr_t)sp->bump + 4095) & ~(uintptr_t)4095;
+        int stop = 0;
         while (got < want && sp->bump < sp->end) {
             void *o = sp->bump;
+            if (bounded && got && (uintptr_t)o + sizeof(void *) > touched) {
+                stop = 1;
+                break;
+            }
             sp->bump += size;
             *(void **)o = list;
             list = o;
             got++;
             sp->used++;
+            uintptr_t t = ((uintptr_t)o + sizeof(void *) + 4095) & ~(uintptr_t)4095;
+            touched = t > touched ? t : touched;
         }
         if (!sp->free && sp->bump >= sp->end)
             central_unlink(ce, sp);
+        if (stop)
+            break;
     }
     ml_mutex_unlock(&ce->lock);
     *out = list;
@@ -624,7 +650,7 @@ static inline void small_free(void *p, unsigned c);
 static __attribute__((noinline)) void nursery_free(void *p, unsigned c)
 {
     if (!__atomic_load_n(&fl.nursery_left[c], __ATOMIC_RELAXED)) {
-        if (__atomic_add_fetch(&fl.nursery_frees[c], 1, __ATOMIC_RELAXED) >= NURSERY_FREES)
+        if (++ml_fl_tc.nursery_frees[c] >= NURSERY_FREES)
             __atomic_store_n(&fl.nursery_left[c], 1, __ATOMIC_RELAXED);
         small_free(p, c);
         return;

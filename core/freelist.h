@@ -41,6 +41,10 @@ struct ml_fl_tcache {
     size_t grow_left;                        /* bytes the bins may still grow by */
     int live;                                /* maxes set, thread registered */
     int dead;                                /* thread_exit ran: bypass the cache */
+    /* nursery objects of each class this thread freed (core/freelist.c);
+     * here, not in the backend's state, so that a forked child freeing
+     * them does not copy a page of it */
+    uint8_t nursery_frees[ML_FL_NCLASS];
 };
 
 /* The calling thread's cache. */
