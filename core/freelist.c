@@ -19,6 +19,18 @@
  *     returns a batch.  Frees from
  *     other threads simply land in the freeing thread's cache; the central
  *     list returns each object to its own span.
+ *   - The nursery: a process's first few KiB of each class up to 4 KiB are
+ *     carved side by side, 16-byte aligned, from the rest of one segment's
+ *     header page, as glibc packs a short program's few hundred blocks
+ *     into a few pages; a span per class would fault in a page or more for
+ *     every size the program uses (a dash pipeline's tr or sed uses about
+ *     25 classes).  A class leaves the nursery for good once it has taken
+ *     NURSERY_CLASS_BYTES there or a thread freed its nursery objects
+ *     NURSERY_FREES times; its nursery objects freed after that wait on the
+ *     class's central list (retired) and serve it only when its spans are
+ *     full, so a hot malloc/free loop does not keep cycling one of them
+ *     through the slow free.  A table beside the segment header gives each
+ *     nursery object's class (the class map says only ML_FL_NURSERY there).
  *   - Free, realloc and usable_size find the class of any pointer in one
  *     lookup in the class map, a two-level table laid out like the owner
  *     map, one byte a page (core/freelist.h: the preload shim's fused fast
@@ -93,6 +105,17 @@
  * live peak (unit_freelist_realloc_cycle read 5748-5792 KiB against its
  * 5724 KiB bound in 1 run of 3 to 2 of 10), and 1 MiB past it. */
 #define REALLOC_ROOM ((size_t)256 << 10)
+/* The nursery (see the top): classes up to NURSERY_SIZE_MAX, each taking
+ * at most NURSERY_CLASS_BYTES (or two objects) there, NURSERY_CHUNK bytes a
+ * refill, until its nursery objects were freed NURSERY_FREES times. */
+#define NURSERY_SIZE_MAX ((size_t)4096)
+#define NURSERY_CLASS_BYTES ((size_t)4096)
+#define NURSERY_CHUNK ((size_t)256)
+#define NURSERY_FREES 64u
+#define NURSERY_SLOTS (PAGE_SIZE_FL / 16) /* a class byte per 16 bytes of the page */
+/* A class's first FIRST_SPANS spans hand out batches that touch one fresh
+ * 4 KiB page at most (central_fetch). */
+#define FIRST_SPANS 2u
 
 struct fl_span {
     struct fl_span *next, *prev; /* central list of spans with free objects */
@@ -118,8 +141,14 @@ struct fl_seg {
 struct fl_central {
     ml_mutex lock;
     struct fl_span *head;
-    char pad[64 - sizeof(ml_mutex) - sizeof(void *)];
+    void *retired; /* nursery objects freed after the class left the nursery */
+    char pad[64 - sizeof(ml_mutex) - 2 * sizeof(void *)];
 };
+
+/* Where the nursery's class table and objects lie in its header page. */
+#define NURSERY_TABLE_OFF ((sizeof(struct fl_seg) + 63) & ~(size_t)63)
+#define NURSERY_START (NURSERY_TABLE_OFF + NURSERY_SLOTS)
+_Static_assert(NURSERY_START + 8 * NURSERY_SIZE_MAX <= PAGE_SIZE_FL, "room in the nursery");
 
 struct fl_large {
     void *p;      /* block == mapping base; NULL: empty slot, (void*)1: tombstone */
@@ -156,6 +185,18 @@ static struct {
     size_t large_live, large_peak; /* bytes of large mappings in use */
     uint64_t cache_seq;
     unsigned long large_maps; /* fresh large mappings made (a test hook) */
+
+    ml_mutex nursery_lock;
+    struct fl_seg *nursery_seg; /* whose header page holds the nursery; never unmapped */
+    char *nursery_bump;         /* next free byte; atomic (free reads it) */
+    uint16_t nursery_given[NCLASS];
+    uint8_t nursery_left[NCLASS]; /* 1: the class left the nursery; atomic */
+    uint32_t class_spans[NCLASS]; /* spans made so far; atomic */
+
+    /* Last, so that ml_fl_cls_l1's last entries (where a process's
+     * mappings lie) share a page with the hot fields above. */
+    int cls_first_taken;
+    uint8_t cls_first[ML_OS_L2_SIZE]; /* the class map's first second-level table */
 } fl;
 
 /* The thread cache: a pop or a push per call (core/freelist.h). */
@@ -183,7 +224,10 @@ static int fl_class_cover(const void *s)
     uintptr_t a = (uintptr_t)s;
     if (ml_fl_cls_l1[a >> ML_OS_L1_SHIFT])
         return 0;
-    uint8_t *l2 = ml_meta_alloc(ML_OS_L2_SIZE);
+    /* The first second-level table is static, as the owner map's (a short
+     * program then maps no meta heap for it). */
+    uint8_t *l2 = fl.cls_first_taken ? ml_meta_alloc(ML_OS_L2_SIZE) : fl.cls_first;
+    fl.cls_first_taken = 1;
     if (!l2)
         return ENOMEM;
     __atomic_store_n(&ml_fl_cls_l1[a >> ML_OS_L1_SHIFT], l2, __ATOMIC_RELEASE);
@@ -192,7 +236,7 @@ static int fl_class_cover(const void *s)
 
 /* ---- size classes ----------------------------------------------------- */
 
-uint8_t ml_fl_class_small[ML_FL_FAST_MAX / 16 + 1];
+uint8_t ml_fl_class_small[ML_FL_FAST_MAX / 16 + 1] ML_STARTUP_DATA;
 
 static inline unsigned size_class_calc(size_t n)
 {
@@ -298,7 +342,7 @@ static void heap_purge(int everything)
     for (struct fl_seg **link = &fl.segs; *link;) {
         struct fl_seg *s = *link;
         uint64_t d = everything ? s->dirty_mask : s->dirty_mask & ~s->fresh_mask;
-        if (s->free_mask == ~1ull && d == s->dirty_mask && kept_empty++) {
+        if (s->free_mask == ~1ull && d == s->dirty_mask && s != fl.nursery_seg && kept_empty++) {
             fl.dirty_bytes -= (size_t)__builtin_popcountll(s->dirty_mask) * PAGE_SIZE_FL;
             *link = s->next;
             ml_os_unmap_user(s, SEG_SIZE);
@@ -374,6 +418,7 @@ static struct fl_span *span_new(unsigned c)
         s->page_first[i] = (uint8_t)first;
     }
     ml_mutex_unlock(&fl.heap_lock);
+    __atomic_add_fetch(&fl.class_spans[c], 1, __ATOMIC_RELAXED);
 
     struct fl_span *sp = &s->spans[first];
     char *start = (char *)s + (size_t)first * PAGE_SIZE_FL;
@@ -432,8 +477,10 @@ static void central_unlink(struct fl_central *ce, struct fl_span *sp)
     sp->listed = 0;
 }
 
-/* Takes up to want objects of class c as a linked list; returns the count. */
-static uint32_t central_fetch(unsigned c, uint32_t want, void **out)
+/* Takes up to want objects of class c as a linked list; returns the count.
+ * Retired nursery objects come only when no span has a free object, and
+ * never when aligned (memalign: they are 16-byte aligned only). */
+static uint32_t central_fetch(unsigned c, uint32_t want, void **out, int aligned)
 {
     struct fl_central *ce = &fl.central[c];
     size_t size = fl.class_size[c];
@@ -442,6 +489,16 @@ static uint32_t central_fetch(unsigned c, uint32_t want, void **out)
     ml_mutex_lock(&ce->lock);
     while (got < want) {
         struct fl_span *sp = ce->head;
+        if (!sp && ce->retired && !aligned) {
+            while (got < want && ce->retired) {
+                void *o = ce->retired;
+                ce->retired = *(void **)o;
+                *(void **)o = list;
+                list = o;
+                got++;
+            }
+            continue;
+        }
         if (!sp) {
             ml_mutex_unlock(&ce->lock);
             sp = span_new(c);
@@ -458,16 +515,30 @@ static uint32_t central_fetch(unsigned c, uint32_t want, void **out)
             got++;
             sp->used++;
         }
+        /* In a class's first spans a batch touches no fresh page but the
+         * one its first object needs: a short program that takes two or
+         * three blocks of a class must not fault in the batch's 16 KiB. */
+        int bounded = __atomic_load_n(&fl.class_spans[c], __ATOMIC_RELAXED) <= FIRST_SPANS;
+        uintptr_t touched = ((uintptr_t)sp->bump + 4095) & ~(uintptr_t)4095;
+        int stop = 0;
         while (got < want && sp->bump < sp->end) {
             void *o = sp->bump;
+            if (bounded && got && (uintptr_t)o + sizeof(void *) > touched) {
+                stop = 1;
+                break;
+            }
             sp->bump += size;
             *(void **)o = list;
             list = o;
             got++;
             sp->used++;
+            uintptr_t t = ((uintptr_t)o + sizeof(void *) + 4095) & ~(uintptr_t)4095;
+            touched = t > touched ? t : touched;
         }
         if (!sp->free && sp->bump >= sp->end)
             central_unlink(ce, sp);
+        if (stop)
+            break;
     }
     ml_mutex_unlock(&ce->lock);
     *out = list;
@@ -482,6 +553,11 @@ static void central_return(unsigned c, void *list)
     while (list) {
         void *o = list;
         list = *(void **)o;
+        if (ML_UNLIKELY(!page_of(o))) { /* a nursery object: no span's */
+            *(void **)o = ce->retired;
+            ce->retired = o;
+            continue;
+        }
         struct fl_seg *s = seg_of(o);
         struct fl_span *sp = &s->spans[s->page_first[page_of(o)]];
         *(void **)o = sp->free;
@@ -496,6 +572,93 @@ static void central_return(unsigned c, void *list)
             central_link(ce, sp);
         }
     }
+    ml_mutex_unlock(&ce->lock);
+}
+
+/* ---- the nursery ------------------------------------------------------ */
+
+/* Opens the nursery in the header page of the first segment (made if need
+ * be).  Caller holds nursery_lock.  0, or ENOMEM. */
+static int nursery_open(void)
+{
+    ml_mutex_lock(&fl.heap_lock);
+    struct fl_seg *s = fl.segs ? fl.segs : seg_new();
+    if (s) {
+        fl.nursery_seg = s;
+        __atomic_store_n(fl_class_byte(s), (uint8_t)ML_FL_NURSERY, __ATOMIC_RELAXED);
+    }
+    ml_mutex_unlock(&fl.heap_lock);
+    if (!s)
+        return ENOMEM;
+    __atomic_store_n(&fl.nursery_bump, (char *)s + NURSERY_START, __ATOMIC_RELEASE);
+    return 0;
+}
+
+/* Up to want objects of class c carved side by side from the nursery, as a
+ * linked list; their count, or 0 when the class has left the nursery (it
+ * has taken its share, or the nursery is full). */
+static __attribute__((noinline)) uint32_t nursery_fetch(unsigned c, uint32_t want, void **out)
+{
+    size_t size = fl.class_size[c];
+    ml_mutex_lock(&fl.nursery_lock);
+    if (!fl.nursery_bump && nursery_open() != 0) {
+        ml_mutex_unlock(&fl.nursery_lock);
+        return 0;
+    }
+    char *bump = fl.nursery_bump, *end = (char *)fl.nursery_seg + PAGE_SIZE_FL;
+    size_t share = NURSERY_CLASS_BYTES > 2 * size ? NURSERY_CLASS_BYTES : 2 * size;
+    size_t k = NURSERY_CHUNK > size ? NURSERY_CHUNK / size : 1;
+    if (k > want)
+        k = want;
+    if (k > (share - fl.nursery_given[c]) / size)
+        k = (share - fl.nursery_given[c]) / size;
+    if (k > (size_t)(end - bump) / size)
+        k = (size_t)(end - bump) / size;
+    uint8_t *table = (uint8_t *)fl.nursery_seg + NURSERY_TABLE_OFF;
+    void *list = NULL;
+    for (size_t i = k; i-- > 0;) {
+        char *o = bump + i * size;
+        table[((uintptr_t)o & (PAGE_SIZE_FL - 1)) >> 4] = (uint8_t)(c + 1);
+        *(void **)o = list;
+        list = o;
+    }
+    fl.nursery_given[c] = (uint16_t)(fl.nursery_given[c] + k * size);
+    __atomic_store_n(&fl.nursery_bump, bump + k * size, __ATOMIC_RELEASE);
+    if (fl.nursery_given[c] + size > share || (size_t)(end - bump) - k * size < size)
+        __atomic_store_n(&fl.nursery_left[c], 1, __ATOMIC_RELAXED);
+    ml_mutex_unlock(&fl.nursery_lock);
+    *out = list;
+    return (uint32_t)k;
+}
+
+/* The class of p, which lies in the nursery's page, or -1 when p is no
+ * object handed out there. */
+static int nursery_class(const void *p)
+{
+    uintptr_t a = (uintptr_t)p, off = a & (PAGE_SIZE_FL - 1);
+    if ((a & 15) || off < NURSERY_START ||
+        a >= (uintptr_t)__atomic_load_n(&fl.nursery_bump, __ATOMIC_ACQUIRE))
+        return -1;
+    unsigned v = ((const uint8_t *)fl.nursery_seg + NURSERY_TABLE_OFF)[off >> 4];
+    return v ? (int)v - 1 : -1;
+}
+
+static inline void small_free(void *p, unsigned c);
+
+/* Frees the nursery object p of class c: into the thread's cache while the
+ * class is in the nursery, else onto the class's retired list. */
+static __attribute__((noinline)) void nursery_free(void *p, unsigned c)
+{
+    if (!__atomic_load_n(&fl.nursery_left[c], __ATOMIC_RELAXED)) {
+        if (++ml_fl_tc.nursery_frees[c] >= NURSERY_FREES)
+            __atomic_store_n(&fl.nursery_left[c], 1, __ATOMIC_RELAXED);
+        small_free(p, c);
+        return;
+    }
+    struct fl_central *ce = &fl.central[c];
+    ml_mutex_lock(&ce->lock);
+    *(void **)p = ce->retired;
+    ce->retired = p;
     ml_mutex_unlock(&ce->lock);
 }
 
@@ -523,11 +686,21 @@ static __attribute__((noinline)) void *small_refill(unsigned c)
 {
     if (ML_UNLIKELY(ml_fl_tc.dead)) {
         void *o;
-        return central_fetch(c, 1, &o) ? o : NULL;
+        return central_fetch(c, 1, &o, 0) ? o : NULL;
     }
     if (ML_UNLIKELY(!ml_fl_tc.live))
         tcache_start();
     struct ml_fl_bin *b = &ml_fl_tc.bins[c];
+    void *list;
+    uint32_t got;
+    /* From the nursery the bin does not grow: its refills are small and
+     * say nothing about the working set. */
+    if (fl.class_size[c] <= NURSERY_SIZE_MAX && !__atomic_load_n(&fl.nursery_left[c], __ATOMIC_RELAXED) &&
+        (got = nursery_fetch(c, fl.class_batch[c], &list)) != 0) {
+        b->head = *(void **)list;
+        b->room = (int32_t)b->max - (int32_t)(got - 1);
+        return list;
+    }
     /* The thread allocates from this class again after its bin ran dry: a
      * working set larger than the bin, which then grows by a batch (as
      * tcmalloc's lists do), so that the objects this thread frees stay
@@ -538,8 +711,7 @@ static __attribute__((noinline)) void *small_refill(unsigned c)
         ml_fl_tc.grow_left -= step;
         b->max += fl.class_batch[c];
     }
-    void *list;
-    uint32_t got = central_fetch(c, fl.class_batch[c], &list);
+    got = central_fetch(c, fl.class_batch[c], &list, 0);
     if (!got)
         return NULL;
     b->head = *(void **)list;
@@ -913,6 +1085,8 @@ static size_t fl_free_bytes(void)
         struct fl_central *ce = &fl.central[c];
         size_t size = fl.class_size[c];
         ml_mutex_lock(&ce->lock);
+        for (void *o = ce->retired; o; o = *(void **)o)
+            n += size;
         for (struct fl_span *sp = ce->head; sp; sp = sp->next) {
             size_t k = (size_t)(sp->end - sp->bump) / (size ? size : 1);
             for (void *o = sp->free; o; o = *(void **)o)
@@ -1008,8 +1182,17 @@ static void *fl_memalign(size_t align, size_t n)
 {
     if (align <= PAGE_SIZE_FL && n <= SMALL_MAX) {
         for (unsigned c = size_class(n < align ? align : n); c < NCLASS; c++)
-            if (fl.class_size[c] % align == 0)
-                return small_alloc(c);
+            if (fl.class_size[c] % align == 0) {
+                /* A span's objects of a size that align divides are
+                 * aligned; a nursery object only to 16 bytes. */
+                void *p = small_alloc(c);
+                if (ML_UNLIKELY((uintptr_t)p & (align - 1))) {
+                    small_free(p, c);
+                    if (!central_fetch(c, 1, &p, 1))
+                        p = NULL;
+                }
+                return p;
+            }
     }
     size_t dirty;
     return large_alloc(align, n, 0, &dirty);
@@ -1018,8 +1201,14 @@ static void *fl_memalign(size_t align, size_t n)
 static void fl_free(void *p)
 {
     unsigned c = ml_fl_class_of(p);
-    if (ML_LIKELY(c)) {
+    if (ML_LIKELY(c) && ML_LIKELY(c != ML_FL_NURSERY)) {
         small_free(p, c - 1);
+        return;
+    }
+    if (c) {
+        int k = nursery_class(p);
+        if (k >= 0)
+            nursery_free(p, (unsigned)k);
         return;
     }
     if (ml_os_owner(p) == ML_OWNER_FREELIST_LARGE)
@@ -1031,6 +1220,8 @@ static void fl_free(void *p)
 static size_t fl_usable_size(const void *p)
 {
     unsigned c = ml_fl_class_of(p);
+    if (ML_UNLIKELY(c == ML_FL_NURSERY))
+        c = (unsigned)(nursery_class(p) + 1);
     if (ML_LIKELY(c))
         return fl.class_size[c - 1];
     if (ml_os_owner(p) == ML_OWNER_FREELIST_LARGE)
@@ -1041,6 +1232,9 @@ static size_t fl_usable_size(const void *p)
 static void *fl_realloc(void *p, size_t n)
 {
     unsigned c = ml_fl_class_of(p);
+    int nursery = c == ML_FL_NURSERY;
+    if (ML_UNLIKELY(nursery) && (c = (unsigned)(nursery_class(p) + 1)) == 0)
+        return NULL;
     if (ML_UNLIKELY(!c))
         return ml_os_owner(p) == ML_OWNER_FREELIST_LARGE ? large_realloc(p, n) : NULL;
     size_t have = fl.class_size[c - 1];
@@ -1056,7 +1250,10 @@ static void *fl_realloc(void *p, size_t n)
     if (!q)
         return NULL;
     memcpy(q, p, n < have ? n : have);
-    small_free(p, c - 1);
+    if (ML_UNLIKELY(nursery))
+        nursery_free(p, c - 1);
+    else
+        small_free(p, c - 1);
     return q;
 }
 
@@ -1081,6 +1278,7 @@ static void fl_atfork(int phase)
     if (phase == ML_FORK_PREPARE) {
         for (unsigned c = 0; c < NCLASS; c++)
             ml_mutex_lock(&fl.central[c].lock);
+        ml_mutex_lock(&fl.nursery_lock);
         ml_mutex_lock(&fl.heap_lock);
         ml_mutex_lock(&fl.large_lock);
         return;
@@ -1088,6 +1286,7 @@ static void fl_atfork(int phase)
     void (*release)(ml_mutex *) = phase == ML_FORK_CHILD ? ml_mutex_reset : ml_mutex_unlock;
     release(&fl.large_lock);
     release(&fl.heap_lock);
+    release(&fl.nursery_lock);
     for (unsigned c = 0; c < NCLASS; c++)
         release(&fl.central[c].lock);
 }

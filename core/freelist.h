@@ -30,11 +30,21 @@ struct ml_fl_bin {
     uint32_t max;
 };
 
+/* The class-map byte of the nursery (core/freelist.c): small objects of
+ * every class carved side by side from one shared page.  Its bin, the last,
+ * never has room, so ml_fl_free_fast leaves such objects to the backend's
+ * free slot, which knows their class. */
+#define ML_FL_NURSERY (ML_FL_NCLASS + 1)
+
 struct ml_fl_tcache {
-    struct ml_fl_bin bins[ML_FL_NCLASS];
-    size_t grow_left; /* bytes the bins may still grow by */
-    int live;         /* maxes set, thread registered */
-    int dead;         /* thread_exit ran: bypass the cache */
+    struct ml_fl_bin bins[ML_FL_NCLASS + 1]; /* the last: the nursery's, always empty and full */
+    size_t grow_left;                        /* bytes the bins may still grow by */
+    int live;                                /* maxes set, thread registered */
+    int dead;                                /* thread_exit ran: bypass the cache */
+    /* nursery objects of each class this thread freed (core/freelist.c);
+     * here, not in the backend's state, so that a forked child freeing
+     * them does not copy a page of it */
+    uint8_t nursery_frees[ML_FL_NCLASS];
 };
 
 /* The calling thread's cache. */
@@ -45,11 +55,13 @@ extern uint8_t ml_fl_class_small[ML_FL_FAST_MAX / 16 + 1] ML_HIDDEN;
 /* 0 when every size up to the largest small class maps to the smallest
  * class that holds it, else EINVAL (the unit test's check). */
 int ml_fl_classes_check(void) ML_HIDDEN;
-/* The class map: class + 1 of every 64 KiB page of a live span, else 0;
- * laid out like the owner map (owner.h).  Never faults. */
+/* The class map: class + 1 of every 64 KiB page of a live span,
+ * ML_FL_NURSERY for the nursery's page, else 0; laid out like the owner
+ * map (owner.h).  Never faults. */
 extern uint8_t *ml_fl_cls_l1[ML_OS_L1_SIZE] ML_HIDDEN;
 
-/* class + 1 of the small object p, or 0 when p is none. */
+/* class + 1 of the small object p, ML_FL_NURSERY when p lies in the
+ * nursery's page, or 0 when p is none. */
 static inline unsigned ml_fl_class_of(const void *p)
 {
     uintptr_t a = (uintptr_t)p;

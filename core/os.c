@@ -8,9 +8,9 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-static long user_bytes; /* see ml_os_user_bytes */
+static long user_bytes ML_STARTUP_DATA; /* see ml_os_user_bytes */
 
-static size_t os_page_size;
+static size_t os_page_size ML_STARTUP_DATA;
 
 size_t ml_os_page_size(void)
 {

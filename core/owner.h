@@ -46,14 +46,21 @@ static inline enum ml_owner ml_os_owner(const void *p);
 #define ML_OS_L1_SHIFT 32
 #define ML_OS_L1_SIZE ((size_t)1 << (47 - ML_OS_L1_SHIFT))
 #define ML_OS_L2_SIZE ((size_t)1 << (ML_OS_L1_SHIFT - ML_OS_GRANULE_SHIFT))
-extern uint8_t *ml_os_owner_l1[ML_OS_L1_SIZE];
+struct ml_os_owner_map {
+    uint8_t *l1[ML_OS_L1_SIZE];
+    /* 1: first, the static level-2 table, is in use.  Beside l1's last
+     * entries (a process's mappings lie near 2^47), so that creating the
+     * first table writes that page before reading it (owner.c). */
+    int first_taken;
+};
+extern struct ml_os_owner_map ml_os_owner_map;
 
 static inline enum ml_owner ml_os_owner(const void *p)
 {
     uintptr_t a = (uintptr_t)p;
     if (ML_UNLIKELY(a >> 47))
         return ML_OWNER_NONE;
-    uint8_t *l2 = __atomic_load_n(&ml_os_owner_l1[a >> ML_OS_L1_SHIFT], __ATOMIC_ACQUIRE);
+    uint8_t *l2 = __atomic_load_n(&ml_os_owner_map.l1[a >> ML_OS_L1_SHIFT], __ATOMIC_ACQUIRE);
     if (!l2)
         return ML_OWNER_NONE;
     return (enum ml_owner)l2[(a >> ML_OS_GRANULE_SHIFT) & (ML_OS_L2_SIZE - 1)];

@@ -11,7 +11,7 @@ add_executable(unit_freelist ${CMAKE_CURRENT_LIST_DIR}/unit_freelist.c)
 target_compile_options(unit_freelist PRIVATE -Wall -Wextra -Werror)
 target_link_libraries(unit_freelist PRIVATE mallard_core PkgConfig::CHECK Threads::Threads)
 foreach(case large_reuse large_calloc_zero purge_decay realloc_grow realloc_cycle realloc_room consumer_cache
-    large_replace)
+    large_replace nursery_pack nursery_leave)
   add_test(NAME unit_freelist_${case} COMMAND unit_freelist)
   set_tests_properties(unit_freelist_${case} PROPERTIES ENVIRONMENT "CK_RUN_CASE=${case}"
                        TIMEOUT 300 LABELS "unit")

@@ -31,6 +31,15 @@
  *     pipeline) keeps at most one batch of a class in its cache, not two:
  *     the other thread gets all but those back for its next allocations
  *     (bench_prodcons's peak RSS 2580 -> 2324 KiB, glibc 1844).
+ *   - nursery_pack: a short program's first objects, one of every class up
+ *     to 4 KiB (26 KiB in all), lie in a handful of pages and fault in
+ *     about as many, as glibc's heap packs them, instead of a span (a page
+ *     or more) for each of the 28 classes; each is writable, keeps its
+ *     contents through realloc, answers usable_size and is freed; memalign
+ *     still gets an aligned block while such objects wait in the cache.
+ *   - nursery_leave: a malloc/free loop on one class leaves the nursery's
+ *     page (whose frees take the backend's slow path) within a few hundred
+ *     rounds.
  * Timing: purge_decay only waits (sleeps of at least the decay period), it
  * never asserts that something happened quickly. */
 #define _GNU_SOURCE
@@ -382,6 +391,92 @@ START_TEST(consumer_cache)
 }
 END_TEST
 
+/* The sizes of the freelist's classes up to 4 KiB. */
+static size_t class_sizes(size_t *out)
+{
+    size_t k = 0;
+    for (size_t n = 16; n <= 128; n += 16)
+        out[k++] = n;
+    for (size_t p = 128; p < 4096; p *= 2)
+        for (size_t i = 1; i <= 4; i++)
+            out[k++] = p + i * (p / 4);
+    return k;
+}
+
+static int cmp_uptr(const void *a, const void *b)
+{
+    uintptr_t x = *(const uintptr_t *)a, y = *(const uintptr_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+START_TEST(nursery_pack)
+{
+    size_t sizes[64], n = class_sizes(sizes), total = 0;
+    ck_assert_int_eq(n, 28);
+    unsigned char *blk[64];
+    uintptr_t pages[64];
+    long before = faults_now();
+    for (size_t i = 0; i < n; i++) {
+        blk[i] = be->malloc(sizes[i]);
+        ck_assert_ptr_nonnull(blk[i]);
+        ck_assert_uint_eq((uintptr_t)blk[i] % 16, 0);
+        ck_assert_uint_ge(be->usable_size(blk[i]), sizes[i]);
+        memset(blk[i], (int)i + 1, sizes[i]);
+        pages[i] = (uintptr_t)blk[i] >> 12;
+        total += sizes[i];
+    }
+    long faults = faults_now() - before;
+    qsort(pages, n, sizeof pages[0], cmp_uptr);
+    size_t distinct = 0;
+    for (size_t i = 0; i < n; i++)
+        distinct += !i || pages[i] != pages[i - 1];
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < sizes[i]; j += 1 + j % 13)
+            ck_assert_msg(blk[i][j] == (unsigned char)(i + 1), "block %zu overwritten at %zu", i, j);
+    /* 26 KiB is 7 pages: 8 pages and 16 faults (the tables included); a span
+     * per class took 28 pages and 99 faults */
+    ck_assert_msg(distinct <= total / 4096 + 3, "%zu classes (%zu bytes) spread over %zu pages", n, total, distinct);
+    ck_assert_msg(faults <= (long)(total / 4096) + 12, "%ld page faults for %zu bytes in %zu classes", faults, total, n);
+
+    /* realloc within and out of the class keeps the contents */
+    unsigned char *r = be->realloc(blk[2], 40);
+    ck_assert_ptr_nonnull(r);
+    ck_assert_int_eq(r[0], 3);
+    ck_assert_int_eq(r[39], 3);
+    r = be->realloc(r, 3000);
+    ck_assert_ptr_nonnull(r);
+    for (size_t j = 0; j < sizes[2]; j++)
+        ck_assert_int_eq(r[j], 3);
+    blk[2] = r;
+    /* freed, they wait in the cache; an aligned request must not get one
+     * that is only 16-byte aligned */
+    for (size_t i = 0; i < n; i++)
+        be->free(blk[i]);
+    for (size_t a = 32; a <= 4096; a *= 2) {
+        void *q = be->memalign(a, a);
+        ck_assert_ptr_nonnull(q);
+        ck_assert_msg((uintptr_t)q % a == 0, "memalign(%zu) gave %p", a, q);
+        be->free(q);
+    }
+}
+END_TEST
+
+START_TEST(nursery_leave)
+{
+    void *first = be->malloc(48);
+    ck_assert_ptr_nonnull(first);
+    be->free(first);
+    void *p = NULL;
+    for (int i = 0; i < 500; i++) {
+        p = be->malloc(48);
+        ck_assert_ptr_nonnull(p);
+        be->free(p);
+    }
+    /* the nursery lies in a segment's first 64 KiB, its header page */
+    ck_assert_msg(((uintptr_t)p & ((4u << 20) - 1)) >= (64u << 10), "still in the nursery after 500 rounds: %p", p);
+}
+END_TEST
+
 static unsigned char pattern(size_t i) { return (unsigned char)(i * 7 + i / 4096 + 3); }
 
 START_TEST(realloc_room)
@@ -438,7 +533,9 @@ int main(void)
                    {"realloc_cycle", realloc_cycle},
                    {"realloc_room", realloc_room},
                    {"consumer_cache", consumer_cache},
-                   {"large_replace", large_replace}};
+                   {"large_replace", large_replace},
+                   {"nursery_pack", nursery_pack},
+                   {"nursery_leave", nursery_leave}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         TCase *tc = tcase_create(cases[i].name);
         tcase_add_unchecked_fixture(tc, setup, NULL);
