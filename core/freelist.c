@@ -1099,6 +1099,19 @@ static size_t fl_free_bytes(void)
     for (struct fl_seg *s = fl.segs; s; s = s->next)
         n += (size_t)__builtin_popcountll(s->free_mask) * PAGE_SIZE_FL;
     ml_mutex_unlock(&fl.heap_lock);
+    /* the nursery's part of its header page not carved yet (all of it
+     * before the nursery opens, in the segment it will open in): free too,
+     * so that objects carved from it count as newly in use, as a span's do */
+    ml_mutex_lock(&fl.nursery_lock);
+    if (fl.nursery_bump) {
+        n += (size_t)((char *)fl.nursery_seg + PAGE_SIZE_FL - fl.nursery_bump);
+    } else {
+        ml_mutex_lock(&fl.heap_lock);
+        if (fl.segs)
+            n += PAGE_SIZE_FL - NURSERY_START;
+        ml_mutex_unlock(&fl.heap_lock);
+    }
+    ml_mutex_unlock(&fl.nursery_lock);
     ml_mutex_lock(&fl.large_lock);
     n += fl.cache_bytes;
     ml_mutex_unlock(&fl.large_lock);

@@ -21,8 +21,21 @@ static void *worker(void *unused)
     return NULL;
 }
 
+static void *fresh[8];
+
 int main(void)
 {
+    /* blocks of a size nothing asked for yet: whatever the allocator
+     * carves them from was free before, so in-use bytes grow by them */
+    struct mallinfo2 f0 = mallinfo2();
+    for (int i = 0; i < 8; i++)
+        fresh[i] = malloc(720);
+    struct mallinfo2 f1 = mallinfo2();
+    if (f1.uordblks < f0.uordblks + 8 * 720) {
+        printf("FAIL: in use %zu before, %zu after allocating %d fresh bytes\n", f0.uordblks, f1.uordblks,
+               8 * 720);
+        return 1;
+    }
     struct mallinfo2 a = mallinfo2();
     size_t total = 0;
     for (int i = 0; i < 64; i++) {
