@@ -53,7 +53,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     if (!b || b->init(&opts) != 0)
         die("backend init failed", 0);
     if (opts.trace) {
-        ml_stack_init(opts.depth);
+        ml_stack_init(opts.depth, b->describe_fault != NULL); /* eager for the page backend, as trace.c */
         be = ml_trace_wrap(b, &opts);
     } else {
         be = b;
