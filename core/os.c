@@ -46,6 +46,38 @@ void ml_os_unmap(void *p, size_t size)
     errno = saved;
 }
 
+/* An aligned mapping of exactly size bytes, for when size + align does not
+ * fit under RLIMIT_AS (`ulimit -v`: a 4 MiB segment needs an 8 MiB span,
+ * and a program left with 4 MiB of headroom must still get its blocks, as
+ * it does from glibc's brk heap).  Maps size where the kernel likes, keeps
+ * it if it happens to be aligned, else asks for aligned places near it
+ * without replacing anything (MAP_FIXED_NOREPLACE; a kernel older than
+ * 4.17 takes it as a hint, and an answer elsewhere is given back).  The
+ * kernel hands out addresses top down, so the aligned places just below
+ * the first answer are the likely free ones.  NULL when none is free. */
+static char *map_exact_aligned(size_t size, size_t align, int prot, int flags)
+{
+    char *p = mmap(NULL, size, prot, flags, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    uintptr_t at = (uintptr_t)p;
+    if (!(at & (align - 1)))
+        return p;
+    munmap(p, size);
+    uintptr_t down = at & ~(uintptr_t)(align - 1);
+    uintptr_t try[] = {down, down + align, down - align, down - 2 * align};
+    for (size_t i = 0; i < sizeof try / sizeof try[0]; i++) {
+        if (try[i] < align || try[i] + size < try[i])
+            continue;
+        char *q = mmap((void *)try[i], size, prot, flags | MAP_FIXED_NOREPLACE, -1, 0);
+        if (q == (char *)try[i])
+            return q;
+        if (q != MAP_FAILED)
+            munmap(q, size);
+    }
+    return NULL;
+}
+
 void *ml_os_map_user(size_t size, size_t align, enum ml_owner owner, int prot_none)
 {
     if (align < ML_OS_GRANULE)
@@ -59,16 +91,18 @@ void *ml_os_map_user(size_t size, size_t align, enum ml_owner owner, int prot_no
     int prot = prot_none ? PROT_NONE : PROT_READ | PROT_WRITE;
     int flags = MAP_PRIVATE | MAP_ANONYMOUS | (prot_none ? MAP_NORESERVE : 0);
     char *raw = mmap(NULL, span, prot, flags, -1, 0);
-    if (raw == MAP_FAILED) {
+    char *base;
+    if (raw != MAP_FAILED) {
+        base = (char *)round_up((uintptr_t)raw, align);
+        if (base > raw)
+            munmap(raw, (size_t)(base - raw));
+        char *end = base + size;
+        if (raw + span > end)
+            munmap(end, (size_t)(raw + span - end));
+    } else if (!(base = map_exact_aligned(size, align, prot, flags))) {
         errno = ENOMEM;
         return NULL;
     }
-    char *base = (char *)round_up((uintptr_t)raw, align);
-    if (base > raw)
-        munmap(raw, (size_t)(base - raw));
-    char *end = base + size;
-    if (raw + span > end)
-        munmap(end, (size_t)(raw + span - end));
     ml_os_set_owner(base, size, owner);
     if (!prot_none && owner != ML_OWNER_META && owner != ML_OWNER_PAGE)
         __atomic_add_fetch(&user_bytes, (long)size, __ATOMIC_RELAXED);
