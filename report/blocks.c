@@ -8,7 +8,17 @@
  * own spin lock: threads meet only when they touch the same shard at the same
  * moment.  A live record keeps the allocation's sequence number where a
  * freed one keeps its free stack.  A record is 24 bytes and tables stay
- * between 1/2 and 3/4 full (they grow by half): 32 to 48 bytes per record.
+ * between 8/15 and 4/5 full (they grow by half): 30 to 45 bytes per record.
+ *
+ * Two table operations per block, not three: a free marks the record
+ * freed and names its hold, the quarantine cell that holds the block's
+ * address while it waits (ml_trace_holds).  When the quarantine lets the
+ * block go it only clears the cell: the record is stale from then on, and
+ * every operation here treats a stale record as no record at all.  A new
+ * block at the same address overwrites it (the common case: allocators
+ * reuse what was freed last), and a shard about to grow first sweeps its
+ * stale records out when freed ones are a quarter of it, so they never
+ * pile up.  A hold of 0 means the record is held until it is removed.
  */
 #define _GNU_SOURCE
 #include <stddef.h>
@@ -19,6 +29,7 @@
 
 #include "../core/lock.h"
 #include "../core/meta.h"
+#include "../core/os.h"
 #include "blocks.h"
 #include "busy.h"
 #include "pressure.h"
@@ -31,7 +42,8 @@
 
 struct rec {
     uintptr_t addr;  /* 0: empty slot */
-    uint64_t packed; /* size:40, tag:16, state:4, kind:2 */
+    uint64_t packed; /* size:40, tag:16 (a freed record: its hold's low bits), state:2, hold's high
+                        bits:2, kind:2 */
     uint32_t stack;
     uint32_t free_stack; /* freed records; a live one keeps its sequence number here */
 };
@@ -47,8 +59,10 @@ typedef struct {
 
 struct shard {
     shard_lock lock;
+    unsigned level; /* the small table's region (below SMALL_LEVELS), or SMALL_LEVELS */
     struct rec *slots;
     size_t cap, count;
+    size_t nfreed;              /* freed records, stale ones included */
 } __attribute__((aligned(64))); /* one cache line each (the lock's padding made them 72 bytes) */
 
 _Static_assert(sizeof(struct shard) == 64, "a shard is one cache line");
@@ -97,29 +111,48 @@ static inline uint64_t pack(uint64_t size, uint16_t tag, uint8_t state, unsigned
 {
     if (size > SIZE_MASK)
         size = SIZE_MASK;
-    return size | ((uint64_t)tag << SIZE_BITS) | ((uint64_t)(state & 15) << 56) |
-           ((uint64_t)(kind & 3) << 60);
+    return size | ((uint64_t)tag << SIZE_BITS) | ((uint64_t)(state & 3) << 56) | ((uint64_t)(kind & 3) << 60);
 }
 
-static inline uint8_t state_of(const struct rec *r) { return (uint8_t)((r->packed >> 56) & 15); }
+static inline uint8_t state_of(const struct rec *r) { return (uint8_t)((r->packed >> 56) & 3); }
 
 static inline uint8_t kind_of(const struct rec *r) { return (uint8_t)((r->packed >> 60) & 3); }
 
+/* A freed record's hold (18 bits): in the tag's bits and bits 58-59. */
+static inline uint32_t hold_of(const struct rec *r)
+{
+    return (uint32_t)((r->packed >> SIZE_BITS) & 0xffff) | (uint32_t)((r->packed >> 58) & 3) << 16;
+}
+
+/* A freed record whose block its hold no longer holds: no record. */
+static inline int stale(const struct rec *r)
+{
+    return state_of(r) == ML_BLOCK_FREED && !ml_trace_holds(hold_of(r), r->addr);
+}
+
+static inline void set_freed(struct rec *r, uint32_t hold, uint32_t free_stack)
+{
+    r->packed = (r->packed & (SIZE_MASK | (3ull << 60))) | ((uint64_t)(hold & 0xffff) << SIZE_BITS) |
+                ((uint64_t)ML_BLOCK_FREED << 56) | ((uint64_t)((hold >> 16) & 3) << 58);
+    r->free_stack = free_stack;
+}
+
 static inline void set_state(struct rec *r, uint8_t state)
 {
-    r->packed = (r->packed & ~(0xfull << 56)) | ((uint64_t)(state & 15) << 56);
+    r->packed = (r->packed & ~(3ull << 56)) | ((uint64_t)(state & 3) << 56);
 }
 
 static void unpack(const struct rec *r, struct ml_block_rec *out)
 {
+    int freed = state_of(r) == ML_BLOCK_FREED;
     out->addr = r->addr;
     out->size = r->packed & SIZE_MASK;
-    out->tag = (uint16_t)(r->packed >> SIZE_BITS);
+    out->tag = freed ? 0 : (uint16_t)(r->packed >> SIZE_BITS);
     out->state = state_of(r);
     out->kind = kind_of(r);
     out->stack = r->stack;
-    out->free_stack = out->state == ML_BLOCK_FREED ? r->free_stack : 0;
-    out->seq = out->state == ML_BLOCK_FREED ? 0 : r->free_stack;
+    out->free_stack = freed ? r->free_stack : 0;
+    out->seq = freed ? 0 : r->free_stack;
 }
 
 /* A record's home slot in a table of cap slots: the hash's bits below the
@@ -131,52 +164,119 @@ static inline size_t home_of(uint64_t h, size_t cap)
 
 static inline size_t next_slot(size_t j, size_t cap) { return j + 1 == cap ? 0 : j + 1; }
 
-/* Tables grow by half (load 3/4 -> 1/2), so a record of 24 bytes costs 32
- * to 48 bytes of table.  A table of 8 KiB or more is a mapping of its own
- * (a meta heap request above its largest class), which goes back to the
- * kernel when the table grows again: from the meta heap's classes, every
+/* Tables grow by half from 16 records when 4/5 full (to 8/15), so a record
+ * of 24 bytes costs 30 to 45 bytes of table (at 3/4 -> 1/2 it was 32 to 48,
+ * over the 48 bytes a live block may cost with the rest of the tracer).  The first tables (16 to 271
+ * records; 256 shards, a short program touches most of them) lie side by
+ * side in one region per size, a mapping whose pages are touched as shards
+ * use them; when the shards whose tables share a page have all outgrown
+ * it, the page goes back to the kernel.  From the meta heap's classes every
  * outgrown table would stay on their free lists (none needs that size
- * again).  The first tables (16 to 256 records) still come from the classes,
- * so a small program's tables take a few pages in all; the outgrown ones
- * stay on the free lists (their classes, 512 B to 4 KiB, add up to 7.5 KiB
- * a shard). */
-#define TABLE_MAPPED_MIN ((size_t)8 << 10)
+ * again): about 12 KiB a shard, 15 bytes a block at 200 k blocks.  Larger
+ * tables are mappings of their own (a meta heap request above its largest
+ * class), which go back to the kernel when the table grows again. */
+#define FITS(n, cap) ((n)*5 <= (cap)*4)
+
+#define SMALL_LEVELS 8
+static const uint16_t small_caps[SMALL_LEVELS] = {16, 24, 36, 54, 81, 121, 181, 271};
+#define SMALL_CAP(l) ((size_t)small_caps[l])
 #define META_LARGEST_CLASS ((size_t)64 << 10)
 
-__attribute__((noinline, cold)) static int grow(struct shard *s)
+static struct rec *small_region[SMALL_LEVELS];
+
+static struct rec *small_table(unsigned level, unsigned i)
 {
-    /* 16, doubling up to 256 (256 shards: a short program touches most of
-     * them, and the page of each table), then by half: from 256 on, the
-     * sizes it always had */
-    size_t cap = !s->cap ? 16 : s->cap < 256 ? 2 * s->cap : s->cap + s->cap / 2;
-    size_t bytes = cap * sizeof(struct rec);
-    int mapped = bytes >= TABLE_MAPPED_MIN && bytes <= META_LARGEST_CLASS;
-    struct rec *slots = ml_meta_alloc(mapped ? META_LARGEST_CLASS + 1 : bytes);
+    struct rec *base = __atomic_load_n(&small_region[level], __ATOMIC_ACQUIRE);
+    if (!base) {
+        size_t bytes = SHARDS * SMALL_CAP(level) * sizeof(struct rec);
+        /* the meta heap's owner: the leak scan reads no table as roots */
+        struct rec *fresh = ml_os_map_user(bytes, 0, ML_OWNER_META, 0);
+        if (!fresh)
+            return NULL;
+        if (__atomic_compare_exchange_n(&small_region[level], &base, fresh, 0, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_ACQUIRE))
+            base = fresh;
+        else
+            ml_os_unmap_user(fresh, bytes); /* another shard mapped it first */
+    }
+    return base + (size_t)i * SMALL_CAP(level);
+}
+
+/* Shard i has left the small table of level l: gives back each page of it
+ * that no shard still at level l shares.  The level is stored before the
+ * neighbours' are read, sequentially consistent, so of two neighbours
+ * leaving at once at least one sees the other gone. */
+static void small_release(unsigned level, unsigned i)
+{
+    size_t tbytes = SMALL_CAP(level) * sizeof(struct rec), ps = ml_os_page_size();
+    uintptr_t base = (uintptr_t)__atomic_load_n(&small_region[level], __ATOMIC_RELAXED);
+    uintptr_t lo = base + i * tbytes, hi = lo + tbytes;
+    for (uintptr_t pg = lo & ~(ps - 1); pg < hi; pg += ps) {
+        size_t first = pg < base ? 0 : (pg - base) / tbytes;
+        size_t last = (pg + ps - 1 - base) / tbytes;
+        int dead = 1;
+        for (size_t k = first; k <= last && k < SHARDS && dead; k++)
+            dead = __atomic_load_n(&shards[k].level, __ATOMIC_SEQ_CST) > level;
+        if (dead)
+            ml_os_decommit((void *)pg, ps);
+    }
+}
+
+static void place(struct rec *slots, size_t cap, const struct rec *r)
+{
+    size_t j = home_of(mix(r->addr), cap);
+    while (slots[j].addr)
+        j = next_slot(j, cap);
+    slots[j] = *r;
+}
+
+/* Moves the shard into a table of the next size; stale records stay behind. */
+__attribute__((noinline, cold)) static int grow(struct shard *s, unsigned i)
+{
+    size_t cap = s->cap ? s->cap + s->cap / 2 : SMALL_CAP(0);
+    unsigned level = s->cap ? s->level + (s->level < SMALL_LEVELS) : 0;
+    if (level < SMALL_LEVELS && cap != SMALL_CAP(level))
+        return -1; /* cannot happen: the sizes above grow by half */
+    struct rec *slots;
+    if (level < SMALL_LEVELS) {
+        slots = small_table(level, i);
+    } else {
+        size_t bytes = cap * sizeof(struct rec);
+        slots = ml_meta_alloc(bytes <= META_LARGEST_CLASS ? META_LARGEST_CLASS + 1 : bytes);
+        if (slots) {
+            /* the rest of the last page it touches is the table's too (a
+             * mapping's pages are resident only once touched): up to 4 KiB
+             * a table, 12% of one of 32 KiB */
+            size_t ps = ml_os_page_size(), room = ml_meta_usable_size(slots);
+            size_t end = (((uintptr_t)slots + bytes + ps - 1) & ~(ps - 1)) - (uintptr_t)slots;
+            cap = (end < room ? end : room) / sizeof(struct rec);
+        }
+    }
     if (!slots) {
         ml_tr_degrade("the block table");
         return -1;
     }
-    for (size_t i = 0; i < s->cap; i++) {
-        if (!s->slots[i].addr)
+    size_t kept = 0, freed = 0;
+    for (size_t j = 0; j < s->cap; j++) {
+        const struct rec *r = &s->slots[j];
+        if (!r->addr || stale(r))
             continue;
-        size_t j = home_of(mix(s->slots[i].addr), cap);
-        while (slots[j].addr)
-            j = next_slot(j, cap);
-        slots[j] = s->slots[i];
+        place(slots, cap, r);
+        kept++;
+        freed += state_of(r) == ML_BLOCK_FREED;
     }
-    ml_meta_free(s->slots);
+    unsigned was = s->level;
+    struct rec *old = s->slots;
     s->slots = slots;
     s->cap = cap;
+    s->count = kept;
+    s->nfreed = freed;
+    __atomic_store_n(&s->level, level, __ATOMIC_SEQ_CST);
+    if (old && was < SMALL_LEVELS)
+        small_release(was, i);
+    else if (old)
+        ml_meta_free(old);
     return 0;
-}
-
-/* Slot of addr in s, or of the empty slot ending its probe sequence. */
-static inline size_t probe(const struct shard *s, uintptr_t addr, uint64_t h)
-{
-    size_t j = home_of(h, s->cap);
-    while (s->slots[j].addr && s->slots[j].addr != addr)
-        j = next_slot(j, s->cap);
-    return j;
 }
 
 /* Backward-shift deletion keeps every probe sequence unbroken. */
@@ -184,6 +284,8 @@ static void erase(struct shard *s, size_t j)
 {
     size_t cap = s->cap;
     size_t k = j;
+    if (state_of(&s->slots[j]) == ML_BLOCK_FREED)
+        s->nfreed--;
     for (;;) {
         k = next_slot(k, cap);
         if (!s->slots[k].addr)
@@ -199,33 +301,167 @@ static void erase(struct shard *s, size_t j)
     s->count--;
 }
 
+/* Drops the shard's stale records in place.  An erase moves records only
+ * backwards into the hole, so slot j is looked at again after one. */
+static void sweep(struct shard *s)
+{
+    for (size_t j = 0; j < s->cap;)
+        if (s->slots[j].addr && stale(&s->slots[j]))
+            erase(s, j);
+        else
+            j++;
+}
+
+/* Room for one more record: sweeps when freed records are a quarter of
+ * the table and that leaves it at most 2/3 full, else grows. */
+static int make_room(struct shard *s)
+{
+    if (s->cap && s->nfreed * 4 >= s->cap) {
+        sweep(s);
+        if ((s->count + 1) * 3 <= s->cap * 2)
+            return 0;
+    }
+    return grow(s, (unsigned)(s - shards));
+}
+
+/* Slot of addr in s, or of the empty slot ending its probe sequence. */
+static inline size_t probe(const struct shard *s, uintptr_t addr, uint64_t h)
+{
+    size_t j = home_of(h, s->cap);
+    while (s->slots[j].addr && s->slots[j].addr != addr)
+        j = next_slot(j, s->cap);
+    return j;
+}
+
+/* The common case of each operation is a function that calls nothing
+ * (no registers to save): the shard's lock free on the first try, the
+ * table with room, the record as expected.  Anything else releases what it
+ * took and starts over in the full version, which takes the lock the slow
+ * way and may grow, sweep or ask the trace layer about a hold. */
+static inline int shard_try(shard_lock *l)
+{
+    ml_tr_busy_enter();
+    if (ML_LIKELY(!__atomic_exchange_n(&l->v, 1, __ATOMIC_ACQUIRE)))
+        return 1;
+    ml_tr_busy_leave();
+    return 0;
+}
+
+static inline void fill(const struct rec *r, struct ml_block_rec *out)
+{
+    out->addr = r->addr;
+    out->size = r->packed & SIZE_MASK;
+    out->tag = (uint16_t)(r->packed >> SIZE_BITS);
+    out->state = state_of(r);
+    out->kind = kind_of(r);
+    out->stack = r->stack;
+    out->free_stack = 0;
+    out->seq = r->free_stack;
+}
+
+__attribute__((noinline)) static int insert_slow(uintptr_t addr, uint64_t size, uint32_t stack, uint16_t tag,
+                                                 uint32_t seq, unsigned kind);
+
 int ml_blocks_insert(uintptr_t addr, uint64_t size, uint32_t stack, uint16_t tag, uint32_t seq, unsigned kind)
 {
     uint64_t h = mix(addr);
     struct shard *s = shard_of(h);
-    shard_take(&s->lock);
-    if ((s->count + 1) * 4 > s->cap * 3 && grow(s) != 0) {
+    if (ML_LIKELY(shard_try(&s->lock))) {
+        size_t cap = s->cap;
+        if (ML_LIKELY(FITS(s->count + 1, cap))) {
+            struct rec *slots = s->slots;
+            size_t j = home_of(h, cap);
+            while (slots[j].addr && slots[j].addr != addr)
+                j = next_slot(j, cap);
+            if (slots[j].addr)
+                s->nfreed -= state_of(&slots[j]) == ML_BLOCK_FREED;
+            else
+                s->count++;
+            slots[j] = (struct rec){addr, pack(size, tag, ML_BLOCK_LIVE, kind), stack, seq};
+            shard_release(&s->lock);
+            return 0;
+        }
         shard_release(&s->lock);
-        return -1;
     }
-    size_t j = probe(s, addr, h);
-    if (!s->slots[j].addr)
+    return insert_slow(addr, size, stack, tag, seq, kind);
+}
+
+static int insert_slow(uintptr_t addr, uint64_t size, uint32_t stack, uint16_t tag, uint32_t seq,
+                       unsigned kind)
+{
+    uint64_t h = mix(addr);
+    struct shard *s = shard_of(h);
+    shard_take(&s->lock);
+    size_t j = 0;
+    if (ML_LIKELY(s->cap))
+        j = probe(s, addr, h);
+    if (ML_LIKELY(s->cap) && s->slots[j].addr) {
+        /* a freed record of this address, stale or not: replaced */
+        s->nfreed -= state_of(&s->slots[j]) == ML_BLOCK_FREED;
+    } else {
+        if (ML_UNLIKELY(!FITS(s->count + 1, s->cap))) {
+            if (make_room(s) != 0) {
+                shard_release(&s->lock);
+                return -1;
+            }
+            j = probe(s, addr, h);
+        }
         s->count++;
+    }
     s->slots[j] = (struct rec){addr, pack(size, tag, ML_BLOCK_LIVE, kind), stack, seq};
     shard_release(&s->lock);
     return 0;
 }
 
-/* The record of addr in its shard, or NULL.  Caller holds s->lock. */
+/* The record of addr in its shard, or NULL; a stale one is erased.
+ * Caller holds s->lock. */
 static inline __attribute__((always_inline)) struct rec *find(struct shard *s, uintptr_t addr, uint64_t h)
 {
     if (!s->cap)
         return NULL;
-    struct rec *r = &s->slots[probe(s, addr, h)];
-    return r->addr ? r : NULL;
+    size_t j = probe(s, addr, h);
+    struct rec *r = &s->slots[j];
+    if (!r->addr)
+        return NULL;
+    if (ML_UNLIKELY(state_of(r) == ML_BLOCK_FREED) && stale(r)) {
+        erase(s, j);
+        return NULL;
+    }
+    return r;
 }
 
-int ml_blocks_free(uintptr_t addr, uint32_t free_stack, struct ml_block_rec *out)
+__attribute__((noinline)) static int free_slow(uintptr_t addr, uint32_t free_stack, uint32_t hold,
+                                               void **cell, struct ml_block_rec *out);
+
+int ml_blocks_free(uintptr_t addr, uint32_t free_stack, uint32_t hold, void **cell, struct ml_block_rec *out)
+{
+    uint64_t h = mix(addr);
+    struct shard *s = shard_of(h);
+    if (ML_LIKELY(shard_try(&s->lock))) {
+        size_t cap = s->cap;
+        if (ML_LIKELY(cap)) {
+            struct rec *slots = s->slots;
+            size_t j = home_of(h, cap);
+            while (slots[j].addr && slots[j].addr != addr)
+                j = next_slot(j, cap);
+            struct rec *r = &slots[j];
+            if (ML_LIKELY(r->addr) && ML_LIKELY(state_of(r) != ML_BLOCK_FREED)) {
+                fill(r, out);
+                set_freed(r, hold, free_stack);
+                s->nfreed++;
+                if (cell)
+                    __atomic_store_n(cell, (void *)addr, __ATOMIC_RELAXED);
+                shard_release(&s->lock);
+                return 1;
+            }
+        }
+        shard_release(&s->lock);
+    }
+    return free_slow(addr, free_stack, hold, cell, out);
+}
+
+static int free_slow(uintptr_t addr, uint32_t free_stack, uint32_t hold, void **cell,
+                     struct ml_block_rec *out)
 {
     uint64_t h = mix(addr);
     struct shard *s = shard_of(h);
@@ -235,9 +471,11 @@ int ml_blocks_free(uintptr_t addr, uint32_t free_stack, struct ml_block_rec *out
     if (r) {
         unpack(r, out);
         rc = 0;
-        if (out->state == ML_BLOCK_LIVE || out->state == ML_BLOCK_INHERITED) {
-            set_state(r, ML_BLOCK_FREED);
-            r->free_stack = free_stack;
+        if (ML_LIKELY(out->state != ML_BLOCK_FREED)) {
+            set_freed(r, hold, free_stack);
+            s->nfreed++;
+            if (cell)
+                __atomic_store_n(cell, (void *)addr, __ATOMIC_RELAXED);
             rc = 1;
         }
     }
@@ -265,7 +503,7 @@ int ml_blocks_find_containing(uintptr_t a, struct ml_block_rec *out)
         for (size_t j = 0; j < s->cap; j++) {
             const struct rec *r = &s->slots[j];
             uint64_t size = r->packed & SIZE_MASK;
-            if (!r->addr || r->addr > a || a - r->addr >= (size ? size : 1))
+            if (!r->addr || r->addr > a || a - r->addr >= (size ? size : 1) || stale(r))
                 continue;
             if (!found || r->addr > out->addr)
                 unpack(r, out);
@@ -291,14 +529,35 @@ int ml_blocks_remove(uintptr_t addr, struct ml_block_rec *out)
     return r ? 0 : -1;
 }
 
+int ml_blocks_take_live(uintptr_t addr, struct ml_block_rec *out)
+{
+    uint64_t h = mix(addr);
+    struct shard *s = shard_of(h);
+    int rc = -1;
+    shard_take(&s->lock);
+    struct rec *r = find(s, addr, h);
+    if (r) {
+        unpack(r, out);
+        rc = 0;
+        if (out->state != ML_BLOCK_FREED) {
+            erase(s, (size_t)(r - s->slots));
+            rc = 1;
+        }
+    }
+    shard_release(&s->lock);
+    return rc;
+}
+
 void ml_blocks_remove_freed(uintptr_t addr)
 {
     uint64_t h = mix(addr);
     struct shard *s = shard_of(h);
     shard_take(&s->lock);
-    struct rec *r = find(s, addr, h);
-    if (r && state_of(r) == ML_BLOCK_FREED)
-        erase(s, (size_t)(r - s->slots));
+    if (s->cap) {
+        size_t j = probe(s, addr, h);
+        if (s->slots[j].addr && state_of(&s->slots[j]) == ML_BLOCK_FREED)
+            erase(s, j);
+    }
     shard_release(&s->lock);
 }
 

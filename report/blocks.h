@@ -33,13 +33,25 @@ void ml_blocks_set_kind(uintptr_t addr, unsigned kind);
  * holds a, nearest below a; 0 or -1.  Walks the whole table: for error
  * reports only, never a hot path. */
 int ml_blocks_find_containing(uintptr_t a, struct ml_block_rec *out);
-/* Marks addr freed.  1: it was live (*out holds it as it was); 0: it was
- * already freed (*out holds the freed record); -1: unknown address. */
-int ml_blocks_free(uintptr_t addr, uint32_t free_stack, struct ml_block_rec *out);
+/* Marks addr freed, held by hold (18 bits, see ml_trace_holds), and when
+ * it was live stores addr in *cell (if cell is non-NULL) before anyone
+ * else can see the record freed.  1: it was live (*out holds it as it
+ * was); 0: it was already freed and is still held (*out holds the freed
+ * record); -1: unknown address. */
+int ml_blocks_free(uintptr_t addr, uint32_t free_stack, uint32_t hold, void **cell, struct ml_block_rec *out);
 /* Drops the record at addr (*out gets it when out is non-NULL); 0 or -1. */
 int ml_blocks_remove(uintptr_t addr, struct ml_block_rec *out);
-/* Drops the record at addr only if it is a freed one. */
+/* Drops the record at addr if it is live or inherited: 1 (*out holds it);
+ * 0: it is freed and held (*out holds it, the record stays); -1: none. */
+int ml_blocks_take_live(uintptr_t addr, struct ml_block_rec *out);
+/* Drops the record at addr only if it is a freed one (held or not). */
 void ml_blocks_remove_freed(uintptr_t addr);
+/* Provided by the trace layer (trace.c): whether the freed block at addr
+ * still waits where hold says (a quarantine cell that holds addr); hold 0
+ * always holds.  A freed record whose hold lets go of its block counts as
+ * no record at all from then on, in every function here.  Lock-free, may
+ * be called with a shard lock held. */
+int ml_trace_holds(uint32_t hold, uintptr_t addr);
 /* Copies the record at addr; 0 or -1. */
 int ml_blocks_lookup(uintptr_t addr, struct ml_block_rec *out);
 /* In a fork child: every live block now belongs to the parent's report.
@@ -47,7 +59,8 @@ int ml_blocks_lookup(uintptr_t addr, struct ml_block_rec *out);
 void ml_blocks_mark_inherited(uint64_t allocs);
 /* The allocation count reached a multiple of 2^32 (sequence number 0). */
 void ml_blocks_seq_wrapped(void);
-/* Records in the table (live, inherited and freed). */
+/* Records in the table (live, inherited and freed, stale ones included):
+ * at least the live ones. */
 size_t ml_blocks_record_count(void);
 /* Copies up to cap live and inherited blocks, flags = 1 for inherited
  * ones; locked = 0 when locks cannot be trusted (a fatal signal). */

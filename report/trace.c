@@ -128,14 +128,29 @@ struct tr_thread {
     int quar_done; /* past thread exit, or none to be had: frees are not held */
 };
 
+/* A thread's FIFO of freed blocks.  Each cell holds its block's address
+ * while the block waits, and the block's freed record in the table names
+ * the cell (its hold: id << 8 | cell): letting the block go is clearing the
+ * cell, with no table operation (blocks.c).  Quarantines with an id are
+ * never freed, so another thread may read their cells at any time; one
+ * whose thread exited waits, empty, for the next thread. */
+#define QUARANTINE_IDS 1024 /* holds are 18 bits: 10 of id, 8 of cell */
+
 struct tr_quarantine {
     uint32_t head, count;
+    uint32_t id; /* 0: none (more threads than ids): its records are removed when let go */
+    int used;
     size_t bytes;
     struct {
-        void *p;
+        void *p; /* written by the owner thread only, read by any */
         size_t size;
     } q[QUARANTINE_SLOTS];
 };
+
+_Static_assert(QUARANTINE_SLOTS == 256, "a hold keeps 8 bits of cell");
+
+static struct tr_quarantine *quars[QUARANTINE_IDS];
+static unsigned quars_next; /* ids handed out so far */
 
 static ML_TLS struct tr_thread t;
 
@@ -436,23 +451,78 @@ static inline void record(void *p, size_t n, unsigned kind)
         ml_tr_count_untraced();
 }
 
+int ml_trace_holds(uint32_t hold, uintptr_t addr)
+{
+    if (!hold)
+        return 1;
+    struct tr_quarantine *qu = __atomic_load_n(&quars[hold >> 8], __ATOMIC_ACQUIRE);
+    return qu && (uintptr_t)__atomic_load_n(&qu->q[hold & 0xff].p, __ATOMIC_RELAXED) == addr;
+}
+
+/* The calling thread's quarantine, made (or taken over from an exited
+ * thread) at its first free; NULL when there is none to be had. */
+static struct tr_quarantine *quarantine_get(void)
+{
+    if (ML_LIKELY(t.quar != NULL) || t.quar_done)
+        return t.quar;
+    struct tr_quarantine *qu = NULL;
+    unsigned n = __atomic_load_n(&quars_next, __ATOMIC_ACQUIRE);
+    for (unsigned i = 1; i <= n && i < QUARANTINE_IDS && !qu; i++) {
+        struct tr_quarantine *c = __atomic_load_n(&quars[i], __ATOMIC_ACQUIRE);
+        int unused = 0;
+        if (c && !__atomic_load_n(&c->used, __ATOMIC_RELAXED) &&
+            __atomic_compare_exchange_n(&c->used, &unused, 1, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+            qu = c;
+    }
+    if (!qu) {
+        qu = meta_alloc(sizeof *qu); /* zeroed */
+        if (qu) {
+            qu->used = 1;
+            unsigned id = __atomic_add_fetch(&quars_next, 1, __ATOMIC_ACQ_REL);
+            if (id < QUARANTINE_IDS) {
+                qu->id = id;
+                __atomic_store_n(&quars[id], qu, __ATOMIC_RELEASE);
+            }
+        }
+    }
+    t.quar = qu;
+    t.quar_done = !qu;
+    return qu;
+}
+
+/* Lets the oldest block go: its cell is cleared (its record is stale from
+ * then on), then the backend gets it. */
 static void quarantine_evict_one(struct tr_quarantine *qu)
 {
     uint32_t i = (qu->head + QUARANTINE_SLOTS - qu->count) % QUARANTINE_SLOTS;
     void *old = qu->q[i].p;
     qu->bytes -= qu->q[i].size;
     qu->count--;
-    if (inner->flags & ML_BACKEND_GUARDS_FREED) {
-        /* the backend has had the block since it was freed; only the
-         * record waited, and the address may hold a new block by now */
-        ml_blocks_remove_freed((uintptr_t)old);
-        return;
+    __atomic_store_n(&qu->q[i].p, NULL, __ATOMIC_RELEASE);
+    if (!qu->id) {
+        if (inner->flags & ML_BACKEND_GUARDS_FREED)
+            ml_blocks_remove_freed((uintptr_t)old); /* the address may hold a new block by now */
+        else
+            ml_blocks_remove((uintptr_t)old, NULL);
     }
-    ml_blocks_remove((uintptr_t)old, NULL);
-    BACKEND(inner->free(old));
+    /* the page backend has had the block since it was freed; only the
+     * record waited */
+    if (!(inner->flags & ML_BACKEND_GUARDS_FREED))
+        BACKEND(inner->free(old));
 }
 
-static void quarantine_push(void *p, const struct ml_block_rec *r, ml_stack_id here)
+/* Where the next freed block will wait: the quarantine has a free cell. */
+static inline struct tr_quarantine *quarantine_room(void)
+{
+    struct tr_quarantine *qu = quarantine_get();
+    if (ML_LIKELY(qu != NULL) && ML_UNLIKELY(qu->count == QUARANTINE_SLOTS))
+        quarantine_evict_one(qu);
+    return qu;
+}
+
+/* p, just freed (ml_blocks_free stored it in qu's head cell), waits there;
+ * qu is what quarantine_room gave. */
+static void quarantine_push(struct tr_quarantine *qu, void *p, const struct ml_block_rec *r, ml_stack_id here)
 {
     size_t n = r->size;
     if (inner->flags & ML_BACKEND_GUARDS_FREED) {
@@ -474,28 +544,25 @@ static void quarantine_push(void *p, const struct ml_block_rec *r, ml_stack_id h
         }
         n = 0;
     }
-    struct tr_quarantine *qu = t.quar;
-    if (ML_UNLIKELY(!qu) && !t.quar_done) {
-        qu = meta_alloc(sizeof *qu);
-        t.quar = qu;
-        t.quar_done = !qu;
-    }
     if (n > QUARANTINE_BYTES / 4 || ML_UNLIKELY(!qu)) {
-        if (inner->flags & ML_BACKEND_GUARDS_FREED) {
-            ml_blocks_remove_freed((uintptr_t)p);
-            return;
+        if (qu)
+            __atomic_store_n(&qu->q[qu->head].p, NULL, __ATOMIC_RELEASE);
+        if (!qu || !qu->id) {
+            if (inner->flags & ML_BACKEND_GUARDS_FREED)
+                ml_blocks_remove_freed((uintptr_t)p);
+            else
+                ml_blocks_remove((uintptr_t)p, NULL);
         }
-        ml_blocks_remove((uintptr_t)p, NULL);
-        BACKEND(inner->free(p));
+        if (!(inner->flags & ML_BACKEND_GUARDS_FREED))
+            BACKEND(inner->free(p));
         return;
     }
-    while (qu->count && (qu->count == QUARANTINE_SLOTS || qu->bytes + n > QUARANTINE_BYTES))
-        quarantine_evict_one(qu);
-    qu->q[qu->head].p = p;
     qu->q[qu->head].size = n;
     qu->head = (qu->head + 1) % QUARANTINE_SLOTS;
     qu->count++;
     qu->bytes += n;
+    while (qu->count > 1 && qu->bytes > QUARANTINE_BYTES)
+        quarantine_evict_one(qu);
 }
 
 /* ---- re-entry from a signal handler ----------------------------------
@@ -753,12 +820,11 @@ static void tr_free_kind(void *p, unsigned kind)
          * capture re-enters __tls_get_addr, which frees it again). */
         if (p == t.freeing)
             return;
-        if (ml_blocks_lookup((uintptr_t)p, &r) == 0) {
-            if (r.state != ML_BLOCK_FREED && ml_blocks_remove((uintptr_t)p, &r) == 0) {
-                stats_free(r.size, r.tag);
-                BACKEND(inner->free(p));
-            }
-        } else if (!emerg_release(p) && __atomic_load_n(&ml_tr_stopped, __ATOMIC_RELAXED)) {
+        int rc = ml_blocks_take_live((uintptr_t)p, &r);
+        if (rc == 1) {
+            stats_free(r.size, r.tag);
+            BACKEND(inner->free(p));
+        } else if (rc < 0 && !emerg_release(p) && __atomic_load_n(&ml_tr_stopped, __ATOMIC_RELAXED)) {
             BACKEND(inner->free(p)); /* allocated untraced (pressure.h) */
         }
         return;
@@ -774,7 +840,9 @@ static void tr_free_kind(void *p, unsigned kind)
         here = ml_stack_capture();
         t.freeing = NULL;
     }
-    int rc = ml_blocks_free((uintptr_t)p, here, &r); /* one table operation */
+    struct tr_quarantine *qu = quarantine_room();
+    uint32_t hold = qu && qu->id ? qu->id << 8 | qu->head : 0;
+    int rc = ml_blocks_free((uintptr_t)p, here, hold, qu ? &qu->q[qu->head].p : NULL, &r);
     if (ML_UNLIKELY(rc < 0) && emerg_release(p)) {
         SLOT_DONE();
         return;
@@ -795,7 +863,7 @@ static void tr_free_kind(void *p, unsigned kind)
             e.free_kind = (uint8_t)kind;
             report_error(&e);
         }
-        quarantine_push(p, &r, here);
+        quarantine_push(qu, p, &r, here);
     } else if (rc == 0) {
         struct ml_error e = {.kind = ML_ERR_DOUBLE_FREE, .address = (uintptr_t)p, .stack = here};
         error_block(&e, &r);
@@ -822,7 +890,10 @@ static void *tr_realloc(void *p, size_t n)
     }
     struct ml_block_rec r;
     if (ML_UNLIKELY(t.guard)) {
-        if (ml_blocks_lookup((uintptr_t)p, &r) != 0) {
+        /* The record goes before the block does: once the backend frees p,
+         * another thread may get p back and record it. */
+        int rc = ml_blocks_take_live((uintptr_t)p, &r);
+        if (rc < 0) {
             int i = emerg_find(p);
             if (i >= 0)
                 return emerg_move(i, p, n, meta_alloc);
@@ -832,11 +903,8 @@ static void *tr_realloc(void *p, size_t n)
                 q = NULL;
             return q;
         }
-        if (r.state == ML_BLOCK_FREED)
+        if (rc == 0)
             return NULL;
-        /* The record goes before the block does: once the backend frees p,
-         * another thread may get p back and record it. */
-        ml_blocks_remove((uintptr_t)p, NULL);
         BACKEND(q = inner->realloc(p, inner_size(n)));
         if (q) {
             stats_free(r.size, r.tag);
@@ -847,13 +915,14 @@ static void *tr_realloc(void *p, size_t n)
         return q;
     }
     t.guard = 1;
-    if (ml_blocks_lookup((uintptr_t)p, &r) != 0 || r.state == ML_BLOCK_FREED) {
+    int rc = ml_blocks_take_live((uintptr_t)p, &r); /* removed now, as in the guarded path above */
+    if (rc != 1) {
         int i = emerg_find(p);
         if (i >= 0) {
             SLOT_DONE();
             return emerg_move(i, p, n, tr_malloc);
         }
-        if (__atomic_load_n(&ml_tr_stopped, __ATOMIC_RELAXED) && ml_blocks_lookup((uintptr_t)p, &r) != 0) {
+        if (__atomic_load_n(&ml_tr_stopped, __ATOMIC_RELAXED) && rc < 0) {
             BACKEND(q = inner->realloc(p, inner_size(n))); /* allocated untraced (pressure.h) */
             SLOT_DONE();
             return q;
@@ -870,7 +939,6 @@ static void *tr_realloc(void *p, size_t n)
         BACKEND(u = inner->usable_size(p));
         kept = u > pad ? u - pad : u;
     }
-    ml_blocks_remove((uintptr_t)p, NULL);
     BACKEND(q = inner->realloc(p, inner_size(n)));
     if (q) {
         /* bytes past the old usable size that the copy did not cover may
@@ -936,7 +1004,9 @@ static void tr_thread_exit(void)
     t.quar_done = 1;
     while (qu && qu->count)
         quarantine_evict_one(qu);
-    if (qu) {
+    if (qu && qu->id) {
+        __atomic_store_n(&qu->used, 0, __ATOMIC_RELEASE); /* empty, for the next thread */
+    } else if (qu) {
         ml_tr_busy_enter(); /* the meta heap's lock: counted (busy.h) */
         ml_meta_free(qu);
         ml_tr_busy_leave();

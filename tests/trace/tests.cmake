@@ -134,3 +134,26 @@ foreach(b freelist bump arena system page)
     COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/fork_inherit.sh $<TARGET_FILE:mallard> $<TARGET_FILE:fx_fork_inherit> ${b})
   set_tests_properties(trace_fork_inherit_${b} PROPERTIES PASS_REGULAR_EXPRESSION "fork_inherit ok" TIMEOUT 120)
 endforeach()
+
+# Freed records stay in the block table while their blocks wait in the
+# quarantine, and read as no record once it lets them go (report/blocks.c):
+# double, invalid and realloc frees are reported as before, every backend.
+add_executable(fx_stale_free ${CMAKE_CURRENT_LIST_DIR}/stale_free.c)
+target_compile_options(fx_stale_free PRIVATE -g -O1 -Wall -Wextra -Wno-use-after-free -Wno-free-nonheap-object)
+target_link_libraries(fx_stale_free PRIVATE Threads::Threads)
+set_target_properties(fx_stale_free PROPERTIES OUTPUT_NAME stale_free RUNTIME_OUTPUT_DIRECTORY ${ML_FIXTURE_DIR})
+foreach(b freelist bump arena system page)
+  add_test(NAME trace_blocks_stale_free_${b}
+    COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/stale_free.sh $<TARGET_FILE:mallard> $<TARGET_FILE:fx_stale_free> ${b})
+  set_tests_properties(trace_blocks_stale_free_${b} PROPERTIES PASS_REGULAR_EXPRESSION "stale_free ok" TIMEOUT 120)
+endforeach()
+
+# The tracer's memory per live block beside the stack depot (issue 10: at
+# most 48 bytes): VmRSS with the tracer on minus off, over N live blocks.
+add_executable(fx_livemem ${CMAKE_CURRENT_LIST_DIR}/livemem.c)
+target_compile_options(fx_livemem PRIVATE -g -O1 -Wall -Wextra)
+set_target_properties(fx_livemem PROPERTIES OUTPUT_NAME livemem RUNTIME_OUTPUT_DIRECTORY ${ML_FIXTURE_DIR})
+add_test(NAME trace_blocks_livemem
+  COMMAND python3 ${CMAKE_CURRENT_LIST_DIR}/livemem.py --lib $<TARGET_FILE:mallard> --bin $<TARGET_FILE:fx_livemem>
+    --max 48 200000 1000000)
+set_tests_properties(trace_blocks_livemem PROPERTIES TIMEOUT 300)
