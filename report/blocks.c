@@ -222,7 +222,7 @@ static void small_release(unsigned level, unsigned i)
     }
 }
 
-static void place(struct rec *slots, size_t cap, const struct rec *r)
+static inline void place(struct rec *slots, size_t cap, const struct rec *r)
 {
     size_t j = home_of(mix(r->addr), cap);
     while (slots[j].addr)
@@ -257,13 +257,20 @@ __attribute__((noinline, cold)) static int grow(struct shard *s, unsigned i)
         return -1;
     }
     size_t kept = 0, freed = 0;
-    for (size_t j = 0; j < s->cap; j++) {
-        const struct rec *r = &s->slots[j];
-        if (!r->addr || stale(r))
-            continue;
-        place(slots, cap, r);
-        kept++;
-        freed += state_of(r) == ML_BLOCK_FREED;
+    if (!s->nfreed) {
+        for (size_t j = 0; j < s->cap; j++)
+            if (s->slots[j].addr)
+                place(slots, cap, &s->slots[j]);
+        kept = s->count;
+    } else {
+        for (size_t j = 0; j < s->cap; j++) {
+            const struct rec *r = &s->slots[j];
+            if (!r->addr || stale(r))
+                continue;
+            place(slots, cap, r);
+            kept++;
+            freed += state_of(r) == ML_BLOCK_FREED;
+        }
     }
     unsigned was = s->level;
     struct rec *old = s->slots;

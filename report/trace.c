@@ -207,10 +207,17 @@ static void *meta_alloc(size_t n);
 
 /* The calling thread's slot, or NULL (the meta heap failed, or the thread
  * is past its exit): then the shared counters take the counts. */
-static struct tr_counts *counts_slot(void)
+__attribute__((noinline)) static struct tr_counts *counts_slot_make(void);
+
+static inline struct tr_counts *counts_slot(void)
 {
     if (ML_LIKELY(t.counts != NULL) || t.counts_done)
         return t.counts;
+    return counts_slot_make();
+}
+
+static struct tr_counts *counts_slot_make(void)
+{
     struct tr_counts *c;
     for (c = __atomic_load_n(&counts_list, __ATOMIC_ACQUIRE); c; c = c->next) {
         int unused = 0;
@@ -259,7 +266,25 @@ void ml_trace_counts(uint64_t *frees, uint64_t *bytes_allocated)
     *bytes_allocated = b;
 }
 
-static void stats_alloc(size_t n, uint16_t tag)
+__attribute__((noinline)) static void stats_tag_alloc(size_t n, uint16_t tag)
+{
+    struct ml_tag_slot *ts = &ml_tr.tags[tag];
+    __atomic_add_fetch(&ts->allocs, 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&ts->bytes, n, __ATOMIC_RELAXED);
+    uint64_t tcur = __atomic_add_fetch(&ts->current, n, __ATOMIC_RELAXED);
+    uint64_t tpeak = __atomic_load_n(&ts->peak, __ATOMIC_RELAXED);
+    while (tcur > tpeak &&
+           !__atomic_compare_exchange_n(&ts->peak, &tpeak, tcur, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+        ;
+}
+
+__attribute__((noinline)) static void stats_tag_free(size_t n, uint16_t tag)
+{
+    __atomic_add_fetch(&ml_tr.tags[tag].frees, 1, __ATOMIC_RELAXED);
+    __atomic_sub_fetch(&ml_tr.tags[tag].current, n, __ATOMIC_RELAXED);
+}
+
+static inline __attribute__((always_inline)) void stats_alloc(size_t n, uint16_t tag)
 {
     struct tr_counts *c = counts_slot();
     if (ML_LIKELY(c != NULL))
@@ -271,19 +296,11 @@ static void stats_alloc(size_t n, uint16_t tag)
     while (cur > peak &&
            !__atomic_compare_exchange_n(&ml_tr.peak_bytes, &peak, cur, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
         ;
-    if (tag) {
-        struct ml_tag_slot *ts = &ml_tr.tags[tag];
-        __atomic_add_fetch(&ts->allocs, 1, __ATOMIC_RELAXED);
-        __atomic_add_fetch(&ts->bytes, n, __ATOMIC_RELAXED);
-        uint64_t tcur = __atomic_add_fetch(&ts->current, n, __ATOMIC_RELAXED);
-        uint64_t tpeak = __atomic_load_n(&ts->peak, __ATOMIC_RELAXED);
-        while (tcur > tpeak &&
-               !__atomic_compare_exchange_n(&ts->peak, &tpeak, tcur, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
-            ;
-    }
+    if (ML_UNLIKELY(tag))
+        stats_tag_alloc(n, tag);
 }
 
-static void stats_free(size_t n, uint16_t tag)
+static inline __attribute__((always_inline)) void stats_free(size_t n, uint16_t tag)
 {
     struct tr_counts *c = counts_slot();
     if (ML_LIKELY(c != NULL))
@@ -291,10 +308,8 @@ static void stats_free(size_t n, uint16_t tag)
     else
         __atomic_add_fetch(&ml_tr.frees, 1, __ATOMIC_RELAXED);
     __atomic_sub_fetch(&ml_tr.current_bytes, n, __ATOMIC_RELAXED);
-    if (tag) {
-        __atomic_add_fetch(&ml_tr.tags[tag].frees, 1, __ATOMIC_RELAXED);
-        __atomic_sub_fetch(&ml_tr.tags[tag].current, n, __ATOMIC_RELAXED);
-    }
+    if (ML_UNLIKELY(tag))
+        stats_tag_free(n, tag);
 }
 
 const char *ml_trace_set_tag(const char *name)
@@ -430,7 +445,7 @@ static void attach_thread(void)
     ml_threads_attach();
 }
 
-static inline void record(void *p, size_t n, unsigned kind)
+static inline __attribute__((always_inline)) void record(void *p, size_t n, unsigned kind)
 {
     if (ML_UNLIKELY(__atomic_load_n(&ml_tr_stopped, __ATOMIC_RELAXED))) {
         ml_tr_count_untraced(); /* out of metadata memory (pressure.h) */
@@ -492,7 +507,7 @@ static struct tr_quarantine *quarantine_get(void)
 
 /* Lets the oldest block go: its cell is cleared (its record is stale from
  * then on), then the backend gets it. */
-static void quarantine_evict_one(struct tr_quarantine *qu)
+static inline __attribute__((always_inline)) void quarantine_evict_one(struct tr_quarantine *qu)
 {
     uint32_t i = (qu->head + QUARANTINE_SLOTS - qu->count) % QUARANTINE_SLOTS;
     void *old = qu->q[i].p;
