@@ -308,15 +308,33 @@ static void erase(struct shard *s, size_t j)
     s->count--;
 }
 
-/* Drops the shard's stale records in place.  An erase moves records only
- * backwards into the hole, so slot j is looked at again after one. */
+/* Drops the shard's stale records in place: empties their slots, then
+ * places every record again in slot order from a slot that was empty
+ * before (no probe sequence crosses it), so each lands at or before where
+ * it was, reachable from its home (a backward-shift erase per record
+ * walked its cluster each time). */
 static void sweep(struct shard *s)
 {
-    for (size_t j = 0; j < s->cap;)
-        if (s->slots[j].addr && stale(&s->slots[j]))
-            erase(s, j);
-        else
-            j++;
+    size_t cap = s->cap, freed = 0, start = 0;
+    while (s->slots[start].addr) /* there is one: tables are at most 4/5 full */
+        start++;
+    for (size_t j = 0; j < cap; j++) {
+        struct rec *r = &s->slots[j];
+        if (r->addr && stale(r)) {
+            r->addr = 0;
+            s->count--;
+        } else if (r->addr) {
+            freed += state_of(r) == ML_BLOCK_FREED;
+        }
+    }
+    s->nfreed = freed;
+    for (size_t n = 0, j = start; n < cap; n++, j = next_slot(j, cap)) {
+        if (!s->slots[j].addr)
+            continue;
+        struct rec r = s->slots[j];
+        s->slots[j].addr = 0;
+        place(s->slots, cap, &r);
+    }
 }
 
 /* Room for one more record: sweeps when freed records are a quarter of

@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
 """tests/trace/livemem.py: the tracer's bytes per live block, beside the depot.
 
-Runs livemem N under the preload with the tracer off and on and divides the
+Runs bench_livemem N (bench/livemem.c) under the preload with the tracer off and on and divides the
 difference in VmRSS by N.  With --max B, fails when any figure is above B
 bytes (issue 10: at most 48 bytes per live block).  The figure does not
 depend on the machine's load: RSS, not time.
 
-Usage: livemem.py --lib libmallard.so --bin livemem [--max 48] N...
+Usage: livemem.py --lib libmallard.so --bin bench_livemem [--max 48] N...
 """
 import argparse
 import os
@@ -21,11 +21,11 @@ def rss_kb(lib, binary, n, trace):
         if k.startswith("MALLARD_") and k != "MALLARD_TRACE":
             del env[k]
     out = subprocess.run([binary, str(n)], env=env, capture_output=True, text=True, timeout=120)
-    m = re.search(r"blocks=(\d+) rss_kb=(\d+)", out.stdout)
+    m = re.search(r"rss_kb=(\d+)", out.stdout)
     if out.returncode != 0 or not m:
         sys.exit("livemem %d (MALLARD_TRACE=%s) failed: rc %d, stdout %r, stderr %r"
                  % (n, trace, out.returncode, out.stdout, out.stderr[-2000:]))
-    return int(m.group(2))
+    return int(m.group(1))
 
 
 def main():

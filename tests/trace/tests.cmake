@@ -150,10 +150,15 @@ endforeach()
 
 # The tracer's memory per live block beside the stack depot (issue 10: at
 # most 48 bytes): VmRSS with the tracer on minus off, over N live blocks.
-add_executable(fx_livemem ${CMAKE_CURRENT_LIST_DIR}/livemem.c)
-target_compile_options(fx_livemem PRIVATE -g -O1 -Wall -Wextra)
-set_target_properties(fx_livemem PROPERTIES OUTPUT_NAME livemem RUNTIME_OUTPUT_DIRECTORY ${ML_FIXTURE_DIR})
 add_test(NAME trace_blocks_livemem
-  COMMAND python3 ${CMAKE_CURRENT_LIST_DIR}/livemem.py --lib $<TARGET_FILE:mallard> --bin $<TARGET_FILE:fx_livemem>
+  COMMAND python3 ${CMAKE_CURRENT_LIST_DIR}/livemem.py --lib $<TARGET_FILE:mallard> --bin $<TARGET_FILE:bench_livemem>
     --max 48 200000 1000000)
 set_tests_properties(trace_blocks_livemem PROPERTIES TIMEOUT 300)
+
+# A traced program that frees most of its blocks in waves and allocates
+# again: shards fill with stale records and sweep them; every free stays
+# valid (a sweep that lost a record would report invalid frees).
+add_test(NAME trace_blocks_sweep_waves
+  COMMAND sh -c "out=$(MALLARD_TRACE=1 LD_PRELOAD=$1 timeout 120 $2 300000 2>&1 >/dev/null); st=$?; printf '%s\\n' \"$out\" | grep -E 'mallard:|errors:' | head -5; [ $st = 0 ] && ! printf '%s\\n' \"$out\" | grep -q 'mallard:' && echo 'sweep waves ok'"
+    sh $<TARGET_FILE:mallard> $<TARGET_FILE:bench_waves>)
+set_tests_properties(trace_blocks_sweep_waves PROPERTIES PASS_REGULAR_EXPRESSION "sweep waves ok" FAIL_REGULAR_EXPRESSION "invalid|double" TIMEOUT 180)
