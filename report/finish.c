@@ -1,7 +1,7 @@
 /* report/finish.c: the exit report.
  *
  * Record now, interpret at exit: snapshot the live blocks, sort them by
- * address, classify them by reachability (reach.c), drop what the
+ * address (livesort.c), classify them by reachability (reach.c), drop what the
  * suppressions match, group the rest by (kind, stack, tag), roll each
  * indirect block up into the definite group of its owner, sort the groups
  * by bytes (a definite group's with the indirect bytes it owns) and hand
@@ -23,6 +23,7 @@
 
 #include "../core/fmt.h"
 #include "inject.h"
+#include "livesort.h"
 #include "../core/meta.h"
 #include "../core/os.h"
 #include "../core/options.h"
@@ -33,135 +34,6 @@
 #include "pressure.h"
 #include "suppress.h"
 #include "trace.h"
-
-/* ---- sorting ---------------------------------------------------------- */
-
-/* In-place quicksort by address (median of three, insertion sort for short
- * runs, recursion on the smaller side): the fallback of flag_sort. */
-static void sort_range(struct ml_live *a, size_t lo, size_t hi)
-{
-    while (hi - lo > 16) {
-        size_t mid = lo + (hi - lo) / 2;
-        uintptr_t x = a[lo].addr, y = a[mid].addr, z = a[hi - 1].addr;
-        uintptr_t pivot = x < y ? (y < z ? y : (x < z ? z : x)) : (x < z ? x : (y < z ? z : y));
-        size_t i = lo, j = hi - 1;
-        for (;;) {
-            while (a[i].addr < pivot)
-                i++;
-            while (a[j].addr > pivot)
-                j--;
-            if (i >= j)
-                break;
-            struct ml_live t = a[i];
-            a[i] = a[j];
-            a[j] = t;
-            i++;
-            j--;
-        }
-        size_t split = j + 1;
-        if (split - lo < hi - split) {
-            sort_range(a, lo, split);
-            lo = split;
-        } else {
-            sort_range(a, split, hi);
-            hi = split;
-        }
-    }
-    for (size_t i = lo + 1; i < hi; i++) {
-        struct ml_live v = a[i];
-        size_t j = i;
-        while (j > lo && a[j - 1].addr > v.addr) {
-            a[j] = a[j - 1];
-            j--;
-        }
-        a[j] = v;
-    }
-}
-
-/* Runs at most this long are left to sort_range's insertion sort. */
-#define FLAG_MIN 16
-/* Buckets per pass: few enough that every bucket's write position stays
- * in cache, so the swaps mostly hit lines just touched. */
-#define FLAG_LG 8
-#define FLAG_BUCKETS ((size_t)1 << FLAG_LG)
-/* Passes at most: each narrows the span by FLAG_LG bits. */
-#define FLAG_DEPTH (64 / FLAG_LG + 1)
-
-/* In-place MSD radix sort by address (American flag sort): one pass puts
- * a[0..n) into up to FLAG_BUCKETS buckets by the top bits of addr - min, swapping
- * each block straight into its bucket, then each bucket is sorted the same
- * way (with a span of its own, so a clustered heap narrows level by level)
- * or, short, by insertion.  No second array of blocks: at exit the
- * snapshot may be the largest thing mallard holds.  cnt: 2 * FLAG_BUCKETS
- * words per level left below this one.  A comparison sort of the snapshot
- * was a tenth of a traced exit-heavy run. */
-static void flag_sort(struct ml_live *a, size_t n, size_t *cnt, unsigned depth)
-{
-    if (n <= FLAG_MIN || !depth) {
-        sort_range(a, 0, n);
-        return;
-    }
-    uintptr_t min = a[0].addr, max = a[0].addr;
-    for (size_t i = 1; i < n; i++) {
-        uintptr_t v = a[i].addr;
-        min = v < min ? v : min;
-        max = v > max ? v : max;
-    }
-    if (min == max)
-        return; /* one address: nothing to order (the table holds none twice) */
-    unsigned bits = 64 - (unsigned)__builtin_clzll((unsigned long long)(max - min));
-    /* about two blocks a bucket in a short run: the passes over the
-     * buckets cost no more than the blocks */
-    unsigned lg = 63 - (unsigned)__builtin_clzll((unsigned long long)n) - 1;
-    lg = lg < FLAG_LG ? lg : FLAG_LG;
-    size_t nb = (size_t)1 << lg;
-    unsigned shift = bits > lg ? bits - lg : 0;
-    size_t *next = cnt, *end = cnt + FLAG_BUCKETS;
-    memset(next, 0, nb * sizeof *next);
-    for (size_t i = 0; i < n; i++)
-        next[(a[i].addr - min) >> shift]++;
-    size_t at = 0;
-    for (size_t b = 0; b < nb; b++) {
-        size_t c = next[b];
-        next[b] = at;
-        at += c;
-        end[b] = at;
-    }
-    for (size_t b = 0; b < nb; b++) {
-        while (next[b] < end[b]) {
-            struct ml_live v = a[next[b]];
-            size_t d = (v.addr - min) >> shift;
-            while (d != b) {
-                /* the slot v belongs in takes v; its old occupant moves on */
-                struct ml_live t = a[next[d]];
-                a[next[d]++] = v;
-                v = t;
-                d = (v.addr - min) >> shift;
-            }
-            a[next[b]++] = v;
-        }
-    }
-    /* bucket b is now [end[b - 1], end[b]) */
-    size_t lo = 0;
-    for (size_t b = 0; b < nb; b++) {
-        size_t hi = end[b];
-        if (hi - lo > 1)
-            flag_sort(a + lo, hi - lo, cnt + 2 * FLAG_BUCKETS, depth - 1);
-        lo = hi;
-    }
-}
-
-/* Sorts the snapshot by address. */
-static void sort_live(struct ml_live *a, size_t n)
-{
-    size_t *cnt = ml_meta_alloc(FLAG_DEPTH * 2 * FLAG_BUCKETS * sizeof *cnt);
-    if (!cnt) {
-        sort_range(a, 0, n);
-        return;
-    }
-    flag_sort(a, n, cnt, FLAG_DEPTH);
-    ml_meta_free(cnt);
-}
 
 /* ---- mallard's own data: not a root ----------------------------------- */
 
@@ -397,7 +269,7 @@ static __attribute__((noinline)) size_t collect_live(struct ml_live **out, int l
     if (live) {
         n = ml_blocks_snapshot(live, cap, locked);
         if (n > 1)
-            sort_live(live, n);
+            ml_live_sort(live, n);
     } else if (cap > 64) {
         ml_tr_report_short("the list of live blocks"); /* the totals are still known */
     }
