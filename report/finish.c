@@ -459,7 +459,7 @@ static void scan_live(enum ml_exit_how how, struct report_work *w)
     int have_ef = how != ML_EXIT_SIGNAL && ml_exit_frame_find((int)how, &ef) == 0;
     struct skip_ctx skip = {.n = 0};
     dl_iterate_phdr(find_own_data, &skip);
-    ml_reach_classify(w->live, w->n, skip.r, skip.n, have_ef ? &ef : NULL);
+    ml_reach_classify_own(w->live, w->n, skip.r, skip.n, have_ef ? &ef : NULL, w->inherited);
 }
 
 /* The suppression verdict for a block's stack, remembered per stack. */
