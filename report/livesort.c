@@ -238,10 +238,16 @@ static int key_sort(struct ml_live *a, size_t n, struct key_space *ks)
     return 0;
 }
 
+/* At most this many blocks (a short process's) are sorted by sort_range:
+ * no work space to map and clear. */
+#define SMALL_RUN 256
+
 void ml_live_sort(struct ml_live *a, size_t n)
 {
-    if (n < 2)
+    if (n <= SMALL_RUN) {
+        sort_range(a, 0, n);
         return;
+    }
     size_t cap = n < KEY_RUN ? n : KEY_RUN;
     struct key_space *ks = ml_meta_alloc(sizeof *ks + 2 * cap * sizeof(uint64_t));
     if (ks) {

@@ -733,6 +733,23 @@ scan_words_avx2(struct reach *st, const uintptr_t *p, const uintptr_t *end)
                 reach_hit(st, w);
         }
     }
+    /* the last 1..7 words by masked loads, which read nothing past end
+     * (a masked-out lane reads as 0, which lies in no block): most blocks
+     * end in such a tail, and a word-by-word loop over it cost more than
+     * the eight-word steps */
+    size_t left = (size_t)(end - p);
+    if (!left)
+        return;
+    const __m256i nleft = _mm256_set1_epi64x((long long)left);
+    __m256i a =
+        _mm256_maskload_epi64((const long long *)p, _mm256_cmpgt_epi64(nleft, _mm256_set_epi64x(3, 2, 1, 0)));
+    __m256i b = _mm256_maskload_epi64((const long long *)(p + 4),
+                                      _mm256_cmpgt_epi64(nleft, _mm256_set_epi64x(7, 6, 5, 4)));
+    a = _mm256_xor_si256(_mm256_sub_epi64(a, vmin), top);
+    b = _mm256_xor_si256(_mm256_sub_epi64(b, vmin), top);
+    __m256i in = _mm256_or_si256(_mm256_cmpgt_epi64(lim, a), _mm256_cmpgt_epi64(lim, b));
+    if (ML_LIKELY(_mm256_testz_si256(in, in)))
+        return;
     for (; p < end; p++) {
         uintptr_t w = *p;
         if (w - min < span)

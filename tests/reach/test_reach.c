@@ -738,6 +738,67 @@ START_TEST(reach_every_word)
 }
 END_TEST
 
+START_TEST(reach_every_tail_word)
+{
+    /* holders of 1 to 16 words, each word holding a block of its own:
+     * every position of the eight-word steps and of the 1..7-word tail
+     * read by masked loads finds its block; a word past the holder's end
+     * is not read */
+    S = NULL;
+    set_new(256);
+    size_t holder[16], held[16][16], after[16];
+    for (size_t w = 1; w <= 16; w++) {
+        holder[w - 1] = blk_new(8 * w);
+        for (size_t k = 0; k < w; k++) {
+            held[w - 1][k] = blk_new(16);
+            blk_link(holder[w - 1], 8 * k, held[w - 1][k], 0);
+        }
+        after[w - 1] = blk_new(16);
+        /* in the gap the arena leaves after each block: not the holder's */
+        blk_link(holder[w - 1], 8 * w, after[w - 1], 0);
+    }
+    scan(NULL, 0);
+    for (size_t w = 1; w <= 16; w++) {
+        ck_kind(holder[w - 1], ML_KIND_DEFINITE);
+        for (size_t k = 0; k < w; k++)
+            ck_kind(held[w - 1][k], ML_KIND_INDIRECT);
+        ck_kind(after[w - 1], ML_KIND_DEFINITE);
+    }
+}
+END_TEST
+
+START_TEST(reach_tail_at_page_end)
+{
+    /* holders of 1 to 15 words ending where an inaccessible page begins:
+     * reading their tails reads nothing past their ends (it would fault,
+     * and the blocks they hold would be lost from view) */
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    char *m = mmap(NULL, 30 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    ck_assert(m != MAP_FAILED);
+    S = NULL;
+    set_new(256);
+    size_t holder[15], held[15][15];
+    for (size_t w = 1; w <= 15; w++) {
+        char *pg = m + 2 * (w - 1) * page;
+        ck_assert_int_eq(mprotect(pg + page, page, PROT_NONE), 0);
+        S->p[S->n] = pg + page - 8 * w;
+        S->size[S->n] = 8 * w;
+        holder[w - 1] = S->n++;
+        for (size_t k = 0; k < w; k++) {
+            held[w - 1][k] = blk_new(16);
+            blk_link(holder[w - 1], 8 * k, held[w - 1][k], 0);
+        }
+    }
+    scan(NULL, 0);
+    for (size_t w = 1; w <= 15; w++) {
+        ck_kind(holder[w - 1], ML_KIND_DEFINITE);
+        for (size_t k = 0; k < w; k++)
+            ck_kind(held[w - 1][k], ML_KIND_INDIRECT);
+    }
+    munmap(m, 30 * page);
+}
+END_TEST
+
 /* ---- a report that counts some blocks only (a fork child's) ---------- */
 
 /* Classifies every block of S with ml_reach_classify_own, blocks whose
@@ -1015,6 +1076,8 @@ static Suite *reach_suite(void)
     tcase_add_test(tc, reach_detached_thread_tls);
     tcase_add_test(tc, reach_threads_after_fork);
     tcase_add_test(tc, reach_every_word);
+    tcase_add_test(tc, reach_every_tail_word);
+    tcase_add_test(tc, reach_tail_at_page_end);
     tcase_add_test(tc, reach_own_through_theirs);
     tcase_add_test(tc, reach_own_found_early);
     tcase_add_test(tc, reach_lost_singletons_owners);
