@@ -549,15 +549,48 @@ static void group_live(struct report_work *w, const struct ml_options *o, struct
     uint16_t ignored_tag = tag_id(ML_TAG_LSAN_IGNORED), disabled_tag = tag_id(ML_TAG_LSAN_DISABLED);
     ml_supp_reset_counts();
     struct supp_memo memo = {0};
+    /* The (kind, stack, tag) keys met last, with their verdict and group:
+     * blocks in address order come from a few call sites at a time, and
+     * the two hash probes per block were most of this loop.  Forgotten
+     * when the group table grows (its groups move). */
+    struct {
+        struct ml_leak_group *g; /* NULL for a suppressed key */
+        ml_stack_id stack;
+        uint16_t tag;
+        uint8_t kind, full;
+        int sup;
+    } recent[16];
+    memset(recent, 0, sizeof recent);
     for (size_t i = 0; i < w->n; i++) {
         if (w->inherited && w->inherited[i])
             continue; /* the parent's block: its report covers it */
         struct ml_live *b = &w->live[i];
-        int sup = 0;
-        if (b->kind != ML_KIND_REACHABLE && b->tag && (b->tag == ignored_tag || b->tag == disabled_tag))
-            sup = ML_SUPP_NO_STACK; /* counted as suppressed, against no pattern */
-        else if (b->kind != ML_KIND_REACHABLE)
-            sup = stack_suppressed(&memo, b->stack, w->n);
+        size_t h = ((b->stack * 2654435761u) >> 28 ^ b->tag ^ (unsigned)b->kind << 2) & 15;
+        int sup;
+        struct ml_leak_group *g;
+        if (recent[h].full && recent[h].stack == b->stack && recent[h].tag == b->tag &&
+            recent[h].kind == b->kind) {
+            sup = recent[h].sup;
+            g = recent[h].g;
+        } else {
+            sup = 0;
+            if (b->kind != ML_KIND_REACHABLE && b->tag && (b->tag == ignored_tag || b->tag == disabled_tag))
+                sup = ML_SUPP_NO_STACK; /* counted as suppressed, against no pattern */
+            else if (b->kind != ML_KIND_REACHABLE)
+                sup = stack_suppressed(&memo, b->stack, w->n);
+            size_t cap = w->gm.cap;
+            g = sup ? NULL : group_get(&w->gm, b->kind, b->stack, b->tag);
+            if (w->gm.cap != cap)
+                memset(recent, 0, sizeof recent);
+            if (g || sup) { /* not a group the table had no room for: asked again */
+                recent[h].g = g;
+                recent[h].full = 1;
+                recent[h].stack = b->stack;
+                recent[h].tag = b->tag;
+                recent[h].kind = b->kind;
+                recent[h].sup = sup;
+            }
+        }
         if (sup) {
             ml_supp_count(sup, b->size);
             r->suppressed.bytes += b->size;
@@ -569,7 +602,6 @@ static void group_live(struct report_work *w, const struct ml_options *o, struct
                                                            : &r->reachable;
         c->bytes += b->size;
         c->blocks++;
-        struct ml_leak_group *g = group_get(&w->gm, b->kind, b->stack, b->tag);
         if (g) {
             g->bytes += b->size;
             g->blocks++;
