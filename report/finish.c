@@ -455,6 +455,8 @@ static void scan_live(enum ml_exit_how how, struct report_work *w)
     w->inherited = ml_meta_alloc(w->n + 1);
     for (size_t i = 0; w->inherited && i < w->n; i++)
         w->inherited[i] = w->live[i].flags;
+    if (!w->n)
+        return; /* nothing to classify: no exit frame to find, no scan */
     struct ml_exit_frame ef;
     int have_ef = how != ML_EXIT_SIGNAL && ml_exit_frame_find((int)how, &ef) == 0;
     struct skip_ctx skip = {.n = 0};
@@ -670,8 +672,7 @@ static void fill_report(struct ml_report *r, struct report_work *w, enum ml_exit
     }
     r->pid = getpid();
     r->ppid = getppid();
-    r->exe = ml_modules_exe();
-    r->argv = read_argv();
+    /* r->exe and r->argv: by write_report, once something is to be said */
     r->backend = ml_tr.backend_name;
     r->exit_how = how;
     r->exit_status = status;
@@ -841,8 +842,13 @@ static int report(enum ml_exit_how how, int status, const struct ml_options *o, 
     fill_report(&r, &w, how, status, o);
     *found_out = r.definite.blocks || r.indirect.blocks || r.nerrors;
     enum report_shape shape = report_shape(&r, how, o);
-    if (shape != SAY_NOTHING)
+    if (shape != SAY_NOTHING) {
+        /* read only for a report that is written: a quiet process (most
+         * of a shell script's) skips the readlink and the cmdline read */
+        r.exe = ml_modules_exe();
+        r.argv = read_argv();
         write_report(&r, o, shape);
+    }
     /* the process may go on (a live report, a failed exec): give the work
      * space back */
     work_free(&w);
