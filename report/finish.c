@@ -1,7 +1,7 @@
 /* report/finish.c: the exit report.
  *
  * Record now, interpret at exit: snapshot the live blocks, sort them by
- * address, classify them by reachability (reach.c), drop what the
+ * address (livesort.c), classify them by reachability (reach.c), drop what the
  * suppressions match, group the rest by (kind, stack, tag), roll each
  * indirect block up into the definite group of its owner, sort the groups
  * by bytes (a definite group's with the indirect bytes it owns) and hand
@@ -23,6 +23,7 @@
 
 #include "../core/fmt.h"
 #include "inject.h"
+#include "livesort.h"
 #include "../core/meta.h"
 #include "../core/os.h"
 #include "../core/options.h"
@@ -33,135 +34,6 @@
 #include "pressure.h"
 #include "suppress.h"
 #include "trace.h"
-
-/* ---- sorting ---------------------------------------------------------- */
-
-/* In-place quicksort by address (median of three, insertion sort for short
- * runs, recursion on the smaller side): the fallback of flag_sort. */
-static void sort_range(struct ml_live *a, size_t lo, size_t hi)
-{
-    while (hi - lo > 16) {
-        size_t mid = lo + (hi - lo) / 2;
-        uintptr_t x = a[lo].addr, y = a[mid].addr, z = a[hi - 1].addr;
-        uintptr_t pivot = x < y ? (y < z ? y : (x < z ? z : x)) : (x < z ? x : (y < z ? z : y));
-        size_t i = lo, j = hi - 1;
-        for (;;) {
-            while (a[i].addr < pivot)
-                i++;
-            while (a[j].addr > pivot)
-                j--;
-            if (i >= j)
-                break;
-            struct ml_live t = a[i];
-            a[i] = a[j];
-            a[j] = t;
-            i++;
-            j--;
-        }
-        size_t split = j + 1;
-        if (split - lo < hi - split) {
-            sort_range(a, lo, split);
-            lo = split;
-        } else {
-            sort_range(a, split, hi);
-            hi = split;
-        }
-    }
-    for (size_t i = lo + 1; i < hi; i++) {
-        struct ml_live v = a[i];
-        size_t j = i;
-        while (j > lo && a[j - 1].addr > v.addr) {
-            a[j] = a[j - 1];
-            j--;
-        }
-        a[j] = v;
-    }
-}
-
-/* Runs at most this long are left to sort_range's insertion sort. */
-#define FLAG_MIN 16
-/* Buckets per pass: few enough that every bucket's write position stays
- * in cache, so the swaps mostly hit lines just touched. */
-#define FLAG_LG 8
-#define FLAG_BUCKETS ((size_t)1 << FLAG_LG)
-/* Passes at most: each narrows the span by FLAG_LG bits. */
-#define FLAG_DEPTH (64 / FLAG_LG + 1)
-
-/* In-place MSD radix sort by address (American flag sort): one pass puts
- * a[0..n) into up to FLAG_BUCKETS buckets by the top bits of addr - min, swapping
- * each block straight into its bucket, then each bucket is sorted the same
- * way (with a span of its own, so a clustered heap narrows level by level)
- * or, short, by insertion.  No second array of blocks: at exit the
- * snapshot may be the largest thing mallard holds.  cnt: 2 * FLAG_BUCKETS
- * words per level left below this one.  A comparison sort of the snapshot
- * was a tenth of a traced exit-heavy run. */
-static void flag_sort(struct ml_live *a, size_t n, size_t *cnt, unsigned depth)
-{
-    if (n <= FLAG_MIN || !depth) {
-        sort_range(a, 0, n);
-        return;
-    }
-    uintptr_t min = a[0].addr, max = a[0].addr;
-    for (size_t i = 1; i < n; i++) {
-        uintptr_t v = a[i].addr;
-        min = v < min ? v : min;
-        max = v > max ? v : max;
-    }
-    if (min == max)
-        return; /* one address: nothing to order (the table holds none twice) */
-    unsigned bits = 64 - (unsigned)__builtin_clzll((unsigned long long)(max - min));
-    /* about two blocks a bucket in a short run: the passes over the
-     * buckets cost no more than the blocks */
-    unsigned lg = 63 - (unsigned)__builtin_clzll((unsigned long long)n) - 1;
-    lg = lg < FLAG_LG ? lg : FLAG_LG;
-    size_t nb = (size_t)1 << lg;
-    unsigned shift = bits > lg ? bits - lg : 0;
-    size_t *next = cnt, *end = cnt + FLAG_BUCKETS;
-    memset(next, 0, nb * sizeof *next);
-    for (size_t i = 0; i < n; i++)
-        next[(a[i].addr - min) >> shift]++;
-    size_t at = 0;
-    for (size_t b = 0; b < nb; b++) {
-        size_t c = next[b];
-        next[b] = at;
-        at += c;
-        end[b] = at;
-    }
-    for (size_t b = 0; b < nb; b++) {
-        while (next[b] < end[b]) {
-            struct ml_live v = a[next[b]];
-            size_t d = (v.addr - min) >> shift;
-            while (d != b) {
-                /* the slot v belongs in takes v; its old occupant moves on */
-                struct ml_live t = a[next[d]];
-                a[next[d]++] = v;
-                v = t;
-                d = (v.addr - min) >> shift;
-            }
-            a[next[b]++] = v;
-        }
-    }
-    /* bucket b is now [end[b - 1], end[b]) */
-    size_t lo = 0;
-    for (size_t b = 0; b < nb; b++) {
-        size_t hi = end[b];
-        if (hi - lo > 1)
-            flag_sort(a + lo, hi - lo, cnt + 2 * FLAG_BUCKETS, depth - 1);
-        lo = hi;
-    }
-}
-
-/* Sorts the snapshot by address. */
-static void sort_live(struct ml_live *a, size_t n)
-{
-    size_t *cnt = ml_meta_alloc(FLAG_DEPTH * 2 * FLAG_BUCKETS * sizeof *cnt);
-    if (!cnt) {
-        sort_range(a, 0, n);
-        return;
-    }
-    flag_sort(a, n, cnt, FLAG_DEPTH);
-    ml_meta_free(cnt);
-}
 
 /* ---- mallard's own data: not a root ----------------------------------- */
 
@@ -397,7 +269,7 @@ static __attribute__((noinline)) size_t collect_live(struct ml_live **out, int l
     if (live) {
         n = ml_blocks_snapshot(live, cap, locked);
         if (n > 1)
-            sort_live(live, n);
+            ml_live_sort(live, n);
     } else if (cap > 64) {
         ml_tr_report_short("the list of live blocks"); /* the totals are still known */
     }
@@ -583,11 +455,13 @@ static void scan_live(enum ml_exit_how how, struct report_work *w)
     w->inherited = ml_meta_alloc(w->n + 1);
     for (size_t i = 0; w->inherited && i < w->n; i++)
         w->inherited[i] = w->live[i].flags;
+    if (!w->n)
+        return; /* nothing to classify: no exit frame to find, no scan */
     struct ml_exit_frame ef;
     int have_ef = how != ML_EXIT_SIGNAL && ml_exit_frame_find((int)how, &ef) == 0;
     struct skip_ctx skip = {.n = 0};
     dl_iterate_phdr(find_own_data, &skip);
-    ml_reach_classify(w->live, w->n, skip.r, skip.n, have_ef ? &ef : NULL);
+    ml_reach_classify_own(w->live, w->n, skip.r, skip.n, have_ef ? &ef : NULL, w->inherited);
 }
 
 /* The suppression verdict for a block's stack, remembered per stack. */
@@ -677,15 +551,48 @@ static void group_live(struct report_work *w, const struct ml_options *o, struct
     uint16_t ignored_tag = tag_id(ML_TAG_LSAN_IGNORED), disabled_tag = tag_id(ML_TAG_LSAN_DISABLED);
     ml_supp_reset_counts();
     struct supp_memo memo = {0};
+    /* The (kind, stack, tag) keys met last, with their verdict and group:
+     * blocks in address order come from a few call sites at a time, and
+     * the two hash probes per block were most of this loop.  Forgotten
+     * when the group table grows (its groups move). */
+    struct {
+        struct ml_leak_group *g; /* NULL for a suppressed key */
+        ml_stack_id stack;
+        uint16_t tag;
+        uint8_t kind, full;
+        int sup;
+    } recent[16];
+    memset(recent, 0, sizeof recent);
     for (size_t i = 0; i < w->n; i++) {
         if (w->inherited && w->inherited[i])
             continue; /* the parent's block: its report covers it */
         struct ml_live *b = &w->live[i];
-        int sup = 0;
-        if (b->kind != ML_KIND_REACHABLE && b->tag && (b->tag == ignored_tag || b->tag == disabled_tag))
-            sup = ML_SUPP_NO_STACK; /* counted as suppressed, against no pattern */
-        else if (b->kind != ML_KIND_REACHABLE)
-            sup = stack_suppressed(&memo, b->stack, w->n);
+        size_t h = ((b->stack * 2654435761u) >> 28 ^ b->tag ^ (unsigned)b->kind << 2) & 15;
+        int sup;
+        struct ml_leak_group *g;
+        if (recent[h].full && recent[h].stack == b->stack && recent[h].tag == b->tag &&
+            recent[h].kind == b->kind) {
+            sup = recent[h].sup;
+            g = recent[h].g;
+        } else {
+            sup = 0;
+            if (b->kind != ML_KIND_REACHABLE && b->tag && (b->tag == ignored_tag || b->tag == disabled_tag))
+                sup = ML_SUPP_NO_STACK; /* counted as suppressed, against no pattern */
+            else if (b->kind != ML_KIND_REACHABLE)
+                sup = stack_suppressed(&memo, b->stack, w->n);
+            size_t cap = w->gm.cap;
+            g = sup ? NULL : group_get(&w->gm, b->kind, b->stack, b->tag);
+            if (w->gm.cap != cap)
+                memset(recent, 0, sizeof recent);
+            if (g || sup) { /* not a group the table had no room for: asked again */
+                recent[h].g = g;
+                recent[h].full = 1;
+                recent[h].stack = b->stack;
+                recent[h].tag = b->tag;
+                recent[h].kind = b->kind;
+                recent[h].sup = sup;
+            }
+        }
         if (sup) {
             ml_supp_count(sup, b->size);
             r->suppressed.bytes += b->size;
@@ -697,7 +604,6 @@ static void group_live(struct report_work *w, const struct ml_options *o, struct
                                                            : &r->reachable;
         c->bytes += b->size;
         c->blocks++;
-        struct ml_leak_group *g = group_get(&w->gm, b->kind, b->stack, b->tag);
         if (g) {
             g->bytes += b->size;
             g->blocks++;
@@ -766,8 +672,7 @@ static void fill_report(struct ml_report *r, struct report_work *w, enum ml_exit
     }
     r->pid = getpid();
     r->ppid = getppid();
-    r->exe = ml_modules_exe();
-    r->argv = read_argv();
+    /* r->exe and r->argv: by write_report, once something is to be said */
     r->backend = ml_tr.backend_name;
     r->exit_how = how;
     r->exit_status = status;
@@ -937,8 +842,13 @@ static int report(enum ml_exit_how how, int status, const struct ml_options *o, 
     fill_report(&r, &w, how, status, o);
     *found_out = r.definite.blocks || r.indirect.blocks || r.nerrors;
     enum report_shape shape = report_shape(&r, how, o);
-    if (shape != SAY_NOTHING)
+    if (shape != SAY_NOTHING) {
+        /* read only for a report that is written: a quiet process (most
+         * of a shell script's) skips the readlink and the cmdline read */
+        r.exe = ml_modules_exe();
+        r.argv = read_argv();
         write_report(&r, o, shape);
+    }
     /* the process may go on (a live report, a failed exec): give the work
      * space back */
     work_free(&w);

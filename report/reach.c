@@ -88,6 +88,7 @@
 #define F_POINTED 16u /* unmarked, and another unmarked block points to it */
 #define F_LEADER 32u  /* DEFINITE, the head of a clique (until an other reaches it) */
 #define F_GLIBC 64u   /* a glibc chunk (system backend) whose successor's header lies inside it */
+#define F_OUT 128u    /* unmarked, and points to another unmarked block */
 
 /* what reach_hit does with a hit */
 enum reach_mode { MODE_ROOTS, MODE_POINTED, MODE_CLIQUE };
@@ -149,9 +150,11 @@ struct reach {
     uint64_t *edges; /* MODE_POINTED's finds, from << 32 | to, by from; NULL: read again */
     size_t nedges, edges_cap, edges_max;
     pid_t self;
-    int avx2;    /* scan_words_avx2 may run */
-    int jb_here; /* g->jb was set by the running drain or pointed walk */
-    size_t walk; /* the pointed walk's position */
+    int avx2;              /* scan_words_avx2 may run */
+    int jb_here;           /* g->jb was set by the running drain or pointed walk */
+    size_t walk;           /* the pointed walk's position */
+    const uint8_t *theirs; /* per block, nonzero: not this report's (ml_reach_classify_own); NULL: none */
+    size_t want_left;      /* this report's blocks not yet marked: at 0 the marking can stop */
 };
 
 /* The fault guard: one scan at a time (exit), on one thread.  It lives in
@@ -635,9 +638,11 @@ static inline void reach_take(struct reach *st, size_t j)
             return;
         blk->flags |= F_MARK;
         blk->kind = ML_KIND_REACHABLE;
+        st->want_left -= !st->theirs || !st->theirs[j];
     } else if (st->mode == MODE_POINTED) {
         if (!(blk->flags & F_MARK) && j != st->leader) {
             blk->flags |= F_POINTED;
+            st->b[st->leader].flags |= F_OUT;
             edge_add(st, st->leader, j);
         }
         return;
@@ -728,6 +733,23 @@ scan_words_avx2(struct reach *st, const uintptr_t *p, const uintptr_t *end)
                 reach_hit(st, w);
         }
     }
+    /* the last 1..7 words by masked loads, which read nothing past end
+     * (a masked-out lane reads as 0, which lies in no block): most blocks
+     * end in such a tail, and a word-by-word loop over it cost more than
+     * the eight-word steps */
+    size_t left = (size_t)(end - p);
+    if (!left)
+        return;
+    const __m256i nleft = _mm256_set1_epi64x((long long)left);
+    __m256i a =
+        _mm256_maskload_epi64((const long long *)p, _mm256_cmpgt_epi64(nleft, _mm256_set_epi64x(3, 2, 1, 0)));
+    __m256i b = _mm256_maskload_epi64((const long long *)(p + 4),
+                                      _mm256_cmpgt_epi64(nleft, _mm256_set_epi64x(7, 6, 5, 4)));
+    a = _mm256_xor_si256(_mm256_sub_epi64(a, vmin), top);
+    b = _mm256_xor_si256(_mm256_sub_epi64(b, vmin), top);
+    __m256i in = _mm256_or_si256(_mm256_cmpgt_epi64(lim, a), _mm256_cmpgt_epi64(lim, b));
+    if (ML_LIKELY(_mm256_testz_si256(in, in)))
+        return;
     for (; p < end; p++) {
         uintptr_t w = *p;
         if (w - min < span)
@@ -899,6 +921,8 @@ static void root_minus(struct reach *st, uintptr_t lo, uintptr_t hi, const struc
  * mallard's granules. */
 static void root_add(struct reach *st, uintptr_t lo, uintptr_t hi)
 {
+    if (!st->want_left)
+        return; /* nothing the report counts is left to find */
     for (size_t i = map_lower(st, lo); i < st->nmaps && st->maps[i].lo < hi; i++) {
         const struct reach_map *m = &st->maps[i];
         if (!(m->flags & M_READ) || (m->flags & M_SPECIAL))
@@ -938,6 +962,10 @@ static void drain(struct reach *st)
     for (;;) {
         st->jb_here = 0;
         while (st->top) {
+            if (st->mode == MODE_ROOTS && !st->want_left) {
+                st->top = 0; /* every block the report counts is reachable */
+                return;
+            }
             size_t j = st->work[--st->top];
             struct ml_live *blk = &st->b[j];
             if (blk->flags & (F_SCANNED | F_NOREAD))
@@ -1283,7 +1311,7 @@ static void roots_anonymous(struct reach *st)
     if (!st->excl)
         return;
     const unsigned need = M_READ | M_WRITE | M_ANON;
-    for (size_t i = 0; i < st->nmaps; i++) {
+    for (size_t i = 0; i < st->nmaps && st->want_left; i++) {
         const struct reach_map *m = &st->maps[i];
         if ((m->flags & need) != need)
             continue;
@@ -1314,8 +1342,14 @@ static __attribute__((noinline)) void reach_run(struct reach *st, const struct m
     uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
     struct thread_set ts;
     threads_collect(st, &ts, sp);
+    /* each kind of root is followed through the heap before the next:
+     * once every block the report counts is found, the rest is not read
+     * (a fork child at exec holds a block or two of its own, most often
+     * reachable from the program's globals) */
     roots_objects(st, ts.self);
+    drain(st);
     roots_threads(st, &ts, sp, exitf);
+    drain(st);
     roots_anonymous(st);
     ml_meta_free(ts.th);
 }
@@ -1447,8 +1481,8 @@ static int walk_radix(const struct ml_live *b, size_t *ix, size_t m, uint64_t *t
 /* Whether every block index fits the 32 bits an edge gives it. */
 static int n_fits_u32(size_t n) { return n <= (size_t)UINT32_MAX; }
 
-/* Steps 3 and 4 over the m unmarked blocks (their indexes in lost). */
-static void classify_lost(struct reach *st, size_t *lost, size_t m)
+/* Step 3 over the m unmarked blocks (their indexes in lost). */
+static void pointed_walk(struct reach *st, const size_t *lost, size_t m)
 {
     /* The pointers found here are kept (lost[] is in index order, so they
      * come sorted by the block that holds them): step 4 follows them
@@ -1487,6 +1521,33 @@ static void classify_lost(struct reach *st, size_t *lost, size_t m)
     if (st->lost) {
         ml_meta_free(st->edges);
         st->edges = NULL;
+    }
+}
+
+/* Steps 3 and 4 over the m unmarked blocks (their indexes in lost). */
+static void classify_lost(struct reach *st, size_t *lost, size_t m)
+{
+    pointed_walk(st, lost, m);
+    /* A lost block that no other lost block points to and that points to
+     * none is a clique of its own wherever the walk meets it: DEFINITE,
+     * its own owner.  Settled here, in address order, it stays out of the
+     * sort and the walk, whose order (allocation order) reads the blocks
+     * at random: a leak is mostly such blocks (a lost string, a lost
+     * struct of numbers).  Not after a fault, which may have cut a block's
+     * reading short before it found its pointers. */
+    if (!st->lost) {
+        size_t kept = 0;
+        for (size_t k = 0; k < m; k++) {
+            struct ml_live *blk = &st->b[lost[k]];
+            if (!(blk->flags & (F_POINTED | F_OUT))) {
+                blk->flags |= F_DONE | F_LEADER;
+                blk->kind = ML_KIND_DEFINITE;
+                blk->owner = (uint32_t)lost[k];
+            } else {
+                lost[kept++] = lost[k];
+            }
+        }
+        m = kept;
     }
     st->lost = 0; /* nothing was pushed in this step */
     /* the work stack is empty until the walk: its n words are the sort's
@@ -1527,6 +1588,8 @@ static __attribute__((noinline)) void classify(struct reach *st, const struct ml
     st->mode = MODE_ROOTS;
     reach_run(st, exitf);
     drain(st);
+    if (!st->want_left)
+        return; /* all reachable; the blocks that are not the report's stay unresolved */
 
     /* the unmarked blocks: they need an order of their own */
     size_t m = 0;
@@ -1620,6 +1683,12 @@ static __attribute__((noinline)) void scrub_below(void)
 void ml_reach_classify(struct ml_live *blocks, size_t n, const struct ml_range *skip, size_t nskip,
                        const struct ml_exit_frame *exitf)
 {
+    ml_reach_classify_own(blocks, n, skip, nskip, exitf, NULL);
+}
+
+void ml_reach_classify_own(struct ml_live *blocks, size_t n, const struct ml_range *skip, size_t nskip,
+                           const struct ml_exit_frame *exitf, const uint8_t *theirs)
+{
     if (!n)
         return;
     for (size_t i = 0; i < n; i++) {
@@ -1645,6 +1714,10 @@ void ml_reach_classify(struct ml_live *blocks, size_t n, const struct ml_range *
     }
     st->b = blocks;
     st->n = n;
+    st->theirs = theirs;
+    st->want_left = 0;
+    for (size_t i = 0; i < n; i++)
+        st->want_left += !theirs || !theirs[i];
     st->work = work;
     st->g = g;
     st->page = ml_os_page_size();

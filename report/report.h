@@ -226,6 +226,14 @@ int ml_exit_frame_find(int how, struct ml_exit_frame *out);
  * Allocates its work space from the meta heap. */
 void ml_reach_classify(struct ml_live *blocks, size_t n, const struct ml_range *skip, size_t nskip,
                        const struct ml_exit_frame *exit);
+/* The same for a report that counts only some of the blocks (a fork
+ * child's: the parent's report covers what it inherited): theirs[i]
+ * nonzero marks block i as not counted, NULL none.  Every counted block
+ * gets its kind (and owner) exactly as ml_reach_classify would give it;
+ * once all counted ones are found reachable the scan stops, and the kind
+ * of an uncounted one may then be left REACHABLE. */
+void ml_reach_classify_own(struct ml_live *blocks, size_t n, const struct ml_range *skip, size_t nskip,
+                           const struct ml_exit_frame *exit, const uint8_t *theirs);
 
 /* ---- the report model (built by trace.c, written by write_*.c) ------- */
 

@@ -738,6 +738,186 @@ START_TEST(reach_every_word)
 }
 END_TEST
 
+START_TEST(reach_every_tail_word)
+{
+    /* holders of 1 to 16 words, each word holding a block of its own:
+     * every position of the eight-word steps and of the 1..7-word tail
+     * read by masked loads finds its block; a word past the holder's end
+     * is not read */
+    S = NULL;
+    set_new(256);
+    size_t holder[16], held[16][16], after[16];
+    for (size_t w = 1; w <= 16; w++) {
+        holder[w - 1] = blk_new(8 * w);
+        for (size_t k = 0; k < w; k++) {
+            held[w - 1][k] = blk_new(16);
+            blk_link(holder[w - 1], 8 * k, held[w - 1][k], 0);
+        }
+        after[w - 1] = blk_new(16);
+        /* in the gap the arena leaves after each block: not the holder's */
+        blk_link(holder[w - 1], 8 * w, after[w - 1], 0);
+    }
+    scan(NULL, 0);
+    for (size_t w = 1; w <= 16; w++) {
+        ck_kind(holder[w - 1], ML_KIND_DEFINITE);
+        for (size_t k = 0; k < w; k++)
+            ck_kind(held[w - 1][k], ML_KIND_INDIRECT);
+        ck_kind(after[w - 1], ML_KIND_DEFINITE);
+    }
+}
+END_TEST
+
+START_TEST(reach_tail_at_page_end)
+{
+    /* holders of 1 to 15 words ending where an inaccessible page begins:
+     * reading their tails reads nothing past their ends (it would fault,
+     * and the blocks they hold would be lost from view) */
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    char *m = mmap(NULL, 30 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    ck_assert(m != MAP_FAILED);
+    S = NULL;
+    set_new(256);
+    size_t holder[15], held[15][15];
+    for (size_t w = 1; w <= 15; w++) {
+        char *pg = m + 2 * (w - 1) * page;
+        ck_assert_int_eq(mprotect(pg + page, page, PROT_NONE), 0);
+        S->p[S->n] = pg + page - 8 * w;
+        S->size[S->n] = 8 * w;
+        holder[w - 1] = S->n++;
+        for (size_t k = 0; k < w; k++) {
+            held[w - 1][k] = blk_new(16);
+            blk_link(holder[w - 1], 8 * k, held[w - 1][k], 0);
+        }
+    }
+    scan(NULL, 0);
+    for (size_t w = 1; w <= 15; w++) {
+        ck_kind(holder[w - 1], ML_KIND_DEFINITE);
+        for (size_t k = 0; k < w; k++)
+            ck_kind(held[w - 1][k], ML_KIND_INDIRECT);
+    }
+    munmap(m, 30 * page);
+}
+END_TEST
+
+/* ---- a report that counts some blocks only (a fork child's) ---------- */
+
+/* Classifies every block of S with ml_reach_classify_own, blocks whose
+ * theirs[] is set not counted (the fork parent's). */
+static NOINLINE void scan_own_below(const uint8_t *theirs)
+{
+    live_build();
+    /* live[] is in address order now; seq - 1 is the block's index */
+    uint8_t *by_pos = ml_meta_alloc(S->n + 1);
+    ck_assert_ptr_nonnull(by_pos);
+    for (size_t k = 0; k < S->n; k++)
+        by_pos[k] = theirs[S->live[k].seq - 1];
+    stack_clobber();
+    ml_reach_classify_own(S->live, S->n, NULL, 0, NULL, by_pos);
+    ml_meta_free(by_pos);
+    live_collect();
+}
+
+static inline __attribute__((always_inline)) void scan_own(const uint8_t *theirs)
+{
+    stack_clobber();
+    scan_own_below(theirs);
+}
+
+START_TEST(reach_own_through_theirs)
+{
+    /* g_root -> t (the parent's) -> a (the child's): a is reachable only
+     * through a block the report does not count; once t is dropped, a is
+     * t's indirect block, as the full classification says */
+    size_t t = blk_new(32), a = blk_new(32), u = blk_new(32);
+    blk_link(t, 8, a, 0);
+    uint8_t theirs[3] = {0};
+    theirs[t] = theirs[u] = 1;
+    blk_store(&g_root, t);
+    scan_own(theirs);
+    ck_kind(a, ML_KIND_REACHABLE);
+    g_root = NULL;
+    scan_own(theirs);
+    ck_kind(a, ML_KIND_INDIRECT);
+    ck_kind(t, ML_KIND_DEFINITE);
+    ck_kind(u, ML_KIND_DEFINITE);
+}
+END_TEST
+
+START_TEST(reach_own_found_early)
+{
+    /* the child's two blocks are rooted in a global and its stack while
+     * the parent's lost list and lost singletons stay unread: the child's
+     * are reachable; then the child's own lost list is classified in full
+     * (head definite, the rest indirect) and so is its lost singleton */
+    size_t mine = blk_new(24), list[5], single[4], lone = blk_new(16);
+    for (int i = 0; i < 5; i++)
+        list[i] = blk_new(16);
+    for (int i = 0; i < 4; i++)
+        single[i] = blk_new(40);
+    for (int i = 0; i + 1 < 5; i++)
+        blk_link(list[i], 0, list[i + 1], 0);
+    uint8_t theirs[16] = {0};
+    for (int i = 0; i < 4; i++)
+        theirs[single[i]] = 1;
+    for (int i = 0; i < 5; i++)
+        theirs[list[i]] = 1;
+    blk_store(&g_root, mine);
+    blk_link(mine, 8, lone, 0);
+    scan_own(theirs);
+    ck_kind(mine, ML_KIND_REACHABLE);
+    ck_kind(lone, ML_KIND_REACHABLE);
+    /* the parent's head only: its tail is the child's, lost, owned by it */
+    for (int i = 2; i < 5; i++)
+        theirs[list[i]] = 0;
+    scan_own(theirs);
+    ck_kind(mine, ML_KIND_REACHABLE);
+    ck_kind(lone, ML_KIND_REACHABLE);
+    ck_kind(list[0], ML_KIND_DEFINITE);
+    for (int i = 1; i < 5; i++)
+        ck_kind(list[i], ML_KIND_INDIRECT);
+    g_root = NULL;
+    scan_own(theirs);
+    ck_kind(mine, ML_KIND_DEFINITE);
+    ck_kind(lone, ML_KIND_INDIRECT);
+    ck_kind(list[0], ML_KIND_DEFINITE);
+    for (int i = 1; i < 5; i++)
+        ck_kind(list[i], ML_KIND_INDIRECT);
+    for (int i = 0; i < 4; i++)
+        ck_kind(single[i], ML_KIND_DEFINITE);
+}
+END_TEST
+
+START_TEST(reach_lost_singletons_owners)
+{
+    /* lost blocks that hold no other lost block and that none holds are
+     * each their own definite leak, between lost structures (a pair, a
+     * cycle) whose classification goes on as before */
+    size_t s0 = blk_new(16), p0 = blk_new(16), s1 = blk_new(16), p1 = blk_new(16), c0 = blk_new(16),
+           c1 = blk_new(16), s2 = blk_new(16);
+    blk_link(p0, 0, p1, 0);
+    blk_link(c0, 0, c1, 0);
+    blk_link(c1, 0, c0, 0);
+    scan(NULL, 0);
+    ck_kind(s0, ML_KIND_DEFINITE);
+    ck_kind(s1, ML_KIND_DEFINITE);
+    ck_kind(s2, ML_KIND_DEFINITE);
+    ck_kind(p0, ML_KIND_DEFINITE);
+    ck_kind(p1, ML_KIND_INDIRECT);
+    ck_kind(c0, ML_KIND_DEFINITE); /* a pure cycle: the first allocated */
+    ck_kind(c1, ML_KIND_INDIRECT);
+    for (size_t k = 0; k < S->n; k++) {
+        const struct ml_live *b = &S->live[k];
+        size_t owner_index = S->live[b->owner].seq - 1, me = b->seq - 1;
+        if (me == s0 || me == s1 || me == s2 || me == p0 || me == c0)
+            ck_assert_uint_eq(owner_index, me);
+        if (me == p1)
+            ck_assert_uint_eq(owner_index, p0);
+        if (me == c1)
+            ck_assert_uint_eq(owner_index, c0);
+    }
+}
+END_TEST
+
 /* ---- a lost graph: its pointers kept, or read twice ------------------ */
 
 #define GRAPH_N 2000
@@ -896,6 +1076,11 @@ static Suite *reach_suite(void)
     tcase_add_test(tc, reach_detached_thread_tls);
     tcase_add_test(tc, reach_threads_after_fork);
     tcase_add_test(tc, reach_every_word);
+    tcase_add_test(tc, reach_every_tail_word);
+    tcase_add_test(tc, reach_tail_at_page_end);
+    tcase_add_test(tc, reach_own_through_theirs);
+    tcase_add_test(tc, reach_own_found_early);
+    tcase_add_test(tc, reach_lost_singletons_owners);
     tcase_add_test(tc, reach_lost_graph_kept);
     tcase_add_test(tc, reach_lost_graph_reread);
     tcase_add_test(tc, reach_lost_graph_rooted_part);
