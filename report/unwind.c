@@ -858,18 +858,20 @@ int ml_unwind_skip_from(void **out, int keep, struct ml_unwind_memo *memo, uintp
     if (memo) {
         /* the way that followed the last one the last time first: a loop
          * over a few call sites takes them in the same order each time */
-        unsigned guess = memo->succ[memo->last % ML_MEMO_WAYS];
-        for (unsigned k = 0; k < ML_MEMO_WAYS; k++) {
-            unsigned i = k == 0 ? guess : k == guess ? 0 : k;
-            memo->tried++;
-            if (same_walk(&memo->way[i], ra, sp, rbp, keep)) {
-                memo->succ[memo->last % ML_MEMO_WAYS] = (uint8_t)i;
-                memo->last = i;
-                return ML_UNWIND_SAME;
-            }
+        unsigned prev = memo->last % ML_MEMO_WAYS, guess = memo->succ[prev], i = guess;
+        if (!same_walk(&memo->way[guess], ra, sp, rbp, keep)) {
+            for (i = 0; i < ML_MEMO_WAYS; i++)
+                if (i != guess && same_walk(&memo->way[i], ra, sp, rbp, keep))
+                    break;
+            memo->tried += i < ML_MEMO_WAYS ? 1 : ML_MEMO_WAYS - 1;
         }
-        unsigned i = memo->next++ % ML_MEMO_WAYS;
-        memo->succ[memo->last % ML_MEMO_WAYS] = (uint8_t)i;
+        if (i < ML_MEMO_WAYS) {
+            memo->succ[prev] = (uint8_t)i;
+            memo->last = i;
+            return ML_UNWIND_SAME;
+        }
+        i = memo->next++ % ML_MEMO_WAYS;
+        memo->succ[prev] = (uint8_t)i;
         memo->last = i;
         r.w = &memo->way[i];
         r.w->n = 0;
