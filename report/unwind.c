@@ -858,13 +858,15 @@ int ml_unwind_skip_from(void **out, int keep, struct ml_unwind_memo *memo, uintp
     if (memo) {
         /* the way that followed the last one the last time first: a loop
          * over a few call sites takes them in the same order each time */
-        unsigned prev = memo->last % ML_MEMO_WAYS, guess = memo->succ[prev], i = guess;
-        if (!same_walk(&memo->way[guess], ra, sp, rbp, keep)) {
-            for (i = 0; i < ML_MEMO_WAYS; i++)
-                if (i != guess && same_walk(&memo->way[i], ra, sp, rbp, keep))
-                    break;
-            memo->tried += i < ML_MEMO_WAYS ? 1 : ML_MEMO_WAYS - 1;
+        unsigned prev = memo->last % ML_MEMO_WAYS, guess = memo->succ[prev], i;
+        if (ML_LIKELY(same_walk(&memo->way[guess], ra, sp, rbp, keep))) {
+            memo->last = guess;
+            return ML_UNWIND_SAME;
         }
+        for (i = 0; i < ML_MEMO_WAYS; i++)
+            if (i != guess && same_walk(&memo->way[i], ra, sp, rbp, keep))
+                break;
+        memo->tried += i < ML_MEMO_WAYS ? 1 : ML_MEMO_WAYS - 1;
         if (i < ML_MEMO_WAYS) {
             memo->succ[prev] = (uint8_t)i;
             memo->last = i;
