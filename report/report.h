@@ -49,7 +49,9 @@ int ml_unwind(void **out, int max);
 #define ML_MEMO_CHECKS 64
 #define ML_UNWIND_SAME (-2)
 struct ml_unwind_memo {
-    unsigned last, next; /* the way used last, the one to fill next */
+    unsigned last, next;        /* the way used last, the one to fill next */
+    uint8_t succ[ML_MEMO_WAYS]; /* per way, the way used after it last time: tried first */
+    unsigned long tried; /* statistics: + 1 per walk another way answered, + WAYS - 1 per walk none did */
     struct ml_unwind_memo_way {
         uintptr_t ra, sp, rbp; /* where the walk began */
         int n, keep;           /* its result (0: none recorded) and its keep */

@@ -856,12 +856,25 @@ int ml_unwind_skip_from(void **out, int keep, struct ml_unwind_memo *memo, uintp
         return -1;
     struct recorder r = {NULL, 0, 0, 0};
     if (memo) {
-        for (unsigned i = 0; i < ML_MEMO_WAYS; i++)
-            if (same_walk(&memo->way[i], ra, sp, rbp, keep)) {
-                memo->last = i;
-                return ML_UNWIND_SAME;
-            }
-        unsigned i = memo->last = memo->next++ % ML_MEMO_WAYS;
+        /* the way that followed the last one the last time first: a loop
+         * over a few call sites takes them in the same order each time */
+        unsigned prev = memo->last % ML_MEMO_WAYS, guess = memo->succ[prev], i;
+        if (ML_LIKELY(same_walk(&memo->way[guess], ra, sp, rbp, keep))) {
+            memo->last = guess;
+            return ML_UNWIND_SAME;
+        }
+        for (i = 0; i < ML_MEMO_WAYS; i++)
+            if (i != guess && same_walk(&memo->way[i], ra, sp, rbp, keep))
+                break;
+        memo->tried += i < ML_MEMO_WAYS ? 1 : ML_MEMO_WAYS - 1;
+        if (i < ML_MEMO_WAYS) {
+            memo->succ[prev] = (uint8_t)i;
+            memo->last = i;
+            return ML_UNWIND_SAME;
+        }
+        i = memo->next++ % ML_MEMO_WAYS;
+        memo->succ[prev] = (uint8_t)i;
+        memo->last = i;
         r.w = &memo->way[i];
         r.w->n = 0;
         r.w->id = 0;

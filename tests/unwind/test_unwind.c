@@ -191,6 +191,38 @@ static int c_same_sp(void)
     return 0;
 }
 
+/* Four call sites taken in turn, as a loop over a table of functions
+ * does: once each has been seen, most walks are the one recorded four
+ * walks ago, and the memo must find each of those at the first way it
+ * compares (the way that followed the previous one last time), not after
+ * comparing the others. */
+__attribute__((noinline)) static int site_a(int tag) { return common(tag) + 0; }
+__attribute__((noinline)) static int site_b(int tag) { return common(tag) + 1; }
+__attribute__((noinline)) static int site_c(int tag) { return common_o0(tag) + 2; }
+__attribute__((noinline)) static int site_d(int tag) { return common_o0(tag) + 3; }
+static int c_turns(void)
+{
+    static int (*const site[4])(int) = {site_a, site_b, site_c, site_d};
+    int s = 0, hits0 = 0;
+    unsigned long tried0 = 0;
+    for (int i = 0; i < 48; i++) {
+        if (i == 8) { /* each seen once, and the order learnt */
+            hits0 = memo_hits;
+            tried0 = memo.tried;
+        }
+        s += site[i & 3](i);
+    }
+    /* memo.tried: + 1 for a walk found after the guess, + ML_MEMO_WAYS - 1
+     * for one not found at all */
+    unsigned long hits = (unsigned long)(memo_hits - hits0), late = memo.tried - tried0;
+    if (use_memo && (hits < 32 || late != (ML_MEMO_WAYS - 1) * (40 - hits))) {
+        fprintf(stderr, "four sites in turn: %lu of 40 walks answered by the memo, %lu not by the way guessed\n",
+                hits, late - (ML_MEMO_WAYS - 1) * (40 - hits));
+        failures++;
+    }
+    return s;
+}
+
 static int c_twins(void)
 {
     int s = 0;
@@ -316,6 +348,7 @@ static void own_cases(void)
         run("  own, second thread", c_own_thread, 1);
         run("  own, twin callers", c_twins, 1);
         run("  own, same sp, other rbp", c_same_sp, 1);
+        run("  own, four sites in turn", c_turns, 1);
     }
     printf("memo answers %d\n", memo_hits);
     if (memo_hits < 20) {
