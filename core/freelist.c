@@ -158,19 +158,31 @@ struct fl_large {
 
 static inline uint32_t bin_count(const struct ml_fl_bin *b) { return (uint32_t)((int64_t)b->max - b->room); }
 
+/* The fields a short program's start-up touches come first, packed, so that
+ * they share one page (the class tables, the nursery, the heap's head); the
+ * central lists and the large-block state follow. */
 static struct {
     uint32_t class_size[NCLASS];
     uint32_t class_batch[NCLASS];
     uint32_t class_cap[NCLASS]; /* most objects a thread's bin may grow to */
     uint8_t class_pages[NCLASS];
-    struct fl_central central[NCLASS];
+
+    ml_mutex nursery_lock;
+    struct fl_seg *nursery_seg; /* whose header page holds the nursery; never unmapped */
+    char *nursery_bump;         /* next free byte; atomic (free reads it) */
+    uint16_t nursery_given[NCLASS];
+    uint8_t nursery_left[NCLASS]; /* 1: the class left the nursery; atomic */
 
     ml_mutex heap_lock;
     struct fl_seg *segs;
     size_t dirty_bytes;
+    int cls_first_taken; /* cls_first is in use */
 
-    uint64_t epoch_ns; /* when the current purge epoch began; atomic */
-    uint64_t epoch;    /* epochs so far; atomic */
+    uint64_t epoch_ns;            /* when the current purge epoch began; atomic */
+    uint64_t epoch;               /* epochs so far; atomic */
+    uint32_t class_spans[NCLASS]; /* spans made so far; atomic */
+
+    struct fl_central central[NCLASS];
 
     ml_mutex large_lock;
     struct fl_large *large; /* open addressing, power-of-two capacity */
@@ -185,19 +197,12 @@ static struct {
     size_t large_live, large_peak; /* bytes of large mappings in use */
     uint64_t cache_seq;
     unsigned long large_maps; /* fresh large mappings made (a test hook) */
+} fl __attribute__((aligned(2048)));
+/* Aligned so, the fields before central lie in one page. */
+_Static_assert(offsetof(__typeof__(fl), central) <= 2048, "start-up fields in one page");
 
-    ml_mutex nursery_lock;
-    struct fl_seg *nursery_seg; /* whose header page holds the nursery; never unmapped */
-    char *nursery_bump;         /* next free byte; atomic (free reads it) */
-    uint16_t nursery_given[NCLASS];
-    uint8_t nursery_left[NCLASS]; /* 1: the class left the nursery; atomic */
-    uint32_t class_spans[NCLASS]; /* spans made so far; atomic */
-
-    /* Last, so that ml_fl_cls_l1's last entries (where a process's
-     * mappings lie) share a page with the hot fields above. */
-    int cls_first_taken;
-    uint8_t cls_first[ML_OS_L2_SIZE]; /* the class map's first second-level table */
-} fl;
+/* The class map's first second-level table (fl_class_cover). */
+static uint8_t cls_first[ML_OS_L2_SIZE] ML_LARGE_BSS;
 
 /* The thread cache: a pop or a push per call (core/freelist.h). */
 ML_TLS struct ml_fl_tcache ml_fl_tc;
@@ -209,7 +214,7 @@ ML_TLS struct ml_fl_tcache ml_fl_tc;
  * segment header the same question.  Second-level tables come from the meta
  * heap when a segment first lands in their 4 GiB; they are never freed. */
 _Static_assert(PAGE_SHIFT == ML_OS_GRANULE_SHIFT, "a class-map byte per freelist page");
-uint8_t *ml_fl_cls_l1[ML_OS_L1_SIZE];
+uint8_t *ml_fl_cls_l1[ML_OS_L1_SIZE] ML_LARGE_BSS;
 
 static inline uint8_t *fl_class_byte(const void *p)
 {
@@ -222,11 +227,12 @@ static inline uint8_t *fl_class_byte(const void *p)
 static int fl_class_cover(const void *s)
 {
     uintptr_t a = (uintptr_t)s;
+    ML_WRITE_TOUCH(&ml_fl_cls_l1[a >> ML_OS_L1_SHIFT]); /* one fault, not two (compiler.h) */
     if (ml_fl_cls_l1[a >> ML_OS_L1_SHIFT])
         return 0;
     /* The first second-level table is static, as the owner map's (a short
      * program then maps no meta heap for it). */
-    uint8_t *l2 = fl.cls_first_taken ? ml_meta_alloc(ML_OS_L2_SIZE) : fl.cls_first;
+    uint8_t *l2 = fl.cls_first_taken ? ml_meta_alloc(ML_OS_L2_SIZE) : cls_first;
     fl.cls_first_taken = 1;
     if (!l2)
         return ENOMEM;
@@ -1145,6 +1151,7 @@ static int fl_trim(void)
 static int fl_init(const struct ml_options *opt)
 {
     (void)opt;
+    ML_WRITE_TOUCH(fl.class_size); /* classes_init writes this page: one fault, not two */
     if (fl.class_size[0])
         return 0;
     classes_init();

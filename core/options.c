@@ -218,13 +218,11 @@ int ml_option_set(struct ml_options *o, const struct ml_option *row, const char 
         memcpy(field, &d, sizeof d);
         return 0;
     }
-    case ML_OPT_PATH: {
-        size_t n = strlen(value);
-        if (n >= ML_PATH_MAX)
+    case ML_OPT_PATH:
+        if (strlen(value) >= ML_PATH_MAX)
             return -1;
-        memcpy(field, value, n + 1);
+        memcpy(field, &value, sizeof value);
         return 0;
-    }
     }
     return -1;
 }
@@ -249,6 +247,25 @@ static const char *option_shorten(const char *v, char *buf, size_t cap)
         if ((unsigned char)*c < 0x20 || *c == 0x7f)
             *c = '?';
     return buf;
+}
+
+void ml_options_keep(struct ml_options *o, char *pool, size_t cap)
+{
+    size_t used = 0;
+    for (size_t i = 0; i < ml_option_count; i++) {
+        const struct ml_option *row = &ml_option_table[i];
+        if (row->type != ML_OPT_PATH)
+            continue;
+        const char **field = (const char **)(void *)((char *)o + row->offset);
+        if (*field == row->def)
+            continue; /* the table's own string: it lasts */
+        size_t n = strlen(*field) + 1;
+        if (n > cap - used)
+            continue; /* only when cap < ML_OPT_POOL_SIZE */
+        memcpy(pool + used, *field, n);
+        *field = pool + used;
+        used += n;
+    }
 }
 
 void ml_options_parse(struct ml_options *o, char *const *envp, int warn)
