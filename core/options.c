@@ -249,6 +249,15 @@ static const char *option_shorten(const char *v, char *buf, size_t cap)
     return buf;
 }
 
+/* Whether name is exactly the n bytes at s (no strlen per table row). */
+static int name_is(const char *name, const char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n && name[i] == s[i])
+        i++;
+    return i == n && !name[n];
+}
+
 void ml_options_keep(struct ml_options *o, char *pool, size_t cap)
 {
     size_t used = 0;
@@ -276,7 +285,7 @@ void ml_options_parse(struct ml_options *o, char *const *envp, int warn)
     if (!envp)
         return;
     for (char *const *e = envp; *e; e++) {
-        if (strncmp(*e, "MALLARD_", 8) != 0)
+        if (**e != 'M' || strncmp(*e, "MALLARD_", 8) != 0) /* most entries fail the first test */
             continue;
         const char *eq = strchr(*e, '=');
         if (!eq)
@@ -285,7 +294,7 @@ void ml_options_parse(struct ml_options *o, char *const *envp, int warn)
         int known = 0;
         for (size_t i = 0; i < ml_option_count; i++) {
             const struct ml_option *row = &ml_option_table[i];
-            if (strlen(row->name) != nl || memcmp(row->name, *e, nl) != 0)
+            if (!name_is(row->name, *e, nl))
                 continue;
             known = 1;
             if (ml_option_set(o, row, eq + 1) != 0) {
