@@ -16,6 +16,11 @@
  * between the small variables and spread them over pages.  A page of such
  * an array costs nothing until it is touched. */
 #define ML_LARGE_BSS __attribute__((section(".lbss")))
+/* For constant tables that every process reads, fork children included:
+ * among the relro data, whose pages ld.so writes (relocations), so that
+ * they are anonymous and a fork copies their page-table entries; a page of
+ * .rodata is file-backed and a fork child reads it in again (a fault). */
+#define ML_CONST_TABLE __attribute__((section(".data.rel.ro.ml_tables")))
 /* Takes the page holding p by a write that changes nothing (an atomic OR of
  * 0 into its byte): a .bss page read before its first write faults twice
  * (the shared zero page, then a copy), one taken by a write faults once.

@@ -239,30 +239,31 @@ static int fl_class_cover(const void *s)
 
 /* The class tables, as classes_compute makes them: constants, so that no
  * process computes them at start-up (5,000 instructions) or writes a page
- * for them; ml_fl_classes_check (the unit test) compares the two. */
-static const uint32_t class_size[NCLASS] = {
+ * for them (ML_CONST_TABLE: nor does a fork child read one in again);
+ * ml_fl_classes_check (the unit test) compares the two. */
+static const uint32_t class_size[NCLASS] ML_CONST_TABLE = {
     16,     32,     48,     64,     80,     96,     112,    128,    160,    192,    224,    256,
     320,    384,    448,    512,    640,    768,    896,    1024,   1280,   1536,   1792,   2048,
     2560,   3072,   3584,   4096,   5120,   6144,   7168,   8192,   10240,  12288,  14336,  16384,
     20480,  24576,  28672,  32768,  40960,  49152,  57344,  65536,  81920,  98304,  114688, 131072,
     163840, 196608, 229376, 262144, 327680, 393216, 458752, 524288, 655360, 786432, 917504, 1048576,
 };
-static const uint32_t class_batch[NCLASS] = {
+static const uint32_t class_batch[NCLASS] ML_CONST_TABLE = {
     64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 51, 42, 36, 32, 25, 21, 18, 16,
     12, 10, 9,  8,  6,  5,  4,  4,  3,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,
     2,  2,  2,  2,  2,  2,  2,  2,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,
 };
-static const uint32_t class_cap[NCLASS] = {
+static const uint32_t class_cap[NCLASS] ML_CONST_TABLE = {
     8192, 8192, 5461, 4096, 3276, 2730, 2340, 2048, 1638, 1365, 1170, 1024, 819, 682, 585,
     512,  409,  341,  292,  256,  204,  170,  146,  128,  102,  85,   73,   64,  51,  42,
     36,   32,   25,   21,   18,   16,   12,   10,   9,    8,    6,    5,    4,   4,   4,
     4,    4,    4,    2,    2,    2,    2,    2,    2,    2,    2,    2,    2,   2,   2,
 };
-static const uint8_t class_pages[NCLASS] = {
+static const uint8_t class_pages[NCLASS] ML_CONST_TABLE = {
     1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,  1,  1,  1,
     1, 1, 1, 1, 1, 1, 1, 2, 1, 1, 2, 3, 1, 1, 4, 3, 2, 2, 5, 3, 4, 4, 5, 6, 7, 8, 10, 12, 14, 16,
 };
-const uint8_t ml_fl_class_small[ML_FL_FAST_MAX / 16 + 1] = {
+const uint8_t ml_fl_class_small[ML_FL_FAST_MAX / 16 + 1] ML_CONST_TABLE = {
     0,  0,  1,  2,  3,  4,  5,  6,  7,  8,  8,  9,  9,  10, 10, 11, 11, 12, 12, 12, 12, 13,
     13, 13, 13, 14, 14, 14, 14, 15, 15, 15, 15, 16, 16, 16, 16, 16, 16, 16, 16, 17, 17, 17,
     17, 17, 17, 17, 17, 18, 18, 18, 18, 18, 18, 18, 18, 19, 19, 19, 19, 19, 19, 19, 19,

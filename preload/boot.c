@@ -39,8 +39,7 @@ static int thread_key_ok ML_STARTUP_DATA;
 /* 1: fault injection wraps the backend (boot_init); the constructor asks
  * this rather than report/, whose state shares no page with these. */
 static int inject_on ML_STARTUP_DATA;
-/* 1: the trace layer wraps the backend (ml_trace_enabled() says the same). */
-static int trace_on ML_STARTUP_DATA;
+int ml_traced ML_STARTUP_DATA; /* see boot.h */
 
 /* ---- the bootstrap arena ---------------------------------------------- */
 
@@ -177,7 +176,7 @@ static void fork_parent(void)
 static void fork_child(void)
 {
     if (fork_single) {
-        if (trace_on)
+        if (ml_traced)
             ml_trace_after_single_fork();
         return;
     }
@@ -213,8 +212,8 @@ static void boot_init(void)
     ml_chosen = b;
     /* MALLARD_STATS with the tracer off: the counting decorator; the trace
      * layer counts for itself. */
-    trace_on = ml_opts.trace;
-    ml_active = trace_on ? ml_trace_wrap(b, &ml_opts) : ml_opts.stats ? ml_stats_wrap(b, &ml_opts) : b;
+    ml_active = ml_opts.trace ? ml_trace_wrap(b, &ml_opts) : ml_opts.stats ? ml_stats_wrap(b, &ml_opts) : b;
+    ml_traced = ml_opts.trace;
     /* MALLARD_FAIL, _FAIL_RATE, _LIMIT: fault injection in front of both */
     if (ml_inject_wanted(&ml_opts)) {
         ml_active = ml_inject_wrap(ml_active, &ml_opts);
@@ -251,7 +250,7 @@ __attribute__((constructor(101))) static void ml_boot_ctor(void)
     while (__atomic_load_n(&ml_state, __ATOMIC_ACQUIRE) != ML_READY)
         syscall(SYS_sched_yield);
     ml_children_ctor();
-    if (trace_on)
+    if (ml_traced)
         ml_hooks_start(); /* it does nothing untraced */
     if (inject_on)
         ml_inject_start();
