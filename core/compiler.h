@@ -11,6 +11,21 @@
  * copy), and each such variable tends to get a .bss page of its own among
  * the big tables. */
 #define ML_STARTUP_DATA __attribute__((section(".data")))
+/* For zero-initialised arrays of a page or more: .lbss, which the linker
+ * places after all of .bss (still no file bytes), so that they do not sit
+ * between the small variables and spread them over pages.  A page of such
+ * an array costs nothing until it is touched. */
+#define ML_LARGE_BSS __attribute__((section(".lbss")))
+/* For constant tables that every process reads, fork children included:
+ * among the relro data, whose pages ld.so writes (relocations), so that
+ * they are anonymous and a fork copies their page-table entries; a page of
+ * .rodata is file-backed and a fork child reads it in again (a fault). */
+#define ML_CONST_TABLE __attribute__((section(".data.rel.ro.ml_tables")))
+/* Takes the page holding p by a write that changes nothing (an atomic OR of
+ * 0 into its byte): a .bss page read before its first write faults twice
+ * (the shared zero page, then a copy), one taken by a write faults once.
+ * Safe beside concurrent atomic readers and writers of that byte. */
+#define ML_WRITE_TOUCH(p) ((void)__atomic_fetch_or((unsigned char *)(p), 0, __ATOMIC_RELAXED))
 /* Thread-local storage in the static TLS block: one %fs-relative access, no
  * __tls_get_addr call (which may allocate) even in a preloaded library. */
 #define ML_TLS __attribute__((tls_model("initial-exec"))) __thread

@@ -158,19 +158,26 @@ struct fl_large {
 
 static inline uint32_t bin_count(const struct ml_fl_bin *b) { return (uint32_t)((int64_t)b->max - b->room); }
 
+/* The fields a short program's start-up touches come first, packed, so that
+ * they share one page (the nursery, the heap's head); the central lists and
+ * the large-block state follow. */
 static struct {
-    uint32_t class_size[NCLASS];
-    uint32_t class_batch[NCLASS];
-    uint32_t class_cap[NCLASS]; /* most objects a thread's bin may grow to */
-    uint8_t class_pages[NCLASS];
-    struct fl_central central[NCLASS];
+    ml_mutex nursery_lock;
+    struct fl_seg *nursery_seg; /* whose header page holds the nursery; never unmapped */
+    char *nursery_bump;         /* next free byte; atomic (free reads it) */
+    uint16_t nursery_given[NCLASS];
+    uint8_t nursery_left[NCLASS]; /* 1: the class left the nursery; atomic */
 
     ml_mutex heap_lock;
     struct fl_seg *segs;
     size_t dirty_bytes;
+    int cls_first_taken; /* cls_first is in use */
 
-    uint64_t epoch_ns; /* when the current purge epoch began; atomic */
-    uint64_t epoch;    /* epochs so far; atomic */
+    uint64_t epoch_ns;            /* when the current purge epoch began; atomic */
+    uint64_t epoch;               /* epochs so far; atomic */
+    uint32_t class_spans[NCLASS]; /* spans made so far; atomic */
+
+    struct fl_central central[NCLASS];
 
     ml_mutex large_lock;
     struct fl_large *large; /* open addressing, power-of-two capacity */
@@ -185,19 +192,12 @@ static struct {
     size_t large_live, large_peak; /* bytes of large mappings in use */
     uint64_t cache_seq;
     unsigned long large_maps; /* fresh large mappings made (a test hook) */
+} fl __attribute__((aligned(2048)));
+/* Aligned so, the fields before central lie in one page. */
+_Static_assert(offsetof(__typeof__(fl), central) <= 2048, "start-up fields in one page");
 
-    ml_mutex nursery_lock;
-    struct fl_seg *nursery_seg; /* whose header page holds the nursery; never unmapped */
-    char *nursery_bump;         /* next free byte; atomic (free reads it) */
-    uint16_t nursery_given[NCLASS];
-    uint8_t nursery_left[NCLASS]; /* 1: the class left the nursery; atomic */
-    uint32_t class_spans[NCLASS]; /* spans made so far; atomic */
-
-    /* Last, so that ml_fl_cls_l1's last entries (where a process's
-     * mappings lie) share a page with the hot fields above. */
-    int cls_first_taken;
-    uint8_t cls_first[ML_OS_L2_SIZE]; /* the class map's first second-level table */
-} fl;
+/* The class map's first second-level table (fl_class_cover). */
+static uint8_t cls_first[ML_OS_L2_SIZE] ML_LARGE_BSS;
 
 /* The thread cache: a pop or a push per call (core/freelist.h). */
 ML_TLS struct ml_fl_tcache ml_fl_tc;
@@ -209,7 +209,7 @@ ML_TLS struct ml_fl_tcache ml_fl_tc;
  * segment header the same question.  Second-level tables come from the meta
  * heap when a segment first lands in their 4 GiB; they are never freed. */
 _Static_assert(PAGE_SHIFT == ML_OS_GRANULE_SHIFT, "a class-map byte per freelist page");
-uint8_t *ml_fl_cls_l1[ML_OS_L1_SIZE];
+uint8_t *ml_fl_cls_l1[ML_OS_L1_SIZE] ML_LARGE_BSS;
 
 static inline uint8_t *fl_class_byte(const void *p)
 {
@@ -222,11 +222,12 @@ static inline uint8_t *fl_class_byte(const void *p)
 static int fl_class_cover(const void *s)
 {
     uintptr_t a = (uintptr_t)s;
+    ML_WRITE_TOUCH(&ml_fl_cls_l1[a >> ML_OS_L1_SHIFT]); /* one fault, not two (compiler.h) */
     if (ml_fl_cls_l1[a >> ML_OS_L1_SHIFT])
         return 0;
     /* The first second-level table is static, as the owner map's (a short
      * program then maps no meta heap for it). */
-    uint8_t *l2 = fl.cls_first_taken ? ml_meta_alloc(ML_OS_L2_SIZE) : fl.cls_first;
+    uint8_t *l2 = fl.cls_first_taken ? ml_meta_alloc(ML_OS_L2_SIZE) : cls_first;
     fl.cls_first_taken = 1;
     if (!l2)
         return ENOMEM;
@@ -236,7 +237,37 @@ static int fl_class_cover(const void *s)
 
 /* ---- size classes ----------------------------------------------------- */
 
-uint8_t ml_fl_class_small[ML_FL_FAST_MAX / 16 + 1] ML_STARTUP_DATA;
+/* The class tables, as classes_compute makes them: constants, so that no
+ * process computes them at start-up (5,000 instructions) or writes a page
+ * for them (ML_CONST_TABLE: nor does a fork child read one in again);
+ * ml_fl_classes_check (the unit test) compares the two. */
+static const uint32_t class_size[NCLASS] ML_CONST_TABLE = {
+    16,     32,     48,     64,     80,     96,     112,    128,    160,    192,    224,    256,
+    320,    384,    448,    512,    640,    768,    896,    1024,   1280,   1536,   1792,   2048,
+    2560,   3072,   3584,   4096,   5120,   6144,   7168,   8192,   10240,  12288,  14336,  16384,
+    20480,  24576,  28672,  32768,  40960,  49152,  57344,  65536,  81920,  98304,  114688, 131072,
+    163840, 196608, 229376, 262144, 327680, 393216, 458752, 524288, 655360, 786432, 917504, 1048576,
+};
+static const uint32_t class_batch[NCLASS] ML_CONST_TABLE = {
+    64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 51, 42, 36, 32, 25, 21, 18, 16,
+    12, 10, 9,  8,  6,  5,  4,  4,  3,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,
+    2,  2,  2,  2,  2,  2,  2,  2,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,
+};
+static const uint32_t class_cap[NCLASS] ML_CONST_TABLE = {
+    8192, 8192, 5461, 4096, 3276, 2730, 2340, 2048, 1638, 1365, 1170, 1024, 819, 682, 585,
+    512,  409,  341,  292,  256,  204,  170,  146,  128,  102,  85,   73,   64,  51,  42,
+    36,   32,   25,   21,   18,   16,   12,   10,   9,    8,    6,    5,    4,   4,   4,
+    4,    4,    4,    2,    2,    2,    2,    2,    2,    2,    2,    2,    2,   2,   2,
+};
+static const uint8_t class_pages[NCLASS] ML_CONST_TABLE = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,  1,  1,  1,
+    1, 1, 1, 1, 1, 1, 1, 2, 1, 1, 2, 3, 1, 1, 4, 3, 2, 2, 5, 3, 4, 4, 5, 6, 7, 8, 10, 12, 14, 16,
+};
+const uint8_t ml_fl_class_small[ML_FL_FAST_MAX / 16 + 1] ML_CONST_TABLE = {
+    0,  0,  1,  2,  3,  4,  5,  6,  7,  8,  8,  9,  9,  10, 10, 11, 11, 12, 12, 12, 12, 13,
+    13, 13, 13, 14, 14, 14, 14, 15, 15, 15, 15, 16, 16, 16, 16, 16, 16, 16, 16, 17, 17, 17,
+    17, 17, 17, 17, 17, 18, 18, 18, 18, 18, 18, 18, 18, 19, 19, 19, 19, 19, 19, 19, 19,
+};
 
 static inline unsigned size_class_calc(size_t n)
 {
@@ -255,15 +286,17 @@ static inline unsigned size_class(size_t n)
     return size_class_calc(n);
 }
 
-static void classes_init(void)
+/* The class tables from their definition (see the top), into size, batch,
+ * cap, pages and small. */
+static void classes_compute(uint32_t *size, uint32_t *batch, uint32_t *cap, uint8_t *pages, uint8_t *small)
 {
     for (unsigned c = 0; c < 8; c++)
-        fl.class_size[c] = 16 * (c + 1);
+        size[c] = 16 * (c + 1);
     for (unsigned k = 7, c = 8; c < NCLASS; k++)
         for (unsigned i = 1; i <= 4; i++, c++)
-            fl.class_size[c] = (uint32_t)(((size_t)1 << k) + i * ((size_t)1 << (k - 2)));
+            size[c] = (uint32_t)(((size_t)1 << k) + i * ((size_t)1 << (k - 2)));
     for (unsigned c = 0; c < NCLASS; c++) {
-        size_t s = fl.class_size[c];
+        size_t s = size[c];
         unsigned p = 1;
         for (; p < MAX_SPAN_PAGES; p++) {
             size_t bytes = p * PAGE_SIZE_FL;
@@ -272,19 +305,19 @@ static void classes_init(void)
         }
         while (p * PAGE_SIZE_FL < s)
             p++;
-        fl.class_pages[c] = (uint8_t)p;
-        size_t batch = 16384 / s;
+        pages[c] = (uint8_t)p;
+        size_t b = 16384 / s;
         size_t least = s > ((size_t)128 << 10) ? 1 : 2; /* a thread keeps at most two blocks this big */
-        fl.class_batch[c] = (uint32_t)(batch < least ? least : batch > 64 ? 64 : batch);
-        size_t cap = BIN_CAP_BYTES / s;
-        if (cap > BIN_CAP_OBJS)
-            cap = BIN_CAP_OBJS;
-        if (cap < 2 * fl.class_batch[c])
-            cap = 2 * fl.class_batch[c];
-        fl.class_cap[c] = (uint32_t)cap;
+        batch[c] = (uint32_t)(b < least ? least : b > 64 ? 64 : b);
+        size_t most = BIN_CAP_BYTES / s;
+        if (most > BIN_CAP_OBJS)
+            most = BIN_CAP_OBJS;
+        if (most < 2 * batch[c])
+            most = 2 * batch[c];
+        cap[c] = (uint32_t)most;
     }
     for (size_t i = 0; i <= 1024 / 16; i++)
-        ml_fl_class_small[i] = (uint8_t)size_class_calc(i ? i * 16 : 1);
+        small[i] = (uint8_t)size_class_calc(i ? i * 16 : 1);
 }
 
 /* ---- the page heap ---------------------------------------------------- */
@@ -391,7 +424,7 @@ static void fl_decay(void)
 /* A new span of class c, or NULL when the kernel refuses memory. */
 static struct fl_span *span_new(unsigned c)
 {
-    unsigned n = fl.class_pages[c];
+    unsigned n = class_pages[c];
     ml_mutex_lock(&fl.heap_lock);
     struct fl_seg *s = fl.segs;
     int first = -1;
@@ -422,7 +455,7 @@ static struct fl_span *span_new(unsigned c)
 
     struct fl_span *sp = &s->spans[first];
     char *start = (char *)s + (size_t)first * PAGE_SIZE_FL;
-    size_t size = fl.class_size[c];
+    size_t size = class_size[c];
     sp->next = sp->prev = NULL;
     sp->free = NULL;
     sp->bump = start;
@@ -483,7 +516,7 @@ static void central_unlink(struct fl_central *ce, struct fl_span *sp)
 static uint32_t central_fetch(unsigned c, uint32_t want, void **out, int aligned)
 {
     struct fl_central *ce = &fl.central[c];
-    size_t size = fl.class_size[c];
+    size_t size = class_size[c];
     void *list = NULL;
     uint32_t got = 0;
     ml_mutex_lock(&ce->lock);
@@ -599,7 +632,7 @@ static int nursery_open(void)
  * has taken its share, or the nursery is full). */
 static __attribute__((noinline)) uint32_t nursery_fetch(unsigned c, uint32_t want, void **out)
 {
-    size_t size = fl.class_size[c];
+    size_t size = class_size[c];
     ml_mutex_lock(&fl.nursery_lock);
     if (!fl.nursery_bump && nursery_open() != 0) {
         ml_mutex_unlock(&fl.nursery_lock);
@@ -674,7 +707,7 @@ static void tcache_start(void)
         /* One batch to start: a thread that only frees (a consumer) then
          * holds at most that; one that allocates grows its bin at the first
          * refill (small_refill). */
-        b->max = fl.class_size[c] > ((size_t)128 << 10) ? 0 : fl.class_batch[c];
+        b->max = class_size[c] > ((size_t)128 << 10) ? 0 : class_batch[c];
         b->room = (int32_t)b->max - (int32_t)count;
     }
     ml_fl_tc.grow_left = TC_GROW_BYTES;
@@ -695,8 +728,8 @@ static __attribute__((noinline)) void *small_refill(unsigned c)
     uint32_t got;
     /* From the nursery the bin does not grow: its refills are small and
      * say nothing about the working set. */
-    if (fl.class_size[c] <= NURSERY_SIZE_MAX && !__atomic_load_n(&fl.nursery_left[c], __ATOMIC_RELAXED) &&
-        (got = nursery_fetch(c, fl.class_batch[c], &list)) != 0) {
+    if (class_size[c] <= NURSERY_SIZE_MAX && !__atomic_load_n(&fl.nursery_left[c], __ATOMIC_RELAXED) &&
+        (got = nursery_fetch(c, class_batch[c], &list)) != 0) {
         b->head = *(void **)list;
         b->room = (int32_t)b->max - (int32_t)(got - 1);
         return list;
@@ -706,12 +739,12 @@ static __attribute__((noinline)) void *small_refill(unsigned c)
      * tcmalloc's lists do), so that the objects this thread frees stay
      * with it instead of going through the central list and back.  A thread
      * that only frees (a consumer) never grows its bins. */
-    size_t step = (size_t)fl.class_batch[c] * fl.class_size[c];
-    if (b->max && b->max < fl.class_cap[c] && ml_fl_tc.grow_left >= step) {
+    size_t step = (size_t)class_batch[c] * class_size[c];
+    if (b->max && b->max < class_cap[c] && ml_fl_tc.grow_left >= step) {
         ml_fl_tc.grow_left -= step;
-        b->max += fl.class_batch[c];
+        b->max += class_batch[c];
     }
-    got = central_fetch(c, fl.class_batch[c], &list, 0);
+    got = central_fetch(c, class_batch[c], &list, 0);
     if (!got)
         return NULL;
     b->head = *(void **)list;
@@ -728,7 +761,7 @@ static __attribute__((noinline)) void small_overflow(unsigned c)
         if (b->room >= 0)
             return;
     }
-    uint32_t n = ml_fl_tc.dead ? bin_count(b) : fl.class_batch[c];
+    uint32_t n = ml_fl_tc.dead ? bin_count(b) : class_batch[c];
     void *list = b->head, *tail = list;
     for (uint32_t i = 1; i < n; i++)
         tail = *(void **)tail;
@@ -1083,7 +1116,7 @@ static size_t fl_free_bytes(void)
      * say): free, as glibc counts its bins */
     for (unsigned c = 0; c < NCLASS; c++) {
         struct fl_central *ce = &fl.central[c];
-        size_t size = fl.class_size[c];
+        size_t size = class_size[c];
         ml_mutex_lock(&ce->lock);
         for (void *o = ce->retired; o; o = *(void **)o)
             n += size;
@@ -1144,24 +1177,29 @@ static int fl_trim(void)
 
 static int fl_init(const struct ml_options *opt)
 {
-    (void)opt;
-    if (fl.class_size[0])
-        return 0;
-    classes_init();
+    (void)opt; /* the class tables are constants */
+    /* The first allocation reads fl's start-up fields, then writes them (the
+     * nursery): taking their page by a write now spares a fault. */
+    ML_WRITE_TOUCH(&fl);
     return 0;
 }
 
-/* Whether the class arithmetic and the table agree: every size maps to the
- * smallest class that holds it.  The answer never changes, so the unit
- * test asks, not every process start (21,000 sizes: a twentieth of a
- * traced /bin/true's CPU). */
+/* Whether the constant class tables are what classes_compute makes, and
+ * every size maps to the smallest class that holds it.  The answer never
+ * changes, so the unit test asks, not every process start (21,000 sizes: a
+ * twentieth of a traced /bin/true's CPU). */
 int ml_fl_classes_check(void)
 {
-    if (!fl.class_size[0])
-        classes_init();
+    uint32_t size[NCLASS], batch[NCLASS], cap[NCLASS];
+    uint8_t pages[NCLASS], small[ML_FL_FAST_MAX / 16 + 1];
+    classes_compute(size, batch, cap, pages, small);
+    if (memcmp(size, class_size, sizeof size) || memcmp(batch, class_batch, sizeof batch) ||
+        memcmp(cap, class_cap, sizeof cap) || memcmp(pages, class_pages, sizeof pages) ||
+        memcmp(small, ml_fl_class_small, sizeof small))
+        return EINVAL;
     for (size_t n = 1; n <= SMALL_MAX; n++) {
         unsigned c = size_class(n);
-        if (c >= NCLASS || fl.class_size[c] < n || (c && fl.class_size[c - 1] >= n))
+        if (c >= NCLASS || class_size[c] < n || (c && class_size[c - 1] >= n))
             return EINVAL;
     }
     return 0;
@@ -1195,7 +1233,7 @@ static void *fl_memalign(size_t align, size_t n)
 {
     if (align <= PAGE_SIZE_FL && n <= SMALL_MAX) {
         for (unsigned c = size_class(n < align ? align : n); c < NCLASS; c++)
-            if (fl.class_size[c] % align == 0) {
+            if (class_size[c] % align == 0) {
                 /* A span's objects of a size that align divides are
                  * aligned; a nursery object only to 16 bytes. */
                 void *p = small_alloc(c);
@@ -1236,7 +1274,7 @@ static size_t fl_usable_size(const void *p)
     if (ML_UNLIKELY(c == ML_FL_NURSERY))
         c = (unsigned)(nursery_class(p) + 1);
     if (ML_LIKELY(c))
-        return fl.class_size[c - 1];
+        return class_size[c - 1];
     if (ml_os_owner(p) == ML_OWNER_FREELIST_LARGE)
         return large_usable(p);
     return 0;
@@ -1250,7 +1288,7 @@ static void *fl_realloc(void *p, size_t n)
         return NULL;
     if (ML_UNLIKELY(!c))
         return ml_os_owner(p) == ML_OWNER_FREELIST_LARGE ? large_realloc(p, n) : NULL;
-    size_t have = fl.class_size[c - 1];
+    size_t have = class_size[c - 1];
     if (n <= have && (n > have / 2 || size_class(n) == c - 1))
         return p;
     void *q;

@@ -49,8 +49,8 @@ struct ml_fl_tcache {
 
 /* The calling thread's cache. */
 extern ML_TLS struct ml_fl_tcache ml_fl_tc ML_HIDDEN;
-/* (n + 15) / 16 -> class, for n <= ML_FL_FAST_MAX; filled by init. */
-extern uint8_t ml_fl_class_small[ML_FL_FAST_MAX / 16 + 1] ML_HIDDEN;
+/* (n + 15) / 16 -> class, for n <= ML_FL_FAST_MAX (a constant table). */
+extern const uint8_t ml_fl_class_small[ML_FL_FAST_MAX / 16 + 1] ML_HIDDEN;
 
 /* 0 when every size up to the largest small class maps to the smallest
  * class that holds it, else EINVAL (the unit test's check). */

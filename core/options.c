@@ -218,13 +218,11 @@ int ml_option_set(struct ml_options *o, const struct ml_option *row, const char 
         memcpy(field, &d, sizeof d);
         return 0;
     }
-    case ML_OPT_PATH: {
-        size_t n = strlen(value);
-        if (n >= ML_PATH_MAX)
+    case ML_OPT_PATH:
+        if (strlen(value) >= ML_PATH_MAX)
             return -1;
-        memcpy(field, value, n + 1);
+        memcpy(field, &value, sizeof value);
         return 0;
-    }
     }
     return -1;
 }
@@ -251,6 +249,34 @@ static const char *option_shorten(const char *v, char *buf, size_t cap)
     return buf;
 }
 
+/* Whether name is exactly the n bytes at s (no strlen per table row). */
+static int name_is(const char *name, const char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n && name[i] == s[i])
+        i++;
+    return i == n && !name[n];
+}
+
+void ml_options_keep(struct ml_options *o, char *pool, size_t cap)
+{
+    size_t used = 0;
+    for (size_t i = 0; i < ml_option_count; i++) {
+        const struct ml_option *row = &ml_option_table[i];
+        if (row->type != ML_OPT_PATH)
+            continue;
+        const char **field = (const char **)(void *)((char *)o + row->offset);
+        if (*field == row->def)
+            continue; /* the table's own string: it lasts */
+        size_t n = strlen(*field) + 1;
+        if (n > cap - used)
+            continue; /* only when cap < ML_OPT_POOL_SIZE */
+        memcpy(pool + used, *field, n);
+        *field = pool + used;
+        used += n;
+    }
+}
+
 void ml_options_parse(struct ml_options *o, char *const *envp, int warn)
 {
     memset(o, 0, sizeof *o);
@@ -259,7 +285,7 @@ void ml_options_parse(struct ml_options *o, char *const *envp, int warn)
     if (!envp)
         return;
     for (char *const *e = envp; *e; e++) {
-        if (strncmp(*e, "MALLARD_", 8) != 0)
+        if (**e != 'M' || strncmp(*e, "MALLARD_", 8) != 0) /* most entries fail the first test */
             continue;
         const char *eq = strchr(*e, '=');
         if (!eq)
@@ -268,7 +294,7 @@ void ml_options_parse(struct ml_options *o, char *const *envp, int warn)
         int known = 0;
         for (size_t i = 0; i < ml_option_count; i++) {
             const struct ml_option *row = &ml_option_table[i];
-            if (strlen(row->name) != nl || memcmp(row->name, *e, nl) != 0)
+            if (!name_is(row->name, *e, nl))
                 continue;
             known = 1;
             if (ml_option_set(o, row, eq + 1) != 0) {

@@ -6,7 +6,31 @@
 #include <string.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
+
+/* The mapping calls, made through syscall(2) rather than libc's wrappers,
+ * which add nothing on x86-64: each wrapper would be one more symbol that
+ * ld.so binds at every process start (about 800 instructions each, the
+ * lookup of a GLOB_DAT import), while syscall is imported anyway.  Each
+ * returns what its wrapper does: MAP_FAILED or -1 with errno set. */
+static void *os_mmap(void *addr, size_t len, int prot, int flags)
+{
+    return (void *)syscall(SYS_mmap, addr, len, (long)prot, (long)flags, -1L, 0L);
+}
+static int os_munmap(void *addr, size_t len) { return (int)syscall(SYS_munmap, addr, len); }
+static void *os_mremap(void *old, size_t old_len, size_t new_len, int flags, void *new_addr)
+{
+    return (void *)syscall(SYS_mremap, old, old_len, new_len, (long)flags, new_addr);
+}
+static int os_mprotect(void *addr, size_t len, int prot)
+{
+    return (int)syscall(SYS_mprotect, addr, len, (long)prot);
+}
+static int os_madvise(void *addr, size_t len, int advice)
+{
+    return (int)syscall(SYS_madvise, addr, len, (long)advice);
+}
 
 static long user_bytes ML_STARTUP_DATA; /* see ml_os_user_bytes */
 
@@ -29,7 +53,7 @@ static size_t round_up(size_t n, size_t a) { return (n + a - 1) & ~(a - 1); }
 void *ml_os_map(size_t size)
 {
     size = round_up(size, ml_os_page_size());
-    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void *p = os_mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
     if (p == MAP_FAILED) {
         errno = ENOMEM;
         return NULL;
@@ -42,7 +66,7 @@ void ml_os_unmap(void *p, size_t size)
 {
     int saved = errno;
     if (p)
-        munmap(p, round_up(size, ml_os_page_size()));
+        os_munmap(p, round_up(size, ml_os_page_size()));
     errno = saved;
 }
 
@@ -57,23 +81,23 @@ void ml_os_unmap(void *p, size_t size)
  * the first answer are the likely free ones.  NULL when none is free. */
 static char *map_exact_aligned(size_t size, size_t align, int prot, int flags)
 {
-    char *p = mmap(NULL, size, prot, flags, -1, 0);
+    char *p = os_mmap(NULL, size, prot, flags);
     if (p == MAP_FAILED)
         return NULL;
     uintptr_t at = (uintptr_t)p;
     if (!(at & (align - 1)))
         return p;
-    munmap(p, size);
+    os_munmap(p, size);
     uintptr_t down = at & ~(uintptr_t)(align - 1);
     uintptr_t try[] = {down, down + align, down - align, down - 2 * align};
     for (size_t i = 0; i < sizeof try / sizeof try[0]; i++) {
         if (try[i] < align || try[i] + size < try[i])
             continue;
-        char *q = mmap((void *)try[i], size, prot, flags | MAP_FIXED_NOREPLACE, -1, 0);
+        char *q = os_mmap((void *)try[i], size, prot, flags | MAP_FIXED_NOREPLACE);
         if (q == (char *)try[i])
             return q;
         if (q != MAP_FAILED)
-            munmap(q, size);
+            os_munmap(q, size);
     }
     return NULL;
 }
@@ -90,15 +114,15 @@ void *ml_os_map_user(size_t size, size_t align, enum ml_owner owner, int prot_no
     size_t span = size + align - ml_os_page_size();
     int prot = prot_none ? PROT_NONE : PROT_READ | PROT_WRITE;
     int flags = MAP_PRIVATE | MAP_ANONYMOUS | (prot_none ? MAP_NORESERVE : 0);
-    char *raw = mmap(NULL, span, prot, flags, -1, 0);
+    char *raw = os_mmap(NULL, span, prot, flags);
     char *base;
     if (raw != MAP_FAILED) {
         base = (char *)round_up((uintptr_t)raw, align);
         if (base > raw)
-            munmap(raw, (size_t)(base - raw));
+            os_munmap(raw, (size_t)(base - raw));
         char *end = base + size;
         if (raw + span > end)
-            munmap(end, (size_t)(raw + span - end));
+            os_munmap(end, (size_t)(raw + span - end));
     } else if (!(base = map_exact_aligned(size, align, prot, flags))) {
         errno = ENOMEM;
         return NULL;
@@ -117,19 +141,19 @@ void ml_os_unmap_user(void *p, size_t size)
         __atomic_sub_fetch(&user_bytes, (long)size, __ATOMIC_RELAXED);
     ml_os_set_owner(p, size, ML_OWNER_NONE);
     int saved = errno;
-    munmap(p, size);
+    os_munmap(p, size);
     errno = saved;
 }
 
 void *ml_os_remap_user(void *p, size_t old_size, size_t new_size, enum ml_owner owner)
 {
-    void *q = mremap(p, old_size, new_size, 0);
+    void *q = os_mremap(p, old_size, new_size, 0, NULL);
     if (q == MAP_FAILED) {
         /* Move the pages to a new granule-aligned place, without copying. */
         void *dst = ml_os_map_user(new_size, 0, owner, 1);
         if (!dst)
             return NULL;
-        q = mremap(p, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, dst);
+        q = os_mremap(p, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, dst);
         if (q == MAP_FAILED) {
             ml_os_unmap_user(dst, new_size);
             return NULL;
@@ -152,7 +176,7 @@ int ml_os_protect(void *p, size_t size, int rw)
     uintptr_t a = (uintptr_t)p & ~(ps - 1);
     size_t len = round_up((uintptr_t)p + size - a, ps);
     int saved = errno, rc = 0;
-    if (mprotect((void *)a, len, rw ? PROT_READ | PROT_WRITE : PROT_NONE) != 0)
+    if (os_mprotect((void *)a, len, rw ? PROT_READ | PROT_WRITE : PROT_NONE) != 0)
         rc = errno;
     errno = saved;
     return rc;
@@ -165,7 +189,7 @@ void ml_os_decommit(void *p, size_t size)
     uintptr_t end = ((uintptr_t)p + size) & ~(ps - 1);
     if (end > a) {
         int saved = errno;
-        madvise((void *)a, end - a, MADV_DONTNEED);
+        os_madvise((void *)a, end - a, MADV_DONTNEED);
         errno = saved;
     }
 }

@@ -3,12 +3,15 @@
 
 #include "os.h"
 
-struct ml_os_owner_map ml_os_owner_map;
+struct ml_os_owner_map ml_os_owner_map ML_LARGE_BSS;
 
 /* The first level-2 table is static: a process's mappings usually all lie
  * in one 4 GiB, and a short program then makes no mapping for the map
  * (untouched, the array costs no memory). */
-static uint8_t owner_l2_first[ML_OS_L2_SIZE];
+static uint8_t owner_l2_first[ML_OS_L2_SIZE] ML_LARGE_BSS;
+/* 1: owner_l2_first is in use.  Written once by every process that maps:
+ * in .data's last page (core/compiler.h). */
+static int first_taken ML_STARTUP_DATA;
 
 /* Returns the level-2 table for address a, creating it if create. */
 static uint8_t *owner_l2(uintptr_t a, int create)
@@ -17,14 +20,14 @@ static uint8_t *owner_l2(uintptr_t a, int create)
     uint8_t *l2 = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
     if (l2 || !create)
         return l2;
-    int stat = !__atomic_exchange_n(&ml_os_owner_map.first_taken, 1, __ATOMIC_ACQ_REL);
+    int stat = !__atomic_exchange_n(&first_taken, 1, __ATOMIC_ACQ_REL);
     uint8_t *fresh = stat ? owner_l2_first : ml_os_map(ML_OS_L2_SIZE);
     if (!fresh)
         return NULL;
     uint8_t *expected = NULL;
     if (!__atomic_compare_exchange_n(slot, &expected, fresh, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
         if (stat)
-            __atomic_store_n(&ml_os_owner_map.first_taken, 0, __ATOMIC_RELEASE);
+            __atomic_store_n(&first_taken, 0, __ATOMIC_RELEASE);
         else
             ml_os_unmap(fresh, ML_OS_L2_SIZE);
         return expected;
@@ -34,11 +37,10 @@ static uint8_t *owner_l2(uintptr_t a, int create)
 
 void ml_os_set_owner(const void *p, size_t size, enum ml_owner owner)
 {
-    /* The first table's flag shares a page with l1's last entries: taking
-     * that page by a write first (an atomic no-op, once a mapping) spares
-     * the zero-page fault of a read before the first table goes in. */
-    if (owner != ML_OWNER_NONE)
-        (void)__atomic_fetch_or(&ml_os_owner_map.first_taken, 0, __ATOMIC_RELAXED);
+    /* Taking the level-1 slot's page by a write first (once a mapping)
+     * spares the zero-page fault of a read before the first table goes in. */
+    if (owner != ML_OWNER_NONE && !((uintptr_t)p >> 47))
+        ML_WRITE_TOUCH(&ml_os_owner_map.l1[(uintptr_t)p >> ML_OS_L1_SHIFT]);
     uintptr_t a = (uintptr_t)p & ~(ML_OS_GRANULE - 1);
     uintptr_t end = (uintptr_t)p + size;
     for (; a < end; a += ML_OS_GRANULE) {

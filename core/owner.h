@@ -48,10 +48,6 @@ static inline enum ml_owner ml_os_owner(const void *p);
 #define ML_OS_L2_SIZE ((size_t)1 << (ML_OS_L1_SHIFT - ML_OS_GRANULE_SHIFT))
 struct ml_os_owner_map {
     uint8_t *l1[ML_OS_L1_SIZE];
-    /* 1: first, the static level-2 table, is in use.  Beside l1's last
-     * entries (a process's mappings lie near 2^47), so that creating the
-     * first table writes that page before reading it (owner.c). */
-    int first_taken;
 };
 extern struct ml_os_owner_map ml_os_owner_map;
 

@@ -6,9 +6,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <sched.h>
 #include <string.h>
 #include <sys/single_threaded.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "../core/fmt.h"
@@ -18,20 +18,28 @@
 #include "hooks.h"
 #include "children.h"
 
-int ml_state = ML_UNINIT;
-const struct ml_backend *ml_active;
-const struct ml_backend *ml_chosen;
-struct ml_options ml_opts;
+/* Every process writes these while it starts: in .data's last page, which
+ * ld.so writes anyway (core/compiler.h). */
+int ml_state ML_STARTUP_DATA = ML_UNINIT;
+const struct ml_backend *ml_active ML_STARTUP_DATA;
+const struct ml_backend *ml_chosen ML_STARTUP_DATA;
+struct ml_options ml_opts ML_STARTUP_DATA;
+/* ml_opts' path values (ml_options_keep); untouched unless one is set. */
+static char opts_pool[ML_OPT_POOL_SIZE] ML_LARGE_BSS;
 
-char ml_boot_arena[ML_BOOT_ARENA_SIZE] __attribute__((aligned(4096)));
+char ml_boot_arena[ML_BOOT_ARENA_SIZE] ML_LARGE_BSS __attribute__((aligned(4096)));
 static size_t boot_used;
 
 /* Set on the thread that runs boot_init, so its own nested requests (from
  * dlsym, pthread_atfork, ...) go to the bootstrap arena. */
 static ML_TLS int booting_here;
 
-static pthread_key_t thread_key;
-static int thread_key_ok;
+static pthread_key_t thread_key ML_STARTUP_DATA;
+static int thread_key_ok ML_STARTUP_DATA;
+/* 1: fault injection wraps the backend (boot_init); the constructor asks
+ * this rather than report/, whose state shares no page with these. */
+static int inject_on ML_STARTUP_DATA;
+int ml_traced ML_STARTUP_DATA; /* see boot.h */
 
 /* ---- the bootstrap arena ---------------------------------------------- */
 
@@ -66,7 +74,7 @@ size_t ml_boot_usable_size(const void *p) { return *(const size_t *)((const char
  * entries out of /proc/self/environ into static storage instead. */
 #define PROC_ENV_BYTES 16384
 #define PROC_ENV_ENTRIES 64
-static char proc_env_buf[PROC_ENV_BYTES];
+static char proc_env_buf[PROC_ENV_BYTES] ML_LARGE_BSS;
 static char *proc_env[PROC_ENV_ENTRIES + 1];
 
 static char *const *boot_environment(void)
@@ -168,7 +176,7 @@ static void fork_parent(void)
 static void fork_child(void)
 {
     if (fork_single) {
-        if (ml_trace_enabled())
+        if (ml_traced)
             ml_trace_after_single_fork();
         return;
     }
@@ -187,6 +195,7 @@ static void boot_init(void)
     booting_here = 1;
     ml_os_page_size();
     ml_options_parse(&ml_opts, boot_environment(), 1);
+    ml_options_keep(&ml_opts, opts_pool, sizeof opts_pool);
     ml_children_boot(&ml_opts);
 
     const struct ml_backend *b = ml_backends[ml_opts.backend];
@@ -204,9 +213,12 @@ static void boot_init(void)
     /* MALLARD_STATS with the tracer off: the counting decorator; the trace
      * layer counts for itself. */
     ml_active = ml_opts.trace ? ml_trace_wrap(b, &ml_opts) : ml_opts.stats ? ml_stats_wrap(b, &ml_opts) : b;
+    ml_traced = ml_opts.trace;
     /* MALLARD_FAIL, _FAIL_RATE, _LIMIT: fault injection in front of both */
-    if (ml_inject_wanted(&ml_opts))
+    if (ml_inject_wanted(&ml_opts)) {
         ml_active = ml_inject_wrap(ml_active, &ml_opts);
+        inject_on = 1;
+    }
 
     if (pthread_key_create(&thread_key, thread_dtor) == 0)
         __atomic_store_n(&thread_key_ok, 1, __ATOMIC_RELEASE);
@@ -222,7 +234,7 @@ void *ml_boot_alloc(size_t align, size_t size)
         boot_init();
     if (!booting_here) {
         while (__atomic_load_n(&ml_state, __ATOMIC_ACQUIRE) != ML_READY)
-            sched_yield();
+            syscall(SYS_sched_yield); /* not libc's: one import fewer (core/os.c) */
         void *p = align <= 16 ? ml_active->malloc(size) : ml_active->memalign(align, size);
         if (!p)
             errno = ENOMEM;
@@ -236,9 +248,10 @@ __attribute__((constructor(101))) static void ml_boot_ctor(void)
     if (__atomic_load_n(&ml_state, __ATOMIC_ACQUIRE) == ML_UNINIT)
         boot_init();
     while (__atomic_load_n(&ml_state, __ATOMIC_ACQUIRE) != ML_READY)
-        sched_yield();
+        syscall(SYS_sched_yield);
     ml_children_ctor();
-    ml_hooks_start();
-    if (ml_inject_enabled())
+    if (ml_traced)
+        ml_hooks_start(); /* it does nothing untraced */
+    if (inject_on)
         ml_inject_start();
 }

@@ -28,6 +28,11 @@ extern const struct ml_backend *ml_active;
  * free_bytes).  Set once while BOOTING. */
 extern const struct ml_backend *ml_chosen;
 extern struct ml_options ml_opts;
+/* 1: the trace layer wraps the backend (what ml_trace_enabled() answers).
+ * Set once while BOOTING, in .data's last page: asking it costs no page
+ * fault, also in a fork child about to exec or _exit (report/'s flag lies
+ * on a page of .bss such a child has never touched). */
+extern int ml_traced;
 
 #define ML_BOOT_ARENA_SIZE ((size_t)4 << 20)
 extern char ml_boot_arena[ML_BOOT_ARENA_SIZE];

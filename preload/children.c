@@ -138,7 +138,7 @@ static int has_mallard(const char *entry)
     return 0;
 }
 
-static int top; /* MALLARD_TOP_PID, or the first process that loaded mallard */
+static int top ML_STARTUP_DATA; /* MALLARD_TOP_PID, or the first process that loaded mallard */
 
 int ml_children_exec_strips(void)
 {
@@ -172,7 +172,7 @@ char *const *ml_children_env(char *const *envp, char **space, size_t nspace, cha
 
 /* ---- at start-up ------------------------------------------------------ */
 
-static char own_env[4096];
+static char own_env[4096] ML_LARGE_BSS;
 
 /* Program identity without the host's malloc: /proc/self/exe and argv[0]. */
 static int this_program_matches(const char *patterns)
@@ -200,7 +200,7 @@ static int this_program_matches(const char *patterns)
     return hit;
 }
 
-static int strip_own;
+static int strip_own ML_STARTUP_DATA;
 
 void ml_children_boot(struct ml_options *o)
 {

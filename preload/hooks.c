@@ -20,7 +20,6 @@
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <fcntl.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -33,6 +32,7 @@
 #include <unistd.h>
 
 #include "../core/fmt.h"
+#include "../core/os.h"
 #include "../report/trace.h"
 #include "boot.h"
 #include "hooks.h"
@@ -41,7 +41,7 @@
 
 #define ML_EXPORT __attribute__((visibility("default")))
 
-static int tracing(void) { return ml_trace_enabled(); }
+static int tracing(void) { return ml_traced; } /* ml_trace_enabled(), without a fault (boot.h) */
 
 /* ---- exit() --------------------------------------------------------- */
 
@@ -205,9 +205,8 @@ static void on_fatal_signal(int sig, siginfo_t *si, void *uc)
     /* SA_RESETHAND already restored the default action.  The handler may
      * run on the program's alternate stack, which can be as small as
      * MINSIGSTKSZ: the report runs on a stack of mallard's own. */
-    void *stack =
-        mmap(NULL, ML_FATAL_STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-    if (stack != MAP_FAILED)
+    void *stack = ml_os_map(ML_FATAL_STACK);
+    if (stack)
         ml_call_on_stack(fatal_report, sig, (char *)stack + ML_FATAL_STACK - 64);
     else
         fatal_report(sig);

@@ -27,9 +27,9 @@
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "../core/fmt.h"
+#include "../core/os.h"
 #include "../report/trace.h"
 #include "boot.h"
 #include "signals.h"
@@ -50,15 +50,14 @@ void ml_call_on_stack(void (*fn)(int), int arg, void *top);
  * none can be mapped); unmaps it after unless the process is to die. */
 static void on_own_stack(void (*fn)(int), int sig, int keep)
 {
-    void *stack =
-        mmap(NULL, ML_SIGNAL_STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-    if (stack == MAP_FAILED) {
+    void *stack = ml_os_map(ML_SIGNAL_STACK);
+    if (!stack) {
         fn(sig);
         return;
     }
     ml_call_on_stack(fn, sig, (char *)stack + ML_SIGNAL_STACK - 64);
     if (!keep)
-        munmap(stack, ML_SIGNAL_STACK);
+        ml_os_unmap(stack, ML_SIGNAL_STACK);
 }
 
 static void term_report(int sig) { ml_trace_finish(ML_EXIT_SIGNAL, sig, &ml_opts); }

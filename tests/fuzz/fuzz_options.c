@@ -67,7 +67,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort(); /* not deterministic, or reads uninitialised memory */
     if (a.backend < 0 || (size_t)a.backend >= count_backends())
         abort();
-    if (!memchr(a.report, '\0', sizeof a.report) || !memchr(a.suppressions, '\0', sizeof a.suppressions))
+    if (strlen(a.report) >= ML_PATH_MAX || strlen(a.suppressions) >= ML_PATH_MAX)
         abort();
     for (size_t i = 0; i < ml_option_count; i++) {
         const struct ml_option *row = &ml_option_table[i];

@@ -24,3 +24,12 @@ target_compile_options(unit_classes PRIVATE -Wall -Wextra -Werror)
 target_link_libraries(unit_classes PRIVATE mallard_core)
 add_test(NAME unit_classes COMMAND unit_classes)
 set_tests_properties(unit_classes PROPERTIES PASS_REGULAR_EXPRESSION "size classes ok" TIMEOUT 120 LABELS "unit")
+
+# The path-valued options: parsed in place, kept in a packed pool that is
+# not written when none is set (core/options.h).
+add_executable(unit_options ${CMAKE_CURRENT_LIST_DIR}/unit_options.c)
+target_compile_options(unit_options PRIVATE -Wall -Wextra -Werror)
+target_link_libraries(unit_options PRIVATE mallard_core)
+add_test(NAME unit_options COMMAND unit_options)
+set_tests_properties(unit_options PROPERTIES PASS_REGULAR_EXPRESSION "options ok" FAIL_REGULAR_EXPRESSION "FAIL"
+                     TIMEOUT 60 LABELS "unit")
