@@ -30,6 +30,7 @@
 
 #include "../core/fmt.h"
 #include "../core/os.h"
+#include "../report/report.h"
 #include "../report/trace.h"
 #include "boot.h"
 #include "signals.h"
@@ -55,7 +56,10 @@ static void on_own_stack(void (*fn)(int), int sig, int keep)
         fn(sig);
         return;
     }
+    /* the report reads this thread's stack from here up (report.h) */
+    ml_reach_signal_sp((uintptr_t)__builtin_frame_address(0));
     ml_call_on_stack(fn, sig, (char *)stack + ML_SIGNAL_STACK - 64);
+    ml_reach_signal_sp(0);
     if (!keep)
         ml_os_unmap(stack, ML_SIGNAL_STACK);
 }

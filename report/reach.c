@@ -1249,8 +1249,13 @@ static void excl_add(struct reach *st, uintptr_t lo, uintptr_t hi)
     st->nexcl = range_normalize(ex, st->nexcl + 1);
 }
 
+static uintptr_t signal_sp; /* ml_reach_signal_sp's */
+
+void ml_reach_signal_sp(uintptr_t sp) { __atomic_store_n(&signal_sp, sp, __ATOMIC_RELAXED); }
+
 /* Roots: the calling thread from sp (or from where it called exit) up, the
- * other live threads' stacks, every thread's TLS and descriptor. */
+ * other live threads' stacks, every thread's TLS and descriptor; a thread
+ * a signal handler left for a stack of its own from where it left it. */
 static void roots_threads(struct reach *st, const struct thread_set *ts, uintptr_t sp,
                           const struct ml_exit_frame *exitf)
 {
@@ -1274,8 +1279,9 @@ static void roots_threads(struct reach *st, const struct thread_set *ts, uintptr
         uintptr_t lo, hi;
         thread_extent(st, t, &lo, &hi);
         int self_entry = t->tp == ts->self && !t->gone && ts->on_own_stack;
+        uintptr_t left = t->tp == ts->self ? __atomic_load_n(&signal_sp, __ATOMIC_RELAXED) : 0;
         if (!t->gone && !self_entry)
-            root_add(st, lo, hi);
+            root_add(st, left > lo && left < hi ? left : lo, hi);
         if (t->tp >= lo && t->tp < hi) {
             /* TLS and descriptor sit at the top of the block; once the
              * thread is gone they are all that is left of its roots */

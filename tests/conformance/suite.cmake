@@ -41,6 +41,25 @@ foreach(b ${ML_BACKENDS})
     TIMEOUT 60 LABELS "conformance")
 endforeach()
 
+ml_conf_program(conf_suite_term_deadstack ${ML_CONF_DIR}/suite_term_deadstack.c)
+foreach(b ${ML_BACKENDS})
+  # the one pointer left in a returned frame keeps nothing alive, whether
+  # SIGTERM (128 + 15) or exit writes the report
+  add_test(NAME suite_term_deadstack_${b}
+    COMMAND sh -c "$0; echo \"exit status $?\"" $<TARGET_FILE:conf_suite_term_deadstack>)
+  add_test(NAME suite_exit_deadstack_${b} COMMAND $<TARGET_FILE:conf_suite_term_deadstack> exit)
+  set_tests_properties(suite_term_deadstack_${b} PROPERTIES
+    ENVIRONMENT "LD_PRELOAD=${ML_LIB};MALLARD_BACKEND=${b};MALLARD_TRACE=1"
+    PASS_REGULAR_EXPRESSION "definitely lost: 100 bytes in 1 block\n(.|\n)*exit status 143"
+    FAIL_REGULAR_EXPRESSION "mallard:;cannot be preloaded"
+    TIMEOUT 60 LABELS "conformance")
+  set_tests_properties(suite_exit_deadstack_${b} PROPERTIES
+    ENVIRONMENT "LD_PRELOAD=${ML_LIB};MALLARD_BACKEND=${b};MALLARD_TRACE=1"
+    PASS_REGULAR_EXPRESSION "definitely lost: 100 bytes in 1 block\n"
+    FAIL_REGULAR_EXPRESSION "mallard:;cannot be preloaded"
+    TIMEOUT 60 LABELS "conformance")
+endforeach()
+
 # control characters in a bad option value are not echoed raw (any backend)
 add_test(NAME suite_option_echo COMMAND sh ${ML_CONF_DIR}/suite_option_echo.sh ${ML_LIB} /bin/true)
 set_tests_properties(suite_option_echo PROPERTIES
