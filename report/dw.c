@@ -21,7 +21,7 @@ int ml_dw_load(void)
     if (state)
         return state > 0 ? 0 : -1;
     state = -1;
-    void *h = dlopen("libdw.so.1", RTLD_NOW | RTLD_LOCAL);
+    void *h = dlopen("libdw.so.1", RTLD_LAZY | RTLD_LOCAL);
     if (!h) {
         ml_say("libdw.so.1 cannot be loaded; frames are reported as object+offset (install libdw1)");
         return -1;
