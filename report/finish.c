@@ -168,8 +168,8 @@ struct owner_slot {
     uint32_t listed; /* its index among the report's leaks */
 };
 
-static const struct owner_slot *owner_find(const struct owner_slot *t, size_t cap, unsigned kind, ml_stack_id s,
-                                           uint16_t tag)
+static const struct owner_slot *owner_find(const struct owner_slot *t, size_t cap, unsigned kind,
+                                           ml_stack_id s, uint16_t tag)
 {
     for (size_t j = group_hash(kind, s, tag) & (cap - 1); t[j].used; j = (j + 1) & (cap - 1))
         if (t[j].kind == kind && t[j].stack == s && t[j].tag == tag)

@@ -33,7 +33,8 @@ void ml_symfns_init(struct ml_symfns *f, Dwfl_Module *dm, uintptr_t base)
     f->base = base;
 }
 
-static const char *symfns_dw(struct ml_symfns *f, int i, GElf_Sym *s, GElf_Addr *a, Elf **elf, Dwarf_Addr *bias)
+static const char *symfns_dw(struct ml_symfns *f, int i, GElf_Sym *s, GElf_Addr *a, Elf **elf,
+                             Dwarf_Addr *bias)
 {
     counts.dw_reads++;
     return dwfl_module_getsym_info(f->dm, i, s, a, NULL, elf, bias);
@@ -96,8 +97,9 @@ static int symfns_probe(struct ml_symfns *f, size_t i, Elf *elf)
     const char *nm = symfns_dw(f, (int)i, &es, &a, &e, &bias);
     const Elf64_Sym *s = &f->syms[i];
     const char *mine = s->st_name < f->strsz ? f->str + s->st_name : NULL;
-    if (!nm || nm != mine || e != elf || bias != f->bias || es.st_name != s->st_name || es.st_info != s->st_info ||
-        es.st_shndx != s->st_shndx || es.st_value != s->st_value || es.st_size != s->st_size)
+    if (!nm || nm != mine || e != elf || bias != f->bias || es.st_name != s->st_name ||
+        es.st_info != s->st_info || es.st_shndx != s->st_shndx || es.st_value != s->st_value ||
+        es.st_size != s->st_size)
         return 0;
     /* the address rule, whatever the type: symfns_raw's for a function */
     Elf64_Sym t = *s;
@@ -166,7 +168,8 @@ static void symfns_open(struct ml_symfns *f)
     f->strsz = sd->d_size;
     f->bias = bias;
     f->shnum = shnum;
-    if (!symfns_probe(f, 1, elf) || !symfns_probe(f, (size_t)n / 2, elf) || !symfns_probe(f, (size_t)n - 1, elf))
+    if (!symfns_probe(f, 1, elf) || !symfns_probe(f, (size_t)n / 2, elf) ||
+        !symfns_probe(f, (size_t)n - 1, elf))
         f->syms = NULL;
 }
 

@@ -47,11 +47,11 @@ struct ml_symfns {
     size_t nsyms;
     const char *str;
     size_t strsz;
-    uint64_t bias;         /* what libdw adds to a value in an SHF_ALLOC section */
-    size_t shnum;          /* sections of the symbol table's file */
-    uint8_t biased[512];   /* per section index below 512: libdw adds bias */
-    unsigned scans;        /* pcs answered by a scan */
-    struct ml_symfn *fns;  /* the index, by start; NULL: not built */
+    uint64_t bias;        /* what libdw adds to a value in an SHF_ALLOC section */
+    size_t shnum;         /* sections of the symbol table's file */
+    uint8_t biased[512];  /* per section index below 512: libdw adds bias */
+    unsigned scans;       /* pcs answered by a scan */
+    struct ml_symfn *fns; /* the index, by start; NULL: not built */
     size_t nfns;
     int index_built;
 };
