@@ -21,7 +21,9 @@ int ml_dw_load(void)
     if (state)
         return state > 0 ? 0 : -1;
     state = -1;
-    void *h = dlopen("libdw.so.1", RTLD_NOW | RTLD_LOCAL);
+    /* lazy: of the ~280 PLT slots of libdw, libelf and libz a report calls
+     * a few dozen; binding them all at load was most of this dlopen */
+    void *h = dlopen("libdw.so.1", RTLD_LAZY | RTLD_LOCAL);
     if (!h) {
         ml_say("libdw.so.1 cannot be loaded; frames are reported as object+offset (install libdw1)");
         return -1;

@@ -45,7 +45,14 @@
     X(dwarf_diename)                                                                                         \
     X(dwelf_elf_gnu_build_id)                                                                                \
     X(elf_begin)                                                                                             \
-    X(elf_end)
+    X(elf_end)                                                                                               \
+    X(dwfl_module_getelf)                                                                                    \
+    X(elf_nextscn)                                                                                           \
+    X(elf_getscn)                                                                                            \
+    X(elf_getdata)                                                                                           \
+    X(elf_getshdrnum)                                                                                        \
+    X(elf64_getehdr)                                                                                         \
+    X(elf64_getshdr)
 
 #define ML_DW_MEMBER(f) __typeof__(f) *f;
 struct ml_dw {
@@ -91,6 +98,13 @@ void ml_dw_refuse(void);
 #define dwelf_elf_gnu_build_id ml_dw.dwelf_elf_gnu_build_id
 #define elf_begin ml_dw.elf_begin
 #define elf_end ml_dw.elf_end
+#define dwfl_module_getelf ml_dw.dwfl_module_getelf
+#define elf_nextscn ml_dw.elf_nextscn
+#define elf_getscn ml_dw.elf_getscn
+#define elf_getdata ml_dw.elf_getdata
+#define elf_getshdrnum ml_dw.elf_getshdrnum
+#define elf64_getehdr ml_dw.elf64_getehdr
+#define elf64_getshdr ml_dw.elf64_getshdr
 #endif
 
 #endif

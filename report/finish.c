@@ -157,6 +157,26 @@ static void sort_groups(struct ml_leak_group *g, size_t n)
     }
 }
 
+/* link_owners' map from a group's key to its place: 16 bytes a slot (a
+ * group is 72), so that the table of a report with a few dozen groups
+ * fills a page, not five. */
+struct owner_slot {
+    ml_stack_id stack;
+    uint16_t tag;
+    uint8_t kind, used;
+    uint32_t sorted; /* its index among the sorted groups */
+    uint32_t listed; /* its index among the report's leaks */
+};
+
+static const struct owner_slot *owner_find(const struct owner_slot *t, size_t cap, unsigned kind,
+                                           ml_stack_id s, uint16_t tag)
+{
+    for (size_t j = group_hash(kind, s, tag) & (cap - 1); t[j].used; j = (j + 1) & (cap - 1))
+        if (t[j].kind == kind && t[j].stack == s && t[j].tag == tag)
+            return &t[j];
+    return NULL;
+}
+
 /* After the sort: gives every indirect group the indexes of the definite
  * groups that own its blocks.  The groups sit compacted in g->g[0..ng);
  * a table of their keys finds them again. */
@@ -165,32 +185,28 @@ static void link_owners(struct group_map *gm, size_t ng, const struct ml_live *l
 {
     if (!nowned)
         return;
-    struct group_map ix = {0};
-    /* a map from key to sorted index: the index rides in .blocks (+1),
-     * the index among the listed leaks in .bytes */
-    size_t cap = 256;
+    size_t cap = 16;
     while (cap < 2 * ng + 2)
         cap *= 2;
-    ix.g = ml_meta_alloc(cap * sizeof *ix.g);
+    struct owner_slot *ix = ml_meta_alloc(cap * sizeof *ix);
     uint64_t *pairs = ml_meta_alloc(nowned * sizeof *pairs); /* indirect index << 32 | owner index */
-    if (!ix.g || !pairs) {
-        ml_meta_free(ix.g);
+    if (!ix || !pairs) {
+        ml_meta_free(ix);
         ml_meta_free(pairs);
         return;
     }
-    ix.cap = cap;
     size_t listed_before = 0;
     for (size_t k = 0; k < ng; k++) {
         const struct ml_leak_group *e = &gm->g[k];
         size_t j = group_hash(e->kind, e->stack, gm_tag_id(e)) & (cap - 1);
-        while (ix.g[j].blocks)
+        while (ix[j].used)
             j = (j + 1) & (cap - 1);
-        ix.g[j] = (struct ml_leak_group){.kind = e->kind,
-                                         .stack = e->stack,
-                                         .tag = (const char *)(uintptr_t)gm_tag_id(e),
-                                         .blocks = k + 1,
-                                         .bytes = k - listed_before};
-        ix.n++;
+        ix[j] = (struct owner_slot){.stack = e->stack,
+                                    .tag = gm_tag_id(e),
+                                    .kind = (uint8_t)e->kind,
+                                    .used = 1,
+                                    .sorted = (uint32_t)k,
+                                    .listed = (uint32_t)(k - listed_before)};
         /* the index in the report's leaks, which lists reachable groups
          * only with MALLARD_SHOW=all */
         if (e->kind == ML_KIND_REACHABLE && !show_reachable)
@@ -202,10 +218,10 @@ static void link_owners(struct group_map *gm, size_t ng, const struct ml_live *l
         if (b->kind != ML_KIND_INDIRECT || (inherited && inherited[i]) || b->owner >= n)
             continue;
         const struct ml_live *o = &live[b->owner];
-        const struct ml_leak_group *og = group_find(&ix, ML_KIND_DEFINITE, o->stack, o->tag);
-        const struct ml_leak_group *bg = group_find(&ix, ML_KIND_INDIRECT, b->stack, b->tag);
+        const struct owner_slot *og = owner_find(ix, cap, ML_KIND_DEFINITE, o->stack, o->tag);
+        const struct owner_slot *bg = owner_find(ix, cap, ML_KIND_INDIRECT, b->stack, b->tag);
         if (og && bg)
-            pairs[np++] = (bg->blocks - 1) << 32 | og->bytes;
+            pairs[np++] = (uint64_t)bg->sorted << 32 | og->listed;
     }
     /* sort the pairs (shell sort), then hand each indirect group its run */
     static const size_t gaps[] = {701, 301, 132, 57, 23, 10, 4, 1};
@@ -232,7 +248,7 @@ static void link_owners(struct group_map *gm, size_t ng, const struct ml_live *l
         gm->g[gidx].owners = owners + first;
         gm->g[gidx].nowners = (uint32_t)(w - first);
     }
-    ml_meta_free(ix.g);
+    ml_meta_free(ix);
 }
 
 /* ---- process facts ---------------------------------------------------- */

@@ -138,10 +138,10 @@ unsigned ml_symbolize_chain(uintptr_t addr, struct ml_frame *out, unsigned cap);
 /* What want says (a number, 0 for no) of the symbol-table names of the
  * function addr (a return address) lies in, under any of its aliases: the
  * first nonzero answer.  want sees each name without its @VERSION, and its
- * demangled form for a C++ linkage name (else NULL).  Each object's
- * functions are sorted by address once, then a question is a binary
- * search; answers are cached per address (for two wants: the built-in
- * suppressions and the below-main cut).  Never opens DWARF. */
+ * demangled form for a C++ linkage name (else NULL).  The first few
+ * questions about an object scan its symbol table in place, later ones a
+ * sorted index (symfns.h); answers are cached per address (for two wants:
+ * the built-in suppressions and the below-main cut).  Never opens DWARF. */
 int ml_symbolize_symtab_which(uintptr_t addr, int (*want)(const char *name, const char *demangled));
 
 /* Whether a frame belongs in the text report: mallard's own frames and

@@ -13,7 +13,7 @@
 #include "suppress.h"
 
 struct supp {
-    char **pat;
+    const char **pat;
     struct ml_supp_use *use; /* per pattern: what it suppressed */
     size_t n, cap;
     size_t user; /* patterns from user_from on came from the file */
@@ -40,11 +40,13 @@ static const char *const default_supps[] = {
     "__gnu_cxx::__freeres",
 };
 
-static void supp_add(const char *p, size_t len)
+/* Adds pattern p (len bytes), copied into the meta heap unless it is a
+ * built-in one (a string constant already). */
+static void supp_add(const char *p, size_t len, int builtin)
 {
     if (supps.n == supps.cap) {
         size_t cap = supps.cap ? supps.cap * 2 : 32;
-        char **grown = ml_meta_realloc(supps.pat, cap * sizeof *grown);
+        const char **grown = ml_meta_realloc(supps.pat, cap * sizeof *grown);
         if (!grown)
             return;
         supps.pat = grown;
@@ -54,19 +56,23 @@ static void supp_add(const char *p, size_t len)
         supps.use = use;
         supps.cap = cap;
     }
-    char *copy = ml_meta_alloc(len + 1);
-    if (!copy)
-        return;
-    memcpy(copy, p, len);
-    copy[len] = '\0';
-    supps.use[supps.n] = (struct ml_supp_use){copy, 0, 0};
-    supps.pat[supps.n++] = copy;
+    const char *pat = p;
+    if (!builtin) {
+        char *copy = ml_meta_alloc(len + 1);
+        if (!copy)
+            return;
+        memcpy(copy, p, len);
+        copy[len] = '\0';
+        pat = copy;
+    }
+    supps.use[supps.n] = (struct ml_supp_use){pat, 0, 0};
+    supps.pat[supps.n++] = pat;
 }
 
 void ml_supp_load(const char *path)
 {
     for (size_t i = 0; i < sizeof default_supps / sizeof default_supps[0]; i++)
-        supp_add(default_supps[i], strlen(default_supps[i]));
+        supp_add(default_supps[i], strlen(default_supps[i]), 1);
     supps.user = supps.n;
     if (!path || !*path)
         return;
@@ -92,7 +98,7 @@ void ml_supp_load(const char *path)
         size_t sl = (size_t)(end - line);
         if (sl && *line != '#') {
             if (sl > 5 && !strncmp(line, "leak:", 5) && !memchr(line, '\0', sl)) {
-                supp_add(line + 5, sl - 5);
+                supp_add(line + 5, sl - 5, 0);
             } else if ((sl > 20 && !strncmp(line, "interceptor_via_fun:", 20)) ||
                        (sl > 16 && !strncmp(line, "called_from_lib:", 16))) {
                 /* LSan's other kinds: nothing they name happens here */
@@ -202,8 +208,9 @@ static int supp_builtin_name(const char *name, const char *demangled)
 
 /* The built-in patterns name out-of-line functions of ld.so, libc and
  * libstdc++, so they are matched against the symbol-table names of the
- * function each frame is in (ml_symbolize_symtab_which: one pass over an
- * object's symbols, then a binary search per frame), which leaves those
+ * function each frame is in (ml_symbolize_symtab_which: a scan of the
+ * object's symbol table in place per frame, a sorted index once an object
+ * has been asked about many; symfns.c), which leaves those
  * objects' DWARF unopened: with libc6-dbg installed, opening libc's
  * inflates megabytes of compressed debug sections, most of a short
  * program's traced run.  The file's patterns see every frame of each

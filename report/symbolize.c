@@ -58,6 +58,9 @@
 #include <unistd.h>
 
 #include "dw.h"
+#include "symfns.h"
+
+#define SYM_CANDS 6 /* glibc's __libc_start_main has 5 */
 
 struct sym_entry {
     uintptr_t addr; /* 0: empty slot */
@@ -66,21 +69,17 @@ struct sym_entry {
     /* ml_symbolize_symtab_which's answers, for up to two wants */
     int (*want[2])(const char *, const char *);
     int which[2];
-};
-
-/* A function of a module's symbol table: its range, as offsets from the
- * module's lowest function, and its index in the table. */
-struct sym_fn {
-    uint32_t lo, len, index;
+    /* the function symbols containing addr - 1 (ml_symfns_at), shared by
+     * the wants: 0 not looked up yet, 1 cand[0..ncand) holds them, 2 more
+     * than SYM_CANDS (looked up again per want) */
+    uint8_t cands_state, ncand;
+    uint32_t cand[SYM_CANDS];
 };
 
 struct sym_mod {
     const struct ml_module *m;
-    Dwfl_Module *dm;    /* NULL: could not be opened or does not match */
-    struct sym_fn *fns; /* its functions by address (ml_symbolize_symtab_which) */
-    size_t nfns;
-    uintptr_t fns_base; /* the address fns' offsets count from */
-    int fns_built;
+    Dwfl_Module *dm;      /* NULL: could not be opened or does not match */
+    struct ml_symfns fns; /* its function symbols (ml_symbolize_symtab_which) */
 };
 
 /* Whether the file open on fd carries the module's build-id (a debuglink
@@ -171,7 +170,9 @@ static int sym_cache_reserve(void)
 {
     if (sym.cache && (sym.cache_n + 1) * 2 <= sym.cache_cap)
         return 0;
-    size_t cap = sym.cache_cap ? sym.cache_cap * 2 : 1024;
+    /* small at first: a short report resolves a few dozen addresses, and
+     * each one lands on its own page of a large table */
+    size_t cap = sym.cache_cap ? sym.cache_cap * 2 : 64;
     struct sym_entry *old = sym.cache;
     size_t old_cap = sym.cache_cap;
     struct sym_entry *fresh = ml_meta_alloc(cap * sizeof *fresh);
@@ -229,6 +230,7 @@ static struct sym_mod *sym_mod_of(const struct ml_module *m)
             dm = NULL;
     }
     sym.mods[sym.nmods] = (struct sym_mod){.m = m, .dm = dm};
+    ml_symfns_init(&sym.mods[sym.nmods].fns, dm, m->base);
     return &sym.mods[sym.nmods++];
 }
 
@@ -602,87 +604,27 @@ unsigned ml_symbolize_chain(uintptr_t addr, struct ml_frame *out, unsigned cap)
     return n;
 }
 
-/* One pass over the module's symbol table for the functions with a size,
- * then sorted by start with an LSD radix sort (a pass per byte of the
- * offsets; the scratch array is freed after).  A function more than 4 GiB
- * above the load bias is left out.  Caller holds sym.lock. */
-static int sym_fn_symbol(Dwfl_Module *dm, int i, GElf_Addr *a, GElf_Word *len)
+/* The first nonzero answer of want for a function symbol of sm containing
+ * pc, the symbols looked up once per address (e, when cached). */
+static int sym_fns_which(struct sym_mod *sm, uintptr_t pc, int (*want)(const char *, const char *),
+                         struct sym_entry *e)
 {
-    GElf_Sym es;
-    const char *nm = dwfl_module_getsym_info(dm, i, &es, a, NULL, NULL, NULL);
-    *len = (GElf_Word)es.st_size;
-    return nm && nm[0] && es.st_size && es.st_size <= UINT32_MAX &&
-           (GELF_ST_TYPE(es.st_info) == STT_FUNC || GELF_ST_TYPE(es.st_info) == STT_GNU_IFUNC);
-}
-
-static void sym_build_fns(struct sym_mod *sm)
-{
-    sm->fns_built = 1;
-    int n = sm->dm ? dwfl_module_getsymtab(sm->dm) : 0;
-    if (n <= 1)
-        return;
-    /* one pass, offsets from the load bias (every function lies above it;
-     * an object spans well under 4 GiB), into an array of n entries */
-    uintptr_t base = sm->m->base, top = 0;
-    struct sym_fn *v = ml_meta_alloc((size_t)n * sizeof *v);
-    if (!v)
-        return;
-    size_t got = 0;
-    for (int i = 1; i < n; i++) {
-        GElf_Addr a;
-        GElf_Word len;
-        if (!sym_fn_symbol(sm->dm, i, &a, &len) || (uintptr_t)a < base || (uintptr_t)a - base > UINT32_MAX)
-            continue;
-        v[got++] = (struct sym_fn){(uint32_t)((uintptr_t)a - base), (uint32_t)len, (uint32_t)i};
-        top = (uintptr_t)a > top ? (uintptr_t)a : top;
+    uint32_t idx[ML_SYMFNS_MAX];
+    const uint32_t *cand = idx;
+    unsigned n;
+    if (e && e->cands_state == 1) {
+        cand = e->cand;
+        n = e->ncand;
+    } else {
+        n = ml_symfns_at(&sm->fns, pc, idx);
+        if (e) {
+            e->cands_state = n <= SYM_CANDS ? 1 : 2;
+            e->ncand = (uint8_t)(n <= SYM_CANDS ? n : 0);
+            memcpy(e->cand, idx, (n <= SYM_CANDS ? n : 0) * sizeof *idx);
+        }
     }
-    struct sym_fn *tmp = got ? ml_meta_alloc(got * sizeof *tmp) : NULL;
-    if (!tmp) {
-        ml_meta_free(v);
-        return;
-    }
-    for (unsigned shift = 0; shift < 32 && (top - base) >> shift; shift += 8) {
-        size_t count[257] = {0};
-        for (size_t i = 0; i < got; i++)
-            count[(v[i].lo >> shift & 255) + 1]++;
-        for (int d = 0; d < 256; d++)
-            count[d + 1] += count[d];
-        for (size_t i = 0; i < got; i++)
-            tmp[count[v[i].lo >> shift & 255]++] = v[i];
-        struct sym_fn *t = v;
-        v = tmp;
-        tmp = t;
-    }
-    ml_meta_free(tmp);
-    sm->fns = v;
-    sm->nfns = got;
-    sm->fns_base = base;
-}
-
-/* The first nonzero answer of want for a function of sm containing pc. */
-static int sym_fns_which(struct sym_mod *sm, uintptr_t pc, int (*want)(const char *, const char *))
-{
-    if (!sm->fns_built)
-        sym_build_fns(sm);
-    if (!sm->nfns || pc < sm->fns_base || pc - sm->fns_base > UINT32_MAX)
-        return 0;
-    uint32_t off = (uint32_t)(pc - sm->fns_base);
-    /* past the last function starting at or below pc, then back over those
-     * that contain it (aliases share a range) */
-    size_t lo = 0, hi = sm->nfns;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if (sm->fns[mid].lo <= off)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    for (size_t j = lo; j-- > 0 && lo - j <= 64;) {
-        if (off - sm->fns[j].lo >= sm->fns[j].len)
-            continue;
-        GElf_Sym es;
-        GElf_Addr a;
-        const char *nm = dwfl_module_getsym_info(sm->dm, (int)sm->fns[j].index, &es, &a, NULL, NULL, NULL);
+    for (unsigned j = 0; j < n; j++) {
+        const char *nm = ml_symfns_name(&sm->fns, cand[j]);
         if (!nm)
             continue;
         char name[256];
@@ -715,7 +657,7 @@ int ml_symbolize_symtab_which(uintptr_t addr, int (*want)(const char *name, cons
         uintptr_t pc = addr - 1;
         const struct ml_module *m = ml_modules_find(pc);
         struct sym_mod *sm = m && sym.dwfl ? sym_mod_of(m) : NULL;
-        which = sm && sm->dm ? sym_fns_which(sm, pc, want) : 0;
+        which = sm && sm->dm ? sym_fns_which(sm, pc, want, e) : 0;
         if (slot >= 0) {
             e->want[slot] = want;
             e->which[slot] = which;

@@ -13,6 +13,7 @@
 #include <check.h>
 #include <dlfcn.h>
 #include <elf.h>
+#include <elfutils/libdwfl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <gelf.h>
@@ -25,6 +26,9 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#define ML_DW_NO_MACROS /* ml_dw's members by their names */
+#include "../../report/dw.h"
 
 /* ---- the stack depot double ------------------------------------------ */
 
@@ -844,6 +848,257 @@ START_TEST(write_error_is_returned)
 }
 END_TEST
 
+/* ---- the symbol-table questions (ml_symbolize_symtab_which) ----------- */
+
+/* libdw's dwfl_module_getsym_info as symbolize.c calls it (through the
+ * ml_dw table), counted. */
+static __typeof__(dwfl_module_getsym_info) *real_getsym_info;
+static unsigned long getsym_calls;
+
+static const char *counting_getsym_info(Dwfl_Module *m, int i, GElf_Sym *s, GElf_Addr *a, GElf_Word *shndx,
+                                        Elf **elf, Dwarf_Addr *bias)
+{
+    getsym_calls++;
+    return real_getsym_info(m, i, s, a, shndx, elf, bias);
+}
+
+static void count_getsym_info(void)
+{
+    ck_assert_int_eq(ml_dw_load(), 0);
+    real_getsym_info = ml_dw.dwfl_module_getsym_info;
+    ml_dw.dwfl_module_getsym_info = counting_getsym_info;
+}
+
+static int want_qsort(const char *name, const char *demangled)
+{
+    (void)demangled;
+    return !strcmp(name, "qsort");
+}
+
+static int want_setlocale(const char *name, const char *demangled)
+{
+    (void)demangled;
+    return !strcmp(name, "setlocale");
+}
+
+static void *libc_fn(const char *name)
+{
+    void *libc = dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD);
+    ck_assert_ptr_nonnull(libc);
+    void *fn = dlsym(libc, name);
+    ck_assert_ptr_nonnull(fn);
+    dlclose(libc);
+    return fn;
+}
+
+/* A few frames in libc (a short report's: its leaks' below-main frames,
+ * a built-in pattern's function) must not read libc's whole symbol table
+ * through libdw, one dwfl_module_getsym_info call per symbol: 3000
+ * symbols (.dynsym) to 10000 (libc6-dbg's .symtab), most of a short
+ * process's exit report. */
+START_TEST(symtab_which_reads_few_symbols)
+{
+    ml_modules_refresh();
+    count_getsym_info();
+    uintptr_t qs = (uintptr_t)libc_fn("qsort"), sl = (uintptr_t)libc_fn("setlocale");
+    uintptr_t ra = (uintptr_t)__builtin_return_address(0); /* in Check's runner, this program */
+    ck_assert_int_eq(ml_symbolize_symtab_which(qs + 1, want_qsort), 1);
+    ck_assert_int_eq(ml_symbolize_symtab_which(sl + 1, want_qsort), 0);
+    ck_assert_int_eq(ml_symbolize_symtab_which(sl + 1, want_setlocale), 1);
+    ck_assert_int_eq(ml_symbolize_symtab_which(ra, want_setlocale), 0);
+    ck_assert_uint_lt(getsym_calls, 64);
+    ml_dw.dwfl_module_getsym_info = real_getsym_info;
+}
+END_TEST
+
+/* The reference: every function symbol libdw lists, sorted by (start,
+ * table index), and for a pc the names of those containing it among the
+ * 64 entries starting at or below it, latest first (symfns.h). */
+struct ref_fn {
+    uint32_t lo, len;
+    int index;
+};
+
+static int ref_cmp(const void *a, const void *b)
+{
+    const struct ref_fn *x = a, *y = b;
+    if (x->lo != y->lo)
+        return x->lo < y->lo ? -1 : 1;
+    return x->index < y->index ? -1 : x->index > y->index;
+}
+
+struct ref_table {
+    Dwfl *dwfl;
+    Dwfl_Module *dm;
+    uintptr_t base;
+    struct ref_fn *fns;
+    size_t n;
+};
+
+static void ref_open(struct ref_table *t, const struct ml_module *m)
+{
+    static const Dwfl_Callbacks cb = {.find_elf = dwfl_build_id_find_elf,
+                                      .find_debuginfo = dwfl_build_id_find_debuginfo,
+                                      .section_address = dwfl_offline_section_address};
+    t->dwfl = dwfl_begin(&cb);
+    ck_assert_ptr_nonnull(t->dwfl);
+    dwfl_report_begin(t->dwfl);
+    t->dm = dwfl_report_elf(t->dwfl, "ref", m->path, -1, m->base, false);
+    dwfl_report_end(t->dwfl, NULL, NULL);
+    ck_assert_ptr_nonnull(t->dm);
+    t->base = m->base;
+    int n = dwfl_module_getsymtab(t->dm);
+    ck_assert_int_gt(n, 1);
+    t->fns = calloc((size_t)n, sizeof *t->fns);
+    t->n = 0;
+    for (int i = 1; i < n; i++) {
+        GElf_Sym s;
+        GElf_Addr a;
+        const char *nm = dwfl_module_getsym_info(t->dm, i, &s, &a, NULL, NULL, NULL);
+        int type = GELF_ST_TYPE(s.st_info);
+        if (!nm || !nm[0] || !s.st_size || s.st_size > UINT32_MAX || (type != STT_FUNC && type != STT_GNU_IFUNC) ||
+            a < t->base || a - t->base > UINT32_MAX)
+            continue;
+        t->fns[t->n++] = (struct ref_fn){(uint32_t)(a - t->base), (uint32_t)s.st_size, i};
+    }
+    qsort(t->fns, t->n, sizeof *t->fns, ref_cmp);
+}
+
+#define REF_NAMES 64
+struct ref_names {
+    unsigned n;
+    char name[REF_NAMES][256];
+};
+
+static void ref_add(struct ref_names *r, const char *nm)
+{
+    size_t len = strcspn(nm, "@");
+    if (!len)
+        len = strlen(nm);
+    len = len < 255 ? len : 255;
+    if (r->n < REF_NAMES) {
+        memcpy(r->name[r->n], nm, len);
+        r->name[r->n++][len] = '\0';
+    }
+}
+
+static void ref_at(const struct ref_table *t, uintptr_t pc, struct ref_names *out)
+{
+    out->n = 0;
+    uint32_t off = (uint32_t)(pc - t->base);
+    size_t p = 0;
+    while (p < t->n && t->fns[p].lo <= off)
+        p++;
+    for (size_t j = p; j-- > 0 && p - j <= 64;) {
+        if (off - t->fns[j].lo >= t->fns[j].len)
+            continue;
+        GElf_Sym s;
+        GElf_Addr a;
+        ref_add(out, dwfl_module_getsym_info(t->dm, t->fns[j].index, &s, &a, NULL, NULL, NULL));
+    }
+}
+
+/* What ml_symbolize_symtab_which hands its want, all of it (the want
+ * answers 0 to see every name). */
+static struct ref_names seen;
+static int want_record(const char *name, const char *demangled)
+{
+    (void)demangled;
+    ref_add(&seen, name);
+    return 0;
+}
+
+/* The pcs of an object's check: in, in the middle of and at the end of
+ * functions spread over the table, and those of a few named ones. */
+#define CHECK_PCS 48
+static size_t pc_add(uintptr_t *pcs, size_t k, uintptr_t pc)
+{
+    for (size_t i = 0; i < k; i++)
+        if (pcs[i] == pc)
+            return k; /* each pc once: a second ask is the cache's */
+    pcs[k] = pc;
+    return k + 1;
+}
+
+static size_t check_pcs(const struct ref_table *t, uintptr_t *pcs)
+{
+    size_t k = 0, step = t->n / (CHECK_PCS / 3) + 1;
+    for (size_t i = 0; i < t->n && k + 3 <= CHECK_PCS; i += step) {
+        k = pc_add(pcs, k, t->base + t->fns[i].lo);
+        k = pc_add(pcs, k, t->base + t->fns[i].lo + t->fns[i].len / 2);
+        k = pc_add(pcs, k, t->base + t->fns[i].lo + t->fns[i].len);
+    }
+    return k;
+}
+
+/* pcs[from, to) asked in this process; the number that differ from the
+ * reference. */
+static int check_range(const struct ref_table *t, const uintptr_t *pcs, size_t from, size_t to)
+{
+    int bad = 0;
+    for (size_t i = from; i < to; i++) {
+        struct ref_names want;
+        ref_at(t, pcs[i], &want);
+        seen.n = 0;
+        ck_assert_int_eq(ml_symbolize_symtab_which(pcs[i] + 1, want_record), 0);
+        int same = seen.n == want.n;
+        for (unsigned j = 0; same && j < want.n; j++)
+            same = !strcmp(seen.name[j], want.name[j]);
+        if (!same) {
+            const struct ml_module *m = ml_modules_find(pcs[i]);
+            fprintf(stderr, "pc %#lx (%s+%#lx): %u names, %u expected (first: %s / %s)\n", (unsigned long)pcs[i],
+                    m ? m->path : "?", m ? (unsigned long)(pcs[i] - m->base) : 0ul, seen.n, want.n,
+                    seen.n ? seen.name[0] : "-", want.n ? want.name[0] : "-");
+            bad++;
+        }
+    }
+    return bad;
+}
+
+/* Every answer equals the reference, whether it comes from a scan of the
+ * table in place (the first pcs a process asks about in a module: each
+ * child asks ML_SYMFNS_SCANS of them) or from the index (the parent asks
+ * them all).  For libc (its .symtab with libc6-dbg, else its .dynsym) and
+ * for a library that has only a .dynsym. */
+static void check_object(const struct ml_module *m)
+{
+    struct ref_table t;
+    ref_open(&t, m);
+    uintptr_t pcs[CHECK_PCS];
+    size_t n = check_pcs(&t, pcs);
+    ck_assert_uint_ge(n, 3);
+    for (size_t from = 0; from < n; from += 8) {
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0)
+            _exit(check_range(&t, pcs, from, from + 8 < n ? from + 8 : n) ? 1 : 0);
+        int st;
+        ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+        ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "pcs %zu.. differ in a fresh process", from);
+    }
+    ck_assert_int_eq(check_range(&t, pcs, 0, n), 0);
+    free(t.fns);
+    dwfl_end(t.dwfl);
+}
+
+START_TEST(symtab_which_matches_reference)
+{
+    ml_modules_refresh();
+    const struct ml_module *libc = ml_modules_find((uintptr_t)libc_fn("qsort"));
+    ck_assert_ptr_nonnull(libc);
+    check_object(libc);
+    void *h = dlopen(ML_NODEBUG_PATH, RTLD_NOW | RTLD_LOCAL);
+    ck_assert_ptr_nonnull(h);
+    void *fn = dlsym(h, "report_nodebug_exported");
+    ck_assert_ptr_nonnull(fn);
+    ml_modules_refresh();
+    const struct ml_module *nodebug = ml_modules_find((uintptr_t)fn);
+    ck_assert_ptr_nonnull(nodebug);
+    check_object(nodebug);
+    dlclose(h);
+}
+END_TEST
+
 static Suite *report_suite(void)
 {
     Suite *s = suite_create("report");
@@ -863,6 +1118,8 @@ static Suite *report_suite(void)
     tcase_add_test(y, symbolize_debuglink);
     tcase_add_test(y, symbolize_never_asks_debuginfod);
     tcase_add_test(y, symbolize_unknown_address);
+    tcase_add_test(y, symtab_which_reads_few_symbols);
+    tcase_add_test(y, symtab_which_matches_reference);
     tcase_set_timeout(y, 60);
     suite_add_tcase(s, y);
     TCase *w = tcase_create("write");

@@ -49,6 +49,7 @@ set(ML_REPORT_UNIT_SOURCES
   ${ML_REPORT_DIR}/test_report.c
   ${ML_REPORT_ROOT}/report/modules.c
   ${ML_REPORT_ROOT}/report/symbolize.c
+  ${ML_REPORT_ROOT}/report/symfns.c
   ${ML_REPORT_ROOT}/report/dw.c
   ${ML_REPORT_ROOT}/report/wbuf.c
   ${ML_REPORT_ROOT}/report/write_text.c
