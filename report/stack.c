@@ -83,8 +83,9 @@ static ML_TLS struct {
 /* and the unwinder's record of its recent walks on this thread (unwind.c):
  * a signal handler on this thread captures no stack while the thread is in
  * a capture (the trace layer's guard is set then), so it is never seen
- * half-written.  It is a mapping of its own, made at the thread's first
- * capture and unmapped at its exit: in static TLS it would come out of
+ * half-written.  It is a mapping of its own (registered as mallard's, so
+ * the exit scan reads none of the stack words it holds), made at the
+ * thread's first capture and unmapped at its exit: in static TLS it would come out of
  * every thread's stack (pthread_create of a PTHREAD_STACK_MIN stack would
  * fail with EINVAL), and fresh pages need no clearing.  It starts with
  * ML_MEMO_SETS_MIN sets (20 KiB), and doubles, up to ML_MEMO_SETS_MAX (160
@@ -97,8 +98,10 @@ static ML_TLS int memo_done; /* past thread exit, or none to be had: no memo */
 
 static struct ml_unwind_memo *memo_map(unsigned sets)
 {
+    /* mallard's own (ML_OWNER_META): the words it copies from the stack,
+     * a program's rbp among them, are no roots for the exit scan */
     int saved = errno;
-    struct ml_unwind_memo *m = ml_os_map(ML_MEMO_BYTES(sets));
+    struct ml_unwind_memo *m = ml_os_map_user(ML_MEMO_BYTES(sets), 0, ML_OWNER_META, 0);
     errno = saved;
     if (m) {
         m->sets = sets;
@@ -138,7 +141,7 @@ static __attribute__((noinline)) void memo_look(struct ml_unwind_memo *m)
     g->hits = g->seen_hits = m->hits;
     g->grow_at = m->grow_at;
     memo = g;
-    ml_os_unmap(m, ML_MEMO_BYTES(m->sets));
+    ml_os_unmap_user(m, ML_MEMO_BYTES(m->sets));
 }
 
 void ml_stack_thread_exit(void)
@@ -147,7 +150,7 @@ void ml_stack_thread_exit(void)
     memo = NULL;
     memo_done = 1;
     if (m)
-        ml_os_unmap(m, ML_MEMO_BYTES(m->sets));
+        ml_os_unmap_user(m, ML_MEMO_BYTES(m->sets));
 }
 
 /* ---- unwinding across fork ------------------------------------------
