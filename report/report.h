@@ -40,28 +40,46 @@ int ml_unwind(void **out, int max);
 /* ml_unwind_skip: ml_unwind(out, keep + 8) less its leading frames whose
  * return address is in [lo, hi) of ml_unwind_set_own (called once, before
  * any use), at most keep of the rest; 0 when those frames are all own.
- * memo (or NULL): the caller's per-thread record of its last walks (see
- * unwind.c); ML_UNWIND_SAME when the walk would read exactly what the one
- * recorded in memo->way[memo->last] read, so its frames are that walk's
- * (out is not filled); otherwise that way records this walk, with id 0 for
- * the caller to set. */
-#define ML_MEMO_WAYS 4
-#define ML_MEMO_CHECKS 64
+ * memo (or NULL): the caller's per-thread record of its recent walks (see
+ * unwind.c), memo->sets sets of ML_MEMO_WAYS ways, the set chosen by
+ * where the walk leaves the own frames and its first step; ML_UNWIND_SAME when the walk would
+ * read exactly what the one recorded in memo->way[memo->last] read, so its
+ * frames are that walk's (out is not filled); otherwise that way records
+ * this walk, with id 0 for the caller to set.  The memory is zero-filled
+ * before first use but for sets (a memo with every way's n 0 is empty). */
+#define ML_MEMO_SETS_MIN 4
+#define ML_MEMO_SETS_MAX 32
+#define ML_MEMO_WAYS 8
+#define ML_MEMO_CHECKS 48
+#define ML_MEMO_OWN 16
 #define ML_UNWIND_SAME (-2)
-struct ml_unwind_memo {
-    unsigned last, next;        /* the way used last, the one to fill next */
-    uint8_t succ[ML_MEMO_WAYS]; /* per way, the way used after it last time: tried first */
-    unsigned long tried; /* statistics: + 1 per walk another way answered, + WAYS - 1 per walk none did */
-    struct ml_unwind_memo_way {
-        uintptr_t ra, sp, rbp; /* where the walk began */
-        int n, keep;           /* its result (0: none recorded) and its keep */
-        int checks, rbp_used;  /* its checks; whether a CFA came from the rbp it began with */
-        uint32_t id;           /* the caller's: the stack id of those frames */
-        struct {
-            uintptr_t at, val; /* the walk read val at at */
-        } check[ML_MEMO_CHECKS];
-    } way[ML_MEMO_WAYS];
+struct ml_unwind_memo_way {
+    uintptr_t s_ra, s_sp, s_rbp; /* where the walk began (the capture's caller) */
+    int keep, s_checks;          /* its keep; the own frames' words (0: not known) */
+    uint32_t s_urbp; /* where the program's first rbp was read: s_sp + s_urbp - 1 (0: it is s_rbp) */
+    uint32_t s_off[ML_MEMO_OWN]; /* they read s_val[k] at s_sp + s_off[k] */
+    uintptr_t s_val[ML_MEMO_OWN];
+    uintptr_t ra, sp, rbp;        /* where the walk left the own frames */
+    uintptr_t ra1;                /* the return address its first step read */
+    int n, lim;                   /* its result (0: none recorded) and the frames it could keep */
+    int checks, rbp_used;         /* its checks; whether a CFA came from the rbp it began with */
+    uint32_t id;                  /* the caller's: the stack id of those frames */
+    uint32_t off[ML_MEMO_CHECKS]; /* the walk read val[k] at sp + off[k] */
+    uintptr_t val[ML_MEMO_CHECKS];
 };
+struct ml_unwind_memo {
+    unsigned last;              /* the way (index into way[]) that answered or recorded last */
+    unsigned sets;              /* a power of 2, ML_MEMO_SETS_MIN..ML_MEMO_SETS_MAX */
+    unsigned long hits, misses; /* walks a way answered, and walks recorded (or not) anew */
+    unsigned long grow_at, seen_hits,
+        seen_misses;                  /* the caller's: when to look at growing, and the last look's counts */
+    uint8_t mru[ML_MEMO_SETS_MAX];    /* per set, its way used last */
+    uint8_t victim[ML_MEMO_SETS_MAX]; /* per set, the next way to record into */
+    uint8_t succ[ML_MEMO_SETS_MAX * ML_MEMO_WAYS]; /* per way, the way that answered after it last */
+    struct ml_unwind_memo_way way[];               /* sets * ML_MEMO_WAYS */
+};
+#define ML_MEMO_BYTES(sets)                                                                                  \
+    (sizeof(struct ml_unwind_memo) + (size_t)(sets)*ML_MEMO_WAYS * sizeof(struct ml_unwind_memo_way))
 /* At thread exit (the trace layer's): the capture's per-thread memory goes. */
 void ml_stack_thread_exit(void);
 void ml_unwind_set_own(uintptr_t lo, uintptr_t hi);

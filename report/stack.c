@@ -14,9 +14,10 @@
  * allocations made before mallard's constructor carry no stack.  Frames inside libmallard.so are dropped, so
  * frame 0 is the return address into the caller of the malloc-family function; the caching unwinder steps
  * over them without recording them (ml_unwind_skip: after their first visit, mallard's standard frame-pointer
- * frames cost three loads each, no recipe lookup).  A per-thread memo of the last walks (unwind.c) answers a
- * walk that would read the very words a recorded one read with that walk's stack id, so a loop allocating
- * from one place neither walks nor hashes its stack again.
+ * frames cost three loads each, no recipe lookup).  A per-thread memo of recent walks (unwind.c), up to 256
+ * of them in sets chosen by where each leaves mallard's frames, answers a walk that would read the very words
+ * a recorded one read with that walk's stack id, so a program allocating from a few hundred places neither
+ * walks nor hashes those stacks again.
  *
  * Depot: stacks are deduplicated into 32-bit ids.  A 64-way sharded hash
  * (each shard its own lock, so threads rarely meet) maps a stack to its id;
@@ -26,6 +27,7 @@
  * allocates and frees from a few call sites skips the shared table.
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <dlfcn.h>
 #include <link.h>
 #include <pthread.h>
@@ -78,29 +80,68 @@ static ML_TLS struct {
     uint64_t hash;
     ml_stack_id id;
 } recent[RECENT];
-/* and the unwinder's record of its last walks on this thread (unwind.c): a
- * signal handler on this thread captures no stack while the thread is in
+/* and the unwinder's record of its recent walks on this thread (unwind.c):
+ * a signal handler on this thread captures no stack while the thread is in
  * a capture (the trace layer's guard is set then), so it is never seen
- * half-written.  It lives in the meta heap, made at the thread's first
- * capture and freed at its exit: in static TLS, its 4 KiB would come out
- * of every thread's stack, and pthread_create of a PTHREAD_STACK_MIN
- * stack would fail (EINVAL). */
+ * half-written.  It is a mapping of its own (registered as mallard's, so
+ * the exit scan reads none of the stack words it holds), made at the
+ * thread's first capture and unmapped at its exit: in static TLS it would come out of
+ * every thread's stack (pthread_create of a PTHREAD_STACK_MIN stack would
+ * fail with EINVAL), and fresh pages need no clearing.  It starts with
+ * ML_MEMO_SETS_MIN sets (20 KiB), and doubles, up to ML_MEMO_SETS_MAX (160
+ * KiB), each time more than an eighth of the last MEMO_WINDOW walks missed:
+ * a short program touches a few pages, one that allocates from a few
+ * hundred places keeps the walk of each. */
+#define MEMO_WINDOW 4096
 static ML_TLS struct ml_unwind_memo *memo;
 static ML_TLS int memo_done; /* past thread exit, or none to be had: no memo */
+
+static struct ml_unwind_memo *memo_map(unsigned sets)
+{
+    /* mallard's own (ML_OWNER_META): the words it copies from the stack,
+     * a program's rbp among them, are no roots for the exit scan */
+    int saved = errno;
+    struct ml_unwind_memo *m = ml_os_map_user(ML_MEMO_BYTES(sets), 0, ML_OWNER_META, 0);
+    errno = saved;
+    if (m) {
+        m->sets = sets;
+        m->grow_at = MEMO_WINDOW;
+    }
+    return m;
+}
 
 static struct ml_unwind_memo *memo_get(void)
 {
     if (ML_LIKELY(memo != NULL) || memo_done)
         return memo;
-    ml_tr_busy_enter(); /* the meta heap's lock */
-    struct ml_unwind_memo *m = ml_meta_alloc(sizeof *m);
-    ml_tr_busy_leave();
-    if (m)
-        memset(m, 0, sizeof *m);
-    else
+    struct ml_unwind_memo *m = memo_map(ML_MEMO_SETS_MIN);
+    if (!m)
         memo_done = 1;
     memo = m;
     return m;
+}
+
+/* Past m->grow_at walks: a memo that missed more than an eighth of the
+ * last window is replaced by one twice its size (a cache: what it held is
+ * let go). */
+static __attribute__((noinline)) void memo_look(struct ml_unwind_memo *m)
+{
+    unsigned long misses = m->misses - m->seen_misses, walks = misses + m->hits - m->seen_hits;
+    m->seen_misses = m->misses;
+    m->seen_hits = m->hits;
+    m->grow_at = m->hits + m->misses + MEMO_WINDOW;
+    if (misses * 8 <= walks || m->sets >= ML_MEMO_SETS_MAX)
+        return;
+    struct ml_unwind_memo *g = memo_map(m->sets * 2);
+    if (!g) {
+        m->grow_at = (unsigned long)-1; /* keep this one */
+        return;
+    }
+    g->misses = g->seen_misses = m->misses;
+    g->hits = g->seen_hits = m->hits;
+    g->grow_at = m->grow_at;
+    memo = g;
+    ml_os_unmap_user(m, ML_MEMO_BYTES(m->sets));
 }
 
 void ml_stack_thread_exit(void)
@@ -108,11 +149,8 @@ void ml_stack_thread_exit(void)
     struct ml_unwind_memo *m = memo;
     memo = NULL;
     memo_done = 1;
-    if (m) {
-        ml_tr_busy_enter();
-        ml_meta_free(m);
-        ml_tr_busy_leave();
-    }
+    if (m)
+        ml_os_unmap_user(m, ML_MEMO_BYTES(m->sets));
 }
 
 /* ---- unwinding across fork ------------------------------------------
@@ -377,7 +415,10 @@ ml_stack_id ml_stack_capture(void)
     int n = st.fast ? ml_unwind_skip(raw, st.depth, m) : -1;
     if (n == ML_UNWIND_SAME && ML_LIKELY(m->way[m->last].id))
         return m->way[m->last].id;
-    return capture_rest(raw, n, m);
+    ml_stack_id id = capture_rest(raw, n, m);
+    if (m && ML_UNLIKELY(m->hits + m->misses >= m->grow_at))
+        memo_look(m);
+    return id;
 }
 
 /* The rest of a capture: n is ml_unwind_skip's answer. */

@@ -635,7 +635,7 @@ static inline __attribute__((always_inline)) uintptr_t step(uint64_t v, uintptr_
     return next;
 }
 
-/* ---- the memo of a thread's last walks ----------------------------------
+/* ---- the memo of a thread's recent walks -------------------------------
  *
  * A walk is a function of where it starts (return address, sp, rbp), of
  * the recipes of the return addresses it meets (fixed for objects present
@@ -647,21 +647,33 @@ static inline __attribute__((always_inline)) uintptr_t step(uint64_t v, uintptr_
  * the word read there, and for an rbp read from the stack that a later
  * CFA was computed from, its address and value (an rbp no CFA depends on
  * changes no frame, and a program that keeps a variable in rbp changes it
- * all the time).  Walks through an object loaded after start-up are not
- * recorded (a dlclose could change what a return address means). */
+ * all the time).  Addresses are kept as offsets from the start's sp (a
+ * walk that reads below it, or 4 GiB above, is not recorded).  Walks
+ * through an object loaded after start-up are not recorded (a dlclose
+ * could change what a return address means).
+ *
+ * The record starts where the walk leaves mallard's own frames, which are
+ * stepped every time (a few frame-pointer loads).  The program's return
+ * address and sp there, and the return address the first step reads (so
+ * that the callers of an allocating wrapper differ), pick one set of
+ * ML_MEMO_WAYS ways: a program that allocates from a few dozen places
+ * keeps the walk of each. */
 struct recorder {
     struct ml_unwind_memo_way *w; /* NULL: not recording */
+    uintptr_t base;               /* the start's sp: checks are offsets from it */
     uintptr_t rbp_at, rbp_val;    /* where the current rbp was read (0: it is the start's), and it */
     int rbp_done;                 /* its check is in */
 };
 
-/* Appends one check (the word at at is val); 0 when the way is full. */
-static inline int rec_check(struct ml_unwind_memo_way *w, uintptr_t at, uintptr_t val)
+/* Appends one check (the word at at is val); 0 when the way is full or at
+ * is out of an offset's reach. */
+static inline int rec_check(struct ml_unwind_memo_way *w, uintptr_t base, uintptr_t at, uintptr_t val)
 {
-    if (w->checks == ML_MEMO_CHECKS)
+    uintptr_t off = at - base;
+    if (w->checks == ML_MEMO_CHECKS || at < base || off > UINT32_MAX)
         return 0;
-    w->check[w->checks].at = at;
-    w->check[w->checks].val = val;
+    w->off[w->checks] = (uint32_t)off;
+    w->val[w->checks] = val;
     w->checks++;
     return 1;
 }
@@ -679,11 +691,11 @@ rec_step(struct recorder *r, int cfa_from_rbp, uintptr_t ra_at, uintptr_t ra, ui
     if (cfa_from_rbp && !r->rbp_done) {
         if (!r->rbp_at)
             w->rbp_used = 1;
-        else if (!rec_check(w, r->rbp_at, r->rbp_val))
+        else if (!rec_check(w, r->base, r->rbp_at, r->rbp_val))
             goto full;
         r->rbp_done = 1;
     }
-    if (!rec_check(w, ra_at, ra))
+    if (!rec_check(w, r->base, ra_at, ra))
         goto full;
     if (rbp_at) {
         r->rbp_at = rbp_at;
@@ -724,16 +736,25 @@ static inline __attribute__((always_inline)) int walk(void **out, int max, uintp
     return (int)(o - out);
 }
 
-/* Whether a walk from (ra, sp, rbp) would read what w's did. */
+/* Whether a walk from (ra, sp, rbp) whose first step read ra1, keeping at
+ * most lim frames, would read what w's did. */
 static inline int same_walk(const struct ml_unwind_memo_way *w, uintptr_t ra, uintptr_t sp, uintptr_t rbp,
-                            int keep)
+                            uintptr_t ra1, int lim)
 {
-    if (w->ra != ra || w->sp != sp || w->n <= 0 || w->keep != keep || (w->rbp_used && w->rbp != rbp))
+    if (w->ra1 != ra1 || w->ra != ra || w->sp != sp || w->n <= 0 || w->lim != lim ||
+        (w->rbp_used && w->rbp != rbp))
         return 0;
     for (int k = 0; k < w->checks; k++)
-        if (*(const uintptr_t *)w->check[k].at != w->check[k].val)
+        if (*(const uintptr_t *)(sp + w->off[k]) != w->val[k])
             return 0;
     return 1;
+}
+
+/* The set of a walk that leaves the own frames at (ra, sp) and steps to ra1. */
+static inline unsigned memo_set(uintptr_t ra, uintptr_t sp, uintptr_t ra1)
+{
+    uint64_t h = ((uint64_t)ra ^ ((uint64_t)sp << 17) ^ ((uint64_t)ra1 << 7)) * 0x9E3779B97F4A7C15ull;
+    return (unsigned)(h >> 58);
 }
 
 /* The walk: out[0] = ra (the caller's return address, as unw_backtrace's
@@ -746,7 +767,7 @@ int ml_unwind_from(void **out, int max, uintptr_t rbp, uintptr_t sp, uintptr_t r
 {
     if (!find_object || max <= 0)
         return -1;
-    struct recorder none = {NULL, 0, 0, 0};
+    struct recorder none = {NULL, 0, 0, 0, 0};
     return walk(out, max, rbp, sp, ra, &none);
 }
 
@@ -848,55 +869,123 @@ __attribute__((used, visibility("hidden"))) int ml_unwind_skip_from(void **out, 
                                                                     uintptr_t rbp, uintptr_t sp,
                                                                     uintptr_t ra);
 
+_Static_assert(ML_MEMO_SETS_MAX *ML_MEMO_WAYS <= 256, "memo->succ holds a way's index in a byte");
+
+/* The own frames' words a walk depends on, as offsets from where it
+ * began: each return address, and each rbp read from the stack that a
+ * later step used (as a frame pointer or a CFA's base).  The last rbp read,
+ * the program's at its first frame, is checked only when the program's
+ * walk depends on it (urbp_at: where it was read, 0: it is the start's). */
+struct own_record {
+    int n; /* -1: too many, or out of an offset's reach */
+    uint32_t off[ML_MEMO_OWN];
+    uintptr_t val[ML_MEMO_OWN];
+    uintptr_t rbp_at, rbp_val; /* the current rbp: where it was read (0: the start's), and it */
+};
+
+static inline void own_read(struct own_record *o, uintptr_t base, uintptr_t at, uintptr_t val)
+{
+    uintptr_t off = at - base;
+    if (o->n < 0 || o->n == ML_MEMO_OWN || at < base || off > UINT32_MAX) {
+        o->n = -1;
+        return;
+    }
+    o->off[o->n] = (uint32_t)off;
+    o->val[o->n] = val;
+    o->n++;
+}
+
+/* The current rbp is used: the word it came from joins the checks. */
+static inline void own_rbp_used(struct own_record *o, uintptr_t base)
+{
+    if (o->rbp_at) {
+        own_read(o, base, o->rbp_at, o->rbp_val);
+        o->rbp_at = 0;
+    }
+}
+
+/* Whether a walk that begins at (ra, sp, rbp) with keep is w's: the way
+ * that followed the last walk's the last time is tried first, before the
+ * own frames are stepped, as a loop over a few call sites takes them in
+ * the same order each time. */
+static inline int same_start(const struct ml_unwind_memo_way *w, uintptr_t ra, uintptr_t sp, uintptr_t rbp,
+                             int keep)
+{
+    if (w->s_ra != ra || w->s_sp != sp || w->s_rbp != rbp || w->keep != keep || w->s_checks <= 0 || w->n <= 0)
+        return 0;
+    for (int k = 0; k < w->s_checks; k++)
+        if (*(const uintptr_t *)(sp + w->s_off[k]) != w->s_val[k])
+            return 0;
+    if (w->rbp_used && w->s_urbp && *(const uintptr_t *)(sp + w->s_urbp - 1) != w->rbp)
+        return 0;
+    for (int k = 0; k < w->checks; k++)
+        if (*(const uintptr_t *)(w->sp + w->off[k]) != w->val[k])
+            return 0;
+    return 1;
+}
+
+/* w answers (or records) a walk that began at (ra, sp, rbp) with keep, its
+ * own frames having read o: the next such walk is answered at once. */
+static inline void own_note(struct ml_unwind_memo_way *w, const struct own_record *o, uintptr_t ra,
+                            uintptr_t sp, uintptr_t rbp, int keep)
+{
+    w->s_checks = 0;
+    uintptr_t urbp = o->rbp_at ? o->rbp_at - sp + 1 : 0;
+    if (o->n <= 0 || (o->rbp_at && (o->rbp_at < sp || urbp > UINT32_MAX)))
+        return;
+    w->s_urbp = (uint32_t)urbp;
+    w->s_ra = ra;
+    w->s_sp = sp;
+    w->s_rbp = rbp;
+    w->keep = keep;
+    memcpy(w->s_off, o->off, (size_t)o->n * sizeof *o->off);
+    memcpy(w->s_val, o->val, (size_t)o->n * sizeof *o->val);
+    w->s_checks = o->n;
+}
+
+static __attribute__((noinline)) int skip_walk(void **out, int keep, struct ml_unwind_memo *memo,
+                                               uintptr_t rbp, uintptr_t sp, uintptr_t ra);
+
 int ml_unwind_skip_from(void **out, int keep, struct ml_unwind_memo *memo, uintptr_t rbp, uintptr_t sp,
                         uintptr_t ra)
 {
-    int max = keep + 8; /* ml_unwind's frames, own ones included */
     if (!find_object || keep <= 0)
         return -1;
-    struct recorder r = {NULL, 0, 0, 0};
     if (memo) {
-        /* the way that followed the last one the last time first: a loop
-         * over a few call sites takes them in the same order each time */
-        unsigned prev = memo->last % ML_MEMO_WAYS, guess = memo->succ[prev], i;
-        if (ML_LIKELY(same_walk(&memo->way[guess], ra, sp, rbp, keep))) {
-            memo->last = guess;
+        unsigned g = memo->succ[memo->last];
+        if (ML_LIKELY(same_start(&memo->way[g], ra, sp, rbp, keep))) {
+            memo->last = g;
+            memo->hits++;
             return ML_UNWIND_SAME;
         }
-        for (i = 0; i < ML_MEMO_WAYS; i++)
-            if (i != guess && same_walk(&memo->way[i], ra, sp, rbp, keep))
-                break;
-        memo->tried += i < ML_MEMO_WAYS ? 1 : ML_MEMO_WAYS - 1;
-        if (i < ML_MEMO_WAYS) {
-            memo->succ[prev] = (uint8_t)i;
-            memo->last = i;
-            return ML_UNWIND_SAME;
-        }
-        i = memo->next++ % ML_MEMO_WAYS;
-        memo->succ[prev] = (uint8_t)i;
-        memo->last = i;
-        r.w = &memo->way[i];
-        r.w->n = 0;
-        r.w->id = 0;
-        r.w->ra = ra;
-        r.w->sp = sp;
-        r.w->rbp = rbp;
-        r.w->keep = keep;
-        r.w->rbp_used = 0;
-        r.w->checks = 0;
     }
+    return skip_walk(out, keep, memo, rbp, sp, ra);
+}
+
+/* The rest of ml_unwind_skip_from: the own frames stepped, then the memo's
+ * set of the walk from there, then the walk. */
+static int skip_walk(void **out, int keep, struct ml_unwind_memo *memo, uintptr_t rbp, uintptr_t sp,
+                     uintptr_t ra)
+{
+    int max = keep + 8; /* ml_unwind's frames, own ones included */
+    unsigned prev = memo ? memo->last : 0;
+    uintptr_t ra0 = ra, sp0 = sp, rbp0 = rbp;
+    struct own_record own = {0, {0}, {0}, 0, 0};
     int entries = 1; /* ra's, as ml_unwind would count it */
     uintptr_t off;
     while ((off = ra - own_lo) < own_len) {
         if (entries >= max)
             return 0; /* ml_unwind's max frames are all own */
-        uintptr_t next, ra_at, rbp_at;
-        int from_rbp = 1;
+        uintptr_t next;
         if (ML_LIKELY(off < own_mapped &&
                       ((__atomic_load_n(&own_ok[off / 64], __ATOMIC_RELAXED) >> (off % 64)) & 1))) {
             const uintptr_t *fp = (const uintptr_t *)rbp;
-            ra_at = rbp + 8;
-            rbp_at = rbp;
+            if (memo) {
+                own_rbp_used(&own, sp0);
+                own_read(&own, sp0, rbp + 8, fp[1]);
+                own.rbp_at = rbp;
+                own.rbp_val = fp[0];
+            }
             sp = rbp + 16;
             next = fp[1];
             rbp = fp[0];
@@ -906,24 +995,85 @@ int ml_unwind_skip_from(void **out, int keep, struct ml_unwind_memo *memo, uintp
                 v = recipe_slow(ra - 1);
             if (v & (R_STOP | R_OTHER))
                 return (v & R_OTHER) ? -1 : 0;
-            if (v & R_LATE)
-                r.w = NULL;
             if (v == R_STD_FP && off < own_mapped)
                 __atomic_fetch_or(&own_ok[off / 64], (uint64_t)1 << (off % 64), __ATOMIC_RELAXED);
-            from_rbp = (v & R_CFA_RBP) != 0;
+            uintptr_t ra_at, rbp_at;
+            if (memo && (v & R_CFA_RBP))
+                own_rbp_used(&own, sp0);
             next = step(v, &rbp, &sp, &ra_at, &rbp_at);
+            if (memo) {
+                own_read(&own, sp0, ra_at, next);
+                if (rbp_at) {
+                    own.rbp_at = rbp_at;
+                    own.rbp_val = rbp;
+                }
+            }
         }
-        rec_step(&r, from_rbp, ra_at, next, rbp_at, rbp);
         if (!next)
             return -1;
         ra = next;
         entries++;
     }
     int lim = max - (entries - 1);
-    int n = walk(out, lim < keep ? lim : keep, rbp, sp, ra, &r);
-    if (r.w && n > 0)
-        r.w->n = n;
-    return n;
+    if (lim > keep)
+        lim = keep;
+    if (!memo || lim < 2)
+        return walk(out, lim, rbp, sp, ra, &(struct recorder){NULL, 0, 0, 0, 0});
+    /* the first step, whose answer picks the set */
+    uint64_t v = recipe_fast(ra - 1);
+    int late = 0;
+    if (ML_UNLIKELY(!v)) {
+        v = recipe_slow(ra - 1);
+        if (v & R_OTHER)
+            return -1;
+        late = (v & R_LATE) != 0;
+    }
+    out[0] = (void *)ra;
+    if (v & R_STOP)
+        return 1;
+    uintptr_t usp = sp, urbp = rbp, ra_at, rbp_at;
+    uintptr_t ra1 = step(v, &rbp, &sp, &ra_at, &rbp_at);
+    if (!ra1)
+        return -1; /* libunwind decides what a zero return address means */
+    unsigned set = memo_set(ra, usp, ra1) & (memo->sets - 1), mru = memo->mru[set], i;
+    struct ml_unwind_memo_way *w = &memo->way[set * ML_MEMO_WAYS];
+    for (unsigned k = 0; k < ML_MEMO_WAYS; k++) {
+        i = (mru + k) % ML_MEMO_WAYS;
+        if (same_walk(&w[i], ra, usp, urbp, ra1, lim)) {
+            memo->mru[set] = (uint8_t)i;
+            memo->last = set * ML_MEMO_WAYS + i;
+            memo->succ[prev] = (uint8_t)memo->last;
+            own_note(&w[i], &own, ra0, sp0, rbp0, keep);
+            memo->hits++;
+            return ML_UNWIND_SAME;
+        }
+    }
+    memo->misses++;
+    i = memo->victim[set] % ML_MEMO_WAYS;
+    if (i == mru)
+        i = (i + 1) % ML_MEMO_WAYS;
+    memo->victim[set] = (uint8_t)((i + 1) % ML_MEMO_WAYS);
+    memo->mru[set] = (uint8_t)i;
+    memo->last = set * ML_MEMO_WAYS + i;
+    memo->succ[prev] = (uint8_t)memo->last;
+    struct recorder r = {late ? NULL : &w[i], usp, 0, 0, 0};
+    w[i].n = 0;
+    w[i].id = 0;
+    w[i].ra = ra;
+    w[i].sp = usp;
+    w[i].rbp = urbp;
+    w[i].ra1 = ra1;
+    w[i].lim = lim;
+    w[i].rbp_used = 0;
+    w[i].checks = 0;
+    own_note(&w[i], &own, ra0, sp0, rbp0, keep);
+    rec_step(&r, (v & R_CFA_RBP) != 0, ra_at, ra1, rbp_at, rbp);
+    int n = walk(out + 1, lim - 1, rbp, sp, ra1, &r);
+    if (n < 0)
+        return n;
+    if (r.w)
+        w[i].n = n + 1;
+    return n + 1;
 }
 
 /* ml_unwind(out, max): the registers as the caller sees them after this
