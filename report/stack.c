@@ -480,6 +480,7 @@ void ml_stack_atfork(int phase)
     for (int i = 0; i < SHARDS; i++)
         ml_lock_atfork(&st.shards[i].lock, phase);
     if (phase == ML_FORK_CHILD) {
+        ml_unwind_fork_child();
         if (gate_others() > 0)
             no_unwind = 1;
         for (int i = 0; i < GATE_STRIPES; i++) /* the other threads are gone */
