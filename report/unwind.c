@@ -818,23 +818,26 @@ full:
     r->w = NULL;
 }
 
-/* The walk from ra: out[0] = ra, then each caller's, at most max. */
-static inline __attribute__((always_inline)) int walk(void **out, int max, uintptr_t rbp, uintptr_t sp,
-                                                      uintptr_t ra, struct recorder *r)
+/* The walk from ra: out[0] = ra, then each caller's, at most max, with
+ * generation g of the recipe table: a constant in each copy walk makes, so
+ * the table's address, mask and fold are immediates, as the one table's
+ * were (a generation held in registers cost cc1 28 M instructions in 770
+ * M, spills in the loop).  A move during the walk leaves its rest to
+ * recipe_slow, which reads the new generation. */
+static inline __attribute__((always_inline)) int walk_in(const unsigned g, void **out, int max, uintptr_t rbp,
+                                                         uintptr_t sp, uintptr_t ra, struct recorder *r)
 {
+    const struct gen *t = &gens[g];
     void **o = out, **end = out + max;
-    /* a copy: its fields stay in registers across the loop's atomic loads */
-    struct gen t = *gen_now();
     *o++ = (void *)ra;
     while (o < end) {
-        uint64_t v = recipe_fast(&t, ra - 1);
+        uint64_t v = recipe_fast(t, ra - 1);
         if (ML_UNLIKELY(!v)) {
             v = recipe_slow(ra - 1);
             if (v & R_OTHER)
                 return -1;
             if (v & R_LATE)
                 r->w = NULL;
-            t = *gen_now(); /* it may have moved on */
         }
         if (v & R_STOP)
             break;
@@ -848,6 +851,24 @@ static inline __attribute__((always_inline)) int walk(void **out, int max, uintp
         *o++ = (void *)ra;
     }
     return (int)(o - out);
+}
+
+static inline __attribute__((always_inline)) int walk(void **out, int max, uintptr_t rbp, uintptr_t sp,
+                                                      uintptr_t ra, struct recorder *r)
+{
+    _Static_assert(GENS == 5, "a walk_in per generation");
+    switch (gen_now() - gens) {
+    case 0:
+        return walk_in(0, out, max, rbp, sp, ra, r);
+    case 1:
+        return walk_in(1, out, max, rbp, sp, ra, r);
+    case 2:
+        return walk_in(2, out, max, rbp, sp, ra, r);
+    case 3:
+        return walk_in(3, out, max, rbp, sp, ra, r);
+    default:
+        return walk_in(4, out, max, rbp, sp, ra, r);
+    }
 }
 
 /* Whether a walk from (ra, sp, rbp) would read what w's did. */
@@ -969,6 +990,72 @@ void ml_unwind_set_own(uintptr_t lo, uintptr_t hi)
     own_mapped = own_len < OWN_TEXT_MAX ? own_len : OWN_TEXT_MAX;
 }
 
+/* The rest of a walk the memo could not answer, with generation g of the
+ * recipe table: the own frames, then the caller's.  A function of its own
+ * per generation (skip_rest_0 ... skip_rest_4), which ml_unwind_skip_from
+ * calls last: the table's address, mask and fold are constants in it, as
+ * the one table's were, and its registers are allocated as the one walk's
+ * were (five copies of the walk in one function cost cc1 16 M more
+ * instructions in 759 M, one generation held in registers 28 M). */
+static inline __attribute__((always_inline)) int skip_rest(const unsigned g, void **out, int keep,
+                                                           struct ml_unwind_memo_way *w, uintptr_t rbp,
+                                                           uintptr_t sp, uintptr_t ra)
+{
+    int max = keep + 8; /* ml_unwind's frames, own ones included */
+    struct recorder r = {w, 0, 0, 0};
+    int entries = 1; /* ra's, as ml_unwind would count it */
+    uintptr_t off;
+    while ((off = ra - own_lo) < own_len) {
+        if (entries >= max)
+            return 0; /* ml_unwind's max frames are all own */
+        uintptr_t next, ra_at, rbp_at;
+        int from_rbp = 1;
+        if (ML_LIKELY(off < own_mapped &&
+                      ((__atomic_load_n(&own_ok[off / 64], __ATOMIC_RELAXED) >> (off % 64)) & 1))) {
+            const uintptr_t *fp = (const uintptr_t *)rbp;
+            ra_at = rbp + 8;
+            rbp_at = rbp;
+            sp = rbp + 16;
+            next = fp[1];
+            rbp = fp[0];
+        } else {
+            uint64_t v = recipe_fast(&gens[g], ra - 1);
+            if (!v)
+                v = recipe_slow(ra - 1);
+            if (v & (R_STOP | R_OTHER))
+                return (v & R_OTHER) ? -1 : 0;
+            if (v & R_LATE)
+                r.w = NULL;
+            if (v == R_STD_FP && off < own_mapped)
+                __atomic_fetch_or(&own_ok[off / 64], (uint64_t)1 << (off % 64), __ATOMIC_RELAXED);
+            from_rbp = (v & R_CFA_RBP) != 0;
+            next = step(v, &rbp, &sp, &ra_at, &rbp_at);
+        }
+        rec_step(&r, from_rbp, ra_at, next, rbp_at, rbp);
+        if (!next)
+            return -1;
+        ra = next;
+        entries++;
+    }
+    int lim = max - (entries - 1);
+    int n = walk_in(g, out, lim < keep ? lim : keep, rbp, sp, ra, &r);
+    if (r.w && n > 0)
+        r.w->n = n;
+    return n;
+}
+
+#define SKIP_REST(g)                                                                                         \
+    __attribute__((noinline)) static int skip_rest_##g(void **out, int keep, struct ml_unwind_memo_way *w,   \
+                                                       uintptr_t rbp, uintptr_t sp, uintptr_t ra)            \
+    {                                                                                                        \
+        return skip_rest(g, out, keep, w, rbp, sp, ra);                                                      \
+    }
+SKIP_REST(0)
+SKIP_REST(1)
+SKIP_REST(2)
+SKIP_REST(3)
+SKIP_REST(4)
+
 __attribute__((used, visibility("hidden"))) int ml_unwind_skip_from(void **out, int keep,
                                                                     struct ml_unwind_memo *memo,
                                                                     uintptr_t rbp, uintptr_t sp,
@@ -977,7 +1064,6 @@ __attribute__((used, visibility("hidden"))) int ml_unwind_skip_from(void **out, 
 int ml_unwind_skip_from(void **out, int keep, struct ml_unwind_memo *memo, uintptr_t rbp, uintptr_t sp,
                         uintptr_t ra)
 {
-    int max = keep + 8; /* ml_unwind's frames, own ones included */
     if (!find_object || keep <= 0)
         return -1;
     struct recorder r = {NULL, 0, 0, 0};
@@ -1011,46 +1097,19 @@ int ml_unwind_skip_from(void **out, int keep, struct ml_unwind_memo *memo, uintp
         r.w->rbp_used = 0;
         r.w->checks = 0;
     }
-    int entries = 1; /* ra's, as ml_unwind would count it */
-    uintptr_t off;
-    while ((off = ra - own_lo) < own_len) {
-        if (entries >= max)
-            return 0; /* ml_unwind's max frames are all own */
-        uintptr_t next, ra_at, rbp_at;
-        int from_rbp = 1;
-        if (ML_LIKELY(off < own_mapped &&
-                      ((__atomic_load_n(&own_ok[off / 64], __ATOMIC_RELAXED) >> (off % 64)) & 1))) {
-            const uintptr_t *fp = (const uintptr_t *)rbp;
-            ra_at = rbp + 8;
-            rbp_at = rbp;
-            sp = rbp + 16;
-            next = fp[1];
-            rbp = fp[0];
-        } else {
-            const struct gen *t = gen_now();
-            uint64_t v = recipe_fast(t, ra - 1);
-            if (!v)
-                v = recipe_slow(ra - 1);
-            if (v & (R_STOP | R_OTHER))
-                return (v & R_OTHER) ? -1 : 0;
-            if (v & R_LATE)
-                r.w = NULL;
-            if (v == R_STD_FP && off < own_mapped)
-                __atomic_fetch_or(&own_ok[off / 64], (uint64_t)1 << (off % 64), __ATOMIC_RELAXED);
-            from_rbp = (v & R_CFA_RBP) != 0;
-            next = step(v, &rbp, &sp, &ra_at, &rbp_at);
-        }
-        rec_step(&r, from_rbp, ra_at, next, rbp_at, rbp);
-        if (!next)
-            return -1;
-        ra = next;
-        entries++;
+    _Static_assert(GENS == 5, "a skip_rest per generation");
+    switch (gen_now() - gens) {
+    case 0:
+        return skip_rest_0(out, keep, r.w, rbp, sp, ra);
+    case 1:
+        return skip_rest_1(out, keep, r.w, rbp, sp, ra);
+    case 2:
+        return skip_rest_2(out, keep, r.w, rbp, sp, ra);
+    case 3:
+        return skip_rest_3(out, keep, r.w, rbp, sp, ra);
+    default:
+        return skip_rest_4(out, keep, r.w, rbp, sp, ra);
     }
-    int lim = max - (entries - 1);
-    int n = walk(out, lim < keep ? lim : keep, rbp, sp, ra, &r);
-    if (r.w && n > 0)
-        r.w->n = n;
-    return n;
 }
 
 /* ml_unwind(out, max): the registers as the caller sees them after this

@@ -398,9 +398,11 @@ static void many_cases(void)
         pthread_join(t[i], NULL);
     size_t after = ml_unwind_cache_slots();
     printf("recipe table: %zu slots, %zu after 4096 more return addresses\n", before, after);
-    /* one page of slots for the few dozen return addresses of the cases
-     * before; at most half full, so at least 8192 slots after */
-    if (before != 256 || after < 8192) {
+    /* a page or four of slots for the few dozen return addresses of the
+     * cases before (four when a crowded probe path moved it on early: their
+     * fixtures' calls are close together); at most half full after, so at
+     * least 8192 slots (the 1 MiB table had 65536 from the start) */
+    if (before > 1024 || after < 8192) {
         fprintf(stderr, "recipe table: %zu slots before, %zu after\n", before, after);
         failures++;
     }
