@@ -188,46 +188,28 @@ static const uint16_t small_caps[SMALL_LEVELS] = {6, 12, 24, 36, 54, 81, 121, 18
 #define SMALL_CAP(l) ((size_t)small_caps[l])
 #define META_LARGEST_CLASS ((size_t)64 << 10)
 
-/* All the levels' regions in one mapping (one mmap, made by the first
- * table), each level's starting on a page of its own: a page is given back
- * by its level's shards alone. */
-static char *small_map;
-static size_t small_off[SMALL_LEVELS + 1]; /* each level's offset; [SMALL_LEVELS]: the size */
-
-/* Fills small_off (racing fillers store the same values). */
-static void small_layout(void)
-{
-    size_t ps = ml_os_page_size(), off = 0;
-    for (unsigned l = 0; l <= SMALL_LEVELS; l++) {
-        __atomic_store_n(&small_off[l], off, __ATOMIC_RELAXED);
-        if (l < SMALL_LEVELS)
-            off += (SHARDS * SMALL_CAP(l) * sizeof(struct rec) + ps - 1) & ~(ps - 1);
-    }
-}
-
-/* Level's region: small_map is set (small_off is filled before it is). */
-static struct rec *small_region(unsigned level)
-{
-    return (struct rec *)(__atomic_load_n(&small_map, __ATOMIC_ACQUIRE) +
-                          __atomic_load_n(&small_off[level], __ATOMIC_RELAXED));
-}
+/* Each level's region is a mapping of its own, made by its first table:
+ * a short program maps the first level's 36 KiB and perhaps the second's,
+ * not the 4.8 MiB of all nine (address space a tight RLIMIT_AS may not
+ * have to give). */
+static struct rec *small_region[SMALL_LEVELS];
 
 static struct rec *small_table(unsigned level, unsigned i)
 {
-    char *base = __atomic_load_n(&small_map, __ATOMIC_ACQUIRE);
+    struct rec *base = __atomic_load_n(&small_region[level], __ATOMIC_ACQUIRE);
     if (!base) {
-        small_layout();
-        size_t bytes = small_off[SMALL_LEVELS];
+        size_t bytes = SHARDS * SMALL_CAP(level) * sizeof(struct rec);
         /* the meta heap's owner: the leak scan reads no table as roots */
-        char *fresh = ml_os_map_user(bytes, 0, ML_OWNER_META, 0);
+        struct rec *fresh = ml_os_map_user(bytes, 0, ML_OWNER_META, 0);
         if (!fresh)
             return NULL;
-        if (__atomic_compare_exchange_n(&small_map, &base, fresh, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+        if (__atomic_compare_exchange_n(&small_region[level], &base, fresh, 0, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_ACQUIRE))
             base = fresh;
         else
             ml_os_unmap_user(fresh, bytes); /* another shard mapped it first */
     }
-    return small_region(level) + (size_t)i * SMALL_CAP(level);
+    return base + (size_t)i * SMALL_CAP(level);
 }
 
 /* Shard i has left the small table of level l: gives back each page of it
@@ -237,7 +219,7 @@ static struct rec *small_table(unsigned level, unsigned i)
 static void small_release(unsigned level, unsigned i)
 {
     size_t tbytes = SMALL_CAP(level) * sizeof(struct rec), ps = ml_os_page_size();
-    uintptr_t base = (uintptr_t)small_region(level);
+    uintptr_t base = (uintptr_t)__atomic_load_n(&small_region[level], __ATOMIC_RELAXED);
     uintptr_t lo = base + i * tbytes, hi = lo + tbytes;
     for (uintptr_t pg = lo & ~(ps - 1); pg < hi; pg += ps) {
         size_t first = pg < base ? 0 : (pg - base) / tbytes;

@@ -167,7 +167,7 @@ set_tests_properties(trace_blocks_sweep_waves PROPERTIES PASS_REGULAR_EXPRESSION
 # recipe table, blocks.c's first tables, the depot): 256 blocks from 64
 # sites on 64 pages of code add about 190 faults with a 1 MiB recipe table
 # and first tables of 16 records, about 20 with a table that starts at a
-# page and grows, and first tables of 4.
+# page and grows, and first tables of 6.
 add_executable(fx_run_faults ${CMAKE_CURRENT_LIST_DIR}/run_faults.c)
 target_compile_options(fx_run_faults PRIVATE -g -O1 -Wall -Wextra)
 set_target_properties(fx_run_faults PROPERTIES OUTPUT_NAME run_faults RUNTIME_OUTPUT_DIRECTORY ${ML_FIXTURE_DIR})
