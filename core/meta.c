@@ -6,6 +6,12 @@
  * slow and simple on purpose: it serves mallard's tables and whatever
  * libunwind or libdw allocate while mallard is inside itself.
  *
+ * Packed blocks (ml_meta_alloc_packed) are carved from the same chunks
+ * back to back, with no header and no class: the stack depot's entries,
+ * which are never freed, take the bytes they need, where a class block
+ * (header and power-of-two rounding) took about half as much again (a
+ * typical entry of 80 bytes was a block of 128).
+ *
  * The reserve: with the first chunk, a 2 MiB PROT_NONE mapping is set
  * aside (address space only: no page, no commit charge).  When memory is
  * refused later (ulimit -v, a cgroup, vm.max_map_count) the tracer stops,
@@ -88,6 +94,46 @@ void ml_meta_reserve_open(size_t give_back)
     ml_mutex_unlock(&meta.lock);
 }
 
+/* size bytes, aligned to align (8 or 16), from the current chunk, a fresh
+ * one when it has no room (the rest of the old one is left unused), or the
+ * reserve once open; NULL when memory is refused.  Zero: chunk memory is
+ * carved once and never handed out again but through the free lists.
+ * Caller holds meta.lock. */
+static char *carve(size_t size, size_t align)
+{
+    char *at = (char *)round_up((uintptr_t)meta.cur, align);
+    if (!meta.cur || at > meta.end || (size_t)(meta.end - at) < size) {
+        reserve_set_aside();
+        char *chunk = reserve_take(round_up(size, 16));
+        if (chunk) {
+            meta.cur = chunk; /* one block at a time: the rest stays for larger ones */
+            meta.end = chunk + round_up(size, 16);
+        } else if ((chunk = ml_os_map_user(META_CHUNK, 0, ML_OWNER_META, 0))) {
+            meta.cur = chunk;
+            meta.end = chunk + META_CHUNK;
+        } else {
+            return NULL;
+        }
+        at = meta.cur;
+    }
+    meta.cur = at + size;
+    return at;
+}
+
+void *ml_meta_alloc_packed(size_t size)
+{
+    if (size > META_CHUNK / 16) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    ml_mutex_lock(&meta.lock);
+    char *p = carve(round_up(size ? size : 1, 8), 8);
+    ml_mutex_unlock(&meta.lock);
+    if (!p)
+        errno = ENOMEM;
+    return p;
+}
+
 static unsigned meta_class(size_t n)
 {
     size_t need = n + META_HDR;
@@ -132,23 +178,12 @@ void *ml_meta_alloc(size_t size)
     if (h) {
         meta.free[c] = *(void **)((char *)h + META_HDR);
     } else {
-        if ((size_t)(meta.end - meta.cur) < bsize) {
-            reserve_set_aside();
-            char *chunk = reserve_take(bsize);
-            if (chunk) {
-                meta.cur = chunk; /* one block at a time: the rest stays for larger ones */
-                meta.end = chunk + bsize;
-            } else if ((chunk = ml_os_map_user(META_CHUNK, 0, ML_OWNER_META, 0))) {
-                meta.cur = chunk;
-                meta.end = chunk + META_CHUNK;
-            } else {
-                ml_mutex_unlock(&meta.lock);
-                errno = ENOMEM;
-                return NULL;
-            }
+        h = (struct meta_hdr *)carve(bsize, 16);
+        if (!h) {
+            ml_mutex_unlock(&meta.lock);
+            errno = ENOMEM;
+            return NULL;
         }
-        h = (struct meta_hdr *)meta.cur;
-        meta.cur += bsize;
     }
     ml_mutex_unlock(&meta.lock);
     h->cls = c;

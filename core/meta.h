@@ -15,6 +15,12 @@
 
 /* NULL (errno ENOMEM) when out of memory; size 0 gives a minimal block. */
 void *ml_meta_alloc(size_t size);
+/* A zeroed, 8-byte aligned block of size bytes (at most 64 KiB) that is
+ * never freed nor resized: no header, no rounding to a class, so blocks
+ * of a table that only grows lie back to back.  NULL (errno ENOMEM) when
+ * out of memory.  Not for ml_meta_free, ml_meta_realloc or
+ * ml_meta_usable_size. */
+void *ml_meta_alloc_packed(size_t size);
 /* p NULL, or a block of this heap; anything else, and a second free of the
  * same block, is ignored. */
 void ml_meta_free(void *p);

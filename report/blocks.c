@@ -164,24 +164,34 @@ static inline size_t home_of(uint64_t h, size_t cap)
 
 static inline size_t next_slot(size_t j, size_t cap) { return j + 1 == cap ? 0 : j + 1; }
 
-/* Tables grow by half from 16 records when 4/5 full (to 8/15), so a record
- * of 24 bytes costs 30 to 45 bytes of table (at 3/4 -> 1/2 it was 32 to 48,
- * over the 48 bytes a live block may cost with the rest of the tracer).  The first tables (16 to 271
- * records; 256 shards, a short program touches most of them) lie side by
- * side in one region per size, a mapping whose pages are touched as shards
- * use them; when the shards whose tables share a page have all outgrown
- * it, the page goes back to the kernel.  From the meta heap's classes every
+/* Tables grow by half when 4/5 full (to 8/15), so a record of 24 bytes
+ * costs 30 to 45 bytes of table (at 3/4 -> 1/2 it was 32 to 48, over the
+ * 48 bytes a live block may cost with the rest of the tracer); the first
+ * doubles.  The first tables (6 to 271 records; 256 shards, a short
+ * program touches most of them) lie side by side in one region per size,
+ * a mapping whose pages are touched as shards use them; when the shards
+ * whose tables share a page have all outgrown it, the page goes back to
+ * the kernel.  The smallest hold 4 records in 144 bytes, so the 256 of
+ * them take 9 pages: a program's first few hundred blocks touch those (a
+ * shard gets 5 of 200 blocks about once in 500), where first tables of 16
+ * records (24 pages, all of them touched, two faults each) cost a traced
+ * tr 48 page faults.  Its one more size costs a program of many blocks a
+ * move per shard (6 -> 12 -> 24 where 16 -> 24 was).  From the meta heap's classes every
  * outgrown table would stay on their free lists (none needs that size
  * again): about 12 KiB a shard, 15 bytes a block at 200 k blocks.  Larger
  * tables are mappings of their own (a meta heap request above its largest
  * class), which go back to the kernel when the table grows again. */
 #define FITS(n, cap) ((n)*5 <= (cap)*4)
 
-#define SMALL_LEVELS 8
-static const uint16_t small_caps[SMALL_LEVELS] = {16, 24, 36, 54, 81, 121, 181, 271};
+#define SMALL_LEVELS 9
+static const uint16_t small_caps[SMALL_LEVELS] = {6, 12, 24, 36, 54, 81, 121, 181, 271};
 #define SMALL_CAP(l) ((size_t)small_caps[l])
 #define META_LARGEST_CLASS ((size_t)64 << 10)
 
+/* Each level's region is a mapping of its own, made by its first table:
+ * a short program maps the first level's 36 KiB and perhaps the second's,
+ * not the 4.8 MiB of all nine (address space a tight RLIMIT_AS may not
+ * have to give). */
 static struct rec *small_region[SMALL_LEVELS];
 
 static struct rec *small_table(unsigned level, unsigned i)
@@ -233,13 +243,19 @@ static inline void place(struct rec *slots, size_t cap, const struct rec *r)
 /* Moves the shard into a table of the next size; stale records stay behind. */
 __attribute__((noinline, cold)) static int grow(struct shard *s, unsigned i)
 {
-    size_t cap = s->cap ? s->cap + s->cap / 2 : SMALL_CAP(0);
     unsigned level = s->cap ? s->level + (s->level < SMALL_LEVELS) : 0;
-    if (level < SMALL_LEVELS && cap != SMALL_CAP(level))
-        return -1; /* cannot happen: the sizes above grow by half */
+    size_t cap = level < SMALL_LEVELS ? SMALL_CAP(level) : s->cap + s->cap / 2;
     struct rec *slots;
     if (level < SMALL_LEVELS) {
         slots = small_table(level, i);
+        /* zero already (no shard had it before); a write to each of its
+         * pages first, as placing reads before it writes: one page fault
+         * a page where the read of an untouched page and the write after
+         * it took two */
+        size_t ps = ml_os_page_size();
+        for (uintptr_t a = (uintptr_t)slots, end = a + cap * sizeof *slots; slots && a < end;
+             a = (a & ~(ps - 1)) + ps)
+            __atomic_store_n((uint8_t *)a, 0, __ATOMIC_RELAXED);
     } else {
         size_t bytes = cap * sizeof(struct rec);
         slots = ml_meta_alloc(bytes <= META_LARGEST_CLASS ? META_LARGEST_CLASS + 1 : bytes);

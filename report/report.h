@@ -83,6 +83,12 @@ struct ml_unwind_memo {
 /* At thread exit (the trace layer's): the capture's per-thread memory goes. */
 void ml_stack_thread_exit(void);
 void ml_unwind_set_own(uintptr_t lo, uintptr_t hi);
+/* Slots of the recipe table's generation in use (256 to 65536; a quarter
+ * full to half full, or fuller where return addresses crowd), for tests. */
+size_t ml_unwind_cache_slots(void);
+/* In a fork child (the other threads are gone): a move of the recipe
+ * table one of them had begun is undone. */
+void ml_unwind_fork_child(void);
 int ml_unwind_skip(void **out, int keep, struct ml_unwind_memo *memo);
 /* A frame's registers, for the exit report's frame (unwind.c): ip is a
  * return address (looked up at ip - 1).  ml_unwind_here fills r as the

@@ -342,7 +342,10 @@ static ml_stack_id publish(struct depot_entry *e)
 
 static int shard_grow(struct depot_shard *s)
 {
-    size_t cap = s->cap ? s->cap * 2 : 64; /* 64 shards: a short program touches most */
+    /* 64 shards: a short program touches most, so the first tables are
+     * small (8 slots, a 128-byte block: 64 of them take 2 pages, where
+     * tables of 64 slots took 16) */
+    size_t cap = s->cap ? s->cap * 2 : 8;
     struct depot_entry **slots = ml_meta_alloc(cap * sizeof *slots);
     if (!slots)
         return -1;
@@ -380,17 +383,17 @@ static ml_stack_id intern(const uintptr_t *frames, unsigned n, uint64_t h, int *
             goto out;
         }
     }
-    struct depot_entry *e = ml_meta_alloc(sizeof *e + n * sizeof *frames);
+    /* entries are never freed: packed back to back (an entry of 8 frames,
+     * 80 bytes, took a 128-byte class block) */
+    struct depot_entry *e = ml_meta_alloc_packed(sizeof *e + n * sizeof *frames);
     if (!e)
         goto out;
     e->hash = h;
     e->n = n;
     memcpy(e->frames, frames, n * sizeof *frames);
     id = publish(e);
-    if (!id) {
-        ml_meta_free(e);
-        goto out;
-    }
+    if (!id)
+        goto out; /* the id space is used up: e stays unused */
     s->slots[j] = e;
     s->count++;
     *fresh = 1;
@@ -521,6 +524,7 @@ void ml_stack_atfork(int phase)
     for (int i = 0; i < SHARDS; i++)
         ml_lock_atfork(&st.shards[i].lock, phase);
     if (phase == ML_FORK_CHILD) {
+        ml_unwind_fork_child();
         if (gate_others() > 0)
             no_unwind = 1;
         for (int i = 0; i < GATE_STRIPES; i++) /* the other threads are gone */

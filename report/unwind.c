@@ -44,10 +44,9 @@
 #include <string.h>
 
 #include "../core/compiler.h"
+#include "../core/os.h"
 #include "report.h"
 
-#define CACHE_BITS 16
-#define CACHE_SIZE (1u << CACHE_BITS)
 #define CACHE_PROBES 8
 
 /* A recipe, packed into 64 bits; 0 = no entry yet. */
@@ -63,11 +62,62 @@ struct recipe {
     int32_t cfa_off, ra_off, rbp_off;
 };
 
-static struct {
+/* ---- the recipe table ----------------------------------------------------
+ *
+ * An open-addressing table of (return address - 1, recipe), probed
+ * linearly CACHE_PROBES slots from the home slot (slot_of).  It starts at
+ * 256 slots, one page, and when half full moves to one four times larger,
+ * up to 64k slots (1 MiB): a short program's few dozen return addresses
+ * fill one page where the 1 MiB table it had took one page per 4 KiB of
+ * code they lie in, two page faults each (a read maps the zero page, the
+ * first insert copies it): traced tr 80 return addresses, about 60 faults.
+ * The generations lie side by side in .bss, each page-aligned; the one in
+ * use is cache_gen.  A move copies every filled entry of the old one into
+ * the next (which nobody reads yet), publishes it, then gives the old
+ * one's pages back to the kernel.  A reader still in the old one finds
+ * zeros there (no entry: it asks recipe_slow, which reads the new one), and
+ * an insert that lands there is lost (computed again when next needed):
+ * the table is a cache.  One thread moves a generation (it claims it with
+ * a compare-and-swap; the others go on with the old one meanwhile), and
+ * nothing waits, so a signal handler can insert at any moment. */
+struct slot {
     uintptr_t key;
     uint64_t val;
-} cache[CACHE_SIZE];
-static uintptr_t cache_hdr[CACHE_SIZE]; /* R_LATE entries: the object's .eh_frame_hdr */
+};
+#define GENS 5
+#define GEN0_SLOTS 256u
+#define GEN_SLOTS(g) (GEN0_SLOTS << (2 * (g)))
+#define CACHE_TOTAL (GEN_SLOTS(0) + GEN_SLOTS(1) + GEN_SLOTS(2) + GEN_SLOTS(3) + GEN_SLOTS(4))
+#define GEN_OFF(g) ((GEN_SLOTS(g) - GEN0_SLOTS) / 3) /* 256 (4^g - 1) / 3 */
+/* generations up to this one are written to before they are published, a
+ * word per page (one write fault where a read then a write took two); the
+ * larger ones are touched page by page as used */
+#define GEN_PRETOUCH 2
+
+static struct slot cache[CACHE_TOTAL] __attribute__((aligned(4096)));
+static uintptr_t cache_hdr[CACHE_TOTAL] __attribute__((aligned(4096))); /* R_LATE entries: the
+                                                                          object's .eh_frame_hdr */
+struct gen {
+    struct slot *slot;
+    uintptr_t *hdr;
+    size_t mask;   /* slots - 1 */
+    unsigned fold; /* 4 + log2(slots): see slot_of */
+};
+static const struct gen gens[GENS] = {
+    {cache + GEN_OFF(0), cache_hdr + GEN_OFF(0), GEN_SLOTS(0) - 1, 12},
+    {cache + GEN_OFF(1), cache_hdr + GEN_OFF(1), GEN_SLOTS(1) - 1, 14},
+    {cache + GEN_OFF(2), cache_hdr + GEN_OFF(2), GEN_SLOTS(2) - 1, 16},
+    {cache + GEN_OFF(3), cache_hdr + GEN_OFF(3), GEN_SLOTS(3) - 1, 18},
+    {cache + GEN_OFF(4), cache_hdr + GEN_OFF(4), GEN_SLOTS(4) - 1, 20},
+};
+static const struct gen *cache_gen = &gens[0];
+static unsigned gen_used[GENS]; /* entries inserted into each, about */
+static int gen_moving[GENS];    /* claimed: its move to the next has begun */
+
+_Static_assert(GEN_OFF(GENS - 1) + GEN_SLOTS(GENS - 1) == CACHE_TOTAL, "generations side by side");
+_Static_assert(GEN0_SLOTS * sizeof(struct slot) % 4096 == 0, "generations page-aligned");
+
+static inline const struct gen *gen_now(void) { return __atomic_load_n(&cache_gen, __ATOMIC_ACQUIRE); }
 
 static int (*find_object)(void *, struct dl_find_object *);
 
@@ -104,6 +154,7 @@ static int is_early(uintptr_t pc)
 int ml_unwind_init(void)
 {
     find_object = (int (*)(void *, struct dl_find_object *))dlsym(RTLD_DEFAULT, "_dl_find_object");
+    __atomic_store_n(&gens[0].slot[0].key, 0, __ATOMIC_RELAXED); /* its page: one fault, not two */
     dl_iterate_phdr(note_early, NULL);
     return find_object ? 0 : -1;
 }
@@ -541,33 +592,96 @@ static uint64_t compute(uintptr_t pc, const uint8_t *hdr)
     return v;
 }
 
-/* pc's home slot.  Nearby return addresses get nearby slots (a 4 KiB page
- * of code maps into one aligned run of 256 slots, one page of the table),
- * so a process touches the pages of the table its hot code needs, not most
- * of its 1 MiB: scattered slots cost a short program about 150 page faults,
- * and each table page two (a read maps the zero page, the first insert
- * copies it).  A slot per 16 bytes of code rather than per 8 halves the
- * pages (traced ls: 471 -> 442 faults) for about as many instructions
- * (two return addresses in 16 bytes share a home slot, and the second is
- * found by the probe).  The bits above each 1 MiB of code are folded in
- * by XOR, which moves the run without breaking it up. */
-static inline size_t slot_of(uintptr_t pc) { return (size_t)(((pc >> 4) ^ (pc >> 20)) & (CACHE_SIZE - 1)); }
+/* pc's home slot in generation t.  Nearby return addresses get nearby
+ * slots (in the largest, a 4 KiB page of code maps into one aligned run of
+ * 256 slots, one page of the table), so a large generation has the pages
+ * its hot code needs resident, not all of its 1 MiB, and a walk meets few
+ * pages of it.  A slot per 16 bytes of code rather than per 8 halves the
+ * pages (traced ls: 471 -> 442 faults) for about as many instructions (two
+ * return addresses in 16 bytes share a home slot, and the second is found
+ * by the probe).  The bits above the generation's span of code (1 MiB in
+ * the largest, 4 KiB in the smallest) are folded in by XOR, which moves a
+ * run without breaking it up, and in the small generations gives return
+ * addresses at one offset in different pages of code different home slots
+ * (with the bits above 1 MiB folded in, 64 such in 64 pages shared one
+ * home slot of the first). */
+static inline size_t slot_of(uintptr_t pc, const struct gen *t)
+{
+    return (size_t)(((pc >> 4) ^ (pc >> t->fold)) & t->mask);
+}
+
+/* Moves generation g's entries into g + 1 and makes that the one in use:
+ * see "the recipe table".  The caller inserted into g, which is half full
+ * (or had no free slot on a probe path). */
+__attribute__((noinline, cold)) static void gen_move(unsigned g)
+{
+    int free = 0;
+    if (g + 1 >= GENS || __atomic_load_n(&gen_moving[g], __ATOMIC_RELAXED) ||
+        !__atomic_compare_exchange_n(&gen_moving[g], &free, 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED) ||
+        gen_now() != &gens[g])
+        return;
+    const struct gen *o = &gens[g], *n = &gens[g + 1];
+    if (g + 1 <= GEN_PRETOUCH)
+        for (size_t i = 0; i <= n->mask; i += 4096 / sizeof(struct slot))
+            __atomic_store_n(&n->slot[i].key, 0, __ATOMIC_RELAXED);
+    unsigned moved = 0;
+    for (size_t i = 0; i <= o->mask; i++) {
+        uintptr_t key = __atomic_load_n(&o->slot[i].key, __ATOMIC_ACQUIRE);
+        uint64_t v = key ? __atomic_load_n(&o->slot[i].val, __ATOMIC_ACQUIRE) : 0;
+        if (!v)
+            continue; /* empty, or being filled */
+        size_t j = slot_of(key, n);
+        for (unsigned k = 0; k < CACHE_PROBES; k++, j = (j + 1) & n->mask) {
+            uintptr_t there = __atomic_load_n(&n->slot[j].key, __ATOMIC_RELAXED);
+            if (there == key)
+                break;
+            if (there)
+                continue;
+            __atomic_store_n(&n->slot[j].key, key, __ATOMIC_RELAXED);
+            if (v & R_LATE)
+                __atomic_store_n(&n->hdr[j], __atomic_load_n(&o->hdr[i], __ATOMIC_RELAXED), __ATOMIC_RELAXED);
+            __atomic_store_n(&n->slot[j].val, v, __ATOMIC_RELAXED);
+            moved++;
+            break;
+        }
+    }
+    __atomic_store_n(&gen_used[g + 1], moved, __ATOMIC_RELAXED);
+    __atomic_store_n(&cache_gen, n, __ATOMIC_RELEASE);
+    /* readers still in o read zeros from here on: no entry */
+    ml_os_decommit(o->slot, (o->mask + 1) * sizeof(struct slot));
+    ml_os_decommit(o->hdr, (o->mask + 1) * sizeof(uintptr_t));
+}
+
+size_t ml_unwind_cache_slots(void) { return gen_now()->mask + 1; }
+
+void ml_unwind_fork_child(void)
+{
+    /* a move another thread had begun will not end: its half-filled
+     * target is emptied, and the move can be made again */
+    unsigned g = (unsigned)(gen_now() - gens);
+    if (g + 1 < GENS && __atomic_load_n(&gen_moving[g], __ATOMIC_RELAXED)) {
+        ml_os_decommit(gens[g + 1].slot, GEN_SLOTS(g + 1) * sizeof(struct slot));
+        ml_os_decommit(gens[g + 1].hdr, GEN_SLOTS(g + 1) * sizeof(uintptr_t));
+        __atomic_store_n(&gen_moving[g], 0, __ATOMIC_RELAXED);
+    }
+}
 
 /* The recipe for pc (a return address - 1): the whole probe sequence, a
  * late entry's check, and on a miss the computation and the insert. */
 __attribute__((noinline)) static uint64_t recipe_slow(uintptr_t pc)
 {
-    size_t i = slot_of(pc);
-    for (unsigned k = 0; k < CACHE_PROBES; k++, i = (i + 1) & (CACHE_SIZE - 1)) {
-        uintptr_t key = __atomic_load_n(&cache[i].key, __ATOMIC_ACQUIRE);
+    const struct gen *t = gen_now();
+    size_t i = slot_of(pc, t);
+    for (unsigned k = 0; k < CACHE_PROBES; k++, i = (i + 1) & t->mask) {
+        uintptr_t key = __atomic_load_n(&t->slot[i].key, __ATOMIC_ACQUIRE);
         if (key == pc) {
-            uint64_t v = __atomic_load_n(&cache[i].val, __ATOMIC_ACQUIRE);
+            uint64_t v = __atomic_load_n(&t->slot[i].val, __ATOMIC_ACQUIRE);
             if (!v)
                 break; /* being filled: compute it here */
             if (ML_UNLIKELY(v & R_LATE)) {
                 struct dl_find_object fo;
                 if (find_object((void *)pc, &fo) != 0 ||
-                    (uintptr_t)fo.dlfo_eh_frame != __atomic_load_n(&cache_hdr[i], __ATOMIC_RELAXED))
+                    (uintptr_t)fo.dlfo_eh_frame != __atomic_load_n(&t->hdr[i], __ATOMIC_RELAXED))
                     break; /* another object now: recompute, uncached */
             }
             return v;
@@ -583,33 +697,42 @@ __attribute__((noinline)) static uint64_t recipe_slow(uintptr_t pc)
     if (late)
         v |= R_LATE;
     /* insert: claim an empty slot on pc's probe path */
-    i = slot_of(pc);
-    for (unsigned k = 0; k < CACHE_PROBES; k++, i = (i + 1) & (CACHE_SIZE - 1)) {
-        uintptr_t key = __atomic_load_n(&cache[i].key, __ATOMIC_ACQUIRE);
-        if (key == pc)
+    unsigned g = (unsigned)(t - gens);
+    int full = 1;
+    i = slot_of(pc, t);
+    for (unsigned k = 0; k < CACHE_PROBES; k++, i = (i + 1) & t->mask) {
+        uintptr_t key = __atomic_load_n(&t->slot[i].key, __ATOMIC_ACQUIRE);
+        if (key == pc) {
+            full = 0;
             break; /* another thread has it (or a stale late entry: leave it) */
+        }
         if (key)
             continue;
-        if (__atomic_compare_exchange_n(&cache[i].key, &key, pc, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+        if (__atomic_compare_exchange_n(&t->slot[i].key, &key, pc, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
             if (late)
-                __atomic_store_n(&cache_hdr[i], (uintptr_t)fo.dlfo_eh_frame, __ATOMIC_RELAXED);
-            __atomic_store_n(&cache[i].val, v, __ATOMIC_RELEASE);
+                __atomic_store_n(&t->hdr[i], (uintptr_t)fo.dlfo_eh_frame, __ATOMIC_RELAXED);
+            __atomic_store_n(&t->slot[i].val, v, __ATOMIC_RELEASE);
+            full = __atomic_add_fetch(&gen_used[g], 1, __ATOMIC_RELAXED) * 2 > t->mask + 1;
             break;
         }
-        if (key == pc)
+        if (key == pc) {
+            full = 0;
             break;
+        }
     }
+    if (ML_UNLIKELY(full) && g + 1 < GENS)
+        gen_move(g);
     return v;
 }
 
-/* The common case inline: pc's home slot holds its early entry, not
- * "other"; 0 sends the caller to recipe_slow. */
+/* The common case inline: pc's home slot in generation t holds its early
+ * entry, not "other"; 0 sends the caller to recipe_slow. */
 #define R_FAST_MASK (R_VALID | R_OTHER | R_LATE)
-static inline uint64_t recipe_fast(uintptr_t pc)
+static inline uint64_t recipe_fast(const struct gen *t, uintptr_t pc)
 {
-    size_t i = slot_of(pc);
-    if (ML_LIKELY(__atomic_load_n(&cache[i].key, __ATOMIC_ACQUIRE) == pc)) {
-        uint64_t v = __atomic_load_n(&cache[i].val, __ATOMIC_ACQUIRE);
+    size_t i = slot_of(pc, t);
+    if (ML_LIKELY(__atomic_load_n(&t->slot[i].key, __ATOMIC_ACQUIRE) == pc)) {
+        uint64_t v = __atomic_load_n(&t->slot[i].val, __ATOMIC_ACQUIRE);
         if (ML_LIKELY((v & R_FAST_MASK) == R_VALID))
             return v;
     }
@@ -707,14 +830,20 @@ full:
     r->w = NULL;
 }
 
-/* The walk from ra: out[0] = ra, then each caller's, at most max. */
-static inline __attribute__((always_inline)) int walk(void **out, int max, uintptr_t rbp, uintptr_t sp,
-                                                      uintptr_t ra, struct recorder *r)
+/* The walk from ra: out[0] = ra, then each caller's, at most max, with
+ * generation g of the recipe table: a constant in each copy walk makes, so
+ * the table's address, mask and fold are immediates, as the one table's
+ * were (a generation held in registers cost cc1 28 M instructions in 770
+ * M, spills in the loop).  A move during the walk leaves its rest to
+ * recipe_slow, which reads the new generation. */
+static inline __attribute__((always_inline)) int walk_in(const unsigned g, void **out, int max, uintptr_t rbp,
+                                                         uintptr_t sp, uintptr_t ra, struct recorder *r)
 {
+    const struct gen *t = &gens[g];
     void **o = out, **end = out + max;
     *o++ = (void *)ra;
     while (o < end) {
-        uint64_t v = recipe_fast(ra - 1);
+        uint64_t v = recipe_fast(t, ra - 1);
         if (ML_UNLIKELY(!v)) {
             v = recipe_slow(ra - 1);
             if (v & R_OTHER)
@@ -734,6 +863,24 @@ static inline __attribute__((always_inline)) int walk(void **out, int max, uintp
         *o++ = (void *)ra;
     }
     return (int)(o - out);
+}
+
+static inline __attribute__((always_inline)) int walk(void **out, int max, uintptr_t rbp, uintptr_t sp,
+                                                      uintptr_t ra, struct recorder *r)
+{
+    _Static_assert(GENS == 5, "a walk_in per generation");
+    switch (gen_now() - gens) {
+    case 0:
+        return walk_in(0, out, max, rbp, sp, ra, r);
+    case 1:
+        return walk_in(1, out, max, rbp, sp, ra, r);
+    case 2:
+        return walk_in(2, out, max, rbp, sp, ra, r);
+    case 3:
+        return walk_in(3, out, max, rbp, sp, ra, r);
+    default:
+        return walk_in(4, out, max, rbp, sp, ra, r);
+    }
 }
 
 /* Whether a walk from (ra, sp, rbp) whose first step read ra1, keeping at
@@ -943,8 +1090,8 @@ static inline void own_note(struct ml_unwind_memo_way *w, const struct own_recor
     w->s_checks = o->n;
 }
 
-static __attribute__((noinline)) int skip_walk(void **out, int keep, struct ml_unwind_memo *memo,
-                                               uintptr_t rbp, uintptr_t sp, uintptr_t ra);
+static int skip_walk(void **out, int keep, struct ml_unwind_memo *memo, uintptr_t rbp, uintptr_t sp,
+                     uintptr_t ra);
 
 int ml_unwind_skip_from(void **out, int keep, struct ml_unwind_memo *memo, uintptr_t rbp, uintptr_t sp,
                         uintptr_t ra)
@@ -963,9 +1110,14 @@ int ml_unwind_skip_from(void **out, int keep, struct ml_unwind_memo *memo, uintp
 }
 
 /* The rest of ml_unwind_skip_from: the own frames stepped, then the memo's
- * set of the walk from there, then the walk. */
-static int skip_walk(void **out, int keep, struct ml_unwind_memo *memo, uintptr_t rbp, uintptr_t sp,
-                     uintptr_t ra)
+ * set of the walk from there, then the walk, with generation g of the
+ * recipe table.  A function of its own per generation (skip_walk_0 ...
+ * skip_walk_4): the table's address, mask and fold are constants in it, as
+ * the one table's were (one generation held in registers cost cc1 28 M
+ * instructions in 770 M, spills in the loop). */
+static inline __attribute__((always_inline)) int skip_walk_in(const unsigned g, void **out, int keep,
+                                                              struct ml_unwind_memo *memo, uintptr_t rbp,
+                                                              uintptr_t sp, uintptr_t ra)
 {
     int max = keep + 8; /* ml_unwind's frames, own ones included */
     unsigned prev = memo ? memo->last : 0;
@@ -990,7 +1142,7 @@ static int skip_walk(void **out, int keep, struct ml_unwind_memo *memo, uintptr_
             next = fp[1];
             rbp = fp[0];
         } else {
-            uint64_t v = recipe_fast(ra - 1);
+            uint64_t v = recipe_fast(&gens[g], ra - 1);
             if (!v)
                 v = recipe_slow(ra - 1);
             if (v & (R_STOP | R_OTHER))
@@ -1018,9 +1170,9 @@ static int skip_walk(void **out, int keep, struct ml_unwind_memo *memo, uintptr_
     if (lim > keep)
         lim = keep;
     if (!memo || lim < 2)
-        return walk(out, lim, rbp, sp, ra, &(struct recorder){NULL, 0, 0, 0, 0});
+        return walk_in(g, out, lim, rbp, sp, ra, &(struct recorder){NULL, 0, 0, 0, 0});
     /* the first step, whose answer picks the set */
-    uint64_t v = recipe_fast(ra - 1);
+    uint64_t v = recipe_fast(&gens[g], ra - 1);
     int late = 0;
     if (ML_UNLIKELY(!v)) {
         v = recipe_slow(ra - 1);
@@ -1068,12 +1220,42 @@ static int skip_walk(void **out, int keep, struct ml_unwind_memo *memo, uintptr_
     w[i].checks = 0;
     own_note(&w[i], &own, ra0, sp0, rbp0, keep);
     rec_step(&r, (v & R_CFA_RBP) != 0, ra_at, ra1, rbp_at, rbp);
-    int n = walk(out + 1, lim - 1, rbp, sp, ra1, &r);
+    int n = walk_in(g, out + 1, lim - 1, rbp, sp, ra1, &r);
     if (n < 0)
         return n;
     if (r.w)
         w[i].n = n + 1;
     return n + 1;
+}
+
+#define SKIP_WALK(g)                                                                                         \
+    __attribute__((noinline)) static int skip_walk_##g(void **out, int keep, struct ml_unwind_memo *memo,    \
+                                                       uintptr_t rbp, uintptr_t sp, uintptr_t ra)            \
+    {                                                                                                        \
+        return skip_walk_in(g, out, keep, memo, rbp, sp, ra);                                                \
+    }
+SKIP_WALK(0)
+SKIP_WALK(1)
+SKIP_WALK(2)
+SKIP_WALK(3)
+SKIP_WALK(4)
+
+static int skip_walk(void **out, int keep, struct ml_unwind_memo *memo, uintptr_t rbp, uintptr_t sp,
+                     uintptr_t ra)
+{
+    _Static_assert(GENS == 5, "a skip_walk per generation");
+    switch (gen_now() - gens) {
+    case 0:
+        return skip_walk_0(out, keep, memo, rbp, sp, ra);
+    case 1:
+        return skip_walk_1(out, keep, memo, rbp, sp, ra);
+    case 2:
+        return skip_walk_2(out, keep, memo, rbp, sp, ra);
+    case 3:
+        return skip_walk_3(out, keep, memo, rbp, sp, ra);
+    default:
+        return skip_walk_4(out, keep, memo, rbp, sp, ra);
+    }
 }
 
 /* ml_unwind(out, max): the registers as the caller sees them after this

@@ -162,3 +162,15 @@ add_test(NAME trace_blocks_sweep_waves
   COMMAND sh -c "out=$(MALLARD_TRACE=1 LD_PRELOAD=$1 timeout 120 $2 300000 2>&1 >/dev/null); st=$?; printf '%s\\n' \"$out\" | grep -E 'mallard:|errors:' | head -5; [ $st = 0 ] && ! printf '%s\\n' \"$out\" | grep -q 'mallard:' && echo 'sweep waves ok'"
     sh $<TARGET_FILE:mallard> $<TARGET_FILE:bench_waves>)
 set_tests_properties(trace_blocks_sweep_waves PROPERTIES PASS_REGULAR_EXPRESSION "sweep waves ok" FAIL_REGULAR_EXPRESSION "invalid|double" TIMEOUT 180)
+
+# The page faults a traced program pays while it runs (report/unwind.c's
+# recipe table, blocks.c's first tables, the depot): 256 blocks from 64
+# sites on 64 pages of code add about 190 faults with a 1 MiB recipe table
+# and first tables of 16 records, about 20 with a table that starts at a
+# page and grows, and first tables of 6.
+add_executable(fx_run_faults ${CMAKE_CURRENT_LIST_DIR}/run_faults.c)
+target_compile_options(fx_run_faults PRIVATE -g -O1 -Wall -Wextra)
+set_target_properties(fx_run_faults PROPERTIES OUTPUT_NAME run_faults RUNTIME_OUTPUT_DIRECTORY ${ML_FIXTURE_DIR})
+add_test(NAME trace_run_faults
+  COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/run_faults.sh $<TARGET_FILE:mallard> $<TARGET_FILE:fx_run_faults> 60)
+set_tests_properties(trace_run_faults PROPERTIES PASS_REGULAR_EXPRESSION "run faults ok" TIMEOUT 120)

@@ -7,7 +7,8 @@
  * "libunwind's business", which stack.c then asks).  Fixtures: -O0 and -O2
  * C, deep recursion (with and without truncation), alloca and a realigned
  * stack, a call to a noreturn function that ends its caller's code, C++ (virtual calls, std::function, try
- * blocks), a dlopen'ed library (twice, across a dlclose), a signal handler, a second thread. */
+ * blocks), a dlopen'ed library (twice, across a dlclose), 4096 call sites from three threads (the recipe
+ * table grows meanwhile), a signal handler, a second thread. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <link.h>
@@ -397,6 +398,41 @@ static void *thread_main(void *arg)
 }
 static int c_thread(void) { return in_thread(thread_main); }
 
+/* 4096 return addresses, from three threads at once: the recipe table
+ * moves to larger generations while walks read and fill it, and every
+ * walk must still be libunwind's, then and after (entries moved). */
+static int c_many(void) { return many_sites(probe); }
+static void *thread_many(void *arg)
+{
+    (void)arg;
+    many_sites(probe);
+    return NULL;
+}
+static void many_cases(void)
+{
+    size_t before = ml_unwind_cache_slots();
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        if (pthread_create(&t[i], NULL, thread_many, NULL) != 0)
+            abort();
+    run("4096 call sites", c_many, 1);
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    size_t after = ml_unwind_cache_slots();
+    printf("recipe table: %zu slots, %zu after 4096 more return addresses\n", before, after);
+    /* a page or four of slots for the few dozen return addresses of the
+     * cases before (four when a crowded probe path moved it on early: their
+     * fixtures' calls are close together); at most half full after, so at
+     * least 8192 slots (the 1 MiB table had 65536 from the start) */
+    if (before > 1024 || after < 8192) {
+        fprintf(stderr, "recipe table: %zu slots before, %zu after\n", before, after);
+        failures++;
+    }
+    run("C -O0, after", c_o0, 1);
+    run("C -O2, after", c_o2, 1);
+    run("C++, after", c_cxx, 1);
+}
+
 static void load_lib(void)
 {
     void *h = dlopen(UNWIND_LIB_PATH, RTLD_NOW | RTLD_LOCAL);
@@ -431,6 +467,7 @@ int main(void)
     run("C++", c_cxx, 1);
     load_lib();
     load_lib(); /* reloaded, perhaps at the same address */
+    many_cases();
     run("signal handler", c_signal, 0);
     run("second thread", c_thread, 1);
     own_cases();

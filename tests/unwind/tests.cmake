@@ -10,6 +10,9 @@ target_compile_options(unwind_lib PRIVATE ${ML_WARN} -O2 -fomit-frame-pointer)
 add_library(unwind_own SHARED ${ML_UNWIND_DIR}/unwind_own.c)
 target_compile_options(unwind_own PRIVATE ${ML_WARN} -O2 -fno-omit-frame-pointer)
 
+add_library(unwind_many OBJECT ${ML_UNWIND_DIR}/unwind_many.c)
+target_compile_options(unwind_many PRIVATE ${ML_WARN} -O2)
+
 add_library(unwind_fix_o0 OBJECT ${ML_UNWIND_DIR}/unwind_fix.c)
 target_compile_options(unwind_fix_o0 PRIVATE ${ML_WARN} -O0 -g)
 target_compile_definitions(unwind_fix_o0 PRIVATE FIX_O0)
@@ -17,7 +20,8 @@ add_library(unwind_fix_o2 OBJECT ${ML_UNWIND_DIR}/unwind_fix.c)
 target_compile_options(unwind_fix_o2 PRIVATE ${ML_WARN} -O2 -fomit-frame-pointer)
 
 add_executable(unwind_match ${ML_UNWIND_DIR}/test_unwind.c ${ML_UNWIND_DIR}/unwind_cxx.cpp
-  ${ML_UNWIND_ROOT}/report/unwind.c $<TARGET_OBJECTS:unwind_fix_o0> $<TARGET_OBJECTS:unwind_fix_o2>)
+  ${ML_UNWIND_ROOT}/report/unwind.c ${ML_CORE_OS_SOURCES} $<TARGET_OBJECTS:unwind_fix_o0> $<TARGET_OBJECTS:unwind_fix_o2>
+  $<TARGET_OBJECTS:unwind_many>)
 target_compile_options(unwind_match PRIVATE $<$<COMPILE_LANGUAGE:C>:${ML_WARN}> $<$<COMPILE_LANGUAGE:CXX>:-Wall -Wextra -Werror> -O2)
 target_compile_definitions(unwind_match PRIVATE UNWIND_LIB_PATH="$<TARGET_FILE:unwind_lib>")
 target_include_directories(unwind_match PRIVATE ${LIBUNWIND_INCLUDE_DIRS})

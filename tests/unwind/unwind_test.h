@@ -8,6 +8,7 @@ typedef int (*probe_fn)(int tag);
 int o0_recurse(probe_fn probe, int depth, int kind);
 int o2_recurse(probe_fn probe, int depth, int kind);
 int cxx_run(probe_fn probe, int depth);
+int many_sites(probe_fn probe); /* 4096 call sites */
 #ifdef __cplusplus
 }
 #endif
