@@ -30,7 +30,6 @@
 
 #include "../core/fmt.h"
 #include "../core/os.h"
-#include "../report/report.h"
 #include "../report/trace.h"
 #include "boot.h"
 #include "signals.h"

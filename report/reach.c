@@ -62,6 +62,7 @@
 #include "../core/meta.h"
 #include "../core/os.h"
 #include "pressure.h"
+#include "trace.h"
 
 #include <elf.h>
 #include <errno.h>

@@ -260,12 +260,6 @@ void ml_reach_classify(struct ml_live *blocks, size_t n, const struct ml_range *
  * of an uncounted one may then be left REACHABLE. */
 void ml_reach_classify_own(struct ml_live *blocks, size_t n, const struct ml_range *skip, size_t nskip,
                            const struct ml_exit_frame *exit, const uint8_t *theirs);
-/* A signal handler that writes a report on a stack of its own first says
- * where it left the thread's stack (sp: the handler's frame; what lies
- * above is live: its frames, the kernel's signal frame with the registers,
- * the interrupted ones), and 0 after.  The scan then reads that thread's
- * stack from sp up only: below lies what returned calls left behind. */
-void ml_reach_signal_sp(uintptr_t sp);
 
 /* ---- the report model (built by trace.c, written by write_*.c) ------- */
 

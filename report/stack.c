@@ -88,8 +88,8 @@ static ML_TLS struct {
  * thread's first capture and unmapped at its exit: in static TLS it would come out of
  * every thread's stack (pthread_create of a PTHREAD_STACK_MIN stack would
  * fail with EINVAL), and fresh pages need no clearing.  It starts with
- * ML_MEMO_SETS_MIN sets (20 KiB), and doubles, up to ML_MEMO_SETS_MAX (160
- * KiB), each time more than an eighth of the last MEMO_WINDOW walks missed:
+ * ML_MEMO_SETS_MIN sets (27 KiB, in a 64 KiB mapping), and doubles, up to
+ * ML_MEMO_SETS_MAX (216 KiB), each time more than an eighth of the last MEMO_WINDOW walks missed:
  * a short program touches a few pages, one that allocates from a few
  * hundred places keeps the walk of each. */
 #define MEMO_WINDOW 4096
@@ -146,9 +146,12 @@ static __attribute__((noinline)) void memo_look(struct ml_unwind_memo *m)
 
 void ml_stack_thread_exit(void)
 {
+    /* no memo from here on, even for a signal handler's malloc between the
+     * two stores */
+    memo_done = 1;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
     struct ml_unwind_memo *m = memo;
     memo = NULL;
-    memo_done = 1;
     if (m)
         ml_os_unmap_user(m, ML_MEMO_BYTES(m->sets));
 }

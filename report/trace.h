@@ -13,6 +13,7 @@
 
 #include <signal.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "../core/backend.h"
 
@@ -135,5 +136,13 @@ int ml_inject_enabled(void);
  * C++ runtime's own retry, which then throws std::bad_alloc) fail too. */
 void *ml_inject_cxx_alloc(size_t align, size_t n, unsigned kind);
 void ml_inject_cxx_free(void *p, unsigned kind);
+
+/* A signal handler that writes a report on a stack of its own first says
+ * where it left the thread's stack (sp: the handler's frame; what lies
+ * above is live: its frames, the kernel's signal frame with the registers,
+ * the interrupted ones), and 0 after.  The scan then reads that thread's
+ * stack from sp up only: below lies what returned calls left behind
+ * (reach.c). */
+void ml_reach_signal_sp(uintptr_t sp);
 
 #endif

@@ -681,9 +681,11 @@ __attribute__((noinline)) static uint64_t recipe_slow(uintptr_t pc)
             if (ML_UNLIKELY(v & R_LATE)) {
                 struct dl_find_object fo;
                 if (find_object((void *)pc, &fo) != 0 ||
-                    (uintptr_t)fo.dlfo_eh_frame != __atomic_load_n(&t->hdr[i], __ATOMIC_RELAXED))
+                    (uintptr_t)fo.dlfo_eh_frame != __atomic_load_n(&t->hdr[i], __ATOMIC_ACQUIRE))
                     break; /* another object now: recompute, uncached */
             }
+            if (__atomic_load_n(&t->slot[i].key, __ATOMIC_ACQUIRE) != pc)
+                break; /* the slot went to another pc meanwhile (recipe_fast) */
             return v;
         }
         if (!key)
@@ -733,7 +735,11 @@ static inline uint64_t recipe_fast(const struct gen *t, uintptr_t pc)
     size_t i = slot_of(pc, t);
     if (ML_LIKELY(__atomic_load_n(&t->slot[i].key, __ATOMIC_ACQUIRE) == pc)) {
         uint64_t v = __atomic_load_n(&t->slot[i].val, __ATOMIC_ACQUIRE);
-        if (ML_LIKELY((v & R_FAST_MASK) == R_VALID))
+        /* still pc's: a generation given back reads as empty, and an insert
+         * whose generation it still was may claim the slot for another pc
+         * (see gen_move); a key goes pc -> 0 -> another, never back */
+        if (ML_LIKELY((v & R_FAST_MASK) == R_VALID) &&
+            ML_LIKELY(__atomic_load_n(&t->slot[i].key, __ATOMIC_ACQUIRE) == pc))
             return v;
     }
     return 0;
