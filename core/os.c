@@ -137,32 +137,49 @@ void ml_os_unmap_user(void *p, size_t size)
 {
     size = round_up(size, ML_OS_GRANULE);
     enum ml_owner o = ml_os_owner(p);
-    if (o != ML_OWNER_META && o != ML_OWNER_PAGE && o != ML_OWNER_NONE)
+    if (o != ML_OWNER_META && o != ML_OWNER_PAGE && o != ML_OWNER_NONE && o != ML_OWNER_GONE)
         __atomic_sub_fetch(&user_bytes, (long)size, __ATOMIC_RELAXED);
-    ml_os_set_owner(p, size, ML_OWNER_NONE);
+    /* GONE until the pages are out of the address space: marked free of
+     * owners while still mapped, they read as the program's memory to a
+     * leak scan on another thread (a block table's old slots, a freed
+     * segment: every block they name looked reachable), and cleared after
+     * the munmap, they could wipe the owner of a mapping made there since */
+    ml_os_set_owner(p, size, ML_OWNER_GONE);
     int saved = errno;
     os_munmap(p, size);
     errno = saved;
+    ml_os_clear_gone(p, size);
 }
 
 void *ml_os_remap_user(void *p, size_t old_size, size_t new_size, enum ml_owner owner)
 {
+    /* Pages that leave the address space leave the owner map as
+     * ml_os_unmap_user's do: GONE before, cleared after.  A shrink's tail
+     * starts at the first granule the smaller mapping no longer touches. */
+    uintptr_t tail = round_up((uintptr_t)p + new_size, ML_OS_GRANULE), end = (uintptr_t)p + old_size;
+    int shrink = new_size < old_size && tail < end;
+    if (shrink)
+        ml_os_set_owner((void *)tail, end - tail, ML_OWNER_GONE);
     void *q = os_mremap(p, old_size, new_size, 0, NULL);
     if (q == MAP_FAILED) {
+        if (shrink)
+            ml_os_set_owner((void *)tail, end - tail, owner);
         /* Move the pages to a new granule-aligned place, without copying. */
         void *dst = ml_os_map_user(new_size, 0, owner, 1);
         if (!dst)
             return NULL;
+        ml_os_set_owner(p, old_size, ML_OWNER_GONE);
         q = os_mremap(p, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, dst);
         if (q == MAP_FAILED) {
+            ml_os_set_owner(p, old_size, owner);
             ml_os_unmap_user(dst, new_size);
             return NULL;
         }
-        ml_os_set_owner(p, old_size, ML_OWNER_NONE);
+        ml_os_clear_gone(p, old_size);
     } else if (new_size > old_size) {
         ml_os_set_owner((char *)p + old_size, new_size - old_size, owner);
-    } else {
-        ml_os_set_owner((char *)p + new_size, old_size - new_size, ML_OWNER_NONE);
+    } else if (shrink) {
+        ml_os_clear_gone((void *)tail, end - tail);
     }
     __atomic_add_fetch(&user_bytes, (long)new_size - (long)old_size, __ATOMIC_RELAXED);
     return q;

@@ -39,14 +39,29 @@ void ml_os_set_owner(const void *p, size_t size, enum ml_owner owner)
 {
     /* Taking the level-1 slot's page by a write first (once a mapping)
      * spares the zero-page fault of a read before the first table goes in. */
-    if (owner != ML_OWNER_NONE && !((uintptr_t)p >> 47))
+    int create = owner != ML_OWNER_NONE && owner != ML_OWNER_GONE;
+    if (create && !((uintptr_t)p >> 47))
         ML_WRITE_TOUCH(&ml_os_owner_map.l1[(uintptr_t)p >> ML_OS_L1_SHIFT]);
     uintptr_t a = (uintptr_t)p & ~(ML_OS_GRANULE - 1);
     uintptr_t end = (uintptr_t)p + size;
     for (; a < end; a += ML_OS_GRANULE) {
-        uint8_t *l2 = owner_l2(a, owner != ML_OWNER_NONE);
+        uint8_t *l2 = owner_l2(a, create);
         if (l2)
             __atomic_store_n(&l2[(a >> ML_OS_GRANULE_SHIFT) & (ML_OS_L2_SIZE - 1)], (uint8_t)owner,
                              __ATOMIC_RELEASE);
+    }
+}
+
+void ml_os_clear_gone(const void *p, size_t size)
+{
+    uintptr_t a = (uintptr_t)p & ~(ML_OS_GRANULE - 1);
+    uintptr_t end = (uintptr_t)p + size;
+    for (; a < end; a += ML_OS_GRANULE) {
+        uint8_t *l2 = owner_l2(a, 0);
+        if (!l2)
+            continue;
+        uint8_t was = ML_OWNER_GONE;
+        __atomic_compare_exchange_n(&l2[(a >> ML_OS_GRANULE_SHIFT) & (ML_OS_L2_SIZE - 1)], &was,
+                                    (uint8_t)ML_OWNER_NONE, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
     }
 }

@@ -32,11 +32,22 @@ enum ml_owner {
     ML_OWNER_ARENA,
     ML_OWNER_PAGE,
     ML_OWNER_ARENA_LARGE,
+    /* Being given back: mallard owns it still, for the instant between
+     * leaving the map and leaving the address space.  Anything that reads
+     * granules of no owner as the program's (the leak scan's roots) skips
+     * it, and the address cannot yet belong to another mapping. */
+    ML_OWNER_GONE,
 };
 
 /* Records owner for every granule overlapping [p, p+size).  Recording
- * ML_OWNER_NONE never maps a level-2 table. */
+ * ML_OWNER_NONE or ML_OWNER_GONE never maps a level-2 table. */
 void ml_os_set_owner(const void *p, size_t size, enum ml_owner owner);
+
+/* Sets each granule of [p, p+size) still marked ML_OWNER_GONE to
+ * ML_OWNER_NONE, and leaves any other alone: once the range is out of the
+ * address space, another thread's new mapping may already have claimed
+ * its granules, and clearing them would disown that mapping. */
+void ml_os_clear_gone(const void *p, size_t size);
 
 /* The owner of the granule holding p; ML_OWNER_NONE for any address mallard
  * never registered.  Never faults, whatever p is. */

@@ -33,3 +33,13 @@ target_link_libraries(unit_options PRIVATE mallard_core)
 add_test(NAME unit_options COMMAND unit_options)
 set_tests_properties(unit_options PROPERTIES PASS_REGULAR_EXPRESSION "options ok" FAIL_REGULAR_EXPRESSION "FAIL"
                      TIMEOUT 60 LABELS "unit")
+
+# The owner map while mappings are given back: never no one's while the
+# pages are still there, and a clear after the munmap leaves alone what
+# another mapping claimed (core/owner.h, ML_OWNER_GONE).
+add_executable(unit_owner ${CMAKE_CURRENT_LIST_DIR}/unit_owner.c)
+target_compile_options(unit_owner PRIVATE -Wall -Wextra -Werror)
+target_link_libraries(unit_owner PRIVATE mallard_core Threads::Threads)
+add_test(NAME unit_owner COMMAND unit_owner)
+set_tests_properties(unit_owner PROPERTIES PASS_REGULAR_EXPRESSION "owner ok" FAIL_REGULAR_EXPRESSION "FAIL"
+                     TIMEOUT 120 LABELS "unit")
