@@ -44,16 +44,23 @@
  * each block enters the work stack once per phase, so the stack holds at
  * most n entries; nothing here allocates from the host's malloc.
  *
- * Safety: other threads keep running while this scans, and may unmap or
- * protect memory (the page backend makes a freed block PROT_NONE).  A
+ * Other threads: freeze.c holds the attached ones still in a handler of
+ * mallard's for the scan (from inside dl_iterate_phdr, whose lock the scan
+ * takes), and their registers and stacks from the stack pointer up are
+ * roots.  One it cannot hold without the program seeing it (blocked in a
+ * call a handler would end with EINTR) keeps running, its stack read from
+ * the stack pointer /proc shows for it, its registers unseen; one it
+ * learns nothing of (inside mallard throughout, no /proc) is read whole,
+ * its dead frames too.
+ *
+ * Safety: threads not held keep running while this scans, and may unmap
+ * or protect memory (the page backend makes a freed block PROT_NONE).  A
  * SIGSEGV/SIGBUS on the scanning thread while it reads is caught and the
  * page (or block) is skipped; any other fault is passed to the handler the
  * program had, with the guard kept in place.
  *
- * Trade-off: the stacks of other threads are scanned whole, below their
- * stack pointers too, and their registers are not seen (no ptrace, no
- * stop-the-world); large anonymous ranges skip pages that /proc/self/pagemap
- * says were never touched, which read as zero.
+ * Trade-off: large anonymous ranges skip pages that /proc/self/pagemap says
+ * were never touched, which read as zero.
  */
 #define _GNU_SOURCE
 #include "report.h"
@@ -103,6 +110,9 @@ enum reach_mode { MODE_ROOTS, MODE_POINTED, MODE_CLIQUE };
 
 /* Buckets of the address index, about one per this many blocks. */
 #define REACH_PER_BUCKET 1
+/* What a leaf function may use below its stack pointer (the x86-64 ABI's red
+ * zone): live, for a thread stopped at any instruction. */
+#define REACH_RED_ZONE 128
 
 /* Blocks at least this long consult pagemap to skip untouched pages. */
 #define REACH_PAGEMAP_MIN ((uintptr_t)256 << 10)
@@ -250,6 +260,20 @@ static void guard_install(struct reach_guard *g)
     sigaddset(&faults, SIGSEGV);
     sigaddset(&faults, SIGBUS);
     pthread_sigmask(SIG_UNBLOCK, &faults, &g->old_mask);
+}
+
+/* The guard every scan uses, made once and never freed: a thread that
+ * faulted as a scan ended may still be inside reach_fault, reading the
+ * handlers the guard saved.  Freed, that memory was taken again and read
+ * as SIG_DFL: reach_chain then set SIGSEGV to its default and the
+ * program's next deliberate fault killed it (hostile_gcsegv, once freeze.c
+ * held such a thread inside reach_fault until the scan's end). */
+static struct reach_guard *guard_get(void)
+{
+    static struct reach_guard *mem;
+    if (!mem)
+        mem = ml_meta_alloc(sizeof *mem);
+    return mem;
 }
 
 static void guard_remove(struct reach_guard *g)
@@ -1254,9 +1278,31 @@ static uintptr_t signal_sp; /* ml_reach_signal_sp's */
 
 void ml_reach_signal_sp(uintptr_t sp) { __atomic_store_n(&signal_sp, sp, __ATOMIC_RELAXED); }
 
+/* Where another thread's live stack starts, as freeze.c learnt it (the red
+ * zone below its stack pointer included), 0 when it does not know; the
+ * registers of a thread it held are roots too, read from the meta heap
+ * (root_add would drop them as mallard's). */
+static uintptr_t frozen_sp(struct reach *st, uintptr_t tp)
+{
+    uintptr_t sp = 0, regs[ML_FREEZE_NREGS];
+    enum ml_freeze_how how = ml_freeze_thread(tp, &sp, regs);
+    if (how == ML_FREEZE_UNKNOWN || sp < REACH_RED_ZONE)
+        return 0;
+    if (how == ML_FREEZE_REGS) {
+        uintptr_t *copy = ml_meta_alloc(sizeof regs);
+        if (copy) {
+            memcpy(copy, regs, sizeof regs);
+            scan_guarded(st, (uintptr_t)copy, (uintptr_t)copy + sizeof regs);
+            ml_meta_free(copy);
+        }
+    }
+    return (sp - REACH_RED_ZONE) & ~(uintptr_t)7;
+}
+
 /* Roots: the calling thread from sp (or from where it called exit) up, the
- * other live threads' stacks, every thread's TLS and descriptor; a thread
- * a signal handler left for a stack of its own from where it left it. */
+ * other live threads' stacks (from their stack pointers when freeze.c held
+ * them or saw them blocked), every thread's TLS and descriptor; a thread a
+ * signal handler left for a stack of its own from where it left it. */
 static void roots_threads(struct reach *st, const struct thread_set *ts, uintptr_t sp,
                           const struct ml_exit_frame *exitf)
 {
@@ -1281,6 +1327,8 @@ static void roots_threads(struct reach *st, const struct thread_set *ts, uintptr
         thread_extent(st, t, &lo, &hi);
         int self_entry = t->tp == ts->self && !t->gone && ts->on_own_stack;
         uintptr_t left = t->tp == ts->self ? __atomic_load_n(&signal_sp, __ATOMIC_RELAXED) : 0;
+        if (t->tp != ts->self && !t->gone)
+            left = frozen_sp(st, t->tp);
         if (!t->gone && !self_entry)
             root_add(st, left > lo && left < hi ? left : lo, hi);
         if (t->tp >= lo && t->tp < hi) {
@@ -1635,6 +1683,30 @@ static __attribute__((noinline)) void classify(struct reach *st, const struct ml
     ml_meta_free(lost);
 }
 
+/* classify with the other threads held (freeze.c), from inside a
+ * dl_iterate_phdr callback: the scan takes the loader's lock that guards
+ * the list of objects (roots_objects; it is recursive), and holding it
+ * while the threads are stopped means none of them is stopped holding it. */
+struct frozen_run {
+    struct reach *st;
+    const struct ml_exit_frame *exitf;
+    int done;
+};
+
+static int classify_frozen(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)info;
+    (void)size;
+    struct frozen_run *r = data;
+    if (r->done)
+        return 1;
+    r->done = 1;
+    ml_freeze_begin();
+    classify(r->st, r->exitf);
+    ml_freeze_end();
+    return 1;
+}
+
 /* Everything that reads block addresses before the scan happens here, in
  * a frame of its own: a block address left in a callee-saved register of
  * ml_reach_classify would be spilled by classify and found on the stack. */
@@ -1706,7 +1778,7 @@ void ml_reach_classify_own(struct ml_live *blocks, size_t n, const struct ml_ran
     /* All state in the meta heap: min alone, on the stack, would be a
      * pointer to the first block. */
     struct reach *st = ml_meta_alloc(sizeof *st);
-    struct reach_guard *g = ml_meta_alloc(sizeof *g);
+    struct reach_guard *g = guard_get();
     size_t *work = ml_meta_alloc((n + 1) * sizeof *work);
     struct ml_range *sk = ml_meta_alloc((nskip + 1) * sizeof *sk);
     if (!st || !g || !work || !sk || n > UINT32_MAX) {
@@ -1714,7 +1786,6 @@ void ml_reach_classify_own(struct ml_live *blocks, size_t n, const struct ml_ran
          * reachable rather than a false leak, and the report says so. */
         ml_tr_report_short("the leak scan (every block counts as reachable)");
         ml_meta_free(st);
-        ml_meta_free(g);
         ml_meta_free(work);
         ml_meta_free(sk);
         return;
@@ -1742,7 +1813,6 @@ void ml_reach_classify_own(struct ml_live *blocks, size_t n, const struct ml_ran
             ml_say("/proc/self/maps cannot be read (%s): no leak scan, every block counts as reachable",
                    strerrordesc_np(err) ? strerrordesc_np(err) : "unknown error");
             ml_meta_free(st);
-            ml_meta_free(g);
             ml_meta_free(work);
             ml_meta_free(sk);
             return;
@@ -1767,7 +1837,10 @@ void ml_reach_classify_own(struct ml_live *blocks, size_t n, const struct ml_ran
 
     guard_install(g);
     scrub_below();
-    classify(st, exitf);
+    struct frozen_run fr = {st, exitf, 0};
+    dl_iterate_phdr(classify_frozen, &fr);
+    if (!fr.done)
+        classify(st, exitf);
     guard_remove(g);
 
     if (st->pagemap >= 0)
@@ -1781,6 +1854,5 @@ void ml_reach_classify_own(struct ml_live *blocks, size_t n, const struct ml_ran
     if (st->bucket != st->bucket_one)
         ml_meta_free(st->bucket);
     ml_meta_free(work);
-    ml_meta_free(g);
     ml_meta_free(st);
 }

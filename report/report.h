@@ -197,9 +197,30 @@ struct ml_thread_root {
     int is_main;      /* the process's initial thread: reach.c resolves its [stack] mapping */
     int anchored;     /* lo is a page inside the stack: the stack is the mapping holding it, up to hi */
     int gone;         /* detached: its stack is no longer a root, its TLS still is */
+    int tid;          /* the kernel's thread id, for freeze.c */
 };
 /* Copies min(n, cap) entries to out and returns n. */
 size_t ml_threads_list(struct ml_thread_root *out, size_t cap);
+
+/* ---- the other threads held still for the scan (freeze.c) -------------- */
+
+/* Holds the attached threads other than the caller still while the report
+ * takes its snapshot of the live blocks and the leak scan reads their
+ * stacks, and learns where each one's live stack starts.  ml_freeze_end
+ * lets them go; both run on the reporting thread, with the trace layer's
+ * guard set; a begin inside another is a no-op (so is its end). */
+void ml_freeze_begin(void);
+void ml_freeze_end(void);
+
+#define ML_FREEZE_NREGS 15
+enum ml_freeze_how {
+    ML_FREEZE_UNKNOWN, /* nothing known: its whole stack block is read */
+    ML_FREEZE_SP,      /* blocked in a system call: its stack pointer, no registers */
+    ML_FREEZE_REGS,    /* held in mallard's handler: stack pointer and registers */
+};
+/* What the freeze knows of the thread whose thread pointer is tp: its
+ * stack pointer and, for ML_FREEZE_REGS, its general registers. */
+enum ml_freeze_how ml_freeze_thread(uintptr_t tp, uintptr_t *sp, uintptr_t regs[ML_FREEZE_NREGS]);
 
 /* ---- reachability (reach.c) ------------------------------------------- */
 

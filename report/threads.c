@@ -59,8 +59,6 @@ static struct {
     size_t ngone;
 } threads = {.lock = ML_MUTEX_INIT};
 
-static int threads_is_main(void) { return syscall(SYS_gettid) == getpid(); }
-
 /* What the calling thread can say about its stack without asking glibc.
  * Never pthread_getattr_np here: this runs inside the thread's first traced
  * allocation, and glibc itself allocates inside pthread_getattr_np with the
@@ -77,7 +75,8 @@ static void threads_extent(struct ml_thread_root *e)
     uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
     size_t page = ml_os_page_size();
     e->tp = (uintptr_t)pthread_self();
-    e->is_main = threads_is_main();
+    e->tid = (int)syscall(SYS_gettid);
+    e->is_main = e->tid == getpid();
     e->lo = sp & ~(page - 1);
     if (e->is_main) {
         uintptr_t top = (uintptr_t)__libc_stack_end;
@@ -185,6 +184,8 @@ void ml_threads_after_fork(void)
         struct ml_thread_root *t = &threads.v[i];
         t->gone = t->tp != tp;
         threads.ngone += (size_t)t->gone;
+        if (!t->gone)
+            t->tid = (int)syscall(SYS_gettid); /* the child's own */
     }
 }
 

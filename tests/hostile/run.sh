@@ -63,15 +63,29 @@ quick) # F9
     expect_ok quick
     expect_report
     ;;
-gcsegv) # F6: a thread faulting on purpose during the exit scan; 10 runs
-    # (its blocks change under the scan, so the leak count is not exact:
-    # the report must be there, whole)
+gcsegv) # F6: a thread faulting on purpose during the exit scan; 10 runs.
+    # The report must be there, whole, every time (MALLARD_STATS=1: a
+    # report that found no leak is written whole too), never count the
+    # blocks the thread replaces as leaks (it freed them: once 43076 bytes
+    # in 65 blocks), and name the leak in nearly every run: the thread is
+    # held for the snapshot and the scan (report/freeze.c), but one held
+    # inside its SIGSEGV handler keeps that signal frame live, and the
+    # registers saved there may hold a copy of the leaked block's address
+    # that mallard's own code left in them (2000 runs under load: 1 without
+    # the leak; 14 of 2400 before the hold).
+    found=0
     for i in 1 2 3 4 5 6 7 8 9 10; do
-        run gcsegv
+        run gcsegv env MALLARD_STATS=1
         expect_ok gcsegv
         grep -q "program ended by exit(0)" "$tmp/err" && grep -q "^==mallard== stats:" "$tmp/err" ||
             fail "no whole report"
+        if grep -q "definitely lost: 100 bytes in 1 block" "$tmp/err"; then
+            found=$((found + 1))
+        elif ! grep -q "definitely lost: 0 bytes in 0 blocks" "$tmp/err"; then
+            fail "blocks the program freed counted as lost"
+        fi
     done
+    [ "$found" -ge 8 ] || fail "the leak was named in $found of 10 runs"
     ;;
 altstack) # F11: a 2 KiB sigaltstack, then a crash
     run altstack

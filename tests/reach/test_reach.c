@@ -32,6 +32,11 @@
 
 #define NOINLINE __attribute__((noinline))
 
+/* freeze.c asks a thread it stops whether it is inside the trace layer,
+ * which this suite does not link: no thread here ever is. */
+int ml_trace_guard_enter(void) { return 0; }
+void ml_trace_guard_leave(int was) { (void)was; }
+
 
 /* ---- bookkeeping in the meta heap ------------------------------------- */
 
@@ -531,7 +536,7 @@ END_TEST
 
 /* ---- roots in other threads ------------------------------------------- */
 
-enum holder_how { HOLD_STACK, HOLD_TLS, HOLD_DEAD_FRAME };
+enum holder_how { HOLD_STACK, HOLD_TLS, HOLD_DEAD_KEPT };
 
 struct holder {
     pthread_barrier_t bar;
@@ -561,11 +566,13 @@ static NOINLINE void holder_frame(struct holder *h)
         blk_store(&t_slot, h->blk);
     else
         holder_deep(h->blk);
-    /* This thread's stack is scanned whole, below its stack pointer too:
-     * leave no copy there.  (The suite links with -z now: a lazy PLT
-     * resolution would save every register, the block's address in rax
-     * included, a few KiB down this stack.) */
-    stack_clobber();
+    /* Leave no copy below the stack pointer either, where a scan that does
+     * not stop this thread reads (HOLD_DEAD_KEPT leaves the one in
+     * holder_deep's dead frame on purpose).  (The suite links with -z now:
+     * a lazy PLT resolution would save every register, the block's address
+     * in rax included, a few KiB down this stack.) */
+    if (h->how != HOLD_DEAD_KEPT)
+        stack_clobber();
     pthread_barrier_wait(&h->bar); /* 1: the main thread scans */
     pthread_barrier_wait(&h->bar); /* 2 */
     if (!h->keep) {
@@ -631,12 +638,15 @@ END_TEST
 
 START_TEST(reach_detached_thread_stack)
 {
-    /* A stale pointer deep in a live thread's stack is seen (no stack
-     * pointer of other threads is known); once the thread has detached
-     * its stack is no longer a root. */
+    /* A stale pointer deep in a live thread's stack, below its stack
+     * pointer, keeps nothing: the thread waits in pthread_barrier_wait (a
+     * futex wait, restarted unseen after a handler), so freeze.c holds it
+     * and the scan starts at its stack pointer (the whole stack block was
+     * read before, and the block was reachable).  Once the thread has
+     * detached its stack is no longer a root at all. */
     int first, second;
-    holder_run(HOLD_DEAD_FRAME, 1, &first, &second);
-    (void)first;
+    holder_run(HOLD_DEAD_KEPT, 1, &first, &second);
+    ck_assert_str_eq(kind_name(first), "definite");
     ck_assert_str_eq(kind_name(second), "definite");
 }
 END_TEST

@@ -2,6 +2,7 @@
 # (report/threads.c), linked directly into a Check suite, not preloaded.
 add_executable(test_reach ${CMAKE_CURRENT_LIST_DIR}/test_reach.c
   ${CMAKE_SOURCE_DIR}/report/reach.c ${CMAKE_SOURCE_DIR}/report/threads.c ${CMAKE_SOURCE_DIR}/report/pressure.c
+  ${CMAKE_SOURCE_DIR}/report/freeze.c
   ${ML_CORE_OS_SOURCES} ${CMAKE_SOURCE_DIR}/core/fmt.c)
 target_compile_options(test_reach PRIVATE ${ML_WARN} -fno-omit-frame-pointer)
 target_link_libraries(test_reach PRIVATE PkgConfig::CHECK Threads::Threads ${CMAKE_DL_LIBS})

@@ -148,6 +148,8 @@ def main():
     text_report = None
     if case == "dead_frame_exit":
         cmd = [os.path.join(a.bin, "dead_frame"), "_exit"]
+    if case.startswith("thread_deadstack_"):
+        cmd = [os.path.join(a.bin, "thread_deadstack"), case[len("thread_deadstack_"):]]
     if case == "dl_leak":
         cmd = [prog, os.path.join(a.bin, "libdl_leak_lib.so")]
         if not os.path.exists(cmd[1]):
@@ -566,6 +568,24 @@ def case_dead_frame(rep, L, traced, backend, how="exit"):
 
 def case_dead_frame_exit(rep, L, traced, backend):
     case_dead_frame(rep, L, traced, backend, how="_exit")
+
+
+def case_thread_deadstack(rep, L, traced, backend, mode):
+    # the worker's only copies are in its returned hold() frame, below its
+    # stack pointer; for reg, its r15 holds the block
+    if mode == "reg":
+        expect_summary(rep, "definite", 0, 0)
+    else:
+        expect_summary(rep, "definite", 40, 1)
+        expect_group(rep, "definite", 40, 1, [(0, "hold", "thread_deadstack.c", L("thread_deadstack.c", "DEADT"))])
+    expect_summary(rep, "indirect", 0, 0)
+    want = (b"read 1\n" if mode == "live" else b"") + mode.encode() + b" done\n"
+    check(traced.stdout == want, "stdout %r, expected %r" % (traced.stdout, want))
+
+
+for _m in ("futex", "read", "sleep", "spin", "reg", "live"):
+    globals()["case_thread_deadstack_" + _m] = (
+        lambda m: lambda rep, L, traced, backend: case_thread_deadstack(rep, L, traced, backend, m))(_m)
 
 
 def case_cycle_owner(rep, L, traced, backend):

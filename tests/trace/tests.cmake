@@ -41,7 +41,16 @@ endforeach()
 add_executable(fx_cxx_registry ${CMAKE_SOURCE_DIR}/tests/programs/cxx_registry.cpp)
 target_compile_options(fx_cxx_registry PRIVATE -g -O1 -Wall -Wextra)
 set_target_properties(fx_cxx_registry PROPERTIES OUTPUT_NAME cxx_registry RUNTIME_OUTPUT_DIRECTORY ${ML_FIXTURE_DIR})
-foreach(c end_pointer reused_blocks malloc_zero dead_frame dead_frame_exit cycle_owner anon_merge cxx_registry last_block)
+# A worker thread's dead frames and registers while it waits, runs, or is
+# asked for a live report (report/freeze.c holds it still for the scan)
+add_executable(fx_thread_deadstack ${CMAKE_SOURCE_DIR}/tests/programs/thread_deadstack.c)
+target_compile_options(fx_thread_deadstack PRIVATE -g -O1 -Wall -Wextra)
+target_link_libraries(fx_thread_deadstack PRIVATE Threads::Threads ${CMAKE_DL_LIBS})
+set_target_properties(fx_thread_deadstack PROPERTIES OUTPUT_NAME thread_deadstack
+                      RUNTIME_OUTPUT_DIRECTORY ${ML_FIXTURE_DIR})
+foreach(c end_pointer reused_blocks malloc_zero dead_frame dead_frame_exit cycle_owner anon_merge cxx_registry last_block
+    thread_deadstack_futex thread_deadstack_read thread_deadstack_sleep thread_deadstack_spin thread_deadstack_reg
+    thread_deadstack_live)
   foreach(b freelist bump arena system page)
     add_test(NAME trace_${c}_${b}
       COMMAND python3 ${CMAKE_CURRENT_LIST_DIR}/run_case.py ${c} --backend ${b}
@@ -67,7 +76,8 @@ endforeach()
 
 # Real programs that leak, against valgrind memcheck on the same command.
 foreach(c perl_e1 perl_dumper sort_passwd bash_c python3_c python3_import python3_numpy git_version tar_hostname
-    gcc_version cxx_registry)
+    gcc_version cxx_registry thread_deadstack_futex thread_deadstack_read thread_deadstack_sleep thread_deadstack_spin
+    thread_deadstack_reg)
   add_test(NAME trace_valgrind_${c}
     COMMAND python3 ${CMAKE_CURRENT_LIST_DIR}/vs_valgrind.py ${c} --lib $<TARGET_FILE:mallard>
       --src ${CMAKE_SOURCE_DIR} --bin ${ML_FIXTURE_DIR})

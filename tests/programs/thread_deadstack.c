@@ -1,0 +1,128 @@
+/* A worker thread leaks a block whose only copies lie in one of its own
+ * returned frames, then waits while the main thread exits.  valgrind reads
+ * a thread's stack from its stack pointer up, and its registers: 40 bytes
+ * in 1 block definitely lost.  The argument says how the worker waits:
+ *   futex  pthread_cond_wait (a futex wait without a timeout)
+ *   read   read() on a pipe no one writes
+ *   sleep  nanosleep (a call a signal handler would end with EINTR)
+ *   spin   a loop that makes no system call
+ *   reg    read() on a pipe, the block's address in r15 and nowhere else:
+ *          reachable, 0 bytes lost
+ *   live   read() on a pipe while the main thread asks mallard for a report
+ *          of the live process (when preloaded), then writes one byte:
+ *          the worker prints what its read returned ("read 1", not EINTR)
+ *          and waits as futex does
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *mode;
+static int pfd[2];
+static volatile int ready, printed;
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+
+/* The only copies of the block: in this frame, dead once it returns. */
+__attribute__((noinline)) static void hold(void)
+{
+    volatile char *copies[256];
+    char *p = malloc(40); /* @DEADT */
+    p[0] = 'd';
+    for (int i = 0; i < 256; i++)
+        copies[i] = p;
+    __asm__ volatile("" : : "r"(copies) : "memory");
+}
+
+/* hold() under 8 KiB of frame: the worker's wait (its libc frames, and the
+ * signal frame of a handler) stays above the copies */
+__attribute__((noinline)) static void deep_hold(void)
+{
+    volatile char pad[8192];
+    pad[0] = 0;
+    hold();
+    __asm__ volatile("" : : "r"(pad) : "memory");
+}
+
+__attribute__((noinline)) static void *leak_in_register(void) { return malloc(40); }
+
+/* read(2) with the block's address in r15 only (rcx and r11 are the
+ * syscall instruction's) */
+__attribute__((noinline)) static long read_holding(void *p)
+{
+    register void *keep __asm__("r15") = p;
+    char c;
+    long ret;
+    __asm__ volatile("syscall"
+                     : "=a"(ret)
+                     : "0"((long)SYS_read), "D"((long)pfd[0]), "S"(&c), "d"(1L), "r"(keep)
+                     : "rcx", "r11", "memory");
+    return ret;
+}
+
+static void *worker(void *arg)
+{
+    (void)arg;
+    if (!strcmp(mode, "reg")) {
+        void *p = leak_in_register();
+        __atomic_store_n(&ready, 1, __ATOMIC_RELEASE);
+        read_holding(p);
+        return NULL;
+    }
+    deep_hold();
+    __atomic_store_n(&ready, 1, __ATOMIC_RELEASE);
+    if (!strcmp(mode, "futex")) {
+        pthread_mutex_lock(&mu);
+        for (;;)
+            pthread_cond_wait(&cv, &mu);
+    } else if (!strcmp(mode, "read") || !strcmp(mode, "live")) {
+        char c;
+        ssize_t n = read(pfd[0], &c, 1);
+        printf("read %zd%s\n", n, n < 0 && errno == EINTR ? " EINTR" : "");
+        fflush(stdout);
+        __atomic_store_n(&printed, 1, __ATOMIC_RELEASE);
+        pthread_mutex_lock(&mu);
+        for (;;)
+            pthread_cond_wait(&cv, &mu);
+    } else if (!strcmp(mode, "sleep")) {
+        for (;;)
+            sleep(100);
+    } else {
+        for (;;)
+            __asm__ volatile("" ::: "memory");
+    }
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    mode = argc > 1 ? argv[1] : "futex";
+    if (pipe(pfd) != 0)
+        return 2;
+    pthread_t t;
+    if (pthread_create(&t, NULL, worker, NULL) != 0)
+        return 3;
+    while (!__atomic_load_n(&ready, __ATOMIC_ACQUIRE))
+        sched_yield();
+    /* let the worker reach its wait */
+    struct timespec ms50 = {0, 50 * 1000000L};
+    nanosleep(&ms50, NULL);
+    if (!strcmp(mode, "live")) {
+        int (*report_now)(void) = (int (*)(void))dlsym(RTLD_DEFAULT, "mallard_report_now");
+        if (report_now)
+            report_now();
+        if (write(pfd[1], "x", 1) != 1)
+            return 4;
+        while (!__atomic_load_n(&printed, __ATOMIC_ACQUIRE))
+            sched_yield();
+    }
+    printf("%s done\n", mode);
+    return 0;
+}
