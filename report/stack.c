@@ -411,7 +411,7 @@ out:
  * registers given, and its halves, the memo's first test and the rest. */
 int ml_unwind_skip_from(void **out, int keep, struct ml_unwind_memo *memo, uintptr_t rbp, uintptr_t sp,
                         uintptr_t ra);
-typedef uint32_t ml_unwind_miss_fn(uintptr_t rbp, uintptr_t sp, uintptr_t ra);
+typedef uint32_t ml_unwind_miss_fn(void);
 uint32_t ml_unwind_memo_next(struct ml_unwind_memo *memo, int keep, uintptr_t rbp, uintptr_t sp, uintptr_t ra,
                              ml_unwind_miss_fn *miss);
 int ml_unwind_skip_walk(void **out, int keep, struct ml_unwind_memo *memo, uintptr_t rbp, uintptr_t sp,
@@ -445,7 +445,24 @@ __asm__(".text\n"
         ".cfi_endproc\n"
         ".size ml_stack_capture, .-ml_stack_capture\n");
 
-static ml_stack_id capture_walk(uintptr_t rbp, uintptr_t sp, uintptr_t ra);
+__attribute__((used, visibility("hidden"))) ml_stack_id capture_walk(uintptr_t rbp, uintptr_t sp,
+                                                                     uintptr_t ra);
+
+/* capture_again: capture_walk from its caller's registers, as
+ * ml_stack_capture's.  The memo's miss, a tail call, so those are the
+ * trace slot's again (were it not one, the walk would step over the
+ * unwinder's frame too, an own one: the same frames). */
+uint32_t capture_again(void);
+__asm__(".text\n"
+        ".type capture_again, @function\n"
+        "capture_again:\n"
+        ".cfi_startproc\n"
+        "    movq %rbp, %rdi\n"
+        "    leaq 8(%rsp), %rsi\n"
+        "    movq (%rsp), %rdx\n"
+        "    jmp capture_walk\n"
+        ".cfi_endproc\n"
+        ".size capture_again, .-capture_again\n");
 
 /* The common case first, with no stack frame: the memo's way that
  * followed the last walk's is this walk's (a loop over a few call sites);
@@ -457,7 +474,7 @@ ml_stack_id capture_from(uintptr_t rbp, uintptr_t sp, uintptr_t ra)
 {
     struct ml_unwind_memo *m = memo;
     if (ML_LIKELY(m != NULL) && ML_LIKELY(__atomic_load_n(&st.memo_ok, __ATOMIC_ACQUIRE)))
-        return ml_unwind_memo_next(m, st.depth, rbp, sp, ra, capture_walk);
+        return ml_unwind_memo_next(m, st.depth, rbp, sp, ra, capture_again);
     if (!__atomic_load_n(&st.on, __ATOMIC_ACQUIRE))
         return 0;
     if (ML_UNLIKELY(no_unwind))
@@ -465,7 +482,7 @@ ml_stack_id capture_from(uintptr_t rbp, uintptr_t sp, uintptr_t ra)
     return capture_walk(rbp, sp, ra);
 }
 
-static __attribute__((noinline)) ml_stack_id capture_walk(uintptr_t rbp, uintptr_t sp, uintptr_t ra)
+ml_stack_id capture_walk(uintptr_t rbp, uintptr_t sp, uintptr_t ra)
 {
     if (!__atomic_load_n(&st.on, __ATOMIC_ACQUIRE) || ML_UNLIKELY(no_unwind))
         return 0;
