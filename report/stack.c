@@ -452,7 +452,7 @@ __attribute__((used, visibility("hidden"))) ml_stack_id capture_walk(uintptr_t r
  * ml_stack_capture's.  The memo's miss, a tail call, so those are the
  * trace slot's again (were it not one, the walk would step over the
  * unwinder's frame too, an own one: the same frames). */
-uint32_t capture_again(void);
+__attribute__((visibility("hidden"))) uint32_t capture_again(void);
 __asm__(".text\n"
         ".type capture_again, @function\n"
         "capture_again:\n"
@@ -475,10 +475,6 @@ ml_stack_id capture_from(uintptr_t rbp, uintptr_t sp, uintptr_t ra)
     struct ml_unwind_memo *m = memo;
     if (ML_LIKELY(m != NULL) && ML_LIKELY(__atomic_load_n(&st.memo_ok, __ATOMIC_ACQUIRE)))
         return ml_unwind_memo_next(m, st.depth, rbp, sp, ra, capture_again);
-    if (!__atomic_load_n(&st.on, __ATOMIC_ACQUIRE))
-        return 0;
-    if (ML_UNLIKELY(no_unwind))
-        return 0;
     return capture_walk(rbp, sp, ra);
 }
 
