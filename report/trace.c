@@ -166,6 +166,10 @@ struct ml_trace_state ml_tr; /* in .bss: an initialised 49 KiB would be file pag
 
 static const struct ml_backend *inner;
 static size_t pad; /* 1, or 0 for a backend that spaces its blocks */
+/* The inner backend's ML_BACKEND_GUARDS_FREED, read once: a free tested it
+ * up to four times, two loads each (inner, then its flags), reloaded after
+ * every call and atomic operation. */
+static unsigned guards_freed;
 
 /* The size asked of the backend for a request of n bytes: never 0, and
  * SIZE_MAX (which fails) rather than a wrapped sum. */
@@ -449,7 +453,7 @@ static inline __attribute__((always_inline)) void record(void *p, size_t n, unsi
 {
     if (ML_UNLIKELY(__atomic_load_n(&ml_tr_stopped, __ATOMIC_RELAXED))) {
         ml_tr_count_untraced(); /* out of metadata memory (pressure.h) */
-        if (inner->flags & ML_BACKEND_GUARDS_FREED)
+        if (guards_freed)
             ml_blocks_remove_freed((uintptr_t)p); /* a freed record of this address is stale now */
         return;
     }
@@ -515,14 +519,14 @@ static inline __attribute__((always_inline)) void quarantine_evict_one(struct tr
     qu->count--;
     __atomic_store_n(&qu->q[i].p, NULL, __ATOMIC_RELEASE);
     if (!qu->id) {
-        if (inner->flags & ML_BACKEND_GUARDS_FREED)
+        if (guards_freed)
             ml_blocks_remove_freed((uintptr_t)old); /* the address may hold a new block by now */
         else
             ml_blocks_remove((uintptr_t)old, NULL);
     }
     /* the page backend has had the block since it was freed; only the
      * record waited */
-    if (!(inner->flags & ML_BACKEND_GUARDS_FREED))
+    if (!guards_freed)
         BACKEND(inner->free(old));
 }
 
@@ -540,7 +544,7 @@ static inline struct tr_quarantine *quarantine_room(void)
 static void quarantine_push(struct tr_quarantine *qu, void *p, const struct ml_block_rec *r, ml_stack_id here)
 {
     size_t n = r->size;
-    if (inner->flags & ML_BACKEND_GUARDS_FREED) {
+    if (guards_freed) {
         /* The page backend keeps freed blocks inaccessible itself, so a
          * use-after-free faults and the canary is checked at once; the
          * record stays in the FIFO, so a second free is still a double
@@ -563,12 +567,12 @@ static void quarantine_push(struct tr_quarantine *qu, void *p, const struct ml_b
         if (qu)
             __atomic_store_n(&qu->q[qu->head].p, NULL, __ATOMIC_RELEASE);
         if (!qu || !qu->id) {
-            if (inner->flags & ML_BACKEND_GUARDS_FREED)
+            if (guards_freed)
                 ml_blocks_remove_freed((uintptr_t)p);
             else
                 ml_blocks_remove((uintptr_t)p, NULL);
         }
-        if (!(inner->flags & ML_BACKEND_GUARDS_FREED))
+        if (!guards_freed)
             BACKEND(inner->free(p));
         return;
     }
@@ -708,7 +712,7 @@ static void *busy_realloc(void *p, size_t n)
         old = emerg[i].size;
     else if (ml_os_owner(p) == ML_OWNER_META)
         old = ml_meta_usable_size(p); /* reads the header, no lock */
-    else if (inner->flags & ML_BACKEND_GUARDS_FREED)
+    else if (guards_freed)
         return NULL; /* the page backend's size lookup takes its lock */
     else
         old = inner->usable_size(p); /* the other backends read it lock-free */
@@ -1098,6 +1102,7 @@ const struct ml_backend *ml_trace_wrap(const struct ml_backend *b, const struct 
 {
     inner = b;
     pad = (b->flags & ML_BACKEND_SPACED) ? 0 : 1;
+    guards_freed = b->flags & ML_BACKEND_GUARDS_FREED;
     ml_tr.backend_name = b->name;
     ml_tr.on_error = opt->on_error;
     ml_tr.pid = getpid();
