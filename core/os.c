@@ -137,8 +137,6 @@ void ml_os_unmap_user(void *p, size_t size)
 {
     size = round_up(size, ML_OS_GRANULE);
     enum ml_owner o = ml_os_owner(p);
-    if (o != ML_OWNER_META && o != ML_OWNER_PAGE && o != ML_OWNER_NONE && o != ML_OWNER_GONE)
-        __atomic_sub_fetch(&user_bytes, (long)size, __ATOMIC_RELAXED);
     /* GONE until the pages are out of the address space: marked free of
      * owners while still mapped, they read as the program's memory to a
      * leak scan on another thread (a block table's old slots, a freed
@@ -146,9 +144,15 @@ void ml_os_unmap_user(void *p, size_t size)
      * the munmap, they could wipe the owner of a mapping made there since */
     ml_os_set_owner(p, size, ML_OWNER_GONE);
     int saved = errno;
-    os_munmap(p, size);
+    int rc = os_munmap(p, size);
     errno = saved;
+    if (rc != 0) {
+        ml_os_set_owner(p, size, o); /* still mapped (a split past vm.max_map_count): still its owner's */
+        return;
+    }
     ml_os_clear_gone(p, size);
+    if (o != ML_OWNER_META && o != ML_OWNER_PAGE && o != ML_OWNER_NONE && o != ML_OWNER_GONE)
+        __atomic_sub_fetch(&user_bytes, (long)size, __ATOMIC_RELAXED);
 }
 
 void *ml_os_remap_user(void *p, size_t old_size, size_t new_size, enum ml_owner owner)

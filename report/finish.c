@@ -507,7 +507,9 @@ static int scan_held(struct dl_phdr_info *info, size_t size, void *data)
 
 /* A block found lost that a thread the freeze could not hold freed since
  * the snapshot (or freed and got again: another sequence number) is no
- * leak: it leaves the report.  The blocks it owned stand on their own. */
+ * leak: it leaves the report, and so do the blocks it owned (a thread that
+ * freed it held a pointer to it, so its structure was reachable at the
+ * snapshot: a list being torn down as the process exits). */
 static void drop_freed(struct report_work *w)
 {
     if (!w->inherited)
@@ -524,13 +526,11 @@ static void drop_freed(struct report_work *w)
         w->inherited[i] = 2;
         dropped = 1;
     }
+    /* an indirect block's owner is the definite block of its structure */
     for (size_t i = 0; dropped && i < w->n; i++) {
-        struct ml_live *b = &w->live[i];
-        if (b->kind == ML_KIND_INDIRECT && !w->inherited[i] && b->owner < w->n &&
-            w->inherited[b->owner] == 2) {
-            b->kind = ML_KIND_DEFINITE;
-            b->owner = (uint32_t)i;
-        }
+        const struct ml_live *b = &w->live[i];
+        if (b->kind == ML_KIND_INDIRECT && !w->inherited[i] && b->owner < w->n && w->inherited[b->owner] == 2)
+            w->inherited[i] = 2;
     }
 }
 

@@ -17,12 +17,12 @@
  * Nothing the program can see:
  * - A thread blocked in a system call is sent the signal only when that
  *   call is restarted after a handler installed with SA_RESTART, as if
- *   nothing had happened: read, write and their vector and positioned forms
- *   on anything but a socket (a socket with a receive timeout returns EINTR
- *   instead), wait4, waitid, flock, and futex waits without a timeout
- *   (pthread_mutex_lock, pthread_cond_wait, pthread_join).  Any other call
- *   (nanosleep, poll, epoll_wait, a wait with a timeout) would return
- *   EINTR: such a thread is sent nothing, and the stack pointer that
+ *   nothing had happened: a read of a pipe or FIFO, wait4, waitid, flock,
+ *   and futex waits without a timeout (pthread_mutex_lock,
+ *   pthread_cond_wait, pthread_join).  Any other call would show it: a
+ *   write returns the part of its buffer it copied, a terminal's read the
+ *   bytes it has, a socket's with a timeout, nanosleep, poll, epoll_wait or
+ *   a timed wait EINTR.  Such a thread is sent nothing, and the stack pointer that
  *   /proc/self/task/TID/syscall shows while it is blocked is enough to skip
  *   its dead stack (its registers are not seen, as before).  A thread that
  *   runs is interrupted between two instructions, which it cannot tell.
@@ -72,23 +72,27 @@
 #define FREEZE_WAIT_MS 100   /* asking the threads, at most */
 #define FREEZE_HOLD_MS 10000 /* a thread held, at most */
 
-enum slot_state { S_NONE, S_ASKED, S_BUSY, S_HELD, S_SP };
+enum slot_state { S_NONE, S_ASKED, S_BUSY, S_HELD, S_SP, S_LEFT };
 
 struct slot {
     uintptr_t tp;
     int tid;
-    int state; /* enum slot_state; the handler writes S_BUSY and S_HELD */
+    int state; /* enum slot_state; the handler writes S_BUSY, S_HELD, S_LEFT */
     enum ml_freeze_how how;
     uintptr_t sp;
     uintptr_t regs[ML_FREEZE_NREGS];
 };
 
-static struct {
-    struct slot *v; /* meta heap */
+struct table {
     size_t n;
-    int active; /* futex word: 1 while asked threads are to stay held */
-    int inside; /* handlers running */
-    int sig;    /* the signal installed, 0 for none */
+    struct slot s[];
+};
+
+static struct {
+    struct table *tab; /* meta heap */
+    int active;        /* futex word: 1 while asked threads are to stay held */
+    int inside;        /* handlers running */
+    int sig;           /* the signal installed, 0 for none */
     struct sigaction old;
     int depth; /* begin calls not yet ended: only the outermost holds */
 } fz;
@@ -109,11 +113,12 @@ static void on_freeze(int sig, siginfo_t *si, void *ucv)
     if (!__atomic_load_n(&fz.active, __ATOMIC_SEQ_CST) || !si || si->si_code != SI_TKILL ||
         si->si_pid != (pid_t)syscall(SYS_getpid))
         goto out;
+    struct table *tab = __atomic_load_n(&fz.tab, __ATOMIC_ACQUIRE);
     int tid = gettid_raw();
     struct slot *s = NULL;
-    for (size_t i = 0; i < fz.n && !s; i++)
-        if (fz.v[i].tid == tid)
-            s = &fz.v[i];
+    for (size_t i = 0; tab && i < tab->n && !s; i++)
+        if (tab->s[i].tid == tid)
+            s = &tab->s[i];
     if (!s)
         goto out;
     int was = ml_trace_guard_enter();
@@ -131,9 +136,11 @@ static void on_freeze(int sig, siginfo_t *si, void *ucv)
     s->sp = (uintptr_t)g[REG_RSP];
     __atomic_store_n(&s->state, S_HELD, __ATOMIC_RELEASE);
     struct timespec step = {0, 10 * 1000000L};
-    for (long waited = 0; __atomic_load_n(&fz.active, __ATOMIC_ACQUIRE) && waited < FREEZE_HOLD_MS;
-         waited += 10)
+    long waited = 0;
+    for (; __atomic_load_n(&fz.active, __ATOMIC_ACQUIRE) && waited < FREEZE_HOLD_MS; waited += 10)
         syscall(SYS_futex, &fz.active, FUTEX_WAIT_PRIVATE, 1, &step, NULL, 0);
+    if (waited >= FREEZE_HOLD_MS)
+        __atomic_store_n(&s->state, S_LEFT, __ATOMIC_RELEASE); /* it goes on: read it whole */
 out:
     __atomic_sub_fetch(&fz.inside, 1, __ATOMIC_SEQ_CST);
     errno = saved;
@@ -215,20 +222,20 @@ static int blocks_signal(int tid, int sig)
     return (int)((mask >> (sig - 1)) & 1);
 }
 
-/* A call that a handler with SA_RESTART leaves as if it had not come. */
+/* A call that a handler with SA_RESTART leaves as if it had not come: one
+ * that has moved nothing when it blocks, and is started again.  A read of
+ * a pipe or FIFO blocks only while there is nothing to read; not a write
+ * (a blocked write to a pipe may have copied part of its buffer, and
+ * returns that much when a handler runs), not a terminal (a read waiting
+ * for VMIN bytes returns the ones it has), not a socket (one with a
+ * receive timeout returns EINTR). */
 static int restarts_unseen(long long nr, const long long *a)
 {
     switch (nr) {
     case SYS_read:
-    case SYS_write:
-    case SYS_pread64:
-    case SYS_pwrite64:
-    case SYS_readv:
-    case SYS_writev:
-    case SYS_preadv:
-    case SYS_pwritev: {
+    case SYS_readv: {
         struct stat st;
-        return a[0] >= 0 && a[0] <= INT_MAX && fstat((int)a[0], &st) == 0 && !S_ISSOCK(st.st_mode);
+        return a[0] >= 0 && a[0] <= INT_MAX && fstat((int)a[0], &st) == 0 && S_ISFIFO(st.st_mode);
     }
     case SYS_wait4:
     case SYS_waitid:
@@ -289,16 +296,14 @@ void ml_freeze_begin(void)
 {
     if (fz.depth++)
         return; /* held already: the report's scan, inside its snapshot's hold */
-    fz.n = 0;
-    fz.v = NULL;
     size_t nth = ml_threads_list(NULL, 0);
     if (nth < 2)
         return; /* the caller alone, or no one */
     struct ml_thread_root *th = ml_meta_alloc((nth + 8) * sizeof *th);
-    struct slot *v = ml_meta_alloc((nth + 8) * sizeof *v);
-    if (!th || !v) {
+    struct table *tab = ml_meta_alloc(sizeof *tab + (nth + 8) * sizeof tab->s[0]);
+    if (!th || !tab) {
         ml_meta_free(th);
-        ml_meta_free(v);
+        ml_meta_free(tab);
         return;
     }
     size_t got = ml_threads_list(th, nth + 8);
@@ -308,24 +313,25 @@ void ml_freeze_begin(void)
     for (size_t i = 0; i < nth; i++) {
         if (th[i].gone || th[i].tid <= 0 || th[i].tid == self)
             continue;
-        memset(&v[n], 0, sizeof v[n]);
-        v[n].tp = th[i].tp;
-        v[n].tid = th[i].tid;
-        n++;
+        struct slot *s = &tab->s[n++];
+        memset(s, 0, sizeof *s);
+        s->tp = th[i].tp;
+        s->tid = th[i].tid;
     }
     ml_meta_free(th);
-    fz.v = v;
-    fz.n = n;
-    int sig = pick_signal();
+    tab->n = n;
+    __atomic_store_n(&fz.tab, tab, __ATOMIC_RELEASE);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = on_freeze;
     sa.sa_flags = SA_SIGINFO | SA_RESTART;
     sigfillset(&sa.sa_mask); /* nothing else runs on a held thread */
+    int sig = pick_signal();
     if (sig && sigaction(sig, &sa, &fz.old) == 0) {
         fz.sig = sig;
         __atomic_store_n(&fz.active, 1, __ATOMIC_SEQ_CST);
     }
+    struct slot *v = tab->s;
     for (size_t i = 0; i < n; i++)
         ask_one(&v[i]);
     for (long waited = 0; fz.sig && waited < FREEZE_WAIT_MS; waited++) {
@@ -340,6 +346,10 @@ void ml_freeze_begin(void)
             break;
         nap_ms(1);
     }
+    /* the program's disposition back: the held threads wait on fz.active,
+     * and a signal from elsewhere is ignored again for the rest */
+    if (fz.sig)
+        sigaction(fz.sig, &fz.old, NULL);
     /* what the scan may use: a thread that answers from now on is held,
      * but its stack is read whole */
     for (size_t i = 0; i < n; i++) {
@@ -352,27 +362,29 @@ void ml_freeze_end(void)
 {
     if (--fz.depth)
         return;
+    struct table *tab = __atomic_load_n(&fz.tab, __ATOMIC_ACQUIRE);
     if (fz.sig) {
         __atomic_store_n(&fz.active, 0, __ATOMIC_SEQ_CST);
         syscall(SYS_futex, &fz.active, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
         for (int i = 0; i < 1000 && __atomic_load_n(&fz.inside, __ATOMIC_SEQ_CST); i++)
             nap_ms(1);
-        sigaction(fz.sig, &fz.old, NULL);
         fz.sig = 0;
         if (__atomic_load_n(&fz.inside, __ATOMIC_SEQ_CST))
-            fz.v = NULL; /* a handler is still on its way out: leave it the table */
+            tab = NULL; /* a handler still on its way out may read it: kept */
     }
-    ml_meta_free(fz.v);
-    fz.v = NULL;
-    fz.n = 0;
+    __atomic_store_n(&fz.tab, NULL, __ATOMIC_RELEASE);
+    ml_meta_free(tab);
 }
 
 enum ml_freeze_how ml_freeze_thread(uintptr_t tp, uintptr_t *sp, uintptr_t regs[ML_FREEZE_NREGS])
 {
-    for (size_t i = 0; i < fz.n; i++) {
-        const struct slot *s = &fz.v[i];
+    const struct table *tab = __atomic_load_n(&fz.tab, __ATOMIC_ACQUIRE);
+    for (size_t i = 0; tab && i < tab->n; i++) {
+        const struct slot *s = &tab->s[i];
         if (s->tp != tp || s->how == ML_FREEZE_UNKNOWN)
             continue;
+        if (s->how == ML_FREEZE_REGS && __atomic_load_n(&s->state, __ATOMIC_ACQUIRE) != S_HELD)
+            return ML_FREEZE_UNKNOWN; /* held no longer (FREEZE_HOLD_MS) */
         *sp = s->sp;
         if (s->how == ML_FREEZE_REGS)
             memcpy(regs, s->regs, sizeof s->regs);
