@@ -94,7 +94,8 @@ static struct {
     int inside;        /* handlers running */
     int sig;           /* the signal installed, 0 for none */
     struct sigaction old;
-    int depth; /* begin calls not yet ended: only the outermost holds */
+    int depth;    /* begin calls not yet ended: only the outermost holds */
+    int all_held; /* every other attached thread is held (or there is none) */
 } fz;
 
 static int gettid_raw(void) { return (int)syscall(SYS_gettid); }
@@ -296,9 +297,12 @@ void ml_freeze_begin(void)
 {
     if (fz.depth++)
         return; /* held already: the report's scan, inside its snapshot's hold */
+    fz.all_held = 0;
     size_t nth = ml_threads_list(NULL, 0);
-    if (nth < 2)
-        return; /* the caller alone, or no one */
+    if (nth < 2) {
+        fz.all_held = 1; /* the caller alone, or no one */
+        return;
+    }
     struct ml_thread_root *th = ml_meta_alloc((nth + 8) * sizeof *th);
     struct table *tab = ml_meta_alloc(sizeof *tab + (nth + 8) * sizeof tab->s[0]);
     if (!th || !tab) {
@@ -352,10 +356,24 @@ void ml_freeze_begin(void)
         sigaction(fz.sig, &fz.old, NULL);
     /* what the scan may use: a thread that answers from now on is held,
      * but its stack is read whole */
+    size_t held = 0;
     for (size_t i = 0; i < n; i++) {
         int st = __atomic_load_n(&v[i].state, __ATOMIC_ACQUIRE);
         v[i].how = st == S_HELD ? ML_FREEZE_REGS : st == S_SP ? ML_FREEZE_SP : ML_FREEZE_UNKNOWN;
+        held += st == S_HELD;
     }
+    fz.all_held = held == n;
+}
+
+int ml_freeze_all_held(void)
+{
+    const struct table *tab = __atomic_load_n(&fz.tab, __ATOMIC_ACQUIRE);
+    if (!fz.all_held)
+        return 0;
+    for (size_t i = 0; tab && i < tab->n; i++)
+        if (__atomic_load_n(&tab->s[i].state, __ATOMIC_ACQUIRE) != S_HELD)
+            return 0; /* one left its hold (FREEZE_HOLD_MS) */
+    return 1;
 }
 
 void ml_freeze_end(void)

@@ -221,6 +221,9 @@ enum ml_freeze_how {
 /* What the freeze knows of the thread whose thread pointer is tp: its
  * stack pointer and, for ML_FREEZE_REGS, its general registers. */
 enum ml_freeze_how ml_freeze_thread(uintptr_t tp, uintptr_t *sp, uintptr_t regs[ML_FREEZE_NREGS]);
+/* Between begin and end: whether every other attached thread is held and
+ * still is (so none can have freed a block since begin), or there is none. */
+int ml_freeze_all_held(void);
 
 /* ---- reachability (reach.c) ------------------------------------------- */
 

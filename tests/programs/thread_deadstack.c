@@ -12,11 +12,16 @@
  *          of the live process (when preloaded), then writes one byte:
  *          the worker prints what its read returned ("read 1", not EINTR)
  *          and waits as futex does
+ *   churn  no leak: with every signal blocked (so it cannot be held), the
+ *          worker keeps replacing the blocks of a global table while the
+ *          main thread exits; what it frees during the report is no leak
+ *          (0 bytes lost)
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,9 +72,25 @@ __attribute__((noinline)) static long read_holding(void *p)
     return ret;
 }
 
+static char *volatile slots[64];
+
 static void *worker(void *arg)
 {
     (void)arg;
+    if (!strcmp(mode, "churn")) {
+        sigset_t all;
+        sigfillset(&all);
+        pthread_sigmask(SIG_BLOCK, &all, NULL);
+        for (unsigned i = 0;; i++) {
+            char *old = slots[i % 64];
+            char *p = malloc(100 + i % 500);
+            p[0] = 1;
+            slots[i % 64] = p;
+            free(old);
+            if (i == 1000)
+                __atomic_store_n(&ready, 1, __ATOMIC_RELEASE);
+        }
+    }
     if (!strcmp(mode, "reg")) {
         void *p = leak_in_register();
         __atomic_store_n(&ready, 1, __ATOMIC_RELEASE);
