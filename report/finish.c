@@ -467,21 +467,19 @@ static void work_free(struct report_work *w)
 /* The snapshot and the scan, with the other threads held (freeze.c): a
  * thread that ran between the two could free a block of the snapshot, which
  * then looked lost (a thread replacing its blocks as the process exited:
- * 64 of them, 43 KiB, reported definitely lost).  From inside
- * dl_iterate_phdr, whose lock the scan takes, so that no thread is held
- * holding it; everything that takes the loader's other lock (dlsym, dlopen:
- * the exit frame, libdw) runs before or after. */
+ * 64 of them, 43 KiB, reported definitely lost).  The exit frame (dlsym)
+ * and the symbols (libdw) are found before and after (ml_freeze_run). */
 struct scan_run {
     enum ml_exit_how how;
     struct report_work *w;
     const struct skip_ctx *skip;
     const struct ml_exit_frame *ef;
-    int done;
     int all_held; /* no other thread ran from the snapshot to the scan's end */
 };
 
-static void scan_body(struct scan_run *r)
+static void scan_held(void *arg)
 {
+    struct scan_run *r = arg;
     struct report_work *w = r->w;
     w->n = collect_live(&w->live, r->how != ML_EXIT_SIGNAL);
     /* reach.c uses flags as scratch: keep "inherited" aside */
@@ -490,21 +488,7 @@ static void scan_body(struct scan_run *r)
         w->inherited[i] = w->live[i].flags;
     if (w->n)
         ml_reach_classify_own(w->live, w->n, r->skip->r, r->skip->n, r->ef, w->inherited);
-}
-
-static int scan_held(struct dl_phdr_info *info, size_t size, void *data)
-{
-    (void)info;
-    (void)size;
-    struct scan_run *r = data;
-    if (r->done)
-        return 1;
-    r->done = 1;
-    ml_freeze_begin();
-    scan_body(r);
     r->all_held = ml_freeze_all_held();
-    ml_freeze_end();
-    return 1;
 }
 
 /* A block found lost that a thread the freeze could not hold freed since
@@ -542,10 +526,8 @@ static void scan_live(enum ml_exit_how how, struct report_work *w)
     int have_ef = how != ML_EXIT_SIGNAL && ml_exit_frame_find((int)how, &ef) == 0;
     struct skip_ctx skip = {.n = 0};
     dl_iterate_phdr(find_own_data, &skip);
-    struct scan_run r = {how, w, &skip, have_ef ? &ef : NULL, 0, 0};
-    dl_iterate_phdr(scan_held, &r);
-    if (!r.done)
-        scan_body(&r);
+    struct scan_run r = {how, w, &skip, have_ef ? &ef : NULL, 0};
+    ml_freeze_run(scan_held, &r);
     /* a fatal signal's report trusts no lock; with every other thread held
      * nothing was freed (the lookups of bench_exitlive's 200,000 blocks:
      * 253.4 M instructions traced with them, 239.7 M without) */

@@ -53,6 +53,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <link.h>
 #include <limits.h>
 #include <linux/futex.h>
 #include <signal.h>
@@ -409,4 +410,33 @@ enum ml_freeze_how ml_freeze_thread(uintptr_t tp, uintptr_t *sp, uintptr_t regs[
         return s->how;
     }
     return ML_FREEZE_UNKNOWN;
+}
+
+/* ml_freeze_run's dl_iterate_phdr callback: fn once, the threads held. */
+struct held_run {
+    void (*fn)(void *);
+    void *arg;
+    int done;
+};
+
+static int held_call(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)info;
+    (void)size;
+    struct held_run *r = data;
+    if (r->done)
+        return 1;
+    r->done = 1;
+    ml_freeze_begin();
+    r->fn(r->arg);
+    ml_freeze_end();
+    return 1;
+}
+
+void ml_freeze_run(void (*fn)(void *), void *arg)
+{
+    struct held_run r = {fn, arg, 0};
+    dl_iterate_phdr(held_call, &r);
+    if (!r.done)
+        fn(arg); /* no object listed (never so): unheld */
 }

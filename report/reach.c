@@ -1683,28 +1683,17 @@ static __attribute__((noinline)) void classify(struct reach *st, const struct ml
     ml_meta_free(lost);
 }
 
-/* classify with the other threads held (freeze.c), from inside a
- * dl_iterate_phdr callback: the scan takes the loader's lock that guards
- * the list of objects (roots_objects; it is recursive), and holding it
- * while the threads are stopped means none of them is stopped holding it. */
+/* classify with the other threads held (freeze.c; a no-op inside the
+ * report's own hold, which also covers its snapshot) */
 struct frozen_run {
     struct reach *st;
     const struct ml_exit_frame *exitf;
-    int done;
 };
 
-static int classify_frozen(struct dl_phdr_info *info, size_t size, void *data)
+static void classify_held(void *arg)
 {
-    (void)info;
-    (void)size;
-    struct frozen_run *r = data;
-    if (r->done)
-        return 1;
-    r->done = 1;
-    ml_freeze_begin();
+    struct frozen_run *r = arg;
     classify(r->st, r->exitf);
-    ml_freeze_end();
-    return 1;
 }
 
 /* Everything that reads block addresses before the scan happens here, in
@@ -1837,10 +1826,8 @@ void ml_reach_classify_own(struct ml_live *blocks, size_t n, const struct ml_ran
 
     guard_install(g);
     scrub_below();
-    struct frozen_run fr = {st, exitf, 0};
-    dl_iterate_phdr(classify_frozen, &fr);
-    if (!fr.done)
-        classify(st, exitf);
+    struct frozen_run fr = {st, exitf};
+    ml_freeze_run(classify_held, &fr);
     guard_remove(g);
 
     if (st->pagemap >= 0)

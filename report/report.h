@@ -224,6 +224,12 @@ enum ml_freeze_how ml_freeze_thread(uintptr_t tp, uintptr_t *sp, uintptr_t regs[
 /* Between begin and end: whether every other attached thread is held and
  * still is (so none can have freed a block since begin), or there is none. */
 int ml_freeze_all_held(void);
+/* fn(arg) between a begin and an end, from inside a dl_iterate_phdr
+ * callback: the scan takes the loader's lock that guards the list of
+ * objects (it is recursive), and holding it while the threads are stopped
+ * means none of them is stopped holding it.  Everything that takes the
+ * loader's other lock (dlsym, dlopen) must run before or after. */
+void ml_freeze_run(void (*fn)(void *), void *arg);
 
 /* ---- reachability (reach.c) ------------------------------------------- */
 
