@@ -12,6 +12,10 @@
  *          of the live process (when preloaded), then writes one byte:
  *          the worker prints what its read returned ("read 1", not EINTR)
  *          and waits as futex does
+ *   write  write() of 1 MiB to a pipe the main thread reads only after a
+ *          report of the live process: the write, blocked with part of its
+ *          buffer copied, must not be cut short ("wrote 1048576"; a
+ *          signal with SA_RESTART ends it with what it copied, 65536)
  *   churn  no leak: with every signal blocked (so it cannot be held), the
  *          worker keeps replacing the blocks of a global table while the
  *          main thread exits; what it frees during the report is no leak
@@ -20,6 +24,7 @@
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -112,6 +117,15 @@ static void *worker(void *arg)
         pthread_mutex_lock(&mu);
         for (;;)
             pthread_cond_wait(&cv, &mu);
+    } else if (!strcmp(mode, "write")) {
+        static char big[1 << 20];
+        ssize_t n = write(pfd[1], big, sizeof big);
+        printf("wrote %zd\n", n);
+        fflush(stdout);
+        __atomic_store_n(&printed, 1, __ATOMIC_RELEASE);
+        pthread_mutex_lock(&mu);
+        for (;;)
+            pthread_cond_wait(&cv, &mu);
     } else if (!strcmp(mode, "sleep")) {
         for (;;)
             sleep(100);
@@ -135,6 +149,18 @@ int main(int argc, char **argv)
     /* let the worker reach its wait */
     struct timespec ms50 = {0, 50 * 1000000L};
     nanosleep(&ms50, NULL);
+    if (!strcmp(mode, "write")) {
+        int (*report_now)(void) = (int (*)(void))dlsym(RTLD_DEFAULT, "mallard_report_now");
+        if (report_now)
+            report_now();
+        /* read without blocking until the writer says how its write ended
+         * (cut short, it would wait for bytes that never come) */
+        static char sink[1 << 16];
+        fcntl(pfd[0], F_SETFL, O_NONBLOCK);
+        while (!__atomic_load_n(&printed, __ATOMIC_ACQUIRE))
+            if (read(pfd[0], sink, sizeof sink) < 0 && errno != EAGAIN)
+                return 5;
+    }
     if (!strcmp(mode, "live")) {
         int (*report_now)(void) = (int (*)(void))dlsym(RTLD_DEFAULT, "mallard_report_now");
         if (report_now)

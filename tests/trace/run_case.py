@@ -579,11 +579,11 @@ def case_thread_deadstack(rep, L, traced, backend, mode):
         expect_summary(rep, "definite", 40, 1)
         expect_group(rep, "definite", 40, 1, [(0, "hold", "thread_deadstack.c", L("thread_deadstack.c", "DEADT"))])
     expect_summary(rep, "indirect", 0, 0)
-    want = (b"read 1\n" if mode == "live" else b"") + mode.encode() + b" done\n"
+    want = {"live": b"read 1\n", "write": b"wrote 1048576\n"}.get(mode, b"") + mode.encode() + b" done\n"
     check(traced.stdout == want, "stdout %r, expected %r" % (traced.stdout, want))
 
 
-for _m in ("futex", "read", "sleep", "spin", "reg", "live", "churn"):
+for _m in ("futex", "read", "sleep", "spin", "reg", "live", "write", "churn"):
     globals()["case_thread_deadstack_" + _m] = (
         lambda m: lambda rep, L, traced, backend: case_thread_deadstack(rep, L, traced, backend, m))(_m)
 

@@ -50,7 +50,7 @@ set_target_properties(fx_thread_deadstack PROPERTIES OUTPUT_NAME thread_deadstac
                       RUNTIME_OUTPUT_DIRECTORY ${ML_FIXTURE_DIR})
 foreach(c end_pointer reused_blocks malloc_zero dead_frame dead_frame_exit cycle_owner anon_merge cxx_registry last_block
     thread_deadstack_futex thread_deadstack_read thread_deadstack_sleep thread_deadstack_spin thread_deadstack_reg
-    thread_deadstack_live thread_deadstack_churn)
+    thread_deadstack_live thread_deadstack_write thread_deadstack_churn)
   foreach(b freelist bump arena system page)
     add_test(NAME trace_${c}_${b}
       COMMAND python3 ${CMAKE_CURRENT_LIST_DIR}/run_case.py ${c} --backend ${b}
