@@ -79,6 +79,15 @@ __attribute__((noinline)) static long read_holding(void *p)
 
 static char *volatile slots[64];
 
+/* A futex wait without a timeout, for good: the worker's end in futex mode,
+ * and after read, live and write have said what their call returned. */
+static void wait_forever(void)
+{
+    pthread_mutex_lock(&mu);
+    for (;;)
+        pthread_cond_wait(&cv, &mu);
+}
+
 static void *worker(void *arg)
 {
     (void)arg;
@@ -105,27 +114,21 @@ static void *worker(void *arg)
     deep_hold();
     __atomic_store_n(&ready, 1, __ATOMIC_RELEASE);
     if (!strcmp(mode, "futex")) {
-        pthread_mutex_lock(&mu);
-        for (;;)
-            pthread_cond_wait(&cv, &mu);
+        wait_forever();
     } else if (!strcmp(mode, "read") || !strcmp(mode, "live")) {
         char c;
         ssize_t n = read(pfd[0], &c, 1);
         printf("read %zd%s\n", n, n < 0 && errno == EINTR ? " EINTR" : "");
         fflush(stdout);
         __atomic_store_n(&printed, 1, __ATOMIC_RELEASE);
-        pthread_mutex_lock(&mu);
-        for (;;)
-            pthread_cond_wait(&cv, &mu);
+        wait_forever();
     } else if (!strcmp(mode, "write")) {
         static char big[1 << 20];
         ssize_t n = write(pfd[1], big, sizeof big);
         printf("wrote %zd\n", n);
         fflush(stdout);
         __atomic_store_n(&printed, 1, __ATOMIC_RELEASE);
-        pthread_mutex_lock(&mu);
-        for (;;)
-            pthread_cond_wait(&cv, &mu);
+        wait_forever();
     } else if (!strcmp(mode, "sleep")) {
         for (;;)
             sleep(100);
