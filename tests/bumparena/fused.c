@@ -36,7 +36,7 @@ static int all_zero(const unsigned char *p, size_t n)
 /* p's address, out of the compiler's sight: it takes any two blocks from
  * malloc as distinct, and would fold the comparisons away.  Taken before
  * a block is freed. */
-static uintptr_t at(const void *p)
+static uintptr_t at(void *p)
 {
     volatile uintptr_t a = (uintptr_t)p;
     return a;
