@@ -329,8 +329,9 @@ int ml_trace_finish(enum ml_exit_how how, int status, const struct ml_options *o
     /* A fork child that allocated nothing and hit no error since the fork
      * has nothing of its own to report: skip the scan (shells and signal
      * handlers fork and _exit or exec at once, often). */
-    if (!(ml_tr.forked_child && ml_tr.nerrors == ml_tr.nerrors_inherited &&
-          __atomic_load_n(&ml_tr.allocs, __ATOMIC_RELAXED) == ml_tr.allocs_at_fork))
+    uint64_t allocs;
+    ml_trace_counts(&allocs, NULL, NULL, NULL);
+    if (!(ml_tr.forked_child && ml_tr.nerrors == ml_tr.nerrors_inherited && allocs == ml_tr.allocs_at_fork))
         code = report(how, status, o, &found);
     __atomic_store_n(&ml_tr.report_done, 1, __ATOMIC_RELEASE);
     return code;
@@ -756,10 +757,10 @@ static void fill_report(struct ml_report *r, struct report_work *w, enum ml_exit
     r->ngroups = w->ngroups;
     r->tags = w->tags;
     r->ntags = w->tags ? ntags : 0;
-    r->allocs = ml_tr.allocs;
-    ml_trace_counts(&r->frees, &r->bytes_allocated);
-    r->peak_bytes = ml_tr.peak_bytes;
-    r->current_bytes = ml_tr.current_bytes;
+    ml_trace_counts(&r->allocs, &r->frees, &r->bytes_allocated, &r->current_bytes);
+    int64_t peak = __atomic_load_n(&ml_tr.peak_bytes, __ATOMIC_RELAXED);
+    /* threads' shares read apart from the peak's tests: never below now */
+    r->peak_bytes = peak > 0 && (uint64_t)peak > r->current_bytes ? (uint64_t)peak : r->current_bytes;
     r->show_reachable = o->show == ML_SHOW_ALL;
     r->nsupps = ml_supp_user(&r->supps);
     ml_inject_stats(&r->injected, &r->inject_stack);

@@ -26,7 +26,13 @@ struct ml_trace_state {
     unsigned long stderr_dev, stderr_ino; /* what stderr_fd was, to notice it being reused */
     int stderr_known;                     /* stderr_dev/ino were taken (fd 2 was open at start-up) */
     uintptr_t boot_lo, boot_hi;           /* the bootstrap arena (ml_trace_start): scanned, not skipped */
-    uint64_t allocs, frees, bytes_allocated, current_bytes, peak_bytes;
+    uint64_t allocs, frees, bytes_allocated; /* of exited threads (trace.c keeps the rest per thread) */
+    /* the live balance less the threads' unflushed shares, and its peak
+     * (trace.c); each on its own line, written rarely, read often */
+    int64_t current_bytes __attribute__((aligned(64)));
+    int64_t peak_bytes;
+    uint64_t seq __attribute__((aligned(64))); /* sequence numbers handed out, in batches */
+    char seq_pad[56];
     ml_mutex tag_lock;
     uint16_t ntags;
     struct ml_tag_slot tags[1024];
@@ -42,9 +48,10 @@ extern struct ml_trace_state ml_tr;
  * filled in).  For callers outside trace.c: the fatal-signal path. */
 void ml_trace_record_error(struct ml_error *e);
 
-/* Frees and bytes allocated so far: ml_tr's plus the live threads' own
- * counts (trace.c keeps those per thread). */
-void ml_trace_counts(uint64_t *frees, uint64_t *bytes_allocated);
+/* Allocations, frees, bytes allocated and live bytes so far: ml_tr's plus
+ * the live threads' own counts (trace.c keeps those per thread).  Any
+ * pointer may be NULL. */
+void ml_trace_counts(uint64_t *allocs, uint64_t *frees, uint64_t *bytes_allocated, uint64_t *current);
 
 /* The backend the decorator wraps. */
 const struct ml_backend *ml_trace_inner(void);

@@ -194,16 +194,36 @@ static inline void clear_links(void *p, size_t n)
 
 /* ---- statistics and tags ---------------------------------------------- */
 
-/* Bytes allocated and frees count per thread (no shared cache line on
- * the hot path): each thread's slot is summed by ml_trace_counts and folded
- * into ml_tr at thread exit, then reused.  The live balance, its peak and
- * the allocation count (the sequence number) stay global: they need one
- * order across threads. */
+/* The counts kept per thread (no shared cache line on the hot path): a
+ * thread's slot holds its allocations, frees and bytes allocated, and its
+ * share of the live balance (bytes it allocated less bytes it freed, which
+ * is negative in a thread that frees what others allocate).  Readers sum
+ * the slots with ml_tr (ml_trace_counts); a thread's slot is folded into
+ * ml_tr at its exit, then reused.
+ *
+ * The live balance is ml_tr.current_bytes plus every slot's share.  A
+ * share goes into ml_tr when it passes LIVE_FLUSH either way, so the
+ * shared line is written once per 64 KiB of growth or shrinkage, not once
+ * per call.  The peak is tested at each allocation against ml_tr's balance
+ * plus the caller's own share: exact in a process with one thread (the
+ * other slots hold nothing), and in one with several off by at most the
+ * other threads' unflushed shares (LIVE_FLUSH each).
+ *
+ * The sequence number (allocation order, for the fork boundary and the
+ * order of a lost cycle, blocks.c and reach.c) comes from ml_tr.seq in
+ * batches of SEQ_BATCH per thread: one shared write per 64 allocations.
+ * It orders one thread's allocations exactly; two threads' only to within
+ * their batches. */
+#define LIVE_FLUSH ((int64_t)64 << 10)
+#define SEQ_BATCH 64
+
 struct tr_counts {
-    uint64_t frees, bytes;
+    uint64_t allocs, frees, bytes;
+    int64_t live;
+    uint64_t seq_next, seq_end; /* the batch of sequence numbers: [next, end) */
     int used;
     struct tr_counts *next;
-};
+} __attribute__((aligned(64))); /* two threads' slots never share a line */
 
 static struct tr_counts *counts_list; /* every slot ever made, push only */
 
@@ -230,17 +250,32 @@ static struct tr_counts *counts_slot_make(void)
             break;
     }
     if (!c) {
-        c = meta_alloc(sizeof *c);
-        if (!c)
+        /* the meta heap aligns to 16: room to put the slot on its own line */
+        char *raw = meta_alloc(sizeof *c + 64);
+        if (!raw)
             return NULL;
+        c = (struct tr_counts *)(((uintptr_t)raw + 63) & ~(uintptr_t)63);
         memset(c, 0, sizeof *c);
         c->used = 1;
         c->next = __atomic_load_n(&counts_list, __ATOMIC_RELAXED);
         while (!__atomic_compare_exchange_n(&counts_list, &c->next, c, 1, __ATOMIC_RELEASE, __ATOMIC_RELAXED))
             ;
     }
+    c->seq_next = c->seq_end = 0; /* a reused slot's batch was its last thread's */
     t.counts = c;
     return c;
+}
+
+/* A slot's counts go to ml_tr, leaving it empty. */
+static void counts_move(struct tr_counts *c)
+{
+    __atomic_add_fetch(&ml_tr.allocs, __atomic_exchange_n(&c->allocs, 0, __ATOMIC_RELAXED), __ATOMIC_RELAXED);
+    __atomic_add_fetch(&ml_tr.frees, __atomic_exchange_n(&c->frees, 0, __ATOMIC_RELAXED), __ATOMIC_RELAXED);
+    __atomic_add_fetch(&ml_tr.bytes_allocated, __atomic_exchange_n(&c->bytes, 0, __ATOMIC_RELAXED),
+                       __ATOMIC_RELAXED);
+    __atomic_add_fetch(&ml_tr.current_bytes, __atomic_exchange_n(&c->live, 0, __ATOMIC_RELAXED),
+                       __ATOMIC_RELAXED);
+    c->seq_next = c->seq_end = 0;
 }
 
 /* At thread exit: the slot's counts go to ml_tr and the slot to the next
@@ -252,22 +287,67 @@ static void counts_fold(void)
     t.counts_done = 1;
     if (!c)
         return;
-    __atomic_add_fetch(&ml_tr.frees, __atomic_exchange_n(&c->frees, 0, __ATOMIC_RELAXED), __ATOMIC_RELAXED);
-    __atomic_add_fetch(&ml_tr.bytes_allocated, __atomic_exchange_n(&c->bytes, 0, __ATOMIC_RELAXED),
-                       __ATOMIC_RELAXED);
+    counts_move(c);
     __atomic_store_n(&c->used, 0, __ATOMIC_RELEASE);
 }
 
-void ml_trace_counts(uint64_t *frees, uint64_t *bytes_allocated)
+/* In a fork child (one thread): the parent's other threads are gone, so
+ * their slots go to ml_tr and to new threads, and the caller's batch of
+ * sequence numbers, handed out before the fork, is dropped: every number
+ * the child gives is above the fork boundary. */
+static void counts_after_fork(void)
 {
+    for (struct tr_counts *c = counts_list; c; c = c->next) {
+        if (c == t.counts) {
+            c->seq_next = c->seq_end = 0;
+            continue;
+        }
+        counts_move(c);
+        c->used = 0;
+    }
+}
+
+void ml_trace_counts(uint64_t *allocs, uint64_t *frees, uint64_t *bytes_allocated, uint64_t *current)
+{
+    uint64_t a = __atomic_load_n(&ml_tr.allocs, __ATOMIC_RELAXED);
     uint64_t f = __atomic_load_n(&ml_tr.frees, __ATOMIC_RELAXED);
     uint64_t b = __atomic_load_n(&ml_tr.bytes_allocated, __ATOMIC_RELAXED);
+    int64_t l = __atomic_load_n(&ml_tr.current_bytes, __ATOMIC_RELAXED);
     for (struct tr_counts *c = __atomic_load_n(&counts_list, __ATOMIC_ACQUIRE); c; c = c->next) {
+        a += __atomic_load_n(&c->allocs, __ATOMIC_RELAXED);
         f += __atomic_load_n(&c->frees, __ATOMIC_RELAXED);
         b += __atomic_load_n(&c->bytes, __ATOMIC_RELAXED);
+        l += __atomic_load_n(&c->live, __ATOMIC_RELAXED);
     }
-    *frees = f;
-    *bytes_allocated = b;
+    if (allocs)
+        *allocs = a;
+    if (frees)
+        *frees = f;
+    if (bytes_allocated)
+        *bytes_allocated = b;
+    if (current)
+        *current = l > 0 ? (uint64_t)l : 0; /* read while threads move shares: never below 0 */
+}
+
+/* The next sequence number (0 once in 2^32: the numbers wrapped). */
+static inline uint32_t next_seq(struct tr_counts *c)
+{
+    if (ML_UNLIKELY(c == NULL))
+        return (uint32_t)__atomic_add_fetch(&ml_tr.seq, 1, __ATOMIC_RELAXED);
+    if (ML_UNLIKELY(c->seq_next == c->seq_end)) {
+        c->seq_next = __atomic_fetch_add(&ml_tr.seq, SEQ_BATCH, __ATOMIC_RELAXED) + 1;
+        c->seq_end = c->seq_next + SEQ_BATCH;
+    }
+    return (uint32_t)c->seq_next++;
+}
+
+/* Tests the peak against the balance as this thread sees it. */
+static inline void peak_test(int64_t cur)
+{
+    int64_t peak = __atomic_load_n(&ml_tr.peak_bytes, __ATOMIC_RELAXED);
+    while (cur > peak &&
+           !__atomic_compare_exchange_n(&ml_tr.peak_bytes, &peak, cur, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+        ;
 }
 
 __attribute__((noinline)) static void stats_tag_alloc(size_t n, uint16_t tag)
@@ -288,18 +368,28 @@ __attribute__((noinline)) static void stats_tag_free(size_t n, uint16_t tag)
     __atomic_sub_fetch(&ml_tr.tags[tag].current, n, __ATOMIC_RELAXED);
 }
 
-static inline __attribute__((always_inline)) void stats_alloc(size_t n, uint16_t tag)
+/* c: the caller's slot (counts_slot), or NULL. */
+static inline __attribute__((always_inline)) void stats_alloc(struct tr_counts *c, size_t n, uint16_t tag)
 {
-    struct tr_counts *c = counts_slot();
-    if (ML_LIKELY(c != NULL))
-        __atomic_store_n(&c->bytes, c->bytes + n, __ATOMIC_RELAXED); /* only this thread writes it */
-    else
+    int64_t cur;
+    if (ML_LIKELY(c != NULL)) {
+        /* only this thread writes its slot; readers load it whole */
+        __atomic_store_n(&c->allocs, c->allocs + 1, __ATOMIC_RELAXED);
+        __atomic_store_n(&c->bytes, c->bytes + n, __ATOMIC_RELAXED);
+        int64_t live = c->live + (int64_t)n;
+        if (ML_UNLIKELY(live >= LIVE_FLUSH)) {
+            cur = __atomic_add_fetch(&ml_tr.current_bytes, live, __ATOMIC_RELAXED);
+            live = 0;
+        } else {
+            cur = __atomic_load_n(&ml_tr.current_bytes, __ATOMIC_RELAXED) + live;
+        }
+        __atomic_store_n(&c->live, live, __ATOMIC_RELAXED);
+    } else {
+        __atomic_add_fetch(&ml_tr.allocs, 1, __ATOMIC_RELAXED);
         __atomic_add_fetch(&ml_tr.bytes_allocated, n, __ATOMIC_RELAXED);
-    uint64_t cur = __atomic_add_fetch(&ml_tr.current_bytes, n, __ATOMIC_RELAXED);
-    uint64_t peak = __atomic_load_n(&ml_tr.peak_bytes, __ATOMIC_RELAXED);
-    while (cur > peak &&
-           !__atomic_compare_exchange_n(&ml_tr.peak_bytes, &peak, cur, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
-        ;
+        cur = __atomic_add_fetch(&ml_tr.current_bytes, (int64_t)n, __ATOMIC_RELAXED);
+    }
+    peak_test(cur);
     if (ML_UNLIKELY(tag))
         stats_tag_alloc(n, tag);
 }
@@ -307,11 +397,18 @@ static inline __attribute__((always_inline)) void stats_alloc(size_t n, uint16_t
 static inline __attribute__((always_inline)) void stats_free(size_t n, uint16_t tag)
 {
     struct tr_counts *c = counts_slot();
-    if (ML_LIKELY(c != NULL))
+    if (ML_LIKELY(c != NULL)) {
         __atomic_store_n(&c->frees, c->frees + 1, __ATOMIC_RELAXED);
-    else
+        int64_t live = c->live - (int64_t)n;
+        if (ML_UNLIKELY(live <= -LIVE_FLUSH)) {
+            __atomic_add_fetch(&ml_tr.current_bytes, live, __ATOMIC_RELAXED);
+            live = 0;
+        }
+        __atomic_store_n(&c->live, live, __ATOMIC_RELAXED);
+    } else {
         __atomic_add_fetch(&ml_tr.frees, 1, __ATOMIC_RELAXED);
-    __atomic_sub_fetch(&ml_tr.current_bytes, n, __ATOMIC_RELAXED);
+        __atomic_sub_fetch(&ml_tr.current_bytes, (int64_t)n, __ATOMIC_RELAXED);
+    }
     if (ML_UNLIKELY(tag))
         stats_tag_free(n, tag);
 }
@@ -460,12 +557,12 @@ static inline __attribute__((always_inline)) void record(void *p, size_t n, unsi
     if (ML_UNLIKELY(!t.attached))
         attach_thread();
     ml_stack_id id = ml_stack_capture();
-    /* the allocation count is the sequence number (wraps at 2^32) */
-    uint32_t seq = (uint32_t)__atomic_add_fetch(&ml_tr.allocs, 1, __ATOMIC_RELAXED);
+    struct tr_counts *c = counts_slot();
+    uint32_t seq = next_seq(c);
     if (ML_UNLIKELY(!seq))
         ml_blocks_seq_wrapped();
     if (ml_blocks_insert((uintptr_t)p, n, id, t.tag, seq, kind) == 0)
-        stats_alloc(n, t.tag);
+        stats_alloc(c, n, t.tag);
     else
         ml_tr_count_untraced();
 }
@@ -792,10 +889,8 @@ static void *tr_zalloc(size_t n)
  * keeps it out of the leak list like every pre-tracing block. */
 static void *internal_block(void *p, size_t n)
 {
-    if (p && ml_blocks_insert((uintptr_t)p, n, 0, 0, 0, ML_ALLOC_MALLOC) == 0) {
-        __atomic_add_fetch(&ml_tr.allocs, 1, __ATOMIC_RELAXED);
-        stats_alloc(n, 0);
-    }
+    if (p && ml_blocks_insert((uintptr_t)p, n, 0, 0, 0, ML_ALLOC_MALLOC) == 0)
+        stats_alloc(counts_slot(), n, 0);
     return p;
 }
 
@@ -1041,6 +1136,14 @@ static void tr_thread_exit(void)
         BACKEND(inner->thread_exit());
 }
 
+/* In a fork child: every block numbered so far is the parent's. */
+static void mark_fork_boundary(void)
+{
+    counts_after_fork();
+    ml_blocks_mark_inherited(ml_tr.seq);
+    ml_trace_counts(&ml_tr.allocs_at_fork, NULL, NULL, NULL);
+}
+
 static void tr_atfork(int phase)
 {
     if (phase == ML_FORK_PREPARE) {
@@ -1059,13 +1162,12 @@ static void tr_atfork(int phase)
     ml_lock_atfork(&ml_tr.tag_lock, phase);
     ml_lock_atfork(&ml_tr.error_lock, phase);
     if (phase == ML_FORK_CHILD) {
-        ml_blocks_mark_inherited(ml_tr.allocs);
+        mark_fork_boundary();
         ml_threads_after_fork();
         ml_tr.pid = getpid();
         ml_tr.forked_child = 1;
         ml_tr.report_done = 1; /* a report the parent is writing is not this process's */
         ml_tr.nerrors_inherited = ml_tr.nerrors;
-        ml_tr.allocs_at_fork = ml_tr.allocs;
     }
 }
 
@@ -1078,10 +1180,9 @@ void ml_trace_after_single_fork(void)
         ml_tr.finished = 1;
         return;
     }
-    ml_blocks_mark_inherited(ml_tr.allocs);
+    mark_fork_boundary();
     ml_threads_after_fork();
     ml_tr.nerrors_inherited = ml_tr.nerrors;
-    ml_tr.allocs_at_fork = ml_tr.allocs;
 }
 
 static const struct ml_backend trace_backend = {
@@ -1148,7 +1249,9 @@ void ml_trace_guard_leave(int was) { t.guard = was; }
 
 size_t ml_trace_current_bytes(void)
 {
-    return (size_t)__atomic_load_n(&ml_tr.current_bytes, __ATOMIC_RELAXED);
+    uint64_t cur;
+    ml_trace_counts(NULL, NULL, NULL, &cur);
+    return (size_t)cur;
 }
 
 int ml_trace_enabled(void) { return __atomic_load_n(&inner, __ATOMIC_RELAXED) != NULL; }

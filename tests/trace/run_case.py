@@ -235,7 +235,7 @@ def main():
     if case in ("interior_free", "cxx_mismatch") or case.startswith("page_fault_"):
         pass  # these report errors on stderr by design
     reports = load_reports(os.path.join(tmp, "report.*.json"))
-    if case != "fork_leak":
+    if case not in ("fork_leak", "stats_threads"):
         if not check(len(reports) == 1, "expected one report, found %d" % len(reports)):
             return finish()
     for r in reports:
@@ -296,6 +296,8 @@ def main():
             expect_group(parent[0], "definite", 111, 1, [(0, "leak", "fork_leak.c", ln)])
             expect_summary(child[0], "definite", 222, 1)
             expect_group(child[0], "definite", 222, 1, [(0, "leak", "fork_leak.c", ln)])
+    elif case == "stats_threads":
+        stats_threads(reports, L)
     elif case == "dl_leak":
         expect_summary(rep, "definite", 333, 1)
         g = expect_group(rep, "definite", 333, 1,
@@ -638,6 +640,39 @@ def case_cxx_registry(rep, L, traced, backend):
             break
     else:
         fail("no definite group of 144 bytes in 3 blocks: %s" % json.dumps(rep["leaks"])[:2000])
+
+
+def stats_threads(reports, L):
+    """Each thread's counts and unflushed share of the live bytes (issue 10)
+    reach the report: from workers that exited, and in a child forked from a
+    thread while another thread held a share."""
+    if not check(len(reports) == 2, "expected two reports (parent and child), found %d" % len(reports)):
+        return
+    by_pid = {r["pid"]: r for r in reports}
+    parent = [r for r in reports if r["ppid"] not in by_pid]
+    child = [r for r in reports if r["ppid"] in by_pid]
+    if not check(len(parent) == 1 and len(child) == 1, "cannot tell parent from child"):
+        return
+    p, c = parent[0], child[0]
+    s = p["summary"]
+    live_bytes = sum(s[k]["bytes"] for k in ("definite", "indirect", "reachable", "suppressed"))
+    live_blocks = sum(s[k]["blocks"] for k in ("definite", "indirect", "reachable", "suppressed"))
+    ps, cs = p["stats"], c["stats"]
+    check(ps["current_bytes"] == live_bytes, "parent: current_bytes %d, its live blocks hold %d" %
+          (ps["current_bytes"], live_bytes))
+    check(ps["allocs"] - ps["frees"] == live_blocks, "parent: allocs %d - frees %d, %d blocks live" %
+          (ps["allocs"], ps["frees"], live_blocks))
+    # the child: all the parent ended with, the holder's 5000 + 7000 it had
+    # not freed at the fork, and its own 333
+    check(cs["current_bytes"] == ps["current_bytes"] + 12000 + 333,
+          "child: current_bytes %d, expected the parent's %d + 12000 + 333" %
+          (cs["current_bytes"], ps["current_bytes"]))
+    check(cs["allocs"] - cs["frees"] == ps["allocs"] - ps["frees"] + 3,
+          "child: allocs %d - frees %d, expected the parent's %d live + 3" %
+          (cs["allocs"], cs["frees"], ps["allocs"] - ps["frees"]))
+    for r, who in ((p, "parent"), (c, "child")):
+        check(r["stats"]["peak_bytes"] >= 4 * (8 << 20), "%s: peak_bytes %d, below the 32 MiB the workers held at once" %
+              (who, r["stats"]["peak_bytes"]))
 
 
 EXACT_CASES = {k[5:]: v for k, v in globals().items() if k.startswith("case_")}

@@ -38,6 +38,11 @@ foreach(f ${ML_EXACT_FIXTURES})
   target_compile_options(fx_${f} PRIVATE -g -O1 -Wall -Wextra)
   set_target_properties(fx_${f} PROPERTIES OUTPUT_NAME ${f} RUNTIME_OUTPUT_DIRECTORY ${ML_FIXTURE_DIR})
 endforeach()
+# Statistics over threads and a fork from a thread (issue 10's per-thread counts)
+add_executable(fx_stats_threads ${CMAKE_SOURCE_DIR}/tests/programs/stats_threads.c)
+target_compile_options(fx_stats_threads PRIVATE -g -O1 -Wall -Wextra)
+target_link_libraries(fx_stats_threads PRIVATE Threads::Threads)
+set_target_properties(fx_stats_threads PROPERTIES OUTPUT_NAME stats_threads RUNTIME_OUTPUT_DIRECTORY ${ML_FIXTURE_DIR})
 add_executable(fx_cxx_registry ${CMAKE_SOURCE_DIR}/tests/programs/cxx_registry.cpp)
 target_compile_options(fx_cxx_registry PRIVATE -g -O1 -Wall -Wextra)
 set_target_properties(fx_cxx_registry PROPERTIES OUTPUT_NAME cxx_registry RUNTIME_OUTPUT_DIRECTORY ${ML_FIXTURE_DIR})
@@ -50,7 +55,7 @@ set_target_properties(fx_thread_deadstack PROPERTIES OUTPUT_NAME thread_deadstac
                       RUNTIME_OUTPUT_DIRECTORY ${ML_FIXTURE_DIR})
 foreach(c end_pointer reused_blocks malloc_zero dead_frame dead_frame_exit cycle_owner anon_merge cxx_registry last_block
     thread_deadstack_futex thread_deadstack_read thread_deadstack_sleep thread_deadstack_spin thread_deadstack_reg
-    thread_deadstack_live thread_deadstack_write thread_deadstack_churn)
+    thread_deadstack_live thread_deadstack_write thread_deadstack_churn stats_threads)
   foreach(b freelist bump arena system page)
     add_test(NAME trace_${c}_${b}
       COMMAND python3 ${CMAKE_CURRENT_LIST_DIR}/run_case.py ${c} --backend ${b}
