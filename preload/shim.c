@@ -103,6 +103,7 @@ ML_EXPORT void *calloc(size_t n, size_t size)
         void *p = ml_active->zalloc(total);
         if (ML_UNLIKELY(!p))
             errno = ENOMEM;
+        ml_scrub_scratch(); /* the copy of p this function made, too */
         return p;
     }
     void *p = alloc_aligned(16, total);

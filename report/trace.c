@@ -1069,7 +1069,7 @@ static void *tr_realloc(void *p, size_t n)
 }
 
 /* operator new and new[] (preload/cxx.c): n > 0, align a power of two. */
-void *ml_trace_alloc(size_t align, size_t n, unsigned kind)
+static void *tr_alloc_kind(size_t align, size_t n, unsigned kind)
 {
     if (ML_UNLIKELY(ml_tr_busy))
         return emerg_alloc(align, n);
@@ -1089,8 +1089,6 @@ void *ml_trace_alloc(size_t align, size_t n, unsigned kind)
     SLOT_DONE();
     return p;
 }
-
-void ml_trace_free(void *p, unsigned kind) { tr_free_kind(p, kind); }
 
 void ml_trace_set_kind(void *p, unsigned kind)
 {
@@ -1185,14 +1183,64 @@ void ml_trace_after_single_fork(void)
     ml_tr.nerrors_inherited = ml_tr.nerrors;
 }
 
+/* The program's calls come in here; each clears the scratch registers the
+ * work inside may have left holding heap addresses (ml_scrub_scratch). */
+static void *entry_malloc(size_t n)
+{
+    void *p = tr_malloc(n);
+    ml_scrub_scratch();
+    return p;
+}
+
+static void *entry_zalloc(size_t n)
+{
+    void *p = tr_zalloc(n);
+    ml_scrub_scratch();
+    return p;
+}
+
+static void *entry_memalign(size_t align, size_t n)
+{
+    void *p = tr_memalign(align, n);
+    ml_scrub_scratch();
+    return p;
+}
+
+static void entry_free(void *p)
+{
+    tr_free(p);
+    ml_scrub_scratch();
+}
+
+static void *entry_realloc(void *p, size_t n)
+{
+    void *q = tr_realloc(p, n);
+    ml_scrub_scratch();
+    return q;
+}
+
+void *ml_trace_alloc(size_t align, size_t n, unsigned kind)
+{
+    void *p = tr_alloc_kind(align, n, kind);
+    ml_scrub_scratch();
+    return p;
+}
+
+/* operator delete and its sized and aligned forms (preload/cxx.c) */
+void ml_trace_free(void *p, unsigned kind)
+{
+    tr_free_kind(p, kind);
+    ml_scrub_scratch();
+}
+
 static const struct ml_backend trace_backend = {
     .name = "trace",
     .init = tr_init,
-    .malloc = tr_malloc,
-    .zalloc = tr_zalloc,
-    .memalign = tr_memalign,
-    .free = tr_free,
-    .realloc = tr_realloc,
+    .malloc = entry_malloc,
+    .zalloc = entry_zalloc,
+    .memalign = entry_memalign,
+    .free = entry_free,
+    .realloc = entry_realloc,
     .usable_size = tr_usable_size,
     .thread_exit = tr_thread_exit,
     .atfork = tr_atfork,

@@ -43,6 +43,18 @@ add_executable(fx_stats_threads ${CMAKE_SOURCE_DIR}/tests/programs/stats_threads
 target_compile_options(fx_stats_threads PRIVATE -g -O1 -Wall -Wextra)
 target_link_libraries(fx_stats_threads PRIVATE Threads::Threads)
 set_target_properties(fx_stats_threads PROPERTIES OUTPUT_NAME stats_threads RUNTIME_OUTPUT_DIRECTORY ${ML_FIXTURE_DIR})
+# What the traced calls leave in the caller-saved registers: no address
+# inside the block a call returned or took (a held thread's registers are
+# roots of the leak scan)
+add_executable(fx_scratch_regs ${CMAKE_SOURCE_DIR}/tests/programs/scratch_regs.c)
+target_compile_options(fx_scratch_regs PRIVATE -g -O1 -Wall -Wextra)
+set_target_properties(fx_scratch_regs PROPERTIES OUTPUT_NAME scratch_regs RUNTIME_OUTPUT_DIRECTORY ${ML_FIXTURE_DIR})
+foreach(b freelist bump arena system page)
+  add_test(NAME trace_scratch_regs_${b} COMMAND $<TARGET_FILE:fx_scratch_regs>)
+  set_tests_properties(trace_scratch_regs_${b} PROPERTIES
+    ENVIRONMENT "LD_PRELOAD=$<TARGET_FILE:mallard>;MALLARD_BACKEND=${b};MALLARD_TRACE=1;MALLARD_REPORT=/dev/null"
+    PASS_REGULAR_EXPRESSION "scratch ok" TIMEOUT 60)
+endforeach()
 add_executable(fx_cxx_registry ${CMAKE_SOURCE_DIR}/tests/programs/cxx_registry.cpp)
 target_compile_options(fx_cxx_registry PRIVATE -g -O1 -Wall -Wextra)
 set_target_properties(fx_cxx_registry PROPERTIES OUTPUT_NAME cxx_registry RUNTIME_OUTPUT_DIRECTORY ${ML_FIXTURE_DIR})
