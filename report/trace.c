@@ -540,10 +540,19 @@ static void report_bad_pointer(enum ml_error_kind kind, void *p, ml_stack_id her
 
 /* ---- recording -------------------------------------------------------- */
 
+/* The tracer keeps state of its own for the thread (its registry entry,
+ * quarantine and counts), so it asks for the thread's end itself: a
+ * backend asks only when it makes per-thread state of its own, which the
+ * system backend never does and the page backend only for blocks it hands
+ * to its fallback.  Without it an ended thread stayed registered as live
+ * and its dead stack, cached by glibc for the next thread, was a root
+ * (tests/programs/thread_exit_leak.c, valgrind 585 bytes in 10 blocks
+ * definitely lost: system 391 in 7, page 468 in 8). */
 static void attach_thread(void)
 {
     t.attached = 1;
     ml_threads_attach();
+    ml_backend_watch_thread();
 }
 
 static inline __attribute__((always_inline)) void record(void *p, size_t n, unsigned kind)
