@@ -203,6 +203,17 @@ int ml_os_protect(void *p, size_t size, int rw)
     return rc;
 }
 
+void ml_os_populate(void *p, size_t size)
+{
+    size_t ps = ml_os_page_size();
+    uintptr_t a = (uintptr_t)p & ~(ps - 1);
+    uintptr_t end = round_up((uintptr_t)p + size, ps);
+    int saved = errno;
+    /* EINVAL before Linux 5.14: the faults then come one by one */
+    os_madvise((void *)a, end - a, MADV_POPULATE_WRITE);
+    errno = saved;
+}
+
 void ml_os_decommit(void *p, size_t size)
 {
     size_t ps = ml_os_page_size();

@@ -52,5 +52,8 @@ long ml_os_user_bytes(void);
 int ml_os_protect(void *p, size_t size, int rw);
 /* Gives the pages back to the kernel; they read as zero when next touched. */
 void ml_os_decommit(void *p, size_t size);
+/* Makes the pages of [p, p + size) resident and writable in one call, where
+ * touching them would fault once a page; a hint (nothing on old kernels). */
+void ml_os_populate(void *p, size_t size);
 
 #endif

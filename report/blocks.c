@@ -307,6 +307,11 @@ __attribute__((noinline, cold)) static int grow(struct shard *s)
             size_t ps = ml_os_page_size(), room = ml_meta_usable_size(slots);
             size_t end = (((uintptr_t)slots + bytes + ps - 1) & ~(ps - 1)) - (uintptr_t)slots;
             cap = (end < room ? end : room) / sizeof(struct rec);
+            /* placing writes to every page of it (tables are at least
+             * 8/15 full): made resident in one call, not a fault a page
+             * (bench_exitlive 200000 traced: 14548 faults -> 9100,
+             * task-clock 73.8-88.5 ms -> 68.0-73.2) */
+            ml_os_populate(slots, cap * sizeof(struct rec));
         }
     }
     if (!slots) {
