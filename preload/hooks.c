@@ -235,6 +235,12 @@ static void fatal_handlers_off_altstack(void)
 ML_EXPORT int sigaltstack(const stack_t *ss, stack_t *old)
 {
     long rc = syscall(SYS_sigaltstack, ss, old);
+    if (rc == 0 && ss && tracing()) {
+        /* the leak scan reads the stack a handler runs on as a stack, not
+         * as the program's memory (report/reach.c) */
+        int off = ss->ss_flags & SS_DISABLE;
+        ml_trace_note_altstack(off ? 0 : (uintptr_t)ss->ss_sp, off ? 0 : (uintptr_t)ss->ss_sp + ss->ss_size);
+    }
     if (rc == 0 && ss && !(ss->ss_flags & SS_DISABLE)) {
         size_t need = getauxval(AT_MINSIGSTKSZ);
         if (need < 2048) /* MINSIGSTKSZ, a sysconf call under _GNU_SOURCE */

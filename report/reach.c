@@ -944,9 +944,10 @@ static void root_minus(struct reach *st, uintptr_t lo, uintptr_t hi, const struc
     }
 }
 
-/* A root: [lo, hi) clipped to readable maps, minus the skip ranges and
- * mallard's granules. */
-static void root_add(struct reach *st, uintptr_t lo, uintptr_t hi)
+/* A root: [lo, hi) clipped to readable maps, minus the ranges ex (sorted,
+ * merged) and mallard's granules. */
+static void root_add_except(struct reach *st, uintptr_t lo, uintptr_t hi, const struct ml_range *ex,
+                            size_t nex)
 {
     if (!st->want_left)
         return; /* nothing the report counts is left to find */
@@ -955,8 +956,14 @@ static void root_add(struct reach *st, uintptr_t lo, uintptr_t hi)
         if (!(m->flags & M_READ) || (m->flags & M_SPECIAL))
             continue;
         uintptr_t plo = m->lo > lo ? m->lo : lo, phi = m->hi < hi ? m->hi : hi;
-        root_minus(st, plo, phi, st->skip, st->nskip, m->flags);
+        root_minus(st, plo, phi, ex, nex, m->flags);
     }
+}
+
+/* A root less the skip ranges. */
+static void root_add(struct reach *st, uintptr_t lo, uintptr_t hi)
+{
+    root_add_except(st, lo, hi, st->skip, st->nskip);
 }
 
 static void scan_block_part(struct reach *st, uintptr_t lo, uintptr_t hi)
@@ -1238,7 +1245,7 @@ static void threads_collect(struct reach *st, struct thread_set *ts, uintptr_t s
     }
 
     own_tls_skip(st, th, nth, self);
-    size_t nex = st->nskip + nth + 1;
+    size_t nex = st->nskip + 2 * nth + 1;
     st->excl = ml_meta_alloc(nex * sizeof *st->excl);
     if (st->excl) {
         size_t k = 0;
@@ -1247,6 +1254,10 @@ static void threads_collect(struct reach *st, struct thread_set *ts, uintptr_t s
         for (size_t i = 0; i < nth; i++) {
             thread_extent(st, &th[i], &st->excl[k].lo, &st->excl[k].hi);
             k++;
+            /* a live thread's signal stack: a stack, read from where a
+             * handler runs (roots_threads), not the program's memory */
+            if (!th[i].gone && th[i].alt_hi > th[i].alt_lo)
+                st->excl[k++] = (struct ml_range){th[i].alt_lo, th[i].alt_hi};
         }
         st->excl[k++] = (struct ml_range){self_lo, self_hi};
         st->nexcl = range_normalize(st->excl, k);
@@ -1295,26 +1306,29 @@ static uintptr_t signal_sp; /* ml_reach_signal_sp's */
 
 void ml_reach_signal_sp(uintptr_t sp) { __atomic_store_n(&signal_sp, sp, __ATOMIC_RELAXED); }
 
-/* A root of [lo, hi) less the live blocks in it.  The kernel merges
- * neighbouring anonymous mappings into one entry of /proc/self/maps: under
- * the system backend a block glibc maps for itself (a stack a thread runs
- * on, say) can share one with the mapping ld.so made for the main thread's
- * TLS, and as a root the block's dead frames kept what they once pointed to
- * (tests/programs/heap_stack.c: a root reachable in 4 of 10 runs). */
+/* A root of [lo, hi) less the live blocks, the thread stacks and the signal
+ * stacks in it.  The kernel merges neighbouring anonymous mappings into one
+ * entry of /proc/self/maps: under the system backend a block glibc maps for
+ * itself (a stack a thread runs on, say) can share one with the mapping
+ * ld.so made for the main thread's TLS, and so can a signal stack the
+ * program mapped; as a root, their dead frames kept what they once pointed
+ * to (tests/programs/heap_stack.c: a root reachable in 4 of 10 runs). */
 static void root_add_between_blocks(struct reach *st, uintptr_t lo, uintptr_t hi)
 {
+    const struct ml_range *ex = st->excl ? st->excl : st->skip;
+    size_t nex = st->excl ? st->nexcl : st->nskip;
     size_t i = block_lower(st, lo);
     if (i > 0 && st->b[i - 1].addr + st->b[i - 1].size > lo)
         lo = st->b[i - 1].addr + st->b[i - 1].size;
     for (; i < st->n && st->b[i].addr < hi && lo < hi; i++) {
         if (st->b[i].addr > lo)
-            root_add(st, lo, st->b[i].addr);
+            root_add_except(st, lo, st->b[i].addr, ex, nex);
         uintptr_t end = st->b[i].addr + (st->b[i].size ? st->b[i].size : 1);
         if (end > lo)
             lo = end;
     }
     if (lo < hi)
-        root_add(st, lo, hi);
+        root_add_except(st, lo, hi, ex, nex);
 }
 
 /* Where another thread's live stack starts, as freeze.c learnt it (the red
@@ -1370,6 +1384,12 @@ static void roots_threads(struct reach *st, const struct thread_set *ts, uintptr
             left = frozen_sp(st, t->tp);
         if (!t->gone && !self_entry)
             root_add(st, left > lo && left < hi ? left : lo, hi);
+        /* a thread in a handler on its signal stack: the live frames there
+         * (and the signal frame, with the registers it interrupted) */
+        if (!t->gone && left >= t->alt_lo && left < t->alt_hi)
+            root_add(st, left, t->alt_hi);
+        else if (!t->gone && t->tp != ts->self && !left && t->alt_hi > t->alt_lo)
+            root_add(st, t->alt_lo, t->alt_hi); /* where it is not known: all of it */
         if (t->tp >= lo && t->tp < hi) {
             /* TLS and descriptor sit at the top of the block; once the
              * thread is gone they are all that is left of its roots */
@@ -1459,6 +1479,24 @@ static void stacks_in_blocks(struct reach *st, const struct thread_set *ts, uint
     st->ndead = 0;
     for (size_t i = 0; i < ts->n; i++) {
         const struct ml_thread_root *t = &ts->th[i];
+        if (!t->gone && t->alt_hi > t->alt_lo) {
+            /* a signal stack from malloc: dead below a handler's frames */
+            const struct ml_live *b = block_holding(st, t->alt_lo);
+            uintptr_t asp = 0, regs[ML_FREEZE_NREGS];
+            int known = 1;
+            if (t->tp == ts->self)
+                asp = __atomic_load_n(&signal_sp, __ATOMIC_RELAXED);
+            else if (ml_freeze_thread(t->tp, &asp, regs) == ML_FREEZE_UNKNOWN)
+                known = 0; /* cannot tell where it is: nothing on it is dead */
+            else
+                asp = asp > REACH_RED_ZONE ? asp - REACH_RED_ZONE : 0;
+            uintptr_t top = asp > t->alt_lo && asp < t->alt_hi ? asp & ~(uintptr_t)7 : t->alt_hi;
+            if (known && b && t->alt_hi <= b->addr + b->size && top > t->alt_lo) {
+                if (!dead && !(dead = ml_meta_alloc(2 * ts->n * sizeof *dead)))
+                    return;
+                dead[n++] = (struct ml_range){t->alt_lo, top};
+            }
+        }
         if (t->is_main || !t->anchored)
             continue;
         /* the anchor is the page of a frame: its start may lie below the block */
@@ -1480,7 +1518,7 @@ static void stacks_in_blocks(struct reach *st, const struct thread_set *ts, uint
         live &= ~(uintptr_t)7;
         if (live <= lo || live > hi)
             continue;
-        if (!dead && !(dead = ml_meta_alloc(ts->n * sizeof *dead)))
+        if (!dead && !(dead = ml_meta_alloc(2 * ts->n * sizeof *dead)))
             return;
         dead[n++] = (struct ml_range){lo, live};
     }

@@ -189,6 +189,9 @@ void ml_threads_attach(void);
 void ml_threads_detach(void);
 /* Forget every thread but the caller (in a fork child). */
 void ml_threads_after_fork(void);
+/* The calling thread, attached, has installed [lo, hi) as its signal stack
+ * (0, 0: none). */
+void ml_threads_altstack(uintptr_t lo, uintptr_t hi);
 
 /* The registry as reach.c reads it. */
 struct ml_thread_root {
@@ -198,6 +201,7 @@ struct ml_thread_root {
     int anchored;     /* lo is a page inside the stack: the stack is the mapping holding it, up to hi */
     int gone;         /* detached: its stack is no longer a root, its TLS still is */
     int tid;          /* the kernel's thread id, for freeze.c */
+    uintptr_t alt_lo, alt_hi; /* its signal stack (sigaltstack), 0 when none */
 };
 /* Copies min(n, cap) entries to out and returns n. */
 size_t ml_threads_list(struct ml_thread_root *out, size_t cap);

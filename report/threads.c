@@ -134,6 +134,8 @@ void ml_threads_attach(void)
     threads_drop_reused(&e);
     for (size_t i = 0; i < threads.n; i++) {
         if (threads.v[i].tp == e.tp) {
+            e.alt_lo = threads.v[i].alt_lo;
+            e.alt_hi = threads.v[i].alt_hi;
             threads.v[i] = e; /* attached twice: refresh */
             ml_tr_unlock(&threads.lock);
             return;
@@ -168,6 +170,8 @@ void ml_threads_detach(void)
         if (t->tp != tp || t->gone)
             continue;
         t->gone = 1;
+        /* its signal stack ends with it, and the memory may be anything later */
+        t->alt_lo = t->alt_hi = 0;
         threads.ngone++;
         break;
     }
@@ -176,6 +180,21 @@ void ml_threads_detach(void)
         while (!threads.v[i].gone)
             i++;
         threads_remove(i);
+    }
+    ml_tr_unlock(&threads.lock);
+}
+
+void ml_threads_altstack(uintptr_t lo, uintptr_t hi)
+{
+    uintptr_t tp = (uintptr_t)pthread_self();
+    ml_tr_lock(&threads.lock);
+    for (size_t i = 0; i < threads.n; i++) {
+        struct ml_thread_root *t = &threads.v[i];
+        if (t->tp == tp && !t->gone) {
+            t->alt_lo = lo;
+            t->alt_hi = hi;
+            break;
+        }
     }
     ml_tr_unlock(&threads.lock);
 }

@@ -1309,6 +1309,15 @@ size_t ml_trace_current_bytes(void)
 
 int ml_trace_enabled(void) { return __atomic_load_n(&inner, __ATOMIC_RELAXED) != NULL; }
 
+void ml_trace_note_altstack(uintptr_t lo, uintptr_t hi)
+{
+    if (!ml_trace_enabled() || ml_tr_busy || t.guard)
+        return;
+    if (!t.attached)
+        attach_thread();
+    ml_threads_altstack(lo, hi);
+}
+
 void ml_trace_ignore_object(const void *p)
 {
     int was = ml_trace_guard_enter();

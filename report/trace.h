@@ -77,6 +77,10 @@ int ml_trace_report_live(int final, const struct ml_options *opt);
 /* __lsan_ignore_object: the live block at p carries ML_TAG_LSAN_IGNORED
  * from now on (its bytes move to that tag's counts); else nothing. */
 void ml_trace_ignore_object(const void *p);
+/* The calling thread installed [lo, hi) as its signal stack (sigaltstack;
+ * lo == hi: none): what a handler leaves there below its stack pointer is
+ * dead, as on any stack.  Attaches the thread if it has not allocated yet. */
+void ml_trace_note_altstack(uintptr_t lo, uintptr_t hi);
 
 /* In the child of a fork made while the process had one thread (no lock
  * was taken): the child's bookkeeping, unless the fork interrupted mallard

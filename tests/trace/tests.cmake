@@ -75,7 +75,11 @@ add_executable(fx_heap_stack ${CMAKE_SOURCE_DIR}/tests/programs/heap_stack.c)
 target_compile_options(fx_heap_stack PRIVATE -g -O1 -Wall -Wextra)
 target_link_libraries(fx_heap_stack PRIVATE Threads::Threads)
 set_target_properties(fx_heap_stack PROPERTIES OUTPUT_NAME heap_stack RUNTIME_OUTPUT_DIRECTORY ${ML_FIXTURE_DIR})
-foreach(c heap_stack thread_exit_leak end_pointer reused_blocks malloc_zero dead_frame dead_frame_exit cycle_owner anon_merge cxx_registry last_block
+add_executable(fx_altstack_leak ${CMAKE_SOURCE_DIR}/tests/programs/altstack_leak.c)
+target_link_libraries(fx_altstack_leak PRIVATE Threads::Threads)
+target_compile_options(fx_altstack_leak PRIVATE -g -O1 -Wall -Wextra)
+set_target_properties(fx_altstack_leak PROPERTIES OUTPUT_NAME altstack_leak RUNTIME_OUTPUT_DIRECTORY ${ML_FIXTURE_DIR})
+foreach(c altstack_leak heap_stack thread_exit_leak end_pointer reused_blocks malloc_zero dead_frame dead_frame_exit cycle_owner anon_merge cxx_registry last_block
     thread_deadstack_futex thread_deadstack_read thread_deadstack_sleep thread_deadstack_spin thread_deadstack_reg
     thread_deadstack_live thread_deadstack_write thread_deadstack_churn stats_threads)
   foreach(b freelist bump arena system page)
