@@ -1449,8 +1449,6 @@ static void roots_anonymous(struct reach *st)
     }
 }
 
-/* Every root; `sp` is below the caller's frame, which holds the spilled
- * registers. */
 /* The block that holds a, or NULL. */
 static const struct ml_live *block_holding(const struct reach *st, uintptr_t a)
 {
@@ -1526,6 +1524,8 @@ static void stacks_in_blocks(struct reach *st, const struct thread_set *ts, uint
     st->ndead = dead ? range_normalize(dead, n) : 0;
 }
 
+/* Every root; `sp` is below the caller's frame, which holds the spilled
+ * registers. */
 static __attribute__((noinline)) void reach_run(struct reach *st, const struct ml_exit_frame *exitf)
 {
     uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
