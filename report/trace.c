@@ -1313,8 +1313,13 @@ void ml_trace_note_altstack(uintptr_t lo, uintptr_t hi)
 {
     if (!ml_trace_enabled() || ml_tr_busy || t.guard)
         return;
-    if (!t.attached)
+    if (!t.attached) {
+        /* a stack put away needs no entry: a thread that is ending (the
+         * registry let it go) would come back as a live one */
+        if (lo == hi)
+            return;
         attach_thread();
+    }
     ml_threads_altstack(lo, hi);
 }
 
