@@ -16,25 +16,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-struct node {
-    struct node *kids[4];
-    char pad[88];
-};
-
-static inline void sink(void *p) { __asm__ volatile("" : : "r"(p) : "memory"); }
-
-__attribute__((noinline)) static void lose_tree(void)
-{
-    volatile struct node *copies[16];
-    struct node *root = malloc(sizeof *root); /* @ROOT */
-    for (int i = 0; i < 4; i++) {
-        root->kids[i] = malloc(sizeof *root); /* @KID */
-        memset(root->kids[i], 0, sizeof *root);
-    }
-    for (int i = 0; i < 16; i++)
-        copies[i] = root;
-    sink((void *)copies);
-}
+#include "lose_tree.h"
 
 static void handler(int sig)
 {
