@@ -1459,6 +1459,17 @@ static const struct ml_live *block_holding(const struct reach *st, uintptr_t a)
     return a - b->addr < b->size ? b : NULL;
 }
 
+/* Where another thread's live frames begin, as freeze.c learnt it (the red
+ * zone below its stack pointer included), 0 when it does not know: what
+ * frozen_sp returns, without reading its registers. */
+static uintptr_t held_sp(uintptr_t tp)
+{
+    uintptr_t sp = 0, regs[ML_FREEZE_NREGS];
+    if (ml_freeze_thread(tp, &sp, regs) == ML_FREEZE_UNKNOWN || sp < REACH_RED_ZONE)
+        return 0;
+    return (sp - REACH_RED_ZONE) & ~(uintptr_t)7;
+}
+
 /* Threads whose stack is a block of the heap (pthread_attr_setstack on
  * memory from malloc, as coroutine and green-thread libraries do): what lies
  * below a thread's stack pointer is dead, and valgrind, which makes it
@@ -1480,14 +1491,10 @@ static void stacks_in_blocks(struct reach *st, const struct thread_set *ts, uint
         if (!t->gone && t->alt_hi > t->alt_lo) {
             /* a signal stack from malloc: dead below a handler's frames */
             const struct ml_live *b = block_holding(st, t->alt_lo);
-            uintptr_t asp = 0, regs[ML_FREEZE_NREGS];
-            int known = 1;
-            if (t->tp == ts->self)
-                asp = __atomic_load_n(&signal_sp, __ATOMIC_RELAXED);
-            else if (ml_freeze_thread(t->tp, &asp, regs) == ML_FREEZE_UNKNOWN)
-                known = 0; /* cannot tell where it is: nothing on it is dead */
-            else
-                asp = asp > REACH_RED_ZONE ? asp - REACH_RED_ZONE : 0;
+            uintptr_t asp =
+                t->tp == ts->self ? __atomic_load_n(&signal_sp, __ATOMIC_RELAXED) : held_sp(t->tp);
+            /* where another thread is cannot be told: nothing on it is dead */
+            int known = t->tp == ts->self || asp;
             uintptr_t top = asp > t->alt_lo && asp < t->alt_hi ? asp & ~(uintptr_t)7 : t->alt_hi;
             if (known && b && t->alt_hi <= b->addr + b->size && top > t->alt_lo) {
                 if (!dead && !(dead = ml_meta_alloc(2 * ts->n * sizeof *dead)))
@@ -1509,9 +1516,7 @@ static void stacks_in_blocks(struct reach *st, const struct thread_set *ts, uint
         } else if (t->tp == ts->self) {
             live = exitf && exitf->sp > lo && exitf->sp < hi ? exitf->sp : sp;
         } else {
-            uintptr_t tsp = 0, regs[ML_FREEZE_NREGS];
-            if (ml_freeze_thread(t->tp, &tsp, regs) != ML_FREEZE_UNKNOWN && tsp > REACH_RED_ZONE)
-                live = tsp - REACH_RED_ZONE;
+            live = held_sp(t->tp);
         }
         live &= ~(uintptr_t)7;
         if (live <= lo || live > hi)
