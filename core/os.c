@@ -214,14 +214,16 @@ void ml_os_populate(void *p, size_t size)
     errno = saved;
 }
 
-void ml_os_decommit(void *p, size_t size)
+int ml_os_decommit(void *p, size_t size)
 {
     size_t ps = ml_os_page_size();
     uintptr_t a = round_up((uintptr_t)p, ps);
     uintptr_t end = ((uintptr_t)p + size) & ~(ps - 1);
+    int rc = 0;
     if (end > a) {
         int saved = errno;
-        os_madvise((void *)a, end - a, MADV_DONTNEED);
+        rc = os_madvise((void *)a, end - a, MADV_DONTNEED) == 0 ? 0 : -1;
         errno = saved;
     }
+    return rc;
 }

@@ -50,8 +50,10 @@ long ml_os_user_bytes(void);
 /* mprotect on whole pages: rw != 0 gives read-write, else PROT_NONE.
  * Returns 0 or an errno value (ENOMEM when vm.max_map_count is reached). */
 int ml_os_protect(void *p, size_t size, int rw);
-/* Gives the pages back to the kernel; they read as zero when next touched. */
-void ml_os_decommit(void *p, size_t size);
+/* Gives the whole pages inside [p, p + size) back to the kernel; they read
+ * as zero when next touched.  0, or -1 when the kernel refused (a locked
+ * mapping): the pages then keep what they held. */
+int ml_os_decommit(void *p, size_t size);
 /* Makes the pages of [p, p + size) resident and writable in one call, where
  * touching them would fault once a page; a hint (nothing on old kernels). */
 void ml_os_populate(void *p, size_t size);

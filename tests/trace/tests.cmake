@@ -32,7 +32,7 @@ set_target_properties(fx_dl_leak_lib PROPERTIES OUTPUT_NAME dl_leak_lib LIBRARY_
 
 # Exactness fixtures (issue 12), built as a user would build them, -O1 -g,
 # each run under every backend and checked against valgrind's figures.
-set(ML_EXACT_FIXTURES end_pointer reused_blocks malloc_zero dead_frame cycle_owner anon_merge last_block)
+set(ML_EXACT_FIXTURES end_pointer reused_blocks stale_blocks malloc_zero dead_frame cycle_owner anon_merge last_block)
 foreach(f ${ML_EXACT_FIXTURES})
   add_executable(fx_${f} ${CMAKE_SOURCE_DIR}/tests/programs/${f}.c)
   target_compile_options(fx_${f} PRIVATE -g -O1 -Wall -Wextra)
@@ -79,7 +79,7 @@ add_executable(fx_altstack_leak ${CMAKE_SOURCE_DIR}/tests/programs/altstack_leak
 target_link_libraries(fx_altstack_leak PRIVATE Threads::Threads)
 target_compile_options(fx_altstack_leak PRIVATE -g -O1 -Wall -Wextra)
 set_target_properties(fx_altstack_leak PROPERTIES OUTPUT_NAME altstack_leak RUNTIME_OUTPUT_DIRECTORY ${ML_FIXTURE_DIR})
-foreach(c altstack_leak heap_stack thread_exit_leak end_pointer reused_blocks malloc_zero dead_frame dead_frame_exit cycle_owner anon_merge cxx_registry last_block
+foreach(c altstack_leak heap_stack thread_exit_leak end_pointer reused_blocks stale_blocks malloc_zero dead_frame dead_frame_exit cycle_owner anon_merge cxx_registry last_block
     thread_deadstack_futex thread_deadstack_read thread_deadstack_sleep thread_deadstack_spin thread_deadstack_reg
     thread_deadstack_live thread_deadstack_write thread_deadstack_churn stats_threads)
   foreach(b freelist bump arena system page)
