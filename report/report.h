@@ -44,15 +44,24 @@ int ml_unwind(void **out, int max);
  * unwind.c), memo->sets sets of ML_MEMO_WAYS ways, the set chosen by
  * where the walk leaves the own frames and its first step; ML_UNWIND_SAME when the walk would
  * read exactly what the one recorded in memo->way[memo->last] read, so its
- * frames are that walk's (out is not filled); otherwise that way records
- * this walk, with id 0 for the caller to set.  The memory is zero-filled
- * before first use but for sets (a memo with every way's n 0 is empty). */
+ * frames are that walk's (out is not filled); ML_UNWIND_ABOVE when the
+ * walk reached a frame of a recorded one (an anchor) and would read what
+ * that one read from there on: its memo->above.n frames are out[0..at)
+ * and those of memo->way[above.above]'s walk from its frame above.from on
+ * (the caller has them by the way's id), and memo->way[memo->last]
+ * records the walk, with id 0 for the caller to set; otherwise that way
+ * records this walk, with id 0 for the caller to set.  The memory is
+ * zero-filled before first use but for sets (a memo with every way's n 0
+ * is empty). */
 #define ML_MEMO_SETS_MIN 4
 #define ML_MEMO_SETS_MAX 32
 #define ML_MEMO_WAYS 8
 #define ML_MEMO_CHECKS 48
 #define ML_MEMO_OWN 16
+#define ML_MEMO_ANCHORS 128
+#define ML_MEMO_ANCHOR_FRAMES 4
 #define ML_UNWIND_SAME (-2)
+#define ML_UNWIND_ABOVE (-3)
 struct ml_unwind_memo_way {
     uintptr_t s_ra, s_sp, s_rbp; /* where the walk began (the capture's caller) */
     int keep, s_checks;          /* its keep; the own frames' words (0: not known) */
@@ -61,6 +70,7 @@ struct ml_unwind_memo_way {
     uintptr_t s_val[ML_MEMO_OWN];
     uintptr_t ra, sp, rbp;        /* where the walk left the own frames */
     uintptr_t ra1;                /* the return address its first step read */
+    uint64_t stamp;               /* the memo's count of records when this one was begun */
     int n, lim;                   /* its result (0: none recorded) and the frames it could keep */
     int checks, rbp_used;         /* its checks; whether a CFA came from the rbp it began with */
     uint32_t id;                  /* the caller's: the stack id of those frames */
@@ -68,15 +78,33 @@ struct ml_unwind_memo_way {
     uintptr_t val[ML_MEMO_CHECKS];
 };
 struct ml_unwind_memo {
-    unsigned last;              /* the way (index into way[]) that answered or recorded last */
-    unsigned sets;              /* a power of 2, ML_MEMO_SETS_MIN..ML_MEMO_SETS_MAX */
-    unsigned long hits, misses; /* walks a way answered, and walks recorded (or not) anew */
+    unsigned last; /* the way (index into way[]) that answered or recorded last */
+    unsigned sets; /* a power of 2, ML_MEMO_SETS_MIN..ML_MEMO_SETS_MAX */
+    /* an ML_UNWIND_ABOVE answer: n frames, out[0..at) the walk's own, the
+     * rest those of way[above]'s walk from its frame from on */
+    struct {
+        unsigned above, at, from, n;
+    } above;
+    uint64_t stamps;            /* records begun */
+    unsigned long hits, misses; /* walks a way answered (all or but their first frame), and walks
+                                   recorded (or not) anew */
     unsigned long grow_at, seen_hits,
         seen_misses;                  /* the caller's: when to look at growing, and the last look's counts */
     uint8_t mru[ML_MEMO_SETS_MAX];    /* per set, its way used last */
     uint8_t victim[ML_MEMO_SETS_MAX]; /* per set, the next way to record into */
     uint8_t succ[ML_MEMO_SETS_MAX * ML_MEMO_WAYS]; /* per way, the way that answered after it last */
-    struct ml_unwind_memo_way way[];               /* sets * ML_MEMO_WAYS */
+    /* frames 1..ML_MEMO_ANCHOR_FRAMES of recorded walks, by return address
+     * and sp (unwind.c) */
+    struct ml_unwind_memo_anchor {
+        uintptr_t ra, sp, rbp; /* the frame's return address, sp (the CFA below it) and rbp */
+        uint64_t stamp;        /* its way's when it was made */
+        uint16_t way;
+        uint8_t k;   /* its number in the way's walk */
+        uint8_t c;   /* the way's first check of the steps from it */
+        int8_t skip; /* one of those to leave out (-1: none): an rbp read below it */
+        uint8_t dep; /* those steps use its rbp */
+    } anchor[ML_MEMO_ANCHORS];
+    struct ml_unwind_memo_way way[]; /* sets * ML_MEMO_WAYS */
 };
 #define ML_MEMO_BYTES(sets)                                                                                  \
     (sizeof(struct ml_unwind_memo) + (size_t)(sets)*ML_MEMO_WAYS * sizeof(struct ml_unwind_memo_way))

@@ -478,6 +478,21 @@ ml_stack_id capture_from(uintptr_t rbp, uintptr_t sp, uintptr_t ra)
     return capture_walk(rbp, sp, ra);
 }
 
+/* An ML_UNWIND_ABOVE answer's frames into raw, those of the walk itself
+ * there: the rest are the answering way's, from the depot by its id (a way
+ * gets its id only when its frames are its walk's, capture_rest); should
+ * they not be there, the walk is made. */
+static int above_frames(void **raw, const struct ml_unwind_memo *m, uintptr_t rbp, uintptr_t sp, uintptr_t ra)
+{
+    const struct ml_unwind_memo_way *src = &m->way[m->above.above];
+    unsigned nf, at = m->above.at, from = m->above.from, n = m->above.n;
+    const uintptr_t *f = ml_stack_frames(src->id, &nf);
+    if (ML_UNLIKELY(!f || (int)nf != src->n || from + (n - at) > nf))
+        return ml_unwind_skip_from(raw, st.depth, NULL, rbp, sp, ra);
+    memcpy(&raw[at], &f[from], (n - at) * sizeof *f);
+    return (int)n;
+}
+
 ml_stack_id capture_walk(uintptr_t rbp, uintptr_t sp, uintptr_t ra)
 {
     if (!__atomic_load_n(&st.on, __ATOMIC_ACQUIRE) || ML_UNLIKELY(no_unwind))
@@ -490,6 +505,8 @@ ml_stack_id capture_walk(uintptr_t rbp, uintptr_t sp, uintptr_t ra)
     int n = st.fast ? ml_unwind_skip_walk(raw, st.depth, m, rbp, sp, ra) : -1;
     if (n == ML_UNWIND_SAME && ML_LIKELY(m->way[m->last].id))
         return m->way[m->last].id;
+    if (n == ML_UNWIND_ABOVE)
+        n = above_frames(raw, m, rbp, sp, ra);
     ml_stack_id id = capture_rest(raw, n, m, rbp, sp, ra);
     if (m && ML_UNLIKELY(m->hits + m->misses >= m->grow_at))
         memo_look(m);

@@ -792,7 +792,23 @@ struct recorder {
     uintptr_t base;               /* the start's sp: checks are offsets from it */
     uintptr_t rbp_at, rbp_val;    /* where the current rbp was read (0: it is the start's), and it */
     int rbp_done;                 /* its check is in */
+    /* The anchors (see "the anchors" below): frames 1..ML_MEMO_ANCHOR_FRAMES
+     * of the walk, numbered from the memo's start; memo NULL: none. */
+    struct ml_unwind_memo *memo;
+    int frame0;            /* the frame number of walk_in's out[0] */
+    unsigned pending, dep; /* bit k: frame k's rest has met no rbp use or reload yet; a use first */
+    struct rec_anchor {
+        uintptr_t sp, rbp;
+        int c, skip; /* the first check of frame k's rest; the one of an rbp read before it (-1: none) */
+    } fr[ML_MEMO_ANCHOR_FRAMES + 1];
+    const struct ml_unwind_memo_anchor *hit; /* the anchor whose way's frames end this walk */
+    int hit_at, hit_checks;                  /* the frame it answered at; the checks to record (0: none) */
 };
+
+#define REC_NONE                                                                                             \
+    {                                                                                                        \
+        NULL, 0, 0, 0, 0, NULL, 0, 0, 0, {{0, 0, 0, 0}}, NULL, 0, 0                                          \
+    }
 
 /* Appends one check (the word at at is val); 0 when the way is full or at
  * is out of an offset's reach. */
@@ -817,6 +833,15 @@ rec_step(struct recorder *r, int cfa_from_rbp, uintptr_t ra_at, uintptr_t ra, ui
     struct ml_unwind_memo_way *w = r->w;
     if (!w)
         return;
+    if (cfa_from_rbp && r->pending) {
+        /* the frames whose rest this is the first use of rbp in: that rest
+         * needs their rbp, whose check (if made now) comes from before them */
+        int skip = !r->rbp_done && r->rbp_at ? w->checks : -1;
+        for (unsigned p = r->pending; p; p &= p - 1)
+            r->fr[__builtin_ctz(p)].skip = skip;
+        r->dep |= r->pending;
+        r->pending = 0;
+    }
     if (cfa_from_rbp && !r->rbp_done) {
         if (!r->rbp_at)
             w->rbp_used = 1;
@@ -827,6 +852,7 @@ rec_step(struct recorder *r, int cfa_from_rbp, uintptr_t ra_at, uintptr_t ra, ui
     if (!rec_check(w, r->base, ra_at, ra))
         goto full;
     if (rbp_at) {
+        r->pending = 0; /* their rest reads rbp anew before any use */
         r->rbp_at = rbp_at;
         r->rbp_val = rbp;
         r->rbp_done = 0;
@@ -834,6 +860,73 @@ rec_step(struct recorder *r, int cfa_from_rbp, uintptr_t ra_at, uintptr_t ra, ui
     return;
 full:
     r->w = NULL;
+}
+
+/* ---- the anchors ------------------------------------------------------
+ *
+ * A walk the memo has not seen most often meets, a frame or a few above
+ * where it starts, a frame a recorded walk went through: another call
+ * site of the same function, in the same invocation (cc1: of 51,079
+ * captures walked, 24,983 to 33,626 went on from their second frame as a
+ * recent walk had, 6,572 to 10,671 from their third, 4,006 to 6,444 from
+ * their fourth).  From there the walk is a function of that frame's
+ * return address, sp and (when a CFA comes from it before it is read
+ * anew) rbp, and of the words it reads, which the recorded walk's checks
+ * from that frame's step on hold: with those words found again, its
+ * frames are the recorded walk's from there.  Frames 1 to
+ * ML_MEMO_ANCHOR_FRAMES of each walk recorded in full are anchors, by
+ * return address and sp; an anchor is good while its way holds the walk it
+ * was made for (its stamp) and has that walk's stack id.  The rbp check
+ * those steps make of an rbp read below the frame (skip) is left out: the
+ * frame's rbp is compared instead. */
+
+static inline unsigned anchor_slot(uintptr_t ra, uintptr_t sp)
+{
+    uint64_t h = ((uint64_t)ra ^ ((uint64_t)sp << 13)) * 0x9E3779B97F4A7C15ull;
+    return (unsigned)(h >> 57) & (ML_MEMO_ANCHORS - 1);
+}
+
+/* Whether frame f of this walk (ra, sp, rbp; need more frames kept at
+ * most) is an anchor's whose way's walk would go on as this one: r->hit
+ * and r->hit_at say which.  The words are compared as they are copied
+ * into the way recording this walk, after its own checks and the room
+ * for the check of the anchor's rbp that the steps from the anchor would
+ * have made (above_record); r->hit_checks is how many that makes, 0 when
+ * they are not to be recorded. */
+static __attribute__((noinline)) int anchor_answers(struct recorder *r, int f, uintptr_t ra, uintptr_t sp,
+                                                    uintptr_t rbp, int need)
+{
+    const struct ml_unwind_memo *m = r->memo;
+    const struct ml_unwind_memo_anchor *a = &m->anchor[anchor_slot(ra, sp)];
+    if (a->ra != ra || a->sp != sp || (a->dep && a->rbp != rbp) || a->way >= m->sets * ML_MEMO_WAYS)
+        return 0;
+    const struct ml_unwind_memo_way *restrict src = &m->way[a->way];
+    if (src->stamp != a->stamp || !src->id || src->n <= a->k)
+        return 0;
+    if (src->n == src->lim && src->n - a->k < need)
+        return 0; /* that walk stopped at its limit before this one would */
+    struct ml_unwind_memo_way *restrict w = r->w;
+    int k = w->checks + (a->dep && !r->rbp_done && r->rbp_at), end = src->checks, skip = a->skip;
+    uintptr_t from = src->sp, base = r->base;
+    uintptr_t far = 0; /* the largest moved offset, or above 4 GiB */
+    for (int j = a->c; j < end; j++) {
+        if (j == skip)
+            continue;
+        uintptr_t at = from + src->off[j], word = *(const uintptr_t *)at;
+        if (word != src->val[j])
+            return 0;
+        if (k < ML_MEMO_CHECKS) {
+            uintptr_t d = at - base; /* huge below base */
+            far |= d;
+            w->off[k] = (uint32_t)d;
+            w->val[k] = word;
+        }
+        k++;
+    }
+    r->hit = a;
+    r->hit_at = f;
+    r->hit_checks = k <= ML_MEMO_CHECKS && far <= UINT32_MAX ? k : 0;
+    return 1;
 }
 
 /* The walk from ra: out[0] = ra, then each caller's, at most max, with
@@ -849,6 +942,15 @@ static inline __attribute__((always_inline)) int walk_in(const unsigned g, void 
     void **o = out, **end = out + max;
     *o++ = (void *)ra;
     while (o < end) {
+        if (r->memo) {
+            int f = r->frame0 + (int)(o - 1 - out);
+            if (f >= 1 && f <= ML_MEMO_ANCHOR_FRAMES && r->w) {
+                if (anchor_answers(r, f, ra, sp, rbp, r->frame0 + max - f))
+                    return ML_UNWIND_ABOVE;
+                r->fr[f] = (struct rec_anchor){sp, rbp, r->w->checks, -1};
+                r->pending |= 1u << f;
+            }
+        }
         uint64_t v = recipe_fast(t, ra - 1);
         if (ML_UNLIKELY(!v)) {
             v = recipe_slow(ra - 1);
@@ -920,7 +1022,7 @@ int ml_unwind_from(void **out, int max, uintptr_t rbp, uintptr_t sp, uintptr_t r
 {
     if (!find_object || max <= 0)
         return -1;
-    struct recorder none = {NULL, 0, 0, 0, 0};
+    struct recorder none = REC_NONE;
     return walk(out, max, rbp, sp, ra, &none);
 }
 
@@ -1172,6 +1274,68 @@ int ml_unwind_skip_walk(void **out, int keep, struct ml_unwind_memo *memo, uintp
     return skip_walk(out, keep, memo, rbp, sp, ra);
 }
 
+/* The anchors of the walk way wi has just recorded in full: its frames
+ * 1..ML_MEMO_ANCHOR_FRAMES that were stepped from (r->fr), out its n
+ * frames. */
+static void anchors_make(struct ml_unwind_memo *m, const struct recorder *r, unsigned wi, void *const *out,
+                         int n)
+{
+    const struct ml_unwind_memo_way *w = &m->way[wi];
+    for (int k = 1; k <= ML_MEMO_ANCHOR_FRAMES && k < n; k++) {
+        const struct rec_anchor *f = &r->fr[k];
+        if (!f->sp)
+            break; /* not stepped from: the walk ended there */
+        int dep = (r->dep >> k) & 1;
+        struct ml_unwind_memo_anchor *a = &m->anchor[anchor_slot((uintptr_t)out[k], f->sp)];
+        *a = (struct ml_unwind_memo_anchor){.ra = (uintptr_t)out[k],
+                                            .sp = f->sp,
+                                            .rbp = f->rbp,
+                                            .stamp = w->stamp,
+                                            .way = (uint16_t)wi,
+                                            .k = (uint8_t)k,
+                                            .c = (uint8_t)f->c,
+                                            .skip = (int8_t)(dep ? f->skip : -1),
+                                            .dep = (uint8_t)dep};
+    }
+}
+
+/* An anchor answered the walk w is recording (r->hit, at frame
+ * r->hit_at; its words are in w already, anchor_answers): w records it,
+ * and the caller gets the frames by memo->above. */
+static int above_record(struct ml_unwind_memo *m, struct ml_unwind_memo_way *w, const struct recorder *r,
+                        int lim, const struct own_record *own, uintptr_t ra0, uintptr_t sp0, uintptr_t rbp0,
+                        int keep)
+{
+    const struct ml_unwind_memo_anchor *a = r->hit;
+    const struct ml_unwind_memo_way *src = &m->way[a->way];
+    int take = src->n - a->k, at = r->hit_at;
+    if (take > lim - at)
+        take = lim - at;
+    m->above.above = a->way;
+    m->above.at = (unsigned)at;
+    m->above.from = a->k;
+    m->above.n = (unsigned)(at + take);
+    if (!r->hit_checks)
+        return ML_UNWIND_ABOVE; /* not recorded */
+    /* the anchor's rbp (the frame's, compared) as the steps from there
+     * would have checked it, ahead of the anchor way's words */
+    if (a->dep && !r->rbp_done) {
+        if (!r->rbp_at) {
+            w->rbp_used = 1;
+        } else {
+            uintptr_t d = r->rbp_at - r->base;
+            if (r->rbp_at < r->base || d > UINT32_MAX)
+                return ML_UNWIND_ABOVE;
+            w->off[w->checks] = (uint32_t)d;
+            w->val[w->checks] = r->rbp_val;
+        }
+    }
+    w->checks = r->hit_checks;
+    w->n = at + take;
+    own_note(w, own, ra0, sp0, rbp0, keep);
+    return ML_UNWIND_ABOVE;
+}
+
 /* The rest of ml_unwind_skip_from: the own frames stepped, then the memo's
  * set of the walk from there, then the walk, with generation g of the
  * recipe table.  A function of its own per generation (skip_walk_0 ...
@@ -1233,7 +1397,7 @@ static inline __attribute__((always_inline)) int skip_walk_in(const unsigned g, 
     if (lim > keep)
         lim = keep;
     if (!memo || lim < 2)
-        return walk_in(g, out, lim, rbp, sp, ra, &(struct recorder){NULL, 0, 0, 0, 0});
+        return walk_in(g, out, lim, rbp, sp, ra, &(struct recorder)REC_NONE);
     /* the first step, whose answer picks the set */
     uint64_t v = recipe_fast(&gens[g], ra - 1);
     int late = 0;
@@ -1271,9 +1435,14 @@ static inline __attribute__((always_inline)) int skip_walk_in(const unsigned g, 
     memo->mru[set] = (uint8_t)i;
     memo->last = set * ML_MEMO_WAYS + i;
     memo->succ[prev] = (uint8_t)memo->last;
-    struct recorder r = {late ? NULL : &w[i], usp, 0, 0, 0};
+    struct recorder r = REC_NONE;
+    r.w = late ? NULL : &w[i];
+    r.base = usp;
+    r.memo = memo;
+    r.frame0 = 1;
     w[i].n = 0;
     w[i].id = 0;
+    w[i].stamp = ++memo->stamps; /* the anchors of the walk it held go */
     w[i].ra = ra;
     w[i].sp = usp;
     w[i].rbp = urbp;
@@ -1284,11 +1453,14 @@ static inline __attribute__((always_inline)) int skip_walk_in(const unsigned g, 
     w[i].s_checks = 0;
     rec_step(&r, (v & R_CFA_RBP) != 0, ra_at, ra1, rbp_at, rbp);
     int n = walk_in(g, out + 1, lim - 1, rbp, sp, ra1, &r);
+    if (n == ML_UNWIND_ABOVE)
+        return above_record(memo, &w[i], &r, lim, &own, ra0, sp0, rbp0, keep);
     if (n < 0)
         return n;
     if (r.w) {
         w[i].n = n + 1;
         own_note(&w[i], &own, ra0, sp0, rbp0, keep); /* now that rbp_used is known */
+        anchors_make(memo, &r, (unsigned)(&w[i] - memo->way), out, n + 1);
     }
     return n + 1;
 }

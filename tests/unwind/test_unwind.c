@@ -68,7 +68,7 @@ static int probe(int tag)
  * walk recorded in that way: they too must be libunwind's. */
 static uintptr_t own_lo, own_hi;
 static int own_keep = MAX, own_nofp, use_memo;
-static volatile int memo_hits;
+static volatile int memo_hits, memo_aboves;
 static __thread struct ml_unwind_memo *memo; /* the largest a thread's grows to */
 static __thread void *memo_frames[ML_MEMO_SETS_MAX * ML_MEMO_WAYS][MAX];
 static __thread int memo_n[ML_MEMO_SETS_MAX * ML_MEMO_WAYS];
@@ -95,7 +95,21 @@ static int probe_own(int tag)
         memo_hits++;
         got = memo_frames[memo->last];
         r.n = memo_n[memo->last];
-    } else if (use_memo && r.n > 0 && memo->way[memo->last].n == r.n) {
+    } else if (r.n == ML_UNWIND_ABOVE && use_memo) {
+        /* out[0..at) this walk's, the rest the anchor way's from its frame
+         * from, as stack.c puts them together */
+        memo_aboves++;
+        unsigned src = memo->above.above, at = memo->above.at, from = memo->above.from, n = memo->above.n;
+        if (from + (n - at) > (unsigned)memo_n[src]) {
+            failures++;
+            fprintf(stderr, "%s: ML_UNWIND_ABOVE past its way's %d frames (%u from %u)\n", case_name,
+                    memo_n[src], n - at, from);
+            return tag;
+        }
+        memcpy(&a[at], &memo_frames[src][from], (n - at) * sizeof *a);
+        r.n = (int)n;
+    }
+    if (use_memo && r.n > 0 && got == a && memo->way[memo->last].n == r.n) {
         memcpy(memo_frames[memo->last], a, (size_t)r.n * sizeof *a);
         memo_n[memo->last] = r.n;
         memo->way[memo->last].id = 1;
@@ -257,6 +271,43 @@ static int c_twins(void)
     return s;
 }
 
+/* Call sites of one frame in turn, from three depths, each walk new to
+ * the memo: from the second on, a walk meets a frame or two above where it
+ * starts (or, from the next depth, a few) a frame a walk went through (an
+ * anchor) and must go on as that one did: -O2 callers, and -O0 ones whose
+ * CFAs come from rbp. */
+__attribute__((noinline)) static int leaf_a(int tag) { return probe_own(tag) + 1; }
+__attribute__((noinline)) static int leaf_b(int tag) { return probe_own(tag) + 2; }
+__attribute__((noinline, optimize("O0", "no-omit-frame-pointer"))) static int leaf_o0(int tag)
+{
+    return probe_own(tag) + 3;
+}
+__attribute__((noinline)) static int fan(int tag)
+{
+    int s = probe_own(tag);
+    __asm__ volatile("" ::: "memory");
+    s += probe_own(tag + 1);
+    s += leaf_a(tag);
+    s += leaf_b(tag);
+    s += leaf_o0(tag);
+    return s;
+}
+__attribute__((noinline, optimize("O0", "no-omit-frame-pointer"))) static int fan_o0(int tag)
+{
+    int s = probe_own(tag);
+    s += probe_own(tag + 1);
+    s += leaf_a(tag);
+    s += leaf_o0(tag);
+    return s;
+}
+static int c_anchors(void)
+{
+    int s = 0;
+    for (int d = 0; d < 3; d++)
+        s += o2_recurse(fan, 2 + d, 0) + o0_recurse(fan_o0, 2 + d, 0);
+    return s;
+}
+
 /* the caller of the own frames keeps a frame pointer: its CFA is rbp's */
 __attribute__((noinline, optimize("no-omit-frame-pointer"))) static int probe_own_fp(int tag)
 {
@@ -372,8 +423,20 @@ static void own_cases(void)
         run("  own, twin callers", c_twins, 1);
         run("  own, same sp, other rbp", c_same_sp, 1);
         run("  own, sixteen sites in turn", c_turns, 1);
+        int above0 = memo_aboves;
+        run("  own, call sites of one frame", c_anchors, 1);
+        /* the first time through (the memo keeps the walks for the next
+         * pass), most of the 27 walks go on from an anchor */
+        if (pass == 2 && memo_aboves - above0 < 12) {
+            fprintf(stderr, "call sites of one frame: %d walks answered by an anchor\n", memo_aboves - above0);
+            failures++;
+        }
     }
-    printf("memo answers %d\n", memo_hits);
+    printf("memo answers %d, by an anchor %d\n", memo_hits, memo_aboves);
+    if (memo_aboves < 20) {
+        fprintf(stderr, "anchors answered %d times\n", memo_aboves);
+        failures++;
+    }
     if (memo_hits < 20) {
         fprintf(stderr, "the memo answered %d times\n", memo_hits);
         failures++;
