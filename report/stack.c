@@ -17,7 +17,8 @@
  * frames cost three loads each, no recipe lookup).  A per-thread memo of recent walks (unwind.c), up to 256
  * of them in sets chosen by where each leaves mallard's frames, answers a walk that would read the very words
  * a recorded one read with that walk's stack id, so a program allocating from a few hundred places neither
- * walks nor hashes those stacks again.
+ * walks nor hashes those stacks again; a walk it has not seen that meets, in its first frames, a frame a
+ * recorded walk went through (an anchor) takes that walk's frames from there on (ML_UNWIND_ABOVE).
  *
  * Depot: stacks are deduplicated into 32-bit ids.  A 64-way sharded hash
  * (each shard its own lock, so threads rarely meet) maps a stack to its id;
