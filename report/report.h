@@ -86,8 +86,8 @@ struct ml_unwind_memo {
         unsigned above, at, from, n;
     } above;
     uint64_t stamps;            /* records begun */
-    unsigned long hits, misses; /* walks a way answered (all or but their first frame), and walks
-                                   recorded (or not) anew */
+    unsigned long hits, misses; /* walks a way answered, and walks recorded (or not) anew (those an
+                                   anchor answered among them) */
     unsigned long grow_at, seen_hits,
         seen_misses;                  /* the caller's: when to look at growing, and the last look's counts */
     uint8_t mru[ML_MEMO_SETS_MAX];    /* per set, its way used last */

@@ -805,11 +805,6 @@ struct recorder {
     int hit_at, hit_checks;                  /* the frame it answered at; the checks to record (0: none) */
 };
 
-#define REC_NONE                                                                                             \
-    {                                                                                                        \
-        NULL, 0, 0, 0, 0, NULL, 0, 0, 0, {{0, 0, 0, 0}}, NULL, 0, 0                                          \
-    }
-
 /* Appends one check (the word at at is val); 0 when the way is full or at
  * is out of an offset's reach. */
 static inline int rec_check(struct ml_unwind_memo_way *w, uintptr_t base, uintptr_t at, uintptr_t val)
@@ -1022,7 +1017,7 @@ int ml_unwind_from(void **out, int max, uintptr_t rbp, uintptr_t sp, uintptr_t r
 {
     if (!find_object || max <= 0)
         return -1;
-    struct recorder none = REC_NONE;
+    struct recorder none = {0};
     return walk(out, max, rbp, sp, ra, &none);
 }
 
@@ -1397,7 +1392,7 @@ static inline __attribute__((always_inline)) int skip_walk_in(const unsigned g, 
     if (lim > keep)
         lim = keep;
     if (!memo || lim < 2)
-        return walk_in(g, out, lim, rbp, sp, ra, &(struct recorder)REC_NONE);
+        return walk_in(g, out, lim, rbp, sp, ra, &(struct recorder){0});
     /* the first step, whose answer picks the set */
     uint64_t v = recipe_fast(&gens[g], ra - 1);
     int late = 0;
@@ -1435,7 +1430,7 @@ static inline __attribute__((always_inline)) int skip_walk_in(const unsigned g, 
     memo->mru[set] = (uint8_t)i;
     memo->last = set * ML_MEMO_WAYS + i;
     memo->succ[prev] = (uint8_t)memo->last;
-    struct recorder r = REC_NONE;
+    struct recorder r = {0};
     r.w = late ? NULL : &w[i];
     r.base = usp;
     r.memo = memo;
