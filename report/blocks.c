@@ -3,12 +3,13 @@
  * Maps a block's address to its requested size, allocation stack id and
  * tag, and keeps the record of a freed block while the block waits in the
  * trace layer's quarantine, so a double free can name all three stacks.
- * 256 shards chosen by a hash of the block's page, each an open-addressing table
- * with linear probing and backward-shift deletion (no tombstones) under its
- * own spin lock: threads meet only when they touch the same shard at the same
- * moment.  A live record keeps the allocation's sequence number where a
- * freed one keeps its free stack.  A record is 24 bytes and tables stay
- * between 8/15 and 4/5 full (they grow by half): 30 to 45 bytes per record.
+ * 4096 shards chosen by the block's page (shard_of), each an open-addressing
+ * table with linear probing and backward-shift deletion (no tombstones)
+ * under its own spin lock: threads meet only when they touch the same shard
+ * at the same moment.  A live record keeps the allocation's sequence
+ * number where a freed one keeps its free stack.  A record is 24 bytes
+ * and tables stay between 8/15 and 4/5 full (they grow by half): 30 to 45
+ * bytes per record.
  *
  * Two table operations per block, not three: a free marks the record
  * freed and names its hold, the quarantine cell that holds the block's
@@ -35,7 +36,7 @@
 #include "pressure.h"
 #include "report.h"
 
-#define SHARD_BITS 8
+#define SHARD_BITS 12
 #define SHARDS (1u << SHARD_BITS)
 #define SIZE_BITS 40
 #define SIZE_MASK ((1ull << SIZE_BITS) - 1)
@@ -70,11 +71,12 @@ _Static_assert(sizeof(struct shard) == 64, "a shard is one cache line");
 static struct shard shards[SHARDS];
 
 /* The shards that ever had a table, one bit each (set by grow, under the
- * shard's lock): the report's walks pass the others by without reading
- * their lines.  The 256 shards are 4 pages; a short program's blocks lie
- * on a few pages, so in a few shards (shard_of), and the walks that read
- * every shard, and took every lock, cost it page faults at exit (traced
- * /bin/true: 94-95 faults, 88-90 with the walks passing unused shards by). */
+ * shard's lock and first_lock): the report's walks and a fork pass the
+ * others by without reading their lines.  The 4096 shards are 64 pages; a
+ * short program's blocks lie on a few pages, so in a few shards
+ * (shard_of), and the walks that read every shard, and took every lock,
+ * cost it page faults at exit (traced /bin/true, 256 shards then: 94-95
+ * faults, 88-90 with the walks passing unused shards by). */
 static uint64_t shards_used[SHARDS / 64] __attribute__((aligned(64)));
 
 static inline int shard_used(unsigned i)
@@ -112,6 +114,18 @@ static inline void shard_release(shard_lock *l)
     ml_tr_busy_leave();
 }
 
+/* A shard's lock is taken only once the shard has a table (its cap, read
+ * first, is not 0: tables only grow), or under first_lock, which the
+ * insert that gives a shard its first table holds around the shard's own.
+ * So a fork (ml_blocks_atfork), holding first_lock, has every lock a
+ * thread may hold among the shards marked used, and takes and clears only
+ * those: with 4096 shards, taking all of them wrote 64 pages of them. */
+static shard_lock first_lock;
+
+/* cap, read without the shard's lock: 0 until the shard's first table is
+ * in place (grow publishes it after marking the shard used). */
+static inline size_t cap_now(const struct shard *s) { return __atomic_load_n(&s->cap, __ATOMIC_ACQUIRE); }
+
 static inline uint64_t mix(uintptr_t a)
 {
     uint64_t h = (uint64_t)a >> 4;
@@ -119,17 +133,26 @@ static inline uint64_t mix(uintptr_t a)
     return h ^ (h >> 29);
 }
 
-/* A block's shard: by a hash of the 4 KiB page it starts in, not of its
- * address.  A thread's blocks come from the pages its cache was refilled
- * from, so two threads' operations meet on fewer shard lines and tables
- * than when every shard took every thread's blocks (bench_threads 3000000
- * 2 on 2 cores, task-clock: 754-1126 ms against 1201-1312 with shards by
- * address; the spans of a class are still shared, so their pages are too). */
+/* A block's shard: by the 4 KiB page it starts in, not by its address.  A
+ * thread's blocks come from the pages its cache was refilled from, so two
+ * threads' operations meet on fewer shard lines and tables than when every
+ * shard took every thread's blocks (bench_threads 3000000 2 on 2 cores,
+ * task-clock: 754-1126 ms against 1201-1312 with shards by address).  The
+ * pages of one 16 MiB window (4096 pages) take 4096 consecutive shards,
+ * from a place the window's number hashes to: a thread working in a few
+ * hundred pages has shards of its own, where 256 shards by a hash of the
+ * page gave every thread most of them, and two CPUs' threads passed the
+ * shards' lines back and forth (bench_threads 100000 4 traced, task-clock
+ * on 2 CPUs 16.5-20.4 ms against 10.8 ms on 1).  Consecutive shards are
+ * neighbours in memory, so a short program's few pages of blocks touch a
+ * page or two of shards, as the 256 did. */
 #define SHARD_PAGE_SHIFT 12
 
 static inline struct shard *shard_of(uintptr_t addr)
 {
-    return &shards[((uint64_t)(addr >> SHARD_PAGE_SHIFT) * 0x9e3779b97f4a7c15ull) >> (64 - SHARD_BITS)];
+    uint64_t page = (uint64_t)(addr >> SHARD_PAGE_SHIFT);
+    uint64_t from = ((page >> SHARD_BITS) * 0x9e3779b97f4a7c15ull) >> (64 - SHARD_BITS);
+    return &shards[(page + from) & (SHARDS - 1)];
 }
 
 static inline uint64_t pack(uint64_t size, uint16_t tag, uint8_t state, unsigned kind)
@@ -192,18 +215,18 @@ static inline size_t next_slot(size_t j, size_t cap) { return j + 1 == cap ? 0 :
 /* Tables grow by half when 4/5 full (to 8/15), so a record of 24 bytes
  * costs 30 to 45 bytes of table (at 3/4 -> 1/2 it was 32 to 48, over the
  * 48 bytes a live block may cost with the rest of the tracer); the first
- * doubles.  The first tables (6 to 271 records; 256 shards, a short
- * program touches most of them) lie side by side in one region per size,
- * a mapping whose pages are touched as shards use them; when the shards
- * whose tables share a page have all outgrown it, the page goes back to
- * the kernel.  The smallest hold 4 records in 144 bytes, so the 256 of
- * them take 9 pages: a program's first few hundred blocks touch those (a
- * shard gets 5 of 200 blocks about once in 500), where first tables of 16
- * records (24 pages, all of them touched, two faults each) cost a traced
- * tr 48 page faults.  Its one more size costs a program of many blocks a
- * move per shard (6 -> 12 -> 24 where 16 -> 24 was).  From the meta heap's classes every
- * outgrown table would stay on their free lists (none needs that size
- * again): about 12 KiB a shard, 15 bytes a block at 200 k blocks.  Larger
+ * doubles.  The first tables (6 to 271 records) lie side by side in one
+ * region per size and 256 shards, a mapping whose pages are touched as
+ * shards use them; when the shards whose tables share a page have all
+ * outgrown it, the page goes back to the kernel.  The smallest hold 4
+ * records in 144 bytes, so 256 of them take 9 pages: a program's first few
+ * hundred blocks touch a few of those, where first tables of 16 records
+ * (then 24 pages for 256 shards, all of them touched, two faults each)
+ * cost a traced tr 48 page faults.  Its one more size costs a program of
+ * many blocks a move per shard (6 -> 12 -> 24 where 16 -> 24 was).  From
+ * the meta heap's classes every outgrown table would stay on their free
+ * lists (none needs that size again): about 12 KiB a shard, 15 bytes a
+ * block at 200 k blocks (256 shards).  Larger
  * tables are mappings of their own (a meta heap request above its largest
  * class), which go back to the kernel when the table grows again. */
 #define FITS(n, cap) ((n)*5 <= (cap)*4)
@@ -213,61 +236,107 @@ static const uint16_t small_caps[SMALL_LEVELS] = {6, 12, 24, 36, 54, 81, 121, 18
 #define SMALL_CAP(l) ((size_t)small_caps[l])
 #define META_LARGEST_CLASS ((size_t)64 << 10)
 
-/* Each level's region is a mapping of its own, made by its first table:
- * a short program maps the first level's 36 KiB and perhaps the second's,
- * not the 4.8 MiB of all nine (address space a tight RLIMIT_AS may not
- * have to give).  A region's tables are handed out in the order shards
- * reach the level, not by shard number: the dozen shards that a short
- * program's few pages of blocks fill (shards go by page, shard_of) take
- * their tables of a level side by side, a page or two, where by number
- * they took a page each (run_faults: 70 faults more than untraced, not
- * 35).  A shard reaches each level once (tables only grow), so a region
- * has a place for each. */
-static struct rec *small_region[SMALL_LEVELS];
+/* Each level's places come in regions of 256, each a mapping of its own,
+ * made by its first table: a short program maps the first level's 36 KiB
+ * and perhaps the second's, not the 77 MiB of every place of all nine for
+ * 4096 shards (address space a tight RLIMIT_AS may not have to give).  A
+ * level's tables are handed out in the order shards reach the level, not
+ * by shard number: the dozen shards that a short program's few pages of
+ * blocks fill (shards go by page, shard_of) take their tables of a level
+ * side by side, a page or two, where by number they took a page each
+ * (run_faults: 70 faults more than untraced, not 35).  A shard reaches
+ * each level once (tables only grow), so a level has a place for each. */
+#define REGION_PLACES 256u
+#define REGIONS (SHARDS / REGION_PLACES)
+static struct rec *small_region[SMALL_LEVELS][REGIONS];
 static unsigned small_next[SMALL_LEVELS];        /* places handed out */
 static uint8_t small_gone[SMALL_LEVELS][SHARDS]; /* places whose shard has left */
 
 static struct rec *small_table(unsigned level, uint16_t *where)
 {
-    struct rec *base = __atomic_load_n(&small_region[level], __ATOMIC_ACQUIRE);
+    unsigned k = __atomic_fetch_add(&small_next[level], 1, __ATOMIC_RELAXED);
+    if (k >= SHARDS)
+        return NULL; /* not reached: a shard takes one place a level */
+    struct rec **region = &small_region[level][k / REGION_PLACES];
+    struct rec *base = __atomic_load_n(region, __ATOMIC_ACQUIRE);
     if (!base) {
-        size_t bytes = SHARDS * SMALL_CAP(level) * sizeof(struct rec);
+        size_t bytes = REGION_PLACES * SMALL_CAP(level) * sizeof(struct rec);
         /* the meta heap's owner: the leak scan reads no table as roots */
         struct rec *fresh = ml_os_map_user(bytes, 0, ML_OWNER_META, 0);
-        if (!fresh)
+        if (!fresh) {
+            __atomic_store_n(&small_gone[level][k], 1, __ATOMIC_SEQ_CST); /* never used */
             return NULL;
-        if (__atomic_compare_exchange_n(&small_region[level], &base, fresh, 0, __ATOMIC_ACQ_REL,
-                                        __ATOMIC_ACQUIRE))
+        }
+        if (__atomic_compare_exchange_n(region, &base, fresh, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
             base = fresh;
         else
             ml_os_unmap_user(fresh, bytes); /* another shard mapped it first */
     }
-    unsigned k = __atomic_fetch_add(&small_next[level], 1, __ATOMIC_RELAXED);
-    if (k >= SHARDS)
-        return NULL; /* not reached: a shard takes one place a level */
     *where = (uint16_t)k;
-    return base + (size_t)k * SMALL_CAP(level);
+    return base + (size_t)(k % REGION_PLACES) * SMALL_CAP(level);
+}
+
+/* Pages of small tables whose every place's shard has left, given back
+ * DEAD_BATCH at a time, in runs: the shards of a growing program leave a
+ * level in about the order they came, so its pages die one after the
+ * other, and an madvise each was most of a traced C++ program's system
+ * calls (bench_cxx 200000: 6974 madvise).  At most DEAD_BATCH - 1 pages a
+ * level wait (60 KiB).  Its lock is taken only under a shard's, in grow,
+ * so a fork (which holds them all) finds it free. */
+#define DEAD_BATCH 16
+static struct {
+    shard_lock lock;
+    unsigned n;
+    uintptr_t page[DEAD_BATCH];
+} dead_pages[SMALL_LEVELS];
+
+static void dead_page(unsigned level, uintptr_t pg, size_t ps)
+{
+    shard_take(&dead_pages[level].lock);
+    unsigned n = dead_pages[level].n;
+    dead_pages[level].page[n++] = pg;
+    if (n == DEAD_BATCH) {
+        uintptr_t *a = dead_pages[level].page;
+        for (unsigned i = 1; i < n; i++) /* 16 entries, nearly in order */
+            for (unsigned j = i; j > 0 && a[j] < a[j - 1]; j--) {
+                uintptr_t t = a[j];
+                a[j] = a[j - 1];
+                a[j - 1] = t;
+            }
+        for (unsigned i = 0; i < n;) {
+            unsigned j = i + 1;
+            while (j < n && a[j] == a[j - 1] + ps)
+                j++;
+            ml_os_decommit((void *)a[i], (j - i) * ps);
+            i = j;
+        }
+        n = 0;
+    }
+    dead_pages[level].n = n;
+    shard_release(&dead_pages[level].lock);
 }
 
 /* A shard has left its small table of level l, at place k: gives back each
- * page of it whose every place's shard has left too.  A place handed out
- * but not yet used counts as in use.  The leaving is stored before the
- * neighbours' are read, sequentially consistent, so of two neighbours
- * leaving at once at least one sees the other gone. */
+ * page of it whose every place's shard has left too (dead_page).  A place
+ * handed out but not yet used counts as in use.  The leaving is stored
+ * before the neighbours' are read, sequentially consistent, so of two
+ * neighbours leaving at once at least one sees the other gone; both may,
+ * and the page is given back twice, which is harmless. */
 static void small_release(unsigned level, unsigned k)
 {
     size_t tbytes = SMALL_CAP(level) * sizeof(struct rec), ps = ml_os_page_size();
-    uintptr_t base = (uintptr_t)__atomic_load_n(&small_region[level], __ATOMIC_RELAXED);
-    uintptr_t lo = base + k * tbytes, hi = lo + tbytes;
+    unsigned r0 = k - k % REGION_PLACES; /* the region's first place */
+    uintptr_t base = (uintptr_t)__atomic_load_n(&small_region[level][k / REGION_PLACES], __ATOMIC_RELAXED);
+    uintptr_t lo = base + (k - r0) * tbytes, hi = lo + tbytes;
     __atomic_store_n(&small_gone[level][k], 1, __ATOMIC_SEQ_CST);
     for (uintptr_t pg = lo & ~(ps - 1); pg < hi; pg += ps) {
         size_t first = pg < base ? 0 : (pg - base) / tbytes;
         size_t last = (pg + ps - 1 - base) / tbytes;
         int dead = 1;
         for (size_t j = first; j <= last && dead; j++)
-            dead = j < SHARDS && __atomic_load_n(&small_gone[level][j], __ATOMIC_SEQ_CST);
+            dead = j < REGION_PLACES && __atomic_load_n(&small_gone[level][r0 + j], __ATOMIC_SEQ_CST);
         if (dead)
-            ml_os_decommit((void *)pg, ps);
+            dead_page(level, pg, ps);
     }
 }
 
@@ -341,7 +410,7 @@ __attribute__((noinline, cold)) static int grow(struct shard *s)
     unsigned was = s->level, was_at = s->place;
     struct rec *old = s->slots;
     s->slots = slots;
-    s->cap = cap;
+    __atomic_store_n(&s->cap, cap, __ATOMIC_RELEASE); /* after the shard's used bit (cap_now) */
     s->count = kept;
     s->nfreed = freed;
     s->level = (uint16_t)level;
@@ -458,9 +527,9 @@ int ml_blocks_insert(uintptr_t addr, uint64_t size, uint32_t stack, uint16_t tag
 {
     uint64_t h = mix(addr);
     struct shard *s = shard_of(addr);
-    if (ML_LIKELY(shard_try(&s->lock))) {
+    if (ML_LIKELY(cap_now(s)) && ML_LIKELY(shard_try(&s->lock))) {
         size_t cap = s->cap;
-        if (ML_LIKELY(cap)) {
+        {
             struct rec *slots = s->slots;
             size_t j = home_of(h, cap);
             while (slots[j].addr && slots[j].addr != addr)
@@ -490,6 +559,9 @@ static int insert_slow(uintptr_t addr, uint64_t size, uint32_t stack, uint16_t t
 {
     uint64_t h = mix(addr);
     struct shard *s = shard_of(addr);
+    int first = !cap_now(s); /* its first table: under first_lock */
+    if (first)
+        shard_take(&first_lock);
     shard_take(&s->lock);
     size_t j = 0;
     if (ML_LIKELY(s->cap))
@@ -501,6 +573,8 @@ static int insert_slow(uintptr_t addr, uint64_t size, uint32_t stack, uint16_t t
         if (ML_UNLIKELY(!FITS(s->count + 1, s->cap))) {
             if (make_room(s) != 0) {
                 shard_release(&s->lock);
+                if (first)
+                    shard_release(&first_lock);
                 return -1;
             }
             j = probe(s, addr, h);
@@ -509,6 +583,8 @@ static int insert_slow(uintptr_t addr, uint64_t size, uint32_t stack, uint16_t t
     }
     s->slots[j] = (struct rec){addr, pack(size, tag, ML_BLOCK_LIVE, kind), stack, seq};
     shard_release(&s->lock);
+    if (first)
+        shard_release(&first_lock);
     return 0;
 }
 
@@ -536,9 +612,11 @@ int ml_blocks_free(uintptr_t addr, uint32_t free_stack, uint32_t hold, void **ce
 {
     uint64_t h = mix(addr);
     struct shard *s = shard_of(addr);
+    if (ML_UNLIKELY(!cap_now(s)))
+        return -1; /* no table: no record */
     if (ML_LIKELY(shard_try(&s->lock))) {
         size_t cap = s->cap;
-        if (ML_LIKELY(cap)) {
+        {
             struct rec *slots = s->slots;
             size_t j = home_of(h, cap);
             while (slots[j].addr && slots[j].addr != addr)
@@ -586,6 +664,8 @@ void ml_blocks_set_kind(uintptr_t addr, unsigned kind)
 {
     uint64_t h = mix(addr);
     struct shard *s = shard_of(addr);
+    if (!cap_now(s))
+        return;
     shard_take(&s->lock);
     struct rec *r = find(s, addr, h);
     if (r && state_of(r) != ML_BLOCK_FREED)
@@ -619,6 +699,8 @@ int ml_blocks_remove(uintptr_t addr, struct ml_block_rec *out)
 {
     uint64_t h = mix(addr);
     struct shard *s = shard_of(addr);
+    if (!cap_now(s))
+        return -1;
     shard_take(&s->lock);
     struct rec *r = find(s, addr, h);
     if (r) {
@@ -635,6 +717,8 @@ int ml_blocks_take_live(uintptr_t addr, struct ml_block_rec *out)
     uint64_t h = mix(addr);
     struct shard *s = shard_of(addr);
     int rc = -1;
+    if (!cap_now(s))
+        return rc;
     shard_take(&s->lock);
     struct rec *r = find(s, addr, h);
     if (r) {
@@ -653,8 +737,10 @@ void ml_blocks_remove_freed(uintptr_t addr)
 {
     uint64_t h = mix(addr);
     struct shard *s = shard_of(addr);
+    if (!cap_now(s))
+        return;
     shard_take(&s->lock);
-    if (s->cap) {
+    {
         size_t j = probe(s, addr, h);
         if (s->slots[j].addr && state_of(&s->slots[j]) == ML_BLOCK_FREED)
             erase(s, j);
@@ -666,6 +752,8 @@ int ml_blocks_lookup(uintptr_t addr, struct ml_block_rec *out)
 {
     uint64_t h = mix(addr);
     struct shard *s = shard_of(addr);
+    if (!cap_now(s))
+        return -1;
     shard_take(&s->lock);
     struct rec *r = find(s, addr, h);
     if (r)
@@ -720,11 +808,15 @@ void ml_blocks_seq_wrapped(void)
         return;
     /* every record's seq is still at most 2^32 - 1 and new ones start over:
      * fix the boundary into the states (under the locks: threads run) */
+    shard_take(&first_lock);
     for (unsigned i = 0; i < SHARDS; i++)
-        shard_take(&shards[i].lock);
+        if (shard_used(i))
+            shard_take(&shards[i].lock);
     mark_each();
     for (unsigned i = 0; i < SHARDS; i++)
-        shard_release(&shards[i].lock);
+        if (shard_used(i))
+            shard_release(&shards[i].lock);
+    shard_release(&first_lock);
 }
 
 size_t ml_blocks_record_count(void)
@@ -733,6 +825,14 @@ size_t ml_blocks_record_count(void)
     for (unsigned i = 0; i < SHARDS; i++)
         if (shard_used(i))
             n += __atomic_load_n(&shards[i].count, __ATOMIC_RELAXED);
+    return n;
+}
+
+unsigned ml_blocks_shards_used(void)
+{
+    unsigned n = 0;
+    for (unsigned w = 0; w < SHARDS / 64; w++)
+        n += (unsigned)__builtin_popcountll(__atomic_load_n(&shards_used[w], __ATOMIC_ACQUIRE));
     return n;
 }
 
@@ -764,15 +864,28 @@ size_t ml_blocks_snapshot(struct ml_live *out, size_t cap, int locked)
     return n;
 }
 
+static void fork_take(shard_lock *l)
+{
+    if (__atomic_exchange_n(&l->v, 1, __ATOMIC_ACQUIRE))
+        lock_wait(l);
+}
+
 void ml_blocks_atfork(int phase)
 {
-    /* PREPARE takes every shard (no other thread is inside one while the
-     * process is copied), PARENT releases them, CHILD forgets the holders. */
+    /* PREPARE takes first_lock, then every shard that has a table (no other
+     * thread is inside one while the process is copied, and none can give
+     * a shard its first table), PARENT releases them, CHILD forgets the
+     * holders.  The used bits cannot change between the two: first_lock. */
+    if (phase == ML_FORK_PREPARE)
+        fork_take(&first_lock);
     for (unsigned i = 0; i < SHARDS; i++) {
-        if (phase != ML_FORK_PREPARE) {
+        if (!shard_used(i))
+            continue;
+        if (phase == ML_FORK_PREPARE)
+            fork_take(&shards[i].lock);
+        else
             __atomic_store_n(&shards[i].lock.v, 0, __ATOMIC_RELEASE);
-        } else if (__atomic_exchange_n(&shards[i].lock.v, 1, __ATOMIC_ACQUIRE)) {
-            lock_wait(&shards[i].lock);
-        }
     }
+    if (phase != ML_FORK_PREPARE)
+        __atomic_store_n(&first_lock.v, 0, __ATOMIC_RELEASE);
 }

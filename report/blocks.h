@@ -62,6 +62,9 @@ void ml_blocks_seq_wrapped(void);
 /* Records in the table (live, inherited and freed, stale ones included):
  * at least the live ones. */
 size_t ml_blocks_record_count(void);
+/* Shards that have a table: how widely the blocks so far are spread over
+ * the table's locks (tests/unit/unit_blocks.c). */
+unsigned ml_blocks_shards_used(void);
 /* Copies up to cap live and inherited blocks, flags = 1 for inherited
  * ones; locked = 0 when locks cannot be trusted (a fatal signal). */
 struct ml_live;

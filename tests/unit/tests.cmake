@@ -43,3 +43,12 @@ target_link_libraries(unit_owner PRIVATE mallard_core Threads::Threads)
 add_test(NAME unit_owner COMMAND unit_owner)
 set_tests_properties(unit_owner PROPERTIES PASS_REGULAR_EXPRESSION "owner ok" FAIL_REGULAR_EXPRESSION "FAIL"
                      TIMEOUT 120 LABELS "unit")
+
+# The live-block table, linked directly with its two trace-layer callbacks
+# stubbed: shards per page, and threads with forks in between.
+add_executable(unit_blocks ${CMAKE_CURRENT_LIST_DIR}/unit_blocks.c)
+target_compile_options(unit_blocks PRIVATE -Wall -Wextra -Werror)
+target_link_libraries(unit_blocks PRIVATE mallard_report mallard_core Threads::Threads)
+add_test(NAME unit_blocks COMMAND unit_blocks)
+set_tests_properties(unit_blocks PROPERTIES PASS_REGULAR_EXPRESSION "blocks ok" FAIL_REGULAR_EXPRESSION "FAIL"
+                     TIMEOUT 120 LABELS "unit")
