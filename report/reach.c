@@ -40,6 +40,11 @@
  *      lost points to, and of a pure cycle the first allocated (valgrind
  *      takes the lowest address, which its allocator hands out first).
  *
+ * A report that counts at most 16 blocks (a fork child's own, a short
+ * program's) first looks for a direct pointer to each among the roots
+ * above that need no maps (quick_all_held); the full scan runs only if one
+ * is not found.
+ *
  * Invariants: blocks[] is sorted by addr and its blocks do not overlap;
  * each block enters the work stack once per phase, so the stack holds at
  * most n entries; nothing here allocates from the host's malloc.
@@ -1894,6 +1899,167 @@ void ml_reach_classify(struct ml_live *blocks, size_t n, const struct ml_range *
     ml_reach_classify_own(blocks, n, skip, nskip, exitf, NULL);
 }
 
+/* ---- a fork child's few blocks, held directly ------------------------ */
+
+/* A fork child's report (at its exec or exit) counts only the blocks it
+ * made since the fork, most often one or two that the program's globals
+ * or its stack hold (a shell's command line on its way to exec: 100 such
+ * reports in a 25-pipeline dash script, 119-228 us each, the maps read
+ * 30-92 us of it; a short program's few blocks are alike).  When each of
+ * the blocks a report counts (at most QUICK_MAX) is pointed into by a word
+ * of the roots the full scan also reads (the loaded objects' writable
+ * segments minus the skip ranges, in granules no one owns; the exit
+ * frame's registers; the main thread's stack from the exit frame up to
+ * __libc_stack_end), all are REACHABLE, as the full scan would find them:
+ * no maps, no scan.  Anything else (more blocks, one found only through
+ * another) goes the full way. */
+#define QUICK_MAX 16
+
+extern void *__libc_stack_end;
+
+struct quick {
+    const struct ml_live *b[QUICK_MAX];
+    uintptr_t glibc[QUICK_MAX]; /* a word that does not hold it (glibc_next_chunk), or 0 */
+    uint8_t hit[QUICK_MAX];
+    size_t n, left;
+    uintptr_t lo, hi; /* [lo, hi): all of them */
+};
+
+static inline void quick_word(struct quick *q, uintptr_t w)
+{
+    if (w - q->lo >= q->hi - q->lo)
+        return;
+    for (size_t i = 0; i < q->n; i++) {
+        uint64_t size = q->b[i]->size ? q->b[i]->size : 1;
+        if (w - q->b[i]->addr < size) {
+            if (w == q->glibc[i])
+                return;
+            q->left -= !q->hit[i];
+            q->hit[i] = 1;
+            return;
+        }
+    }
+}
+
+/* [lo, hi) word by word, a page at a time under the fault guard (a page
+ * the program protected is passed by), in granules no one owns only, as
+ * root_piece reads roots. */
+__attribute__((no_sanitize_address)) static void quick_piece(struct reach *st, struct quick *q, uintptr_t lo,
+                                                             uintptr_t hi)
+{
+    volatile uintptr_t cursor = lo;
+    struct reach_guard *g = st->g;
+    if (sigsetjmp(g->jb, 0) != 0)
+        cursor = (cursor & ~(uintptr_t)(st->page - 1)) + st->page;
+    while (cursor + sizeof(uintptr_t) <= hi && q->left) {
+        uintptr_t end = (cursor & ~(uintptr_t)(st->page - 1)) + st->page;
+        if (end > hi)
+            end = hi;
+        g->armed = 1;
+        for (const uintptr_t *w = (const uintptr_t *)cursor; (uintptr_t)(w + 1) <= end; w++)
+            quick_word(q, *w);
+        g->armed = 0;
+        cursor = end;
+    }
+}
+
+static void quick_range(struct reach *st, struct quick *q, uintptr_t lo, uintptr_t hi)
+{
+    lo = (lo + sizeof(uintptr_t) - 1) & ~(uintptr_t)(sizeof(uintptr_t) - 1);
+    while (lo < hi && q->left) {
+        uintptr_t g = (lo & ~(uintptr_t)(ML_OS_GRANULE - 1)) + ML_OS_GRANULE;
+        uintptr_t end = g < hi ? g : hi;
+        if (ml_os_owner((const void *)lo) == ML_OWNER_NONE)
+            quick_piece(st, q, lo, end);
+        lo = end;
+    }
+}
+
+struct quick_ctx {
+    struct reach *st;
+    struct quick *q;
+};
+
+static int quick_objects(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    struct quick_ctx *c = data;
+    for (int i = 0; i < info->dlpi_phnum && c->q->left; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_W) || !ph->p_memsz)
+            continue;
+        uintptr_t lo = info->dlpi_addr + ph->p_vaddr, hi = lo + ph->p_memsz;
+        /* minus the skip ranges (sorted, disjoint) */
+        for (size_t k = 0; k < c->st->nskip && lo < hi; k++) {
+            const struct ml_range *x = &c->st->skip[k];
+            if (x->hi <= lo || x->lo >= hi)
+                continue;
+            if (x->lo > lo)
+                quick_range(c->st, c->q, lo, x->lo);
+            lo = x->hi;
+        }
+        if (lo < hi)
+            quick_range(c->st, c->q, lo, hi);
+    }
+    return c->q->left == 0;
+}
+
+/* The word of glibc's that lies inside blk, when blk may be a glibc chunk
+ * (memory mallard does not own): blocks_flag_glibc's test without the
+ * maps, under the installed guard, so it flags at least the blocks that
+ * one does.  0: none. */
+static uintptr_t glibc_inside(struct reach *st, const struct ml_live *blk)
+{
+    if (!blk->size || (blk->addr & 15) || ml_os_owner((const void *)blk->addr) != ML_OWNER_NONE)
+        return 0;
+    struct reach_guard *g = st->g;
+    volatile uintptr_t word = 0;
+    if (sigsetjmp(g->jb, 0) == 0) {
+        g->armed = 1;
+        word = ((const volatile uintptr_t *)blk->addr)[-1];
+    }
+    g->armed = 0;
+    uintptr_t csize = word & ~(uintptr_t)7;
+    if (!word || (word & 2) || csize < 32 || csize - 8 < blk->size || csize > ((uintptr_t)1 << 40))
+        return 0;
+    uintptr_t next = blk->addr - 16 + csize;
+    return next > blk->addr && next - blk->addr < blk->size ? next : 0;
+}
+
+/* Whether every block this report counts is pointed into from those roots
+ * (then their kinds stay REACHABLE). */
+static int quick_all_held(struct reach *st, const struct ml_exit_frame *exitf)
+{
+    struct quick q;
+    q.n = 0;
+    for (size_t i = 0; i < st->n; i++) {
+        if (st->theirs && st->theirs[i])
+            continue;
+        if (q.n == QUICK_MAX)
+            return 0;
+        q.hit[q.n] = 0;
+        q.b[q.n++] = &st->b[i];
+    }
+    if (!q.n)
+        return 0;
+    guard_install(st->g);
+    for (size_t i = 0; i < q.n; i++)
+        q.glibc[i] = glibc_inside(st, q.b[i]);
+    q.left = q.n;
+    q.lo = q.b[0]->addr;
+    q.hi = q.b[q.n - 1]->addr + (q.b[q.n - 1]->size ? q.b[q.n - 1]->size : 1);
+    for (int i = 0; i < 6; i++)
+        quick_word(&q, exitf->regs[i]);
+    uintptr_t top = (uintptr_t)__libc_stack_end;
+    if (syscall(SYS_gettid) == st->self && exitf->sp < top && top - exitf->sp < ((uintptr_t)64 << 20))
+        quick_range(st, &q, exitf->sp, top);
+    struct quick_ctx c = {st, &q};
+    if (q.left)
+        dl_iterate_phdr(quick_objects, &c);
+    guard_remove(st->g);
+    return q.left == 0;
+}
+
 void ml_reach_classify_own(struct ml_live *blocks, size_t n, const struct ml_range *skip, size_t nskip,
                            const struct ml_exit_frame *exitf, const uint8_t *theirs)
 {
@@ -1934,6 +2100,13 @@ void ml_reach_classify_own(struct ml_live *blocks, size_t n, const struct ml_ran
         memcpy(sk, skip, nskip * sizeof *sk);
     st->skip = sk;
     st->nskip = range_normalize(sk, nskip);
+    st->self = (pid_t)syscall(SYS_getpid);
+    if (theirs && exitf && st->want_left <= QUICK_MAX && quick_all_held(st, exitf)) {
+        ml_meta_free(st);
+        ml_meta_free(work);
+        ml_meta_free(sk);
+        return;
+    }
     if (maps_snapshot(st) != 0) {
         int err = errno;
         ml_meta_free(st->maps);
@@ -1957,7 +2130,6 @@ void ml_reach_classify_own(struct ml_live *blocks, size_t n, const struct ml_ran
         st->pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
     void *vbuf = ml_meta_alloc(REACH_VBUF);
     st->vbuf = vbuf;
-    st->self = (pid_t)syscall(SYS_getpid);
 #if defined(__x86_64__)
     /* ld.so's CPU feature record: __builtin_cpu_supports would link libgcc's
      * cpuid constructor into every process, traced or not (cpuid traps to
@@ -1967,6 +2139,13 @@ void ml_reach_classify_own(struct ml_live *blocks, size_t n, const struct ml_ran
     reach_prepare(st);
 
     guard_install(g);
+    /* Without the maps, reach_prepare could not tell which blocks' last
+     * bytes hold a glibc chunk header: glibc's top pointer, in libc's
+     * data, kept the block last carved from the top alive (a fork child's
+     * lost block under the system backend, with no /proc). */
+    for (size_t i = 0; st->nomaps && i < n; i++)
+        if (glibc_inside(st, &blocks[i]))
+            blocks[i].flags |= F_GLIBC;
     scrub_below();
     struct frozen_run fr = {st, exitf};
     ml_freeze_run(classify_held, &fr);

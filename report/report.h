@@ -319,7 +319,11 @@ void ml_reach_classify(struct ml_live *blocks, size_t n, const struct ml_range *
  * nonzero marks block i as not counted, NULL none.  Every counted block
  * gets its kind (and owner) exactly as ml_reach_classify would give it;
  * once all counted ones are found reachable the scan stops, and the kind
- * of an uncounted one may then be left REACHABLE. */
+ * of an uncounted one may then be left REACHABLE.  When at most 16 are
+ * counted and exit is given, a first pass looks for a word pointing into
+ * each among the loaded objects' writable segments, exit's registers and
+ * the main thread's stack above exit->sp: where it finds all of them, the
+ * maps are not read and nothing is scanned. */
 void ml_reach_classify_own(struct ml_live *blocks, size_t n, const struct ml_range *skip, size_t nskip,
                            const struct ml_exit_frame *exit, const uint8_t *theirs);
 

@@ -13,6 +13,8 @@
  *              SIGSEGV handler unprotects) while the process exits
  *   altstack   a 2 KiB sigaltstack, then a real SIGSEGV
  *   memalign   posix_memalign failure must set errno to ENOMEM
+ *   forkheld   two fork children that _exit: one keeps its one block in a
+ *              global, the other loses its block (leak_one)
  *   longname   the leak is made by a function with a 64-character name of
  *              a's (suppression patterns with many stars against it)
  *   other      the leak is made by other_leaker
@@ -38,6 +40,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "../programs/scrub.h"
@@ -47,6 +50,8 @@ struct node {
     char pad[24];
 };
 struct node *volatile keep;
+
+static void *volatile held; /* forkheld: a fork child's block, held by a global */
 
 __attribute__((noinline)) static void leak_one(void)
 {
@@ -312,6 +317,25 @@ int main(int argc, char **argv)
         rc = posix_memalign(&p, 24, 16);
         printf("posix_memalign bad alignment: rc %s, errno %s\n", rc == EINVAL ? "EINVAL" : "other",
                errno == 0 ? "unchanged" : "set");
+    } else if (!strcmp(mode, "forkheld")) {
+        /* two fork children: one whose only block of its own a global
+         * holds, one that loses its block (leak_one); both _exit */
+        fflush(stdout);
+        pid_t a = fork();
+        if (a == 0) {
+            held = malloc(40);
+            _exit(0);
+        }
+        if (a < 0 || waitpid(a, NULL, 0) != a)
+            return 16;
+        pid_t b = fork();
+        if (b == 0) {
+            leak_one();
+            scrub_stack();
+            _exit(0);
+        }
+        if (b < 0 || waitpid(b, NULL, 0) != b)
+            return 17;
     } else if (!strcmp(mode, "pressure")) {
         return pressure(argc > 2 ? atol(argv[2]) : 24, argc > 3 && !strcmp(argv[3], "restore"));
     } else if (strcmp(mode, "plain") && strcmp(mode, "longname") && strcmp(mode, "other")) {

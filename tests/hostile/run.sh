@@ -46,6 +46,19 @@ noproc) # F1: no /proc at all (a chroot, a minimal container)
     expect_report
     [ "$(grep -c 'maps cannot be read' "$tmp/err")" = 1 ] || fail "expected one line saying /proc is missing"
     ;;
+noprocfork) # F1 with fork children: a child whose own block a global holds
+    # needs no maps (reach.c, quick_all_held): only the parent and the child
+    # that lost its block say /proc is missing, and that child reports it
+    command -v unshare >/dev/null && [ "$(id -u)" = 0 ] || { echo "needs root and unshare"; exit 77; }
+    timeout -k 5 60 unshare -m sh -c 'mount -t tmpfs none /proc && exec env LD_PRELOAD="$1" "$2" forkheld' \
+        sh "$lib" "$prog" >"$tmp/out" 2>"$tmp/err"
+    rc=$?
+    [ $rc -ne 124 ] && [ $rc -ne 137 ] || fail "hung (killed by the watchdog)"
+    expect_ok forkheld
+    [ "$(grep -c 'maps cannot be read' "$tmp/err")" = 2 ] || fail "expected two lines saying /proc is missing"
+    [ "$(grep -c 'definitely lost: 100 bytes in 1 block' "$tmp/err")" = 2 ] ||
+        fail "expected the parent's and the second child's 100-byte leak"
+    ;;
 nofile) # F1: every fd in use at exit
     run nofile
     expect_ok nofile
