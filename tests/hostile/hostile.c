@@ -15,6 +15,9 @@
  *   memalign   posix_memalign failure must set errno to ENOMEM
  *   forkheld   two fork children that _exit: one keeps its one block in a
  *              global, the other loses its block (leak_one)
+ *   forkbss    a fork child keeps a block in a global, a second in the
+ *              first, and _exits; it must take at most 4096 page faults,
+ *              with 64 MiB of .bss never touched
  *   longname   the leak is made by a function with a 64-character name of
  *              a's (suppression patterns with many stars against it)
  *   other      the leak is made by other_leaker
@@ -52,6 +55,7 @@ struct node {
 struct node *volatile keep;
 
 static void *volatile held; /* forkheld: a fork child's block, held by a global */
+char untouched[64 << 20]; /* forkbss: .bss no one touches (not static: never folded away) */
 
 __attribute__((noinline)) static void leak_one(void)
 {
@@ -336,6 +340,27 @@ int main(int argc, char **argv)
         }
         if (b < 0 || waitpid(b, NULL, 0) != b)
             return 17;
+    } else if (!strcmp(mode, "forkbss")) {
+        /* a fork child whose block a global holds, and a second block
+         * only the first does, in a program with 64 MiB of .bss never
+         * touched: its report must not read those pages (a read maps
+         * each: a fault), though no root holds the second directly */
+        fflush(stdout);
+        pid_t a = fork();
+        if (a == 0) {
+            void **p = malloc(40);
+            *p = malloc(24);
+            held = p;
+            _exit(((volatile char *)untouched)[12345]);
+        }
+        int st = 0;
+        struct rusage ru;
+        if (a < 0 || wait4(a, &st, 0, &ru) != a || !WIFEXITED(st) || WEXITSTATUS(st))
+            return 18;
+        if (ru.ru_minflt > 4096) {
+            fprintf(stderr, "hostile: the fork child took %ld page faults\n", ru.ru_minflt);
+            return 19;
+        }
     } else if (!strcmp(mode, "pressure")) {
         return pressure(argc > 2 ? atol(argv[2]) : 24, argc > 3 && !strcmp(argv[3], "restore"));
     } else if (strcmp(mode, "plain") && strcmp(mode, "longname") && strcmp(mode, "other")) {

@@ -59,6 +59,11 @@ noprocfork) # F1 with fork children: a child whose own block a global holds
     [ "$(grep -c 'definitely lost: 100 bytes in 1 block' "$tmp/err")" = 2 ] ||
         fail "expected the parent's and the second child's 100-byte leak"
     ;;
+forkbss) # a fork child's report reads no page of the program's never touched
+    run forkbss
+    expect_ok forkbss
+    expect_report
+    ;;
 nofile) # F1: every fd in use at exit
     run nofile
     expect_ok nofile

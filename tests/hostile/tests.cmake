@@ -3,17 +3,17 @@
 # hostile.c is built WITHOUT mallard (and -fno-builtin: the compiler must not
 # assume anything about the malloc family's errno) and reaches it only
 # through LD_PRELOAD.  run.sh holds the process-level cases (no /proc, fork
-# children without /proc, no free fd, stderr reused, quick_exit, GC-style
-# SIGSEGV, a tiny sigaltstack, posix_memalign errno), each under every
-# backend; files.sh the cases about
-# files a user names (symlinks, FIFOs, directories, another user's file,
-# setuid under /etc/ld.so.preload, suppression patterns, long values).
+# children without /proc or beside a big untouched .bss, no free fd, stderr
+# reused, quick_exit, GC-style SIGSEGV, a tiny sigaltstack, posix_memalign
+# errno), each under every backend; files.sh the cases about files a user
+# names (symlinks, FIFOs, directories, another user's file, setuid under
+# /etc/ld.so.preload, suppression patterns, long values).
 # Every run has a watchdog: a hang is a failure.
 add_executable(hostile ${CMAKE_CURRENT_LIST_DIR}/hostile.c)
 target_compile_options(hostile PRIVATE ${ML_WARN} -fno-builtin -O1)
 target_link_libraries(hostile PRIVATE Threads::Threads)
 
-foreach(case noproc noprocfork nofile closefds quick gcsegv altstack memalign pressure)
+foreach(case noproc noprocfork forkbss nofile closefds quick gcsegv altstack memalign pressure)
   foreach(backend ${ML_BACKENDS})
     add_test(NAME hostile_${case}_${backend}
       COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/run.sh ${ML_LIB} $<TARGET_FILE:hostile> ${case})
