@@ -35,13 +35,19 @@ expect_report() {
     grep -q "indirectly lost: 0 bytes" "$tmp/err" || fail "list blocks reported lost"
 }
 
-case $case in
-noproc) # F1: no /proc at all (a chroot, a minimal container)
+# run_noproc MODE: the program under the preload with an empty /proc, in a
+# private mount namespace (root and unshare, else the case is skipped)
+run_noproc() {
     command -v unshare >/dev/null && [ "$(id -u)" = 0 ] || { echo "needs root and unshare"; exit 77; }
-    timeout -k 5 60 unshare -m sh -c 'mount -t tmpfs none /proc && exec env LD_PRELOAD="$1" "$2" plain' \
-        sh "$lib" "$prog" >"$tmp/out" 2>"$tmp/err"
+    timeout -k 5 60 unshare -m sh -c 'mount -t tmpfs none /proc && exec env LD_PRELOAD="$1" "$2" "$3"' \
+        sh "$lib" "$prog" "$1" >"$tmp/out" 2>"$tmp/err"
     rc=$?
     [ $rc -ne 124 ] && [ $rc -ne 137 ] || fail "hung (killed by the watchdog)"
+}
+
+case $case in
+noproc) # F1: no /proc at all (a chroot, a minimal container)
+    run_noproc plain
     expect_ok plain
     expect_report
     [ "$(grep -c 'maps cannot be read' "$tmp/err")" = 1 ] || fail "expected one line saying /proc is missing"
@@ -49,11 +55,7 @@ noproc) # F1: no /proc at all (a chroot, a minimal container)
 noprocfork) # F1 with fork children: a child whose own block a global holds
     # needs no maps (reach.c, quick_all_held): only the parent and the child
     # that lost its block say /proc is missing, and that child reports it
-    command -v unshare >/dev/null && [ "$(id -u)" = 0 ] || { echo "needs root and unshare"; exit 77; }
-    timeout -k 5 60 unshare -m sh -c 'mount -t tmpfs none /proc && exec env LD_PRELOAD="$1" "$2" forkheld' \
-        sh "$lib" "$prog" >"$tmp/out" 2>"$tmp/err"
-    rc=$?
-    [ $rc -ne 124 ] && [ $rc -ne 137 ] || fail "hung (killed by the watchdog)"
+    run_noproc forkheld
     expect_ok forkheld
     [ "$(grep -c 'maps cannot be read' "$tmp/err")" = 2 ] || fail "expected two lines saying /proc is missing"
     [ "$(grep -c 'definitely lost: 100 bytes in 1 block' "$tmp/err")" = 2 ] ||
